@@ -1,0 +1,22 @@
+# Dependency discovery. Debian 12 packages are the reference (scripts/setup.sh installs them);
+# a downloaded LibTorch 2.x works through -DCMAKE_PREFIX_PATH=/path/to/libtorch.
+find_program(BRAID_CCACHE ccache)
+if(BRAID_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${BRAID_CCACHE})
+endif()
+
+find_package(Threads REQUIRED)
+find_package(MPI REQUIRED COMPONENTS CXX)
+find_package(Torch REQUIRED)
+find_package(yaml-cpp REQUIRED)
+find_package(fmt REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(ZLIB REQUIRED)
+find_path(BRAID_CLI11_INCLUDE CLI/CLI.hpp REQUIRED)
+
+# Torch's config adds its flags (ABI macro) to the `torch` target; lower layers link it for
+# headers and c10/ATen symbols only.
+if(BRAID_WITH_NCCL)
+  find_package(CUDAToolkit REQUIRED)
+  find_library(BRAID_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} REQUIRED)
+endif()

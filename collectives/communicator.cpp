@@ -1,0 +1,248 @@
+#include "collectives/communicator.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "collectives/collectives.h"
+#include "collectives/reduce.h"
+#include "common/error.h"
+
+namespace braid {
+
+namespace {
+
+constexpr int kCheckTag = 1;
+constexpr int kFirstOpTag = 16;
+constexpr int kOpTagSpan = 16000;  // MPI guarantees tags up to 32767
+
+// Fixed-size description that debug mode exchanges before each collective.
+struct CheckRecord {
+  std::uint64_t seq;
+  std::int64_t count;
+  std::int32_t dtype;
+  std::int32_t root;
+  char op[24];
+  char algorithm[16];
+};
+static_assert(sizeof(CheckRecord) == 64, "CheckRecord is exchanged as 8 int64 values");
+
+CheckRecord record_of(const OpDesc& desc, std::uint64_t seq) {
+  CheckRecord record{};
+  record.seq = seq;
+  record.count = desc.count;
+  record.dtype = static_cast<std::int32_t>(desc.dtype);
+  record.root = desc.root;
+  std::strncpy(record.op, desc.op.c_str(), sizeof(record.op) - 1);
+  std::strncpy(record.algorithm, desc.algorithm.c_str(), sizeof(record.algorithm) - 1);
+  return record;
+}
+
+std::string describe(const CheckRecord& record) {
+  OpDesc desc;
+  desc.op.assign(record.op, strnlen(record.op, sizeof(record.op)));
+  desc.algorithm.assign(record.algorithm, strnlen(record.algorithm, sizeof(record.algorithm)));
+  desc.count = record.count;
+  desc.dtype = static_cast<DType>(record.dtype);
+  desc.root = record.root;
+  return str_cat(desc.text(), " as sequence number ", record.seq);
+}
+
+bool same(const CheckRecord& a, const CheckRecord& b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+}  // namespace
+
+std::string OpDesc::text() const {
+  std::string args = algorithm.empty() ? "" : algorithm + ", ";
+  args += str_cat(count, " x ", dtype_name(dtype));
+  if (root >= 0) args += str_cat(", root ", root);
+  return str_cat(op, "(", args, ")");
+}
+
+Communicator::Communicator(std::shared_ptr<Transport> transport, CommOptions options)
+    : transport_(std::move(transport)),
+      options_(std::move(options)),
+      rank_(transport_->rank()),
+      size_(transport_->size()),
+      thread_([this] { loop(); }) {}
+
+Communicator::~Communicator() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  queued_.notify_all();
+  thread_.join();
+}
+
+std::uint64_t Communicator::next_sequence() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return submitted_;
+}
+
+Work Communicator::submit(OpDesc desc, std::function<void(OpContext&)> body) {
+  Work work = Work::pending(str_cat(desc.text(), " on rank ", rank_));
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    BRAID_CHECK(!stopping_, "submit on a communicator that is shutting down");
+    ++submitted_;
+    queue_.push_back(Job{std::move(desc), std::move(body), work});
+  }
+  queued_.notify_one();
+  return work;
+}
+
+void Communicator::loop() {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      queued_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      job = std::move(queue_.front());
+      queue_.pop_front();
+      if (stopping_) {
+        job.work.mark_completed(std::make_exception_ptr(
+            CommError(str_cat(job.desc.text(), " was cancelled: the communicator shut down"))));
+        continue;
+      }
+    }
+    run(job);
+  }
+}
+
+void Communicator::run(Job& job) {
+  const std::uint64_t seq = seq_++;
+  if (!broken_.empty()) {
+    job.work.mark_completed(std::make_exception_ptr(CommError(
+        str_cat(job.desc.text(), " not run: the communicator failed earlier: ", broken_))));
+    return;
+  }
+  try {
+    if (options_.debug_checks && size_ > 1) cross_check(job.desc, seq);
+    OpContext ctx(*transport_, kFirstOpTag + static_cast<int>(seq % kOpTagSpan),
+                  Clock::now() + options_.timeout, job.desc.text(), seq);
+    job.body(ctx);
+    job.work.mark_completed();
+  } catch (const std::exception& e) {
+    broken_ = e.what();
+    job.work.mark_completed(std::current_exception());
+  }
+}
+
+void Communicator::cross_check(const OpDesc& desc, std::uint64_t seq) {
+  OpContext ctx(*transport_, kCheckTag, Clock::now() + options_.timeout,
+                "debug check before " + desc.text(), seq);
+  std::vector<CheckRecord> all(size_);
+  CheckRecord mine = record_of(desc, seq);
+  constexpr std::int64_t kWords = sizeof(CheckRecord) / 8;
+  braid::allgatherv(ctx, Buffer{&mine, kWords, DType::kInt64}, Buffer{all.data(), kWords * size_, DType::kInt64},
+             std::vector<std::int64_t>(size_, kWords));
+  for (int r = 1; r < size_; ++r) {
+    if (!same(all[r], all[0])) {
+      throw CommError(str_cat("collective mismatch: rank 0 called ", describe(all[0]),
+                              " but rank ", r, " called ", describe(all[r])));
+    }
+  }
+}
+
+Allreduce& Communicator::algorithm(const std::string& name) {
+  auto& slot = algorithms_[name];
+  if (!slot) slot = make_allreduce(name, options_.allreduce);
+  return *slot;
+}
+
+namespace {
+void check_algorithm(const std::string& name) {
+  const auto& names = allreduce_names();
+  if (std::find(names.begin(), names.end(), name) == names.end()) {
+    make_allreduce(name);  // throws the ConfigError listing the valid names
+  }
+}
+}  // namespace
+
+Work Communicator::allreduce(Buffer buffer, ReduceOp op, const std::string& name) {
+  check_algorithm(name);
+  return submit({"allreduce", name, buffer.count, buffer.dtype}, [=](OpContext& ctx) {
+    algorithm(name).run(ctx, buffer, op);
+    if (op == ReduceOp::kAvg) finish_avg(buffer, size_);
+  });
+}
+
+Work Communicator::allreduce_fused(std::vector<Buffer> buffers, ReduceOp op,
+                                   const std::string& name) {
+  check_algorithm(name);
+  std::int64_t total = 0;
+  for (const Buffer& b : buffers) {
+    BRAID_CHECK(b.dtype == buffers.front().dtype, "fused allreduce mixes ",
+                dtype_name(buffers.front().dtype), " and ", dtype_name(b.dtype));
+    total += b.count;
+  }
+  const DType dtype = buffers.empty() ? DType::kFloat32 : buffers.front().dtype;
+  return submit({"allreduce_fused", name, total, dtype},
+                [this, buffers = std::move(buffers), total, dtype, op, name](OpContext& ctx) {
+                  Buffer flat{scratch_.get(total * dtype_size(dtype)), total, dtype};
+                  std::int64_t offset = 0;
+                  for (const Buffer& b : buffers) {
+                    if (b.count) std::memcpy(flat.bytes_at(offset), b.data, b.bytes());
+                    offset += b.count;
+                  }
+                  algorithm(name).run(ctx, flat, op);
+                  if (op == ReduceOp::kAvg) finish_avg(flat, size_);
+                  offset = 0;
+                  for (const Buffer& b : buffers) {
+                    if (b.count) std::memcpy(b.data, flat.bytes_at(offset), b.bytes());
+                    offset += b.count;
+                  }
+                });
+}
+
+Work Communicator::reduce_scatter(Buffer input, Buffer output, ReduceOp op) {
+  return submit({"reduce_scatter", "ring", input.count, input.dtype}, [=](OpContext& ctx) {
+    braid::reduce_scatter(ctx, input, output, op, scratch_);
+    if (op == ReduceOp::kAvg) finish_avg(output, size_);
+  });
+}
+
+Work Communicator::allgather(Buffer input, Buffer output) {
+  return allgatherv(input, output, std::vector<std::int64_t>(size_, input.count));
+}
+
+Work Communicator::allgatherv(Buffer input, Buffer output, std::vector<std::int64_t> counts) {
+  return submit({"allgatherv", "ring", output.count, input.dtype},
+                [=, counts = std::move(counts)](OpContext& ctx) {
+                  braid::allgatherv(ctx, input, output, counts);
+                });
+}
+
+Work Communicator::broadcast(Buffer buffer, int root) {
+  return submit({"broadcast", "tree", buffer.count, buffer.dtype, root},
+                [=](OpContext& ctx) { braid::broadcast(ctx, buffer, root); });
+}
+
+Work Communicator::gather(Buffer input, Buffer output, int root) {
+  return submit({"gather", "direct", input.count, input.dtype, root},
+                [=](OpContext& ctx) { braid::gather(ctx, input, output, root); });
+}
+
+Work Communicator::alltoall(Buffer input, Buffer output) {
+  BRAID_CHECK(input.count % size_ == 0, "alltoall input of ", input.count,
+              " elements does not split into ", size_, " equal blocks");
+  std::vector<std::int64_t> counts(size_, input.count / size_);
+  return alltoallv(input, counts, output, counts);
+}
+
+Work Communicator::alltoallv(Buffer input, std::vector<std::int64_t> send_counts, Buffer output,
+                             std::vector<std::int64_t> recv_counts) {
+  return submit({"alltoallv", "pairwise", size_, input.dtype},
+                [=, send_counts = std::move(send_counts),
+                 recv_counts = std::move(recv_counts)](OpContext& ctx) {
+                  braid::alltoallv(ctx, input, send_counts, output, recv_counts);
+                });
+}
+
+Work Communicator::barrier() {
+  return submit({"barrier", "dissemination", 0, DType::kFloat32},
+                [](OpContext& ctx) { braid::barrier(ctx); });
+}
+
+}  // namespace braid

@@ -1,0 +1,31 @@
+// Alpha-beta-gamma cost model (shared/design ALGORITHMS.md section 1): one message of S bytes
+// costs alpha + S*beta, reducing S bytes costs S*gamma. "auto" evaluates each algorithm's
+// formula for the rank count and message size and picks the cheapest. Defaults were measured
+// on a 2-core shared-memory machine; `braid bench allreduce --calibrate FILE` measures them
+// anew (ping-pong fit for alpha and beta, a local reduction for gamma) and BRAID_COST_MODEL=FILE
+// (or sync.cost_model in a config) loads them.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace braid {
+
+struct CostModel {
+  double alpha_s = 2e-6;            // per-message latency
+  double beta_s_per_byte = 2.5e-10;  // inverse bandwidth (4 GB/s)
+  double gamma_s_per_byte = 1e-10;   // inverse reduction throughput (10 GB/s)
+
+  // Predicted seconds for one allreduce of `bytes` over `ranks` ranks with ring, star or rhd.
+  double predict(const std::string& algorithm, int ranks, std::size_t bytes) const;
+  // The algorithm with the lowest prediction among ring, star and rhd.
+  std::string choose(int ranks, std::size_t bytes) const;
+
+  // A small YAML file: alpha_s, beta_s_per_byte, gamma_s_per_byte. Throws ConfigError.
+  static CostModel load(const std::string& path);
+  void save(const std::string& path) const;
+  // BRAID_COST_MODEL's file when that variable is set, else the defaults.
+  static CostModel from_environment();
+};
+
+}  // namespace braid

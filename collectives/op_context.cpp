@@ -1,0 +1,32 @@
+#include "collectives/op_context.h"
+
+#include "common/error.h"
+
+namespace braid {
+
+void OpContext::wait(Request& request) {
+  if (request.wait_until(deadline_)) return;
+  auto waited =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start_).count();
+  throw TimeoutError(str_cat("rank ", rank(), ": ", op_, " (sequence number ", seq_,
+                             ") timed out after ", waited, " ms waiting to ",
+                             request.is_recv() ? "receive " : "send ", request.bytes(),
+                             " bytes ", request.is_recv() ? "from" : "to", " rank ",
+                             request.peer()));
+}
+
+void OpContext::wait_all(std::vector<RequestPtr>& requests) {
+  for (auto& request : requests) {
+    if (request) wait(*request);
+  }
+  requests.clear();
+}
+
+void OpContext::sendrecv(Buffer out, int to, Buffer in, int from) {
+  auto r = recv(in, from);
+  auto s = send(out, to);
+  wait(*r);
+  wait(*s);
+}
+
+}  // namespace braid

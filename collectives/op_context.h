@@ -1,0 +1,53 @@
+// OpContext: what one running collective sees of its communicator: the transport, the tag
+// reserved for this operation (derived from its sequence number, so a rank that runs ahead
+// into the next operation cannot be matched with this one), and the operation's deadline.
+// Algorithms are straight-line blocking code over send/recv/wait; only the communication
+// thread runs them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "collectives/transport.h"
+
+namespace braid {
+
+class OpContext {
+ public:
+  OpContext(Transport& transport, int tag, Clock::time_point deadline, std::string op,
+            std::uint64_t seq)
+      : transport_(transport), tag_(tag), deadline_(deadline), op_(std::move(op)), seq_(seq) {}
+
+  Transport& transport() const { return transport_; }
+  int rank() const { return transport_.rank(); }
+  int size() const { return transport_.size(); }
+  int tag() const { return tag_; }
+  Clock::time_point deadline() const { return deadline_; }
+  const std::string& op() const { return op_; }
+
+  RequestPtr send(const void* data, std::size_t bytes, int peer) {
+    return transport_.isend(data, bytes, peer, tag_);
+  }
+  RequestPtr recv(void* data, std::size_t bytes, int peer) {
+    return transport_.irecv(data, bytes, peer, tag_);
+  }
+  RequestPtr send(Buffer b, int peer) { return send(b.data, b.bytes(), peer); }
+  RequestPtr recv(Buffer b, int peer) { return recv(b.data, b.bytes(), peer); }
+
+  // Block until the request completes; TimeoutError naming rank, op, sequence number and peer
+  // when the deadline passes first.
+  void wait(Request& request);
+  void wait_all(std::vector<RequestPtr>& requests);
+  // Send `out` to `to` and receive `in` from `from`, both complete on return.
+  void sendrecv(Buffer out, int to, Buffer in, int from);
+
+ private:
+  Transport& transport_;
+  int tag_;
+  Clock::time_point deadline_;
+  std::string op_;
+  std::uint64_t seq_;
+  Clock::time_point start_ = Clock::now();
+};
+
+}  // namespace braid

@@ -1,0 +1,93 @@
+// Transport: asynchronous point-to-point messages between the ranks of a group. Algorithms are
+// written once over this door; MPI, in-process threads (and later NCCL) implement it.
+//
+// Matching follows MPI: a receive matches the oldest unmatched message with the same
+// (source, tag), and messages between a pair with the same tag arrive in the order sent.
+// Receives are validated: a message whose size differs from the posted receive is a CommError,
+// never a short or out-of-bounds write. Only the communication thread of the owning
+// Communicator calls a transport (except the thread transport's constructor helpers).
+//
+// A native collective (MPI_Allreduce) is an optional capability: native() returns nullptr when
+// the transport has none.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "collectives/buffer.h"
+
+namespace braid {
+
+using Clock = std::chrono::steady_clock;
+
+class Request {
+ public:
+  Request(int peer, int tag, std::size_t bytes, bool is_recv)
+      : peer_(peer), tag_(tag), bytes_(bytes), is_recv_(is_recv) {}
+  virtual ~Request() = default;
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+
+  // Non-blocking: true once complete. Throws CommError if the operation failed.
+  virtual bool test() = 0;
+  // Blocks until complete or the deadline passes (returns false then). The default polls test()
+  // with a backoff that spins briefly, then yields, then sleeps, so an idle communication thread
+  // does not steal a core from compute.
+  virtual bool wait_until(Clock::time_point deadline);
+
+  int peer() const { return peer_; }
+  int tag() const { return tag_; }
+  std::size_t bytes() const { return bytes_; }
+  bool is_recv() const { return is_recv_; }
+
+ private:
+  int peer_, tag_;
+  std::size_t bytes_;
+  bool is_recv_;
+};
+
+using RequestPtr = std::unique_ptr<Request>;
+
+class NativeCollectives {
+ public:
+  virtual ~NativeCollectives() = default;
+  // In-place allreduce with the library's own algorithm; kAvg is not handled here.
+  virtual void allreduce(Buffer buffer, ReduceOp op, Clock::time_point deadline) = 0;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual const char* name() const = 0;
+  // The memory must stay valid and (for sends) unmodified until the request completes.
+  virtual RequestPtr isend(const void* data, std::size_t bytes, int peer, int tag) = 0;
+  virtual RequestPtr irecv(void* data, std::size_t bytes, int peer, int tag) = 0;
+  // Collective over this group: ranks with the same color form a new transport, ordered by key.
+  virtual std::shared_ptr<Transport> split(int color, int key) = 0;
+  virtual NativeCollectives* native() { return nullptr; }
+
+  // Bytes moved by completed requests (a native collective's traffic is not seen here).
+  virtual std::uint64_t bytes_sent() const { return bytes_sent_.load(std::memory_order_relaxed); }
+  virtual std::uint64_t bytes_recv() const { return bytes_recv_.load(std::memory_order_relaxed); }
+  virtual std::uint64_t bytes_sent_to(int peer) const;
+  virtual std::uint64_t bytes_recv_from(int peer) const;
+  // Called by requests when they complete.
+  void count(const Request& request);
+
+ protected:
+  void init_counters(int size);
+
+ private:
+  std::atomic<std::uint64_t> bytes_sent_{0}, bytes_recv_{0};
+  std::unique_ptr<std::atomic<std::uint64_t>[]> sent_to_, recv_from_;
+  int counter_size_ = 0;
+};
+
+}  // namespace braid

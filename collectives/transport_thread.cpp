@@ -1,0 +1,180 @@
+#include "collectives/transport_thread.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "common/error.h"
+
+namespace braid {
+
+namespace {
+constexpr int kSplitTag = -2;
+}
+
+class ThreadRecv;
+
+// A rank's mailbox: unexpected messages and posted receives, both keyed by (source, tag).
+struct Mailbox {
+  std::mutex mutex;
+  std::condition_variable arrived;
+  std::map<std::pair<int, int>, std::deque<std::vector<char>>> unexpected;
+  std::map<std::pair<int, int>, std::deque<ThreadRecv*>> posted;
+};
+
+class ThreadWorld {
+ public:
+  explicit ThreadWorld(int size) : size_(size), mailboxes_(size) {}
+  int size() const { return size_; }
+  Mailbox& mailbox(int rank) { return mailboxes_[rank]; }
+
+  std::shared_ptr<ThreadWorld> child(int split, int color, int size) {
+    std::lock_guard<std::mutex> lock(children_mutex_);
+    auto& world = children_[{split, color}];
+    if (!world) world = std::make_shared<ThreadWorld>(size);
+    return world;
+  }
+
+ private:
+  int size_;
+  std::vector<Mailbox> mailboxes_;
+  std::mutex children_mutex_;
+  std::map<std::pair<int, int>, std::shared_ptr<ThreadWorld>> children_;
+};
+
+class ThreadSend : public Request {
+ public:
+  using Request::Request;
+  bool test() override { return true; }
+};
+
+class ThreadRecv : public Request {
+ public:
+  ThreadRecv(Transport* owner, Mailbox* box, void* data, std::size_t bytes, int peer, int tag)
+      : Request(peer, tag, bytes, /*is_recv=*/true), owner_(owner), box_(box), data_(data) {}
+
+  ~ThreadRecv() override {
+    std::lock_guard<std::mutex> lock(box_->mutex);
+    if (done_) return;
+    auto& queue = box_->posted[{peer(), tag()}];
+    queue.erase(std::remove(queue.begin(), queue.end(), this), queue.end());
+  }
+
+  // Called with the mailbox lock held.
+  void deliver(const char* message, std::size_t size) {
+    if (size != bytes()) {
+      error_ = str_cat("message from rank ", peer(), " with tag ", tag(), " has ", size,
+                       " bytes, receiver expected ", bytes());
+    } else {
+      if (size) std::memcpy(data_, message, size);
+      owner_->count(*this);
+    }
+    done_ = true;
+  }
+
+  bool test() override {
+    std::lock_guard<std::mutex> lock(box_->mutex);
+    return finished();
+  }
+
+  bool wait_until(Clock::time_point deadline) override {
+    std::unique_lock<std::mutex> lock(box_->mutex);
+    if (!box_->arrived.wait_until(lock, deadline, [&] { return done_; })) return false;
+    return finished();
+  }
+
+ private:
+  bool finished() {
+    if (done_ && !error_.empty()) throw CommError(error_);
+    return done_;
+  }
+
+  Transport* owner_;
+  Mailbox* box_;
+  void* data_;
+  bool done_ = false;
+  std::string error_;
+};
+
+std::vector<std::shared_ptr<Transport>> ThreadTransport::create_world(int size) {
+  BRAID_CHECK(size > 0, "world size ", size);
+  auto world = std::make_shared<ThreadWorld>(size);
+  std::vector<std::shared_ptr<Transport>> ranks;
+  for (int r = 0; r < size; ++r) ranks.push_back(std::make_shared<ThreadTransport>(world, r));
+  return ranks;
+}
+
+ThreadTransport::ThreadTransport(std::shared_ptr<ThreadWorld> world, int rank)
+    : world_(std::move(world)), rank_(rank) {
+  init_counters(world_->size());
+}
+
+int ThreadTransport::size() const { return world_->size(); }
+
+RequestPtr ThreadTransport::isend(const void* data, std::size_t bytes, int peer, int tag) {
+  BRAID_CHECK(peer >= 0 && peer < size(), "send to rank ", peer, " of ", size());
+  auto request = std::make_unique<ThreadSend>(peer, tag, bytes, /*is_recv=*/false);
+  Mailbox& box = world_->mailbox(peer);
+  {
+    std::lock_guard<std::mutex> lock(box.mutex);
+    auto& posted = box.posted[{rank_, tag}];
+    if (!posted.empty()) {
+      ThreadRecv* recv = posted.front();
+      posted.pop_front();
+      recv->deliver(static_cast<const char*>(data), bytes);
+    } else {
+      const char* begin = static_cast<const char*>(data);
+      box.unexpected[{rank_, tag}].emplace_back(begin, begin + bytes);
+    }
+  }
+  box.arrived.notify_all();
+  count(*request);
+  return request;
+}
+
+RequestPtr ThreadTransport::irecv(void* data, std::size_t bytes, int peer, int tag) {
+  BRAID_CHECK(peer >= 0 && peer < size(), "receive from rank ", peer, " of ", size());
+  Mailbox& box = world_->mailbox(rank_);
+  auto request = std::make_unique<ThreadRecv>(this, &box, data, bytes, peer, tag);
+  std::lock_guard<std::mutex> lock(box.mutex);
+  auto& queue = box.unexpected[{peer, tag}];
+  if (!queue.empty()) {
+    request->deliver(queue.front().data(), queue.front().size());
+    queue.pop_front();
+  } else {
+    box.posted[{peer, tag}].push_back(request.get());
+  }
+  return request;
+}
+
+std::shared_ptr<Transport> ThreadTransport::split(int color, int key) {
+  // Every rank tells every other rank its (color, key); members of a color then meet in a
+  // child world registered under (split number, color).
+  const int n = size();
+  std::vector<std::pair<int, int>> all(n);
+  all[rank_] = {color, key};
+  std::vector<RequestPtr> requests;
+  for (int peer = 0; peer < n; ++peer) {
+    if (peer == rank_) continue;
+    requests.push_back(irecv(&all[peer], sizeof(all[peer]), peer, kSplitTag));
+  }
+  for (int peer = 0; peer < n; ++peer) {
+    if (peer != rank_) requests.push_back(isend(&all[rank_], sizeof(all[rank_]), peer, kSplitTag));
+  }
+  for (auto& request : requests) request->wait_until(Clock::time_point::max());
+  std::vector<std::tuple<int, int>> members;  // (key, old rank)
+  for (int r = 0; r < n; ++r) {
+    if (all[r].first == color) members.emplace_back(all[r].second, r);
+  }
+  std::sort(members.begin(), members.end());
+  int new_rank = static_cast<int>(
+      std::find(members.begin(), members.end(), std::make_tuple(key, rank_)) - members.begin());
+  auto child = world_->child(splits_++, color, static_cast<int>(members.size()));
+  return std::make_shared<ThreadTransport>(child, new_rank);
+}
+
+}  // namespace braid

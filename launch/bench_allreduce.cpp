@@ -1,0 +1,176 @@
+#include "launch/bench_allreduce.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include "collectives/allreduce_auto.h"
+#include "collectives/communicator.h"
+#include "collectives/reduce.h"
+#include "collectives/verify.h"
+#include "common/error.h"
+#include "runtime/world.h"
+
+namespace braid {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Largest value over ranks (time: the slowest rank defines the collective's time).
+double max_over_ranks(Communicator& comm, double value) {
+  comm.allreduce(Buffer{&value, 1, DType::kFloat64}, ReduceOp::kMax, "rhd").wait();
+  return value;
+}
+
+std::int64_t sum_over_ranks(Communicator& comm, std::int64_t value) {
+  comm.allreduce(Buffer{&value, 1, DType::kInt64}, ReduceOp::kSum, "rhd").wait();
+  return value;
+}
+
+// Fits T(S) = alpha + S * beta to ping-pong times between ranks 0 and 1, and gamma to a local
+// reduction, and writes the cost model that `auto` reads through BRAID_COST_MODEL.
+void calibrate(Communicator& comm, const std::string& path) {
+  std::vector<char> memory(std::size_t{4} << 20);
+  std::vector<double> sizes, times;
+  for (std::size_t bytes = 8; bytes <= memory.size(); bytes *= 4) {
+    const int rounds = bytes < (64u << 10) ? 200 : 20;
+    double elapsed = 0;
+    comm.submit({"calibrate", "pingpong", static_cast<std::int64_t>(bytes), DType::kFloat32},
+                [&](OpContext& ctx) {
+                  auto start = std::chrono::steady_clock::now();
+                  for (int i = 0; i < rounds && ctx.rank() < 2; ++i) {
+                    int peer = 1 - ctx.rank();
+                    if (ctx.rank() == 0) {
+                      auto s = ctx.send(memory.data(), bytes, peer);
+                      ctx.wait(*s);
+                      auto r = ctx.recv(memory.data(), bytes, peer);
+                      ctx.wait(*r);
+                    } else {
+                      auto r = ctx.recv(memory.data(), bytes, peer);
+                      ctx.wait(*r);
+                      auto s = ctx.send(memory.data(), bytes, peer);
+                      ctx.wait(*s);
+                    }
+                  }
+                  elapsed = seconds_since(start) / (2.0 * rounds);
+                })
+        .wait();
+    sizes.push_back(static_cast<double>(bytes));
+    times.push_back(elapsed);
+  }
+  // Least squares on the rank-0 measurements.
+  const double n = static_cast<double>(sizes.size());
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    sx += sizes[i];
+    sy += times[i];
+    sxx += sizes[i] * sizes[i];
+    sxy += sizes[i] * times[i];
+  }
+  CostModel model;
+  model.beta_s_per_byte = std::max(1e-12, (n * sxy - sx * sy) / (n * sxx - sx * sx));
+  model.alpha_s = std::max(1e-7, (sy - model.beta_s_per_byte * sx) / n);
+  std::vector<float> a(std::size_t{4} << 20, 1.0f), b(a.size(), 2.0f);
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 10; ++i) reduce_into(Buffer{a.data(), static_cast<std::int64_t>(a.size())}, b.data(), ReduceOp::kSum);
+  model.gamma_s_per_byte = seconds_since(start) / (10.0 * a.size() * sizeof(float));
+  if (comm.rank() == 0) {
+    model.save(path);
+    fmt::print("# cost model written to {}: alpha {:.3g} s, beta {:.3g} s/B ({:.2f} GB/s), "
+               "gamma {:.3g} s/B\n",
+               path, model.alpha_s, model.beta_s_per_byte, 1e-9 / model.beta_s_per_byte,
+               model.gamma_s_per_byte);
+  }
+}
+
+}  // namespace
+
+int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
+  const DType dtype = parse_dtype(options.dtype);
+  const ReduceOp op = parse_reduce_op(options.op);
+  std::vector<std::string> algorithms;
+  if (options.algorithm == "all") {
+    algorithms = allreduce_names();
+  } else {
+    make_allreduce(options.algorithm);  // validates the name
+    algorithms = {options.algorithm};
+  }
+  if (options.min_bytes > options.max_bytes || options.iters < 1 || options.warmup < 0 ||
+      options.factor <= 1.0) {
+    throw ConfigError("bench: need min-bytes <= max-bytes, iters >= 1, warmup >= 0, factor > 1");
+  }
+
+  CommOptions comm_options;
+  comm_options.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_s * 1000));
+  comm_options.debug_checks = options.debug_checks;
+  comm_options.allreduce.cost_model = CostModel::from_environment();
+  Communicator comm(world.make_transport(), comm_options);
+  if (!options.calibrate.empty()) {
+    if (comm.size() < 2) throw ConfigError("bench: --calibrate needs at least 2 ranks");
+    calibrate(comm, options.calibrate);
+    return 0;
+  }
+  const int P = comm.size();
+  const bool root = comm.rank() == 0;
+  const std::size_t elem = dtype_size(dtype);
+  std::vector<char> memory(std::max(options.max_bytes, elem));
+  AllreduceAuto chooser(comm_options.allreduce);
+
+  if (root && !options.json) {
+    fmt::print("# braid bench allreduce: {} ranks, op {}, {} iterations ({} warmup){}\n", P,
+               options.op, options.iters, options.warmup, options.check ? ", checked" : "");
+    fmt::print("#{:>12} {:>12} {:>9} {:>10} {:>11} {:>11} {:>11} {:>7}\n", "size(B)", "count",
+               "type", "algorithm", "time(us)", "algbw(GB/s)", "busbw(GB/s)", "#wrong");
+  }
+  std::int64_t total_wrong = 0;
+  for (double size = static_cast<double>(options.min_bytes);
+       size <= static_cast<double>(options.max_bytes) * 1.0000001; size *= options.factor) {
+    const std::int64_t count = static_cast<std::int64_t>(size) / static_cast<std::int64_t>(elem);
+    const std::size_t bytes = count * elem;
+    Buffer buffer{memory.data(), count, dtype};
+    for (const std::string& name : algorithms) {
+      std::int64_t wrong = 0;
+      if (options.check) {
+        fill_pattern(buffer, comm.rank());
+        comm.allreduce(buffer, op, name).wait();
+        wrong = sum_over_ranks(comm, count_wrong(buffer, op, P));
+        total_wrong += wrong;
+      }
+      std::memset(memory.data(), 0, bytes);
+      for (int i = 0; i < options.warmup; ++i) comm.allreduce(buffer, op, name).wait();
+      comm.barrier().wait();
+      auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < options.iters; ++i) comm.allreduce(buffer, op, name).wait();
+      const double seconds = max_over_ranks(comm, seconds_since(start) / options.iters);
+      const double algbw = seconds > 0 ? bytes / seconds / 1e9 : 0;
+      const double busbw = algbw * 2.0 * (P - 1) / P;
+      const std::string chosen = name == "auto" ? chooser.choose(P, bytes).name() : name;
+      if (!root) continue;
+      if (options.json) {
+        fmt::print("{{\"algorithm\":\"{}\",\"chosen\":\"{}\",\"dtype\":\"{}\",\"op\":\"{}\","
+                   "\"ranks\":{},\"bytes\":{},\"count\":{},\"time_us\":{:.3f},"
+                   "\"algbw_gbps\":{:.4f},\"busbw_gbps\":{:.4f},\"wrong\":{}}}\n",
+                   name, chosen, options.dtype, options.op, P, bytes, count, seconds * 1e6,
+                   algbw, busbw, options.check ? std::to_string(wrong) : "null");
+      } else {
+        std::string label = name == "auto" ? "auto:" + chosen : name;
+        fmt::print(" {:>12} {:>12} {:>9} {:>10} {:>11.1f} {:>11.3f} {:>11.3f} {:>7}\n", bytes,
+                   count, options.dtype, label, seconds * 1e6, algbw, busbw,
+                   options.check ? std::to_string(wrong) : "N/A");
+      }
+      std::fflush(stdout);
+    }
+  }
+  if (options.check && root && !options.json) {
+    fmt::print("# {} wrong elements in total\n", total_wrong);
+  }
+  return total_wrong == 0 ? 0 : 1;
+}
+
+}  // namespace braid

@@ -1,0 +1,34 @@
+// `braid bench allreduce`: an nccl-tests style size sweep of braid's allreduce algorithms and
+// the MPI library's own (native), run under mpirun. Rank 0 prints one row per (size, algorithm):
+// size, count, dtype, algorithm, time, algbw = bytes / time, busbw = algbw * 2(P-1)/P (the
+// per-link rate a bandwidth-optimal algorithm needs, comparable across rank counts) and the
+// number of wrong elements when --check is on. --json prints one JSON object per row instead.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace braid {
+
+class World;
+
+struct BenchAllreduceOptions {
+  std::string algorithm = "all";  // ring | star | rhd | native | auto | all
+  std::size_t min_bytes = 1024;
+  std::size_t max_bytes = 64u << 20;
+  double factor = 2.0;  // size multiplier between rows
+  int iters = 20;
+  int warmup = 5;
+  std::string dtype = "float32";
+  std::string op = "sum";
+  bool check = false;
+  bool json = false;
+  std::string calibrate;  // write a cost model file measured on this job, then exit
+  double timeout_s = 300.0;
+  bool debug_checks = false;
+};
+
+// Returns the process exit code: 0, or 1 when --check found wrong elements.
+int bench_allreduce(const World& world, const BenchAllreduceOptions& options);
+
+}  // namespace braid

@@ -1,0 +1,115 @@
+// The `braid` executable. Exit codes (docs/errors.md): 0 success; 1 a failure at run time
+// (communication, timeout, checkpoint, a bug); 2 bad input (command line, config, data path),
+// reported once and returned by every rank.
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include <cstdlib>
+#include <functional>
+
+#include "common/error.h"
+#include "common/version.h"
+#include "launch/bench_allreduce.h"
+#include "launch/commands.h"
+#include "runtime/world.h"
+
+namespace {
+
+// Before MPI is up, the launcher's environment tells the rank, so that a usage error is
+// printed once rather than by every rank.
+bool first_rank_by_environment() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"}) {
+    if (const char* value = std::getenv(name)) return std::atoi(value) == 0;
+  }
+  return true;
+}
+
+// Runs `body` on every rank inside an MPI world. Bad input (ConfigError) on any rank makes every
+// rank return 2 with the message printed by the lowest rank that saw it; any other error is
+// printed by the rank that hit it and aborts the whole job with 1, so no peer waits forever.
+int run_in_world(int* argc, char*** argv, const std::function<int(braid::World&)>& body) {
+  braid::World world(argc, argv);
+  int code = 0;
+  std::string config_error;
+  try {
+    code = body(world);
+  } catch (const braid::ConfigError& e) {
+    config_error = e.what();
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "braid: error on rank {}: {}\n", world.rank(), e.what());
+    std::fflush(stderr);
+    braid::World::abort(1);
+  }
+  // Every rank reaches this point unless it aborted above; decide together.
+  int failing = world.lowest_failing_rank(!config_error.empty());
+  if (failing >= 0) {
+    if (failing == world.rank()) fmt::print(stderr, "braid: {}\n", config_error);
+    return 2;
+  }
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"braid: data-parallel training of LibTorch models over MPI"};
+  app.set_version_flag("--version", std::string("braid ") + BRAID_VERSION);
+  app.require_subcommand(1);
+
+  auto* bench = app.add_subcommand("bench", "Benchmarks (run under mpirun)")->require_subcommand(1);
+  braid::BenchAllreduceOptions ar;
+  auto* bench_ar = bench->add_subcommand("allreduce", "Allreduce size sweep, like nccl-tests");
+  bench_ar->add_option("--algorithm,-a", ar.algorithm, "ring | star | rhd | native | auto | all")
+      ->capture_default_str();
+  bench_ar->add_option("--min-bytes,-b", ar.min_bytes, "Smallest message (accepts K, M, G)")
+      ->transform(CLI::AsSizeValue(false))->capture_default_str();
+  bench_ar->add_option("--max-bytes,-e", ar.max_bytes, "Largest message (accepts K, M, G)")
+      ->transform(CLI::AsSizeValue(false))->capture_default_str();
+  bench_ar->add_option("--factor,-f", ar.factor, "Size multiplier between rows")->capture_default_str();
+  bench_ar->add_option("--iters,-n", ar.iters, "Timed iterations per row")->capture_default_str();
+  bench_ar->add_option("--warmup,-w", ar.warmup, "Untimed iterations per row")->capture_default_str();
+  bench_ar->add_option("--dtype,-d", ar.dtype, "float32 | float64 | float16 | bfloat16 | int32 | int64")
+      ->capture_default_str();
+  bench_ar->add_option("--op,-o", ar.op, "sum | avg | max | min")->capture_default_str();
+  bench_ar->add_flag("--check,-c", ar.check, "Verify every result; exit 1 if any element is wrong");
+  bench_ar->add_flag("--json", ar.json, "One JSON object per row");
+  bench_ar->add_option("--calibrate", ar.calibrate,
+                       "Measure alpha, beta, gamma for the auto cost model and write them to FILE");
+  bench_ar->add_option("--timeout-s", ar.timeout_s, "Deadline of one collective")->capture_default_str();
+  bench_ar->add_flag("--debug-checks", ar.debug_checks, "Cross-check every collective across ranks");
+
+  braid::TrainOptions train_options;
+  auto* train = app.add_subcommand("train", "Train a model from a YAML config (run under mpirun)");
+  train->add_option("config", train_options.config_path, "YAML config file")->required();
+  train->add_option("--set", train_options.overrides, "Override a key: section.key=value")
+      ->take_all();
+  train->add_option("--run-dir", train_options.run_dir, "Run directory (overrides run.dir)");
+
+  auto* config = app.add_subcommand("config", "Config tools")->require_subcommand(1);
+  braid::TrainOptions check_options;
+  auto* check = config->add_subcommand("check", "Validate a config and print it resolved");
+  check->add_option("config", check_options.config_path, "YAML config file")->required();
+  check->add_option("--set", check_options.overrides, "Override a key: section.key=value")
+      ->take_all();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (!first_rank_by_environment()) return e.get_exit_code() == 0 ? 0 : 2;
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+
+  if (bench_ar->parsed()) {
+    return run_in_world(&argc, &argv, [&](braid::World& world) {
+      return braid::bench_allreduce(world, ar);
+    });
+  }
+  if (train->parsed()) {
+    return run_in_world(&argc, &argv, [&](braid::World& world) {
+      return braid::train_command(world, train_options);
+    });
+  }
+  if (check->parsed()) return braid::config_check_command(check_options);
+  return 2;
+}

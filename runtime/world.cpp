@@ -1,0 +1,76 @@
+#include "runtime/world.h"
+
+#include <mpi.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "collectives/transport_faulty.h"
+#include "collectives/transport_mpi.h"
+#include "common/error.h"
+
+namespace braid {
+
+namespace {
+
+int local_rank_from_environment() {
+  for (const char* name :
+       {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "PMI_LOCAL_RANK"}) {
+    if (const char* value = std::getenv(name)) return std::atoi(value);
+  }
+  return -1;
+}
+
+}  // namespace
+
+World::World(int* argc, char*** argv) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  BRAID_CHECK(!initialized, "MPI is already initialized; construct one braid::World per process");
+  BRAID_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &thread_level_));
+  if (thread_level_ < MPI_THREAD_SERIALIZED) {
+    MPI_Finalize();
+    throw CommError(str_cat("the MPI library offers thread level ", thread_level_,
+                            "; braid's communication thread needs MPI_THREAD_SERIALIZED or more"));
+  }
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  local_rank_ = local_rank_from_environment();
+  if (local_rank_ < 0) {
+    MPI_Comm node;
+    BRAID_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_,
+                                        MPI_INFO_NULL, &node));
+    MPI_Comm_rank(node, &local_rank_);
+    MPI_Comm_free(&node);
+  }
+}
+
+World::~World() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+std::shared_ptr<Transport> World::make_transport() const {
+  std::shared_ptr<Transport> transport = std::make_shared<MpiTransport>(MPI_COMM_WORLD);
+  if (const char* fault = std::getenv("BRAID_INJECT_FAULT")) {
+    transport = std::make_shared<FaultyTransport>(transport, std::atoll(fault));
+  }
+  return transport;
+}
+
+int World::lowest_failing_rank(bool failed) const {
+  int mine = failed ? rank_ : size_, lowest = size_;
+  BRAID_MPI_CHECK(MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  return lowest == size_ ? -1 : lowest;
+}
+
+void World::abort(int code) {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
+
+}  // namespace braid

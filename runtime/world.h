@@ -1,0 +1,42 @@
+// World: the process's place in the MPI job. One World object owns MPI_Init_thread and
+// MPI_Finalize (constructed first in main, destroyed last). It asks for MPI_THREAD_MULTIPLE,
+// since braid's communication thread is not the main thread, and refuses to run below
+// MPI_THREAD_SERIALIZED. Rank and size come from MPI_COMM_WORLD; the local rank (for choosing a
+// device) from the launcher's environment: OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID,
+// MPI_LOCALRANKID or PMI_LOCAL_RANK, else a node-local split of MPI_COMM_WORLD.
+#pragma once
+
+#include <memory>
+
+#include "collectives/transport.h"
+
+namespace braid {
+
+class World {
+ public:
+  World(int* argc, char*** argv);
+  ~World();
+  World(const World&) = delete;
+  World& operator=(const World&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  int local_rank() const { return local_rank_; }
+  int thread_level() const { return thread_level_; }
+
+  // A transport over a duplicate of MPI_COMM_WORLD. With BRAID_INJECT_FAULT=K in the
+  // environment (a testing hook), the K-th send or receive of this rank fails with a CommError.
+  std::shared_ptr<Transport> make_transport() const;
+
+  // Collective: every rank says whether it failed; returns the lowest failing rank, or -1 when
+  // none did. Lets all ranks leave together (same exit code) after an error some ranks saw.
+  int lowest_failing_rank(bool failed) const;
+
+  // Ends every rank of the job with `code` (MPI_Abort), so no peer waits forever.
+  [[noreturn]] static void abort(int code);
+
+ private:
+  int rank_ = 0, size_ = 1, local_rank_ = 0, thread_level_ = 0;
+};
+
+}  // namespace braid

@@ -1,0 +1,331 @@
+// Tier 1: threads as ranks. Every allreduce algorithm against closed-form results over rank
+// counts 1..16, element counts (0, 1, fewer than P, not divisible by P, >= 4M), every dtype and
+// op; the other collectives; byte counters; error paths.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+
+#include "collectives/collectives.h"
+#include "collectives/transport_faulty.h"
+#include "collectives/verify.h"
+#include "common/error.h"
+#include "tests/spawn_ranks.h"
+
+namespace braid {
+namespace {
+
+using testing::spawn_ranks;
+
+const DType kDTypes[] = {DType::kFloat32, DType::kFloat64, DType::kFloat16,
+                         DType::kBFloat16, DType::kInt32,   DType::kInt64};
+const ReduceOp kOps[] = {ReduceOp::kSum, ReduceOp::kAvg, ReduceOp::kMax, ReduceOp::kMin};
+const std::string kAlgorithms[] = {"ring", "star", "rhd", "auto"};
+
+// Runs every (dtype, op, count) combination through `algorithm` on `ranks` threads and expects
+// the closed-form result on every rank.
+void check_grid(const std::string& algorithm, int ranks, const std::vector<std::int64_t>& counts,
+                const std::vector<DType>& dtypes, const std::vector<ReduceOp>& ops) {
+  CommOptions options;
+  options.allreduce.segment_bytes = 4096;  // many segments even for modest counts
+  spawn_ranks(ranks, [&](Communicator& comm) {
+    for (std::int64_t count : counts) {
+      for (DType dtype : dtypes) {
+        std::vector<char> memory(count * dtype_size(dtype) + 1);
+        Buffer buffer{memory.data(), count, dtype};
+        for (ReduceOp op : ops) {
+          fill_pattern(buffer, comm.rank());
+          comm.allreduce(buffer, op, algorithm).wait();
+          EXPECT_EQ(count_wrong(buffer, op, ranks), 0)
+              << algorithm << " P=" << ranks << " rank " << comm.rank() << " count " << count
+              << " " << dtype_name(dtype) << " " << reduce_op_name(op);
+        }
+      }
+    }
+  }, options);
+}
+
+class AllreduceGrid : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
+
+TEST_P(AllreduceGrid, MatchesClosedForm) {
+  const auto& [algorithm, ranks] = GetParam();
+  std::int64_t not_divisible = 97 * ranks + (ranks > 1 ? 1 : 0);
+  check_grid(algorithm, ranks, {0, 1, std::max(ranks - 1, 1), not_divisible},
+             std::vector<DType>(std::begin(kDTypes), std::end(kDTypes)),
+             std::vector<ReduceOp>(std::begin(kOps), std::end(kOps)));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllAlgorithmsAndRankCounts, AllreduceGrid,
+                         ::testing::Combine(::testing::ValuesIn(kAlgorithms),
+                                            ::testing::Range(1, 17)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_P" +
+                                  std::to_string(std::get<1>(info.param));
+                         });
+
+// >= 4M elements: every dtype x op x algorithm at 3 ranks (not a power of two, so rhd folds).
+class AllreduceLarge : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(AllreduceLarge, FourMillionElements) {
+  check_grid(GetParam(), 3, {(4 << 20) + 3},
+             std::vector<DType>(std::begin(kDTypes), std::end(kDTypes)),
+             std::vector<ReduceOp>(std::begin(kOps), std::end(kOps)));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllAlgorithms, AllreduceLarge, ::testing::ValuesIn(kAlgorithms));
+
+// Random float32: within p * eps * max|x| of a float64 reference, bitwise equal across ranks.
+TEST(Allreduce, RandomFloatsAgreeAcrossRanksAndWithReference) {
+  const int P = 5;
+  const std::int64_t n = 10007;
+  for (const std::string& algorithm : kAlgorithms) {
+    std::vector<std::vector<float>> inputs(P, std::vector<float>(n)), outputs = inputs;
+    std::mt19937 gen(7);
+    std::uniform_real_distribution<float> dist(-1, 1);
+    for (auto& input : inputs) {
+      for (auto& x : input) x = dist(gen);
+    }
+    spawn_ranks(P, [&](Communicator& comm) {
+      auto& mine = outputs[comm.rank()];
+      mine = inputs[comm.rank()];
+      comm.allreduce(Buffer{mine.data(), n, DType::kFloat32}, ReduceOp::kSum, algorithm).wait();
+    });
+    for (std::int64_t i = 0; i < n; ++i) {
+      double reference = 0;
+      for (int r = 0; r < P; ++r) reference += inputs[r][i];
+      ASSERT_NEAR(outputs[0][i], reference, P * 1.2e-7 * P) << algorithm << " element " << i;
+      for (int r = 1; r < P; ++r) {
+        ASSERT_EQ(std::memcmp(&outputs[r][i], &outputs[0][i], sizeof(float)), 0)
+            << algorithm << ": rank " << r << " differs from rank 0 at element " << i;
+      }
+    }
+  }
+}
+
+// Bytes each rank sends, against the cost formulas in the algorithm headers.
+TEST(Allreduce, ByteCountsMatchCostFormulas) {
+  const std::int64_t n = 8 * 3 * 5 * 7;  // divisible by every P used
+  const std::uint64_t S = n * sizeof(float);
+  for (int P : {2, 4, 5, 8}) {
+    for (std::string algorithm : {"ring", "star", "rhd"}) {
+      std::vector<std::uint64_t> sent(P);
+      spawn_ranks(P, [&](Communicator& comm) {
+        std::vector<float> data(n, 1.0f);
+        comm.allreduce(Buffer{data.data(), n, DType::kFloat32}, ReduceOp::kSum, algorithm).wait();
+        sent[comm.rank()] = comm.bytes_sent();
+      });
+      for (int r = 0; r < P; ++r) {
+        std::uint64_t want = 0;
+        if (algorithm == "ring") want = 2 * (P - 1) * S / P;
+        if (algorithm == "star") want = r == 0 ? (P - 1) * S : S;
+        if (algorithm == "rhd") {
+          int q = 1;
+          while (q * 2 <= P) q *= 2;
+          int extra = P - q;
+          bool sits_out = r < 2 * extra && r % 2 == 0;
+          bool folds = r < 2 * extra && r % 2 == 1;
+          want = sits_out ? S : 2 * (q - 1) * S / q + (folds ? S : 0);
+        }
+        EXPECT_EQ(sent[r], want) << algorithm << " P=" << P << " rank " << r;
+      }
+    }
+  }
+}
+
+TEST(Collectives, BroadcastGatherAllgatherAlltoallReduceScatterBarrier) {
+  for (int P : {1, 2, 3, 5, 8}) {
+    spawn_ranks(P, [&](Communicator& comm) {
+      const int r = comm.rank();
+      // broadcast from the last rank
+      std::vector<std::int64_t> b(11, r == P - 1 ? 42 : -1);
+      comm.broadcast(Buffer{b.data(), 11, DType::kInt64}, P - 1).wait();
+      for (auto v : b) EXPECT_EQ(v, 42);
+      // gather to rank 0
+      std::vector<std::int32_t> mine(3, r), all(3 * P, -1);
+      comm.gather(Buffer{mine.data(), 3, DType::kInt32}, Buffer{all.data(), 3 * P, DType::kInt32}, 0)
+          .wait();
+      if (r == 0) {
+        for (int i = 0; i < 3 * P; ++i) EXPECT_EQ(all[i], i / 3);
+      }
+      // allgatherv with rank-dependent counts (rank q contributes q+1 values q)
+      std::vector<std::int64_t> counts(P);
+      std::iota(counts.begin(), counts.end(), 1);
+      std::int64_t total = std::accumulate(counts.begin(), counts.end(), std::int64_t{0});
+      std::vector<double> in(r + 1, r), out(total, -1);
+      comm.allgatherv(Buffer{in.data(), r + 1, DType::kFloat64},
+                      Buffer{out.data(), total, DType::kFloat64}, counts)
+          .wait();
+      std::int64_t at = 0;
+      for (int q = 0; q < P; ++q) {
+        for (int k = 0; k <= q; ++k) EXPECT_EQ(out[at++], q);
+      }
+      // alltoall: block j of rank i holds 100 i + j
+      std::vector<std::int32_t> send(2 * P), recv(2 * P, -1);
+      for (int j = 0; j < P; ++j) send[2 * j] = send[2 * j + 1] = 100 * r + j;
+      comm.alltoall(Buffer{send.data(), 2 * P, DType::kInt32}, Buffer{recv.data(), 2 * P, DType::kInt32})
+          .wait();
+      for (int j = 0; j < P; ++j) EXPECT_EQ(recv[2 * j], 100 * j + r);
+      // reduce-scatter of 2P + 1 elements: rank r gets chunk r of the sum
+      const std::int64_t n = 2 * P + 1;
+      std::vector<float> full(n);
+      for (std::int64_t i = 0; i < n; ++i) full[i] = static_cast<float>(i + r);
+      std::vector<float> part(split_count(n, P, r));
+      comm.reduce_scatter(Buffer{full.data(), n, DType::kFloat32},
+                          Buffer{part.data(), static_cast<std::int64_t>(part.size())}, ReduceOp::kSum)
+          .wait();
+      for (std::size_t k = 0; k < part.size(); ++k) {
+        std::int64_t i = split_offset(n, P, r) + k;
+        EXPECT_EQ(part[k], static_cast<float>(P * i + P * (P - 1) / 2));
+      }
+      comm.barrier().wait();
+    });
+  }
+}
+
+TEST(Collectives, FusedAllreduceOfManySmallBuffers) {
+  spawn_ranks(3, [](Communicator& comm) {
+    std::vector<std::vector<float>> tensors;
+    for (int t = 0; t < 7; ++t) tensors.emplace_back(t * 3 + 1, static_cast<float>(comm.rank() + t));
+    std::vector<Buffer> buffers;
+    for (auto& t : tensors) buffers.push_back({t.data(), static_cast<std::int64_t>(t.size())});
+    comm.allreduce_fused(buffers, ReduceOp::kAvg, "ring").wait();
+    for (int t = 0; t < 7; ++t) {
+      for (float v : tensors[t]) EXPECT_FLOAT_EQ(v, 1.0f + t);
+    }
+  });
+}
+
+TEST(Errors, DebugModeNamesBothSidesOfAMismatch) {
+  CommOptions options;
+  options.debug_checks = true;
+  std::vector<std::string> messages(2);
+  spawn_ranks(2, [&](Communicator& comm) {
+    std::vector<float> data(comm.rank() == 0 ? 10 : 12);
+    Work work = comm.allreduce(Buffer{data.data(), static_cast<std::int64_t>(data.size())},
+                               ReduceOp::kSum, "ring");
+    try {
+      work.wait();
+    } catch (const CommError& e) {
+      messages[comm.rank()] = e.what();
+    }
+  }, options);
+  for (const auto& message : messages) {
+    EXPECT_NE(message.find("rank 0 called allreduce(ring, 10 x float32)"), std::string::npos)
+        << message;
+    EXPECT_NE(message.find("rank 1 called allreduce(ring, 12 x float32)"), std::string::npos)
+        << message;
+  }
+}
+
+TEST(Errors, MismatchedSizesWithoutDebugModeAreCaughtOnReceipt) {
+  CommOptions options;
+  options.timeout = std::chrono::milliseconds(2000);
+  int errors = 0;
+  std::mutex mutex;
+  spawn_ranks(2, [&](Communicator& comm) {
+    std::vector<float> data(comm.rank() == 0 ? 10 : 12);
+    try {
+      comm.allreduce(Buffer{data.data(), static_cast<std::int64_t>(data.size())}, ReduceOp::kSum, "star")
+          .wait();
+    } catch (const CommError& e) {
+      std::lock_guard<std::mutex> lock(mutex);
+      ++errors;
+    }
+  }, options);
+  EXPECT_GE(errors, 1);
+}
+
+TEST(Errors, SilentPeerGivesTimeoutNamingTheOp) {
+  CommOptions options;
+  options.timeout = std::chrono::milliseconds(200);
+  std::string message;
+  spawn_ranks(2, [&](Communicator& comm) {
+    if (comm.rank() == 1) return;  // never joins
+    std::vector<float> data(100);
+    try {
+      comm.allreduce(Buffer{data.data(), 100}, ReduceOp::kSum, "ring").wait();
+    } catch (const TimeoutError& e) {
+      message = e.what();
+    }
+  }, options);
+  EXPECT_NE(message.find("rank 0: allreduce(ring, 100 x float32) (sequence number 0) timed out"),
+            std::string::npos)
+      << message;
+}
+
+TEST(Errors, InjectedFaultReachesWaitAndBreaksTheCommunicator) {
+  CommOptions options;
+  options.timeout = std::chrono::milliseconds(500);
+  auto transports = ThreadTransport::create_world(2);
+  transports[0] = std::make_shared<FaultyTransport>(transports[0], 3);
+  std::string first, second;
+  spawn_ranks(2, [&](Communicator& comm) {
+    std::vector<float> data(64);
+    for (int op = 0; op < 3; ++op) {
+      try {
+        comm.allreduce(Buffer{data.data(), 64}, ReduceOp::kSum, "ring").wait();
+      } catch (const CommError& e) {
+        if (comm.rank() == 0 && first.empty()) {
+          first = e.what();
+        } else if (comm.rank() == 0 && second.empty()) {
+          second = e.what();
+        }
+      }
+    }
+  }, options, transports);
+  EXPECT_NE(first.find("injected transport fault at operation 3"), std::string::npos) << first;
+  EXPECT_NE(second.find("failed earlier"), std::string::npos) << second;
+}
+
+TEST(Errors, UnknownAlgorithmIsAConfigErrorListingTheValidOnes) {
+  spawn_ranks(1, [](Communicator& comm) {
+    float x = 0;
+    try {
+      (void)comm.allreduce(Buffer{&x, 1}, ReduceOp::kSum, "butterfly");
+      ADD_FAILURE() << "no error";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("ring, star, rhd, native, auto"), std::string::npos);
+    }
+  });
+}
+
+TEST(Errors, NativeNeedsAnMpiTransport) {
+  spawn_ranks(2, [](Communicator& comm) {
+    float x = 0;
+    EXPECT_THROW(comm.allreduce(Buffer{&x, 1}, ReduceOp::kSum, "native").wait(), CommError);
+  });
+}
+
+TEST(Work, IsCompletedNeverBlocksAndWaitTimesOut) {
+  Work work = Work::pending("test op");
+  EXPECT_FALSE(work.is_completed());
+  EXPECT_THROW(work.wait(std::chrono::milliseconds(1)), TimeoutError);
+  work.mark_completed(std::make_exception_ptr(CommError("boom")));
+  EXPECT_TRUE(work.is_completed());
+  EXPECT_THROW(work.wait(), CommError);
+  EXPECT_TRUE(Work().is_completed());
+}
+
+TEST(Transport, SplitFormsSubgroupsByColorOrderedByKey) {
+  auto transports = ThreadTransport::create_world(5);
+  std::vector<std::shared_ptr<Transport>> children(5);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 5; ++r) {
+    threads.emplace_back([&, r] { children[r] = transports[r]->split(r % 2, -r); });
+  }
+  for (auto& t : threads) t.join();
+  // color 0: ranks 0, 2, 4 ordered by key -r: 4, 2, 0
+  EXPECT_EQ(children[4]->rank(), 0);
+  EXPECT_EQ(children[0]->rank(), 2);
+  EXPECT_EQ(children[1]->size(), 2);
+  spawn_ranks(3, [](Communicator& comm) {
+    std::int64_t x = comm.rank() + 1;
+    comm.allreduce(Buffer{&x, 1, DType::kInt64}, ReduceOp::kSum, "ring").wait();
+    EXPECT_EQ(x, 6);
+  }, {}, {children[4], children[2], children[0]});
+}
+
+}  // namespace
+}  // namespace braid
