@@ -1,0 +1,23 @@
+// Helpers that keep replicas consistent, for every strategy's attach().
+#pragma once
+
+#include <vector>
+
+#include "collectives/communicator.h"
+#include "optimizers/sync_strategy.h"
+
+namespace braid {
+
+// Collective. Compares parameter count, names, shapes and dtypes across ranks; throws
+// ConfigError on every rank naming the first rank whose model differs from rank 0's, and the
+// first parameter that differs when ranks can tell.
+void check_same_model(Communicator& comm, const NamedTensors& parameters);
+
+// Collective. Copies `root`'s parameter values to every rank (one fused broadcast per dtype).
+void broadcast_parameters(Communicator& comm, const std::vector<at::Tensor>& parameters, int root);
+
+// Collective. A checksum of the parameter values, equal on all ranks or a CommError naming the
+// ranks that differ; used after broadcasts and in tests.
+std::uint64_t check_replicas_identical(Communicator& comm, const std::vector<at::Tensor>& parameters);
+
+}  // namespace braid

@@ -1,0 +1,69 @@
+// SyncStrategy: the one thing the training loop calls around its optimizer. A strategy decides
+// WHAT replicas exchange and WHEN: synchronous gradient averaging now; compressed exchange with
+// error feedback, every-H-steps outer updates (DiLoCo), in-flight fragment syncs (Streaming
+// DiLoCo, CO2) and coded gradients later, all behind this door.
+//
+// Life cycle, driven by the training thread (user loop or braid's trainer):
+//   attach(named parameters)          once: register gradient hooks, make replicas identical
+//   for each step:
+//     assignment = assign_batch(step)  which data partitions this rank computes on
+//     forward; loss.backward()          hooks hand each finished gradient to the strategy,
+//                                      which may start communicating during backward
+//     step(optimizer)                   finish the exchange, run the inner optimizer step
+// state()/load_state() carry what a checkpoint must hold beyond model and optimizer (error
+// residuals, outer momenta, fragment schedules); bytes and exposed communication time feed the
+// metrics. Only the training thread calls a strategy; its hooks run on the autograd thread.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace torch::optim {
+class Optimizer;
+}
+
+namespace braid {
+
+class Communicator;
+
+using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+
+// Which partitions of the global batch a rank computes on at a step, each with the weight its
+// loss gets. The global batch of a step is cut into world-size partitions; by default rank r
+// computes partition r with weight 1. Gradient coding assigns several partitions per rank.
+struct BatchAssignment {
+  std::vector<int> partitions;
+  std::vector<double> weights;
+};
+
+struct SyncStats {
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_recv = 0;
+  double exposed_comm_s = 0;  // time the training thread waited for communication, total
+};
+
+class SyncStrategy {
+ public:
+  virtual ~SyncStrategy() = default;
+  virtual const char* name() const = 0;
+
+  // Collective. `parameters` must be in the model's registration order, with the same names and
+  // shapes on every rank (a CommError/ConfigError naming the first difference otherwise).
+  virtual void attach(const NamedTensors& parameters) = 0;
+  virtual BatchAssignment assign_batch(std::int64_t step) const;
+  // Collective. Completes this step's exchange and applies the inner optimizer.
+  virtual void step(torch::optim::Optimizer& optimizer) = 0;
+
+  virtual NamedTensors state() const { return {}; }
+  virtual void load_state(const NamedTensors& state) {}
+
+  virtual SyncStats stats() const = 0;
+};
+
+}  // namespace braid

@@ -1,0 +1,434 @@
+// Parsing and validation of the run config. One table (for_each_key) lists every key with its
+// type and, for names, its valid values; parsing, overrides, unknown-key suggestions and to_yaml
+// all walk that table, so a new key is added in one place (and in docs/config.md).
+#include "runtime/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "common/error.h"
+
+namespace braid {
+namespace {
+
+using Names = std::initializer_list<const char*>;
+
+// Every key in to_yaml order. `visit(section, key, field, names)`; `names` is empty for free
+// text. C is Config or const Config.
+template <typename C, typename Visit>
+void for_each_key(C& c, Visit&& visit) {
+  visit("run", "dir", c.run.dir, {});
+  visit("run", "seed", c.run.seed, {});
+  visit("model", "name", c.model.name, {"mlp", "cnn", "char_transformer"});
+  visit("model", "hidden", c.model.hidden, {});
+  visit("model", "d_model", c.model.d_model, {});
+  visit("model", "layers", c.model.layers, {});
+  visit("model", "heads", c.model.heads, {});
+  visit("model", "context", c.model.context, {});
+  visit("data", "name", c.data.name, {"fashion_mnist", "text"});
+  visit("data", "path", c.data.path, {});
+  visit("data", "batch_size", c.data.batch_size, {});
+  visit("data", "train_limit", c.data.train_limit, {});
+  visit("data", "test_limit", c.data.test_limit, {});
+  visit("data", "test_fraction", c.data.test_fraction, {});
+  visit("optimizer", "name", c.optimizer.name, {"sgd", "adamw"});
+  visit("optimizer", "lr", c.optimizer.lr, {});
+  visit("optimizer", "momentum", c.optimizer.momentum, {});
+  visit("optimizer", "weight_decay", c.optimizer.weight_decay, {});
+  visit("optimizer", "schedule", c.optimizer.schedule, {"constant", "warmup_cosine"});
+  visit("optimizer", "warmup_steps", c.optimizer.warmup_steps, {});
+  visit("optimizer", "min_lr_ratio", c.optimizer.min_lr_ratio, {});
+  // The planned strategies parse, so that validate() can say "not implemented yet" rather
+  // than "unknown".
+  visit("sync", "strategy", c.sync.strategy,
+        {"allreduce", "local_sgd", "diloco", "streaming_diloco", "co2"});
+  visit("sync", "algorithm", c.sync.algorithm, {"ring", "star", "rhd", "native", "auto"});
+  visit("sync", "bucket_mb", c.sync.bucket_mb, {});
+  visit("sync", "overlap", c.sync.overlap, {});
+  visit("sync", "cost_model", c.sync.cost_model, {});
+  visit("train", "epochs", c.train.epochs, {});
+  visit("train", "max_steps", c.train.max_steps, {});
+  visit("train", "eval_every", c.train.eval_every, {});
+  visit("train", "log_every", c.train.log_every, {});
+  visit("train", "checkpoint_every", c.train.checkpoint_every, {});
+  visit("train", "resume", c.train.resume, {"never", "auto"});
+  visit("train", "eval_batch_size", c.train.eval_batch_size, {});
+  visit("runtime", "threads", c.runtime.threads, {});
+  visit("runtime", "timeout_s", c.runtime.timeout_s, {});
+  visit("runtime", "debug_checks", c.runtime.debug_checks, {});
+  visit("runtime", "log_level", c.runtime.log_level, {"trace", "debug", "info", "warn", "error"});
+}
+
+struct KeyName {
+  std::string section;
+  std::string key;
+};
+
+const std::vector<KeyName>& all_keys() {
+  static const std::vector<KeyName> keys = [] {
+    std::vector<KeyName> out;
+    const Config defaults;
+    for_each_key(defaults, [&](const char* s, const char* k, const auto&, Names) {
+      out.push_back({s, k});
+    });
+    return out;
+  }();
+  return keys;
+}
+
+bool is_section(const std::string& name) {
+  const auto& keys = all_keys();
+  return std::any_of(keys.begin(), keys.end(), [&](const KeyName& k) { return k.section == name; });
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// Key names are compared without their section, so that a key put in the wrong section
+// (model.batch_size) still finds its home; ties go to the section the user wrote. A top-level
+// name may also be a misspelt section.
+std::string closest_key(const std::string& section, const std::string& key, bool sections_too) {
+  std::pair<std::size_t, bool> best{std::numeric_limits<std::size_t>::max(), true};
+  std::string best_name;
+  auto consider = [&](const std::string& name, const std::string& compared, bool other_section) {
+    std::pair<std::size_t, bool> score{edit_distance(key, compared), other_section};
+    if (score < best) {
+      best = score;
+      best_name = name;
+    }
+  };
+  for (const KeyName& k : all_keys()) {
+    if (sections_too) consider(k.section, k.section, false);
+    consider(k.section + "." + k.key, k.key, k.section != section);
+  }
+  return best_name;
+}
+
+ConfigError unknown_key(const std::string& where, const std::string& section,
+                        const std::string& key, bool sections_too) {
+  std::string name = section.empty() ? key : section + "." + key;
+  return ConfigError(str_cat(where, "unknown key '", name, "' (did you mean '",
+                             closest_key(section, key, sections_too), "'?)"));
+}
+
+std::string describe(const YAML::Node& node) {
+  if (node.IsMap()) return "a map";
+  if (node.IsSequence()) return "a sequence";
+  if (node.IsNull()) return "null";
+  return "'" + node.Scalar() + "'";
+}
+
+template <typename T>
+bool parse_number(std::string_view text, T& out) {
+  if (!text.empty() && text[0] == '+') text.remove_prefix(1);
+  T value{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return false;
+  if constexpr (std::is_floating_point_v<T>) {
+    if (!std::isfinite(value)) return false;
+  }
+  out = value;
+  return true;
+}
+
+// The one place a YAML value becomes a typed field, so every key gets the same messages.
+// Null is accepted for free text (`path:` means unset, as the default).
+template <typename T>
+void read_value(const YAML::Node& node, const std::string& where, const std::string& key,
+                Names names, T& out) {
+  std::string expected;
+  if constexpr (std::is_same_v<T, bool>) {
+    expected = "true or false";
+  } else if constexpr (std::is_same_v<T, std::uint64_t>) {
+    expected = "a non-negative integer";
+  } else if constexpr (std::is_integral_v<T>) {
+    expected = "an integer";
+  } else if constexpr (std::is_floating_point_v<T>) {
+    expected = "a number";
+  } else if (names.size() == 0) {
+    expected = "a string";
+  } else {
+    const char* separator = "one of ";
+    for (const char* name : names) {
+      expected += str_cat(separator, name);
+      separator = ", ";
+    }
+  }
+  auto fail = [&] {
+    return ConfigError(str_cat(where, key, ": expected ", expected, ", got ", describe(node)));
+  };
+
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (node.IsNull() && names.size() == 0) {
+      out.clear();
+      return;
+    }
+  }
+  if (!node.IsScalar()) throw fail();
+  const std::string& text = node.Scalar();
+  if constexpr (std::is_same_v<T, bool>) {
+    if (text != "true" && text != "false") throw fail();
+    out = text == "true";
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (names.size() != 0 &&
+        std::none_of(names.begin(), names.end(), [&](const char* n) { return text == n; })) {
+      throw fail();
+    }
+    out = text;
+  } else {
+    if (!parse_number(text, out)) throw fail();
+  }
+}
+
+// Returns false when section.key is not a key.
+bool set_key(Config& config, const std::string& section, const std::string& key,
+             const YAML::Node& value, const std::string& where) {
+  bool found = false;
+  for_each_key(config, [&](const char* s, const char* k, auto& field, Names names) {
+    if (found || section != s || key != k) return;
+    found = true;
+    read_value(value, where, section + "." + key, names, field);
+  });
+  return found;
+}
+
+std::string where_in_file(const std::string& source, const YAML::Mark& mark) {
+  if (mark.is_null()) return source + ": ";
+  return str_cat(source, ":", mark.line + 1, ":", mark.column + 1, ": ");
+}
+
+void apply_yaml(Config& config, const std::string& text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(str_cat(where_in_file(source, e.mark), "malformed YAML: ", e.msg));
+  }
+  if (root.IsNull()) return;  // an empty file: all defaults
+  if (!root.IsMap()) {
+    throw ConfigError(
+        str_cat(source, ": the top level must be a map of sections, got ", describe(root)));
+  }
+  // yaml-cpp keeps duplicate keys; the second would silently win, which hides typos.
+  std::set<std::string> seen;
+  for (const auto& entry : root) {
+    const std::string section = entry.first.Scalar();
+    const std::string where = where_in_file(source, entry.first.Mark());
+    if (!is_section(section)) throw unknown_key(where, "", section, true);
+    if (!seen.insert(section).second) {
+      throw ConfigError(str_cat(where, "duplicate key '", section, "'"));
+    }
+    const YAML::Node& body = entry.second;
+    if (body.IsNull()) continue;  // every key of the section commented out
+    if (!body.IsMap()) {
+      throw ConfigError(str_cat(where, section, ": expected a map of keys, got ", describe(body)));
+    }
+    for (const auto& item : body) {
+      const std::string key = item.first.Scalar();
+      const std::string key_where = where_in_file(source, item.first.Mark());
+      if (!seen.insert(section + "." + key).second) {
+        throw ConfigError(str_cat(key_where, "duplicate key '", section, ".", key, "'"));
+      }
+      if (!set_key(config, section, key, item.second, key_where)) {
+        throw unknown_key(key_where, section, key, false);
+      }
+    }
+  }
+}
+
+void apply_override(Config& config, const std::string& override_text, const std::string& source) {
+  const std::string where = str_cat(source, ": override '", override_text, "': ");
+  const std::size_t eq = override_text.find('=');
+  std::string path = override_text.substr(0, eq);
+  path.erase(0, path.find_first_not_of(" \t"));
+  path.erase(path.find_last_not_of(" \t") + 1);
+  if (eq == std::string::npos || path.empty()) {
+    throw ConfigError(str_cat(where, "expected section.key=value"));
+  }
+  const std::size_t dot = path.find('.');
+  const std::string section = dot == std::string::npos ? "" : path.substr(0, dot);
+  const std::string key = dot == std::string::npos ? path : path.substr(dot + 1);
+
+  YAML::Node value;
+  try {
+    value = YAML::Load(override_text.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(str_cat(where, path, ": malformed value: ", e.msg));
+  }
+  if (!set_key(config, section, key, value, where)) throw unknown_key(where, section, key, false);
+}
+
+void resolve_defaults(Config& c) {
+  if (c.data.path.empty()) {
+    c.data.path =
+        c.data.name == "text" ? "/usr/share/games/fortunes" : "/usr/share/datasets/fashion-mnist";
+  }
+}
+
+void validate(const Config& c, const std::string& source) {
+  auto require = [&](bool ok, const char* key, const char* rule, const auto& value) {
+    if (!ok) throw ConfigError(str_cat(source, ": ", key, ": must be ", rule, ", got ", value));
+  };
+  require(!c.run.dir.empty(), "run.dir", "non-empty", "''");
+
+  require(c.model.hidden >= 1, "model.hidden", ">= 1", c.model.hidden);
+  require(c.model.d_model >= 1, "model.d_model", ">= 1", c.model.d_model);
+  require(c.model.layers >= 1, "model.layers", ">= 1", c.model.layers);
+  require(c.model.heads >= 1, "model.heads", ">= 1", c.model.heads);
+  require(c.model.d_model % c.model.heads == 0, "model.d_model", "divisible by model.heads",
+          str_cat(c.model.d_model, " with heads ", c.model.heads));
+  require(c.model.context >= 2, "model.context", ">= 2", c.model.context);
+
+  const char* wanted_data = c.model.name == "char_transformer" ? "text" : "fashion_mnist";
+  if (c.data.name != wanted_data) {
+    throw ConfigError(str_cat(source, ": model.name '", c.model.name, "' needs data.name '",
+                              wanted_data, "', got '", c.data.name, "'"));
+  }
+  require(c.data.batch_size >= 1, "data.batch_size", ">= 1", c.data.batch_size);
+  require(c.data.train_limit >= 0, "data.train_limit", ">= 0", c.data.train_limit);
+  require(c.data.test_limit >= 0, "data.test_limit", ">= 0", c.data.test_limit);
+  require(c.data.test_fraction > 0 && c.data.test_fraction < 1, "data.test_fraction", "in (0, 1)",
+          c.data.test_fraction);
+
+  require(c.optimizer.lr > 0, "optimizer.lr", "> 0", c.optimizer.lr);
+  require(c.optimizer.momentum >= 0 && c.optimizer.momentum < 1, "optimizer.momentum", "in [0, 1)",
+          c.optimizer.momentum);
+  require(c.optimizer.weight_decay >= 0, "optimizer.weight_decay", ">= 0",
+          c.optimizer.weight_decay);
+  require(c.optimizer.warmup_steps >= 0, "optimizer.warmup_steps", ">= 0",
+          c.optimizer.warmup_steps);
+  require(c.optimizer.min_lr_ratio >= 0 && c.optimizer.min_lr_ratio <= 1, "optimizer.min_lr_ratio",
+          "in [0, 1]", c.optimizer.min_lr_ratio);
+
+  if (c.sync.strategy != "allreduce") {
+    throw ConfigError(str_cat(source, ": sync.strategy '", c.sync.strategy,
+                              "' is not implemented yet (implemented: allreduce)"));
+  }
+  require(c.sync.bucket_mb > 0, "sync.bucket_mb", "> 0", c.sync.bucket_mb);
+
+  require(c.train.max_steps >= 0, "train.max_steps", ">= 0", c.train.max_steps);
+  if (c.train.max_steps == 0) {
+    require(c.train.epochs >= 1, "train.epochs", ">= 1 when train.max_steps is 0", c.train.epochs);
+  } else {
+    require(c.train.epochs >= 0, "train.epochs", ">= 0", c.train.epochs);
+  }
+  require(c.train.eval_every >= 0, "train.eval_every", ">= 0", c.train.eval_every);
+  require(c.train.log_every >= 0, "train.log_every", ">= 0", c.train.log_every);
+  require(c.train.checkpoint_every >= 0, "train.checkpoint_every", ">= 0",
+          c.train.checkpoint_every);
+  require(c.train.eval_batch_size >= 1, "train.eval_batch_size", ">= 1", c.train.eval_batch_size);
+
+  require(c.runtime.threads >= 1, "runtime.threads", ">= 1", c.runtime.threads);
+  require(c.runtime.timeout_s > 0, "runtime.timeout_s", "> 0", c.runtime.timeout_s);
+}
+
+// Double-quoted so that strings like "yes", "123" or "" read back as the same string.
+std::string yaml_value(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char ch : s) {
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += static_cast<char>(ch);
+    } else if (ch < 0x20 || ch == 0x7f) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", ch);
+      out += escaped;
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out + "\"";
+}
+
+std::string yaml_value(bool b) { return b ? "true" : "false"; }
+
+// Shortest text that reads back to the same double; ".0" keeps whole numbers looking like
+// numbers with a fraction to a reader.
+std::string yaml_value(double d) {
+  char buffer[64];
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, d);
+  std::string out(buffer, end);
+  if (out.find_first_of(".e") == std::string::npos) out += ".0";
+  return out;
+}
+
+template <typename T, typename = std::enable_if_t<std::is_integral_v<T>>>
+std::string yaml_value(T i) {
+  return std::to_string(i);
+}
+
+}  // namespace
+
+std::string Config::to_yaml() const {
+  std::ostringstream out;
+  std::string section;
+  for_each_key(*this, [&](const char* s, const char* k, const auto& field, Names) {
+    if (section != s) {
+      section = s;
+      out << section << ":\n";
+    }
+    out << "  " << k << ": " << yaml_value(field) << "\n";
+  });
+  return out.str();
+}
+
+std::uint64_t Config::hash() const {
+  std::uint64_t h = 14695981039346656037ull;
+  for (unsigned char ch : to_yaml()) {
+    h ^= ch;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+Config parse_config(const std::string& yaml_text, const std::vector<std::string>& overrides,
+                    const std::string& source) {
+  const std::string name = source.empty() ? "<config>" : source;
+  Config config;
+  apply_yaml(config, yaml_text, name);
+  for (const std::string& override_text : overrides) apply_override(config, override_text, name);
+  resolve_defaults(config);
+  validate(config, name);
+  return config;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw ConfigError(str_cat(path, ": cannot read config file: it is a directory"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(str_cat(path, ": cannot read config file: ", std::strerror(errno)));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), overrides, path);
+}
+
+}  // namespace braid

@@ -1,0 +1,96 @@
+// Config: the one typed tree a run is described by, parsed from YAML in one place
+// (load_config) and validated there. Lower layers take their own option structs built from it.
+// Key names are a contract with users and outside scripts; docs/config.md lists every key.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace braid {
+
+struct RunConfig {
+  std::string dir = "runs/default";  // run.dir
+  std::uint64_t seed = 42;           // run.seed
+};
+
+struct ModelConfig {
+  std::string name = "mlp";  // mlp | cnn | char_transformer
+  std::int64_t hidden = 256;  // mlp hidden width (784-hidden-hidden-10)
+  // char_transformer sizes
+  std::int64_t d_model = 128;
+  std::int64_t layers = 2;
+  std::int64_t heads = 4;
+  std::int64_t context = 64;  // tokens per sample
+};
+
+struct DataConfig {
+  std::string name = "fashion_mnist";  // fashion_mnist | text
+  std::string path;            // default: /usr/share/datasets/fashion-mnist, or
+                               // /usr/share/games/fortunes for text
+  std::int64_t batch_size = 64;      // per rank
+  std::int64_t train_limit = 0;      // use only the first N training samples (0 = all)
+  std::int64_t test_limit = 0;       // use only the first N test samples (0 = all)
+  double test_fraction = 0.05;       // text: share of the corpus held out for evaluation
+};
+
+struct OptimizerConfig {
+  std::string name = "sgd";  // sgd | adamw
+  double lr = 0.05;
+  double momentum = 0.9;      // sgd
+  double weight_decay = 0.0;
+  std::string schedule = "constant";  // constant | warmup_cosine
+  std::int64_t warmup_steps = 0;       // warmup_cosine
+  double min_lr_ratio = 0.0;           // warmup_cosine: final lr = lr * min_lr_ratio
+};
+
+struct SyncConfig {
+  std::string strategy = "allreduce";  // allreduce (more to come)
+  std::string algorithm = "auto";      // ring | star | rhd | native | auto
+  double bucket_mb = 4.0;              // fusion bucket cap
+  bool overlap = true;                 // reduce buckets during backward
+  std::string cost_model;              // optional file from `braid bench allreduce --calibrate`
+};
+
+struct TrainConfig {
+  std::int64_t epochs = 1;
+  std::int64_t max_steps = 0;          // > 0: stop at this step whatever epochs says
+  std::int64_t eval_every = 0;         // steps; 0 = only the final evaluation
+  std::int64_t log_every = 50;         // steps; 0 = no periodic log lines
+  std::int64_t checkpoint_every = 0;   // steps; 0 = only the final checkpoint
+  std::string resume = "never";        // never | auto
+  std::int64_t eval_batch_size = 1000;
+};
+
+struct RuntimeConfig {
+  std::int64_t threads = 1;      // torch intra-op threads per rank
+  double timeout_s = 300.0;      // deadline of one collective
+  bool debug_checks = false;     // cross-check every collective across ranks
+  std::string log_level = "info";  // trace | debug | info | warn | error
+};
+
+struct Config {
+  RunConfig run;
+  ModelConfig model;
+  DataConfig data;
+  OptimizerConfig optimizer;
+  SyncConfig sync;
+  TrainConfig train;
+  RuntimeConfig runtime;
+
+  // Every key with its resolved value, as YAML that load_config reads back unchanged.
+  std::string to_yaml() const;
+  // FNV-1a of to_yaml(): ranks compare it at start.
+  std::uint64_t hash() const;
+};
+
+// Parses YAML text, then applies overrides "section.key=value" (YAML scalars) in order, then
+// validates. `source` names the text in messages (a path). Throws ConfigError naming the key:
+// an unknown key together with the closest valid one, a wrong type, a value out of range, an
+// unknown name together with the valid ones.
+Config parse_config(const std::string& yaml_text, const std::vector<std::string>& overrides,
+                    const std::string& source);
+// Reads the file (ConfigError if missing or unreadable) and calls parse_config.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+}  // namespace braid

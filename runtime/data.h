@@ -1,0 +1,60 @@
+// Data sets and the data plan.
+//
+// Fashion-MNIST comes from the idx files of Debian's dataset-fashion-mnist package
+// (train-images-idx3-ubyte.gz, ...; read through zlib); images become float32 [N, 1, 28, 28]
+// scaled to [0, 1] then normalized with mean 0.2860 and std 0.3530, labels int64 [N].
+// Text is the Debian fortunes corpus as byte tokens: every fortune file under data.path (not
+// the .dat indexes, not the .u8 copies), in sorted name order, concatenated; the last
+// test_fraction of the bytes is the test split. A sample is a window of `context` bytes
+// (inputs, int64 [N, context]) and the same window shifted by one (targets).
+//
+// DataPlan: which samples a rank reads. Each epoch shuffles the training indices with a
+// generator seeded from (seed, epoch), the same permutation on every rank. Global step s
+// covers permutation entries [s * P * b, (s+1) * P * b) and rank r reads the r-th block of b,
+// so P ranks with batch b see exactly the samples 1 rank with batch P * b sees. The last
+// incomplete global batch of an epoch is dropped, so every rank runs the same number of steps
+// and issues the same collectives for any rank count and data size.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+#include "runtime/config.h"
+
+namespace braid {
+
+struct Dataset {
+  at::Tensor inputs;
+  at::Tensor targets;
+  std::int64_t size() const { return inputs.defined() ? inputs.size(0) : 0; }
+};
+
+struct DataSplits {
+  Dataset train, test;
+  std::int64_t num_classes = 0;  // 10 for Fashion-MNIST, 256 for bytes
+};
+
+// Throws ConfigError naming data.path and the file when something is missing or unreadable,
+// and naming data.name for an unknown data set.
+DataSplits load_data(const DataConfig& data, const ModelConfig& model);
+
+class DataPlan {
+ public:
+  DataPlan(std::int64_t samples, int rank, int world, std::int64_t batch_size, std::uint64_t seed);
+  std::int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  // Indices (int64) this rank reads at step `step` (0-based within the epoch) of `epoch`.
+  at::Tensor batch_indices(std::int64_t epoch, std::int64_t step);
+
+ private:
+  std::int64_t samples_, batch_size_, steps_per_epoch_;
+  int rank_, world_;
+  std::uint64_t seed_;
+  std::int64_t cached_epoch_ = -1;
+  at::Tensor permutation_;
+};
+
+// Test-set shard of this rank for evaluation: indices rank, rank + P, rank + 2P, ...
+at::Tensor eval_indices(std::int64_t samples, int rank, int world);
+
+}  // namespace braid

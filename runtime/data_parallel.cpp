@@ -1,0 +1,53 @@
+#include "runtime/data_parallel.h"
+
+#include <torch/nn/module.h>
+
+#include "common/error.h"
+#include "optimizers/allreduce_strategy.h"
+#include "runtime/world.h"
+
+namespace braid {
+
+NamedTensors named_parameters(const torch::nn::Module& module) {
+  NamedTensors out;
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) {
+    out.emplace_back(item.key(), item.value());
+  }
+  return out;
+}
+
+std::shared_ptr<Communicator> make_communicator(const World& world,
+                                                const DataParallelOptions& options) {
+  CommOptions comm;
+  comm.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_s * 1000));
+  comm.debug_checks = options.debug_checks;
+  comm.allreduce.cost_model = options.cost_model.empty() ? CostModel::from_environment()
+                                                         : CostModel::load(options.cost_model);
+  return std::make_shared<Communicator>(world.make_transport(), comm);
+}
+
+namespace {
+std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
+                                            const DataParallelOptions& options) {
+  if (options.strategy == "allreduce") {
+    return std::make_unique<AllreduceStrategy>(
+        std::move(comm), AllreduceStrategyOptions{options.algorithm, options.bucket_mb, options.overlap});
+  }
+  throw ConfigError(str_cat("sync.strategy: unknown strategy '", options.strategy,
+                            "' (valid: allreduce)"));
+}
+}  // namespace
+
+DataParallel::DataParallel(const World& world, const NamedTensors& parameters,
+                           DataParallelOptions options)
+    : DataParallel(make_communicator(world, options), parameters, options) {}
+
+DataParallel::DataParallel(std::shared_ptr<Communicator> comm, const NamedTensors& parameters,
+                           DataParallelOptions options)
+    : comm_(std::move(comm)), strategy_(make_strategy(comm_, options)) {
+  strategy_->attach(parameters);
+}
+
+void DataParallel::step(torch::optim::Optimizer& optimizer) { strategy_->step(optimizer); }
+
+}  // namespace braid

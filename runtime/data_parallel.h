@@ -1,0 +1,66 @@
+// DataParallel: the embedding API's core, and what braid's own trainer uses. Wraps the user's
+// parameters in a SyncStrategy over a Communicator so that a plain LibTorch loop becomes
+// data-parallel:
+//
+//   braid::World world(&argc, &argv);
+//   braid::DataParallel dp(world, braid::named_parameters(*model), options);
+//   for (...) { optimizer.zero_grad(); model->forward(x).backward(); dp.step(optimizer); }
+//
+// Construction is collective: it checks that every rank has the same parameter names, shapes
+// and dtypes, and copies rank 0's values to all ranks. The parameters must stay alive (the
+// model owns them) for the DataParallel's lifetime.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "collectives/communicator.h"
+#include "optimizers/sync_strategy.h"
+
+namespace torch::nn {
+class Module;
+}
+
+namespace braid {
+
+class World;
+
+struct DataParallelOptions {
+  std::string strategy = "allreduce";  // sync.strategy
+  std::string algorithm = "auto";      // sync.algorithm
+  double bucket_mb = 4.0;              // sync.bucket_mb
+  bool overlap = true;                 // sync.overlap
+  std::string cost_model;              // sync.cost_model (file), or BRAID_COST_MODEL
+  double timeout_s = 300.0;            // runtime.timeout_s
+  bool debug_checks = false;           // runtime.debug_checks
+};
+
+// The module's parameters (recursively, registration order) with their dotted names.
+NamedTensors named_parameters(const torch::nn::Module& module);
+
+// A Communicator over the world's MPI transport with the options' timeout, debug checks and
+// cost model.
+std::shared_ptr<Communicator> make_communicator(const World& world, const DataParallelOptions& options);
+
+class DataParallel {
+ public:
+  DataParallel(const World& world, const NamedTensors& parameters, DataParallelOptions options = {});
+  // Over an existing communicator (any transport; the tests use threads).
+  DataParallel(std::shared_ptr<Communicator> comm, const NamedTensors& parameters,
+               DataParallelOptions options = {});
+
+  // Collective: finish this step's exchange and apply `optimizer`.
+  void step(torch::optim::Optimizer& optimizer);
+
+  int rank() const { return comm_->rank(); }
+  int size() const { return comm_->size(); }
+  Communicator& communicator() { return *comm_; }
+  SyncStrategy& strategy() { return *strategy_; }
+  SyncStats stats() const { return strategy_->stats(); }
+
+ private:
+  std::shared_ptr<Communicator> comm_;
+  std::unique_ptr<SyncStrategy> strategy_;
+};
+
+}  // namespace braid

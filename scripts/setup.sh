@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what is missing (Debian 12, apt-get), then configures and builds braid in build/.
+# Quick when everything is present: one dpkg query, then an incremental build.
+# Environment: BUILD_DIR (default build), BUILD_TYPE (default Release), JOBS (default nproc),
+# CMAKE_ARGS (extra, e.g. -DCMAKE_PREFIX_PATH=/opt/libtorch).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  cmake g++ make ccache pkg-config
+  libtorch-dev libopenblas-dev          # LibTorch; OpenBLAS: the reference BLAS is ~10x slower
+  libopenmpi-dev openmpi-bin            # MPI runtime and mpirun
+  libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev zlib1g-dev
+  googletest libgtest-dev
+  dataset-fashion-mnist fortunes        # real data: images and text
+  iproute2                              # ip and tc for launch/braid-slowlink
+)
+missing=()
+for p in "${packages[@]}"; do
+  [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+build_dir=${BUILD_DIR:-build}
+if [ ! -f "$build_dir/CMakeCache.txt" ]; then
+  # shellcheck disable=SC2086
+  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" ${CMAKE_ARGS:-}
+fi
+# Two jobs per 24 GB: a LibTorch translation unit takes about 1 GB to compile.
+cmake --build "$build_dir" -j "${JOBS:-$(nproc)}"
