@@ -6,6 +6,7 @@
 #include <torch/optim/optimizer.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
+#include <torch/csrc/autograd/grad_mode.h>
 #include <zlib.h>
 
 #include <filesystem>
@@ -68,8 +69,10 @@ void Checkpointer::save(Communicator& comm, const TrainPosition& position,
   archive.write("meta/step_in_epoch", scalar(position.step_in_epoch));
   archive.write("meta/world", scalar(world_));
   archive.write("meta/rank", scalar(rank_));
+  // Flat dotted names (not Module::save's nested archives) so loading can name what is missing.
   torch::serialize::OutputArchive model_archive, optimizer_archive, strategy_archive;
-  model.save(model_archive);
+  for (const auto& item : model.named_parameters()) model_archive.write(item.key(), item.value());
+  for (const auto& item : model.named_buffers()) model_archive.write(item.key(), item.value(), true);
   optimizer.save(optimizer_archive);
   for (const auto& [name, tensor] : strategy.state()) strategy_archive.write(name, tensor);
   archive.write("model", model_archive);
@@ -164,20 +167,24 @@ std::optional<TrainPosition> Checkpointer::load_latest(torch::nn::Module& model,
     }
     torch::serialize::InputArchive model_archive, optimizer_archive, strategy_archive;
     archive.read("model", model_archive);
-    // Module::load fails on a missing key; check names and shapes first for a clear message.
-    for (const auto& item : model.named_parameters()) {
+    auto restore = [&](const std::string& name, at::Tensor& target, bool is_buffer) {
       at::Tensor stored;
-      if (!model_archive.try_read(item.key(), stored)) {
-        throw fail(str_cat("has no parameter '", item.key(), "' (was it written for another model?)"));
+      if (!model_archive.try_read(name, stored, is_buffer)) {
+        throw fail(str_cat("has no ", is_buffer ? "buffer" : "parameter", " '", name,
+                           "' (was it written for another model?)"));
       }
-      if (stored.sizes() != item.value().sizes()) {
+      if (stored.sizes() != target.sizes() || stored.scalar_type() != target.scalar_type()) {
         std::ostringstream message;
-        message << "parameter '" << item.key() << "' has shape " << stored.sizes()
-                << " in the checkpoint but " << item.value().sizes() << " in the model";
+        message << "'" << name << "' is " << stored.sizes() << " " << stored.scalar_type()
+                << " in the checkpoint but " << target.sizes() << " " << target.scalar_type()
+                << " in the model";
         throw fail(message.str());
       }
-    }
-    model.load(model_archive);
+      torch::NoGradGuard no_grad;
+      target.copy_(stored);
+    };
+    for (auto& item : model.named_parameters()) restore(item.key(), item.value(), false);
+    for (auto& item : model.named_buffers()) restore(item.key(), item.value(), true);
     archive.read("optimizer", optimizer_archive);
     optimizer.load(optimizer_archive);
     archive.read("strategy", strategy_archive);

@@ -185,7 +185,11 @@ TrainSummary train(const World& world, const Config& config) {
     metrics = std::make_unique<MetricsLog>((run_dir / "metrics.jsonl").string(),
                                            config.train.resume == "auto" ? position.step : -1);
   }
-  const bool progress_bar = rank == 0 && isatty(STDOUT_FILENO);
+  // mpirun hands ranks a pseudo-terminal even when its own output is a file, so also ask for a
+  // real terminal type before drawing a bar.
+  const char* term = std::getenv("TERM");
+  const bool progress_bar = rank == 0 && isatty(STDOUT_FILENO) && term && *term &&
+                            std::string(term) != "dumb" && !std::getenv("CI");
   if (rank == 0) {
     spdlog::info("training {} on {} ({} train / {} test samples), {} ranks x batch {}, {} steps "
                  "({} per epoch), sync {} with {}",
