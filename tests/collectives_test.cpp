@@ -74,7 +74,8 @@ TEST_P(AllreduceLarge, FourMillionElements) {
              std::vector<ReduceOp>(std::begin(kOps), std::end(kOps)));
 }
 
-INSTANTIATE_TEST_SUITE_P(AllAlgorithms, AllreduceLarge, ::testing::ValuesIn(kAlgorithms));
+INSTANTIATE_TEST_SUITE_P(AllAlgorithms, AllreduceLarge, ::testing::ValuesIn(kAlgorithms),
+                         [](const auto& info) { return info.param; });
 
 // Random float32: within p * eps * max|x| of a float64 reference, bitwise equal across ranks.
 TEST(Allreduce, RandomFloatsAgreeAcrossRanksAndWithReference) {

@@ -1,0 +1,85 @@
+// The allreduce strategy with threads as ranks: parameters that get no gradient (on some ranks
+// or all) never hang the step; overlapped and non-overlapped reduction give the same result;
+// replicas stay bitwise identical.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "optimizers/replicas.h"
+#include "runtime/data_parallel.h"
+#include "tests/spawn_ranks.h"
+
+namespace braid {
+namespace {
+
+using testing::spawn_ranks;
+
+struct TwoHeads : torch::nn::Module {
+  torch::nn::Linear body{register_module("body", torch::nn::Linear(8, 8))};
+  torch::nn::Linear used{register_module("used", torch::nn::Linear(8, 2))};
+  torch::nn::Linear sometimes{register_module("sometimes", torch::nn::Linear(8, 2))};
+  torch::nn::Linear never{register_module("never", torch::nn::Linear(8, 2))};
+  at::Tensor forward(const at::Tensor& x, bool with_sometimes) {
+    at::Tensor h = body(x).relu();
+    at::Tensor y = used(h);
+    return with_sometimes ? y + sometimes(h) : y;
+  }
+};
+
+// Trains a few steps on `ranks` threads; rank r uses the "sometimes" head only when r is odd.
+std::vector<std::vector<at::Tensor>> train(int ranks, DataParallelOptions options) {
+  std::vector<std::vector<at::Tensor>> result(ranks);
+  spawn_ranks(ranks, [&](Communicator& comm) {
+    torch::manual_seed(comm.rank());  // different inits: attach must broadcast rank 0's
+    auto model = std::make_shared<TwoHeads>();
+    torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+    std::shared_ptr<Communicator> shared(&comm, [](Communicator*) {});
+    DataParallel dp(shared, named_parameters(*model), options);
+    for (int step = 0; step < 4; ++step) {
+      at::Tensor x = at::full({4, 8}, 0.1 * (comm.rank() + step + 1));
+      optimizer.zero_grad();
+      model->forward(x, comm.rank() % 2 == 1).sum().backward();
+      dp.step(optimizer);
+    }
+    check_replicas_identical(comm, model->parameters());
+    for (const auto& p : model->parameters()) result[comm.rank()].push_back(p.detach().clone());
+  });
+  return result;
+}
+
+TEST(AllreduceStrategy, UnusedParametersDoNotHangAndReplicasStayIdentical) {
+  for (bool overlap : {true, false}) {
+    DataParallelOptions options;
+    options.bucket_mb = 0.0001;  // one bucket per parameter tensor
+    options.overlap = overlap;
+    options.debug_checks = true;
+    auto params = train(3, options);
+    ASSERT_EQ(params[0].size(), 8u);
+  }
+}
+
+TEST(AllreduceStrategy, OverlapDoesNotChangeTheResult) {
+  DataParallelOptions overlapped, deferred;
+  overlapped.bucket_mb = deferred.bucket_mb = 0.0005;
+  deferred.overlap = false;
+  auto a = train(2, overlapped), b = train(2, deferred);
+  for (std::size_t i = 0; i < a[0].size(); ++i) EXPECT_TRUE(at::equal(a[0][i], b[0][i])) << i;
+}
+
+TEST(AllreduceStrategy, NeverUsedParameterStaysAtItsInitialValueWithPlainSgd) {
+  spawn_ranks(2, [](Communicator& comm) {
+    torch::manual_seed(0);
+    auto model = std::make_shared<TwoHeads>();
+    at::Tensor before = model->never->weight.detach().clone();
+    torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.1));
+    std::shared_ptr<Communicator> shared(&comm, [](Communicator*) {});
+    DataParallel dp(shared, named_parameters(*model));
+    optimizer.zero_grad();
+    model->forward(at::ones({2, 8}), true).sum().backward();
+    dp.step(optimizer);
+    EXPECT_TRUE(at::equal(model->never->weight, before));
+    EXPECT_FALSE(at::equal(model->used->weight, before.narrow(0, 0, 2)));
+  });
+}
+
+}  // namespace
+}  // namespace braid
