@@ -146,36 +146,42 @@ MpiTransport::~MpiTransport() {
   if (comm_ != MPI_COMM_NULL && !finalized) MPI_Comm_free(&comm_);
 }
 
-RequestPtr MpiTransport::isend(const void* data, std::size_t bytes, int peer, int tag) {
-  BRAID_CHECK(peer >= 0 && peer < size_, "send to rank ", peer, " of ", size_);
-  auto request = std::make_unique<MpiRequest>(this, peer, tag, bytes, /*is_recv=*/false);
-  const char* p = static_cast<const char*>(data);
+namespace {
+
+// Posts `bytes` as messages of at most kMaxMessage (MPI counts are int), all in one request.
+template <typename Post>
+RequestPtr post_in_parts(std::unique_ptr<MpiRequest> request, char* data, std::size_t bytes,
+                         Post post) {
   std::size_t offset = 0;
   do {
     std::size_t part = std::min(kMaxMessage, bytes - offset);
     MPI_Request r;
-    BRAID_MPI_CHECK(MPI_Isend(p + offset, static_cast<int>(part), MPI_BYTE, peer, tag, comm_, &r));
+    post(data + offset, static_cast<int>(part), &r);
     request->add(r, part);
     offset += part;
   } while (offset < bytes);
   return request;
 }
 
+}  // namespace
+
+RequestPtr MpiTransport::isend(const void* data, std::size_t bytes, int peer, int tag) {
+  BRAID_CHECK(peer >= 0 && peer < size_, "send to rank ", peer, " of ", size_);
+  return post_in_parts(std::make_unique<MpiRequest>(this, peer, tag, bytes, /*is_recv=*/false),
+                       static_cast<char*>(const_cast<void*>(data)), bytes,
+                       [&](char* p, int n, MPI_Request* r) {
+                         BRAID_MPI_CHECK(MPI_Isend(p, n, MPI_BYTE, peer, tag, comm_, r));
+                       });
+}
+
 RequestPtr MpiTransport::irecv(void* data, std::size_t bytes, int peer, int tag) {
   BRAID_CHECK(peer >= 0 && peer < size_, "receive from rank ", peer, " of ", size_);
-  auto request = std::make_unique<MpiRequest>(this, peer, tag, bytes, /*is_recv=*/true);
-  char* p = static_cast<char*>(data);
-  std::size_t offset = 0;
-  do {
-    std::size_t part = std::min(kMaxMessage, bytes - offset);
-    MPI_Request r;
-    // A larger message than posted is MPI_ERR_TRUNCATE (reported by test()); a smaller one is
-    // caught by the count check there.
-    BRAID_MPI_CHECK(MPI_Irecv(p + offset, static_cast<int>(part), MPI_BYTE, peer, tag, comm_, &r));
-    request->add(r, part);
-    offset += part;
-  } while (offset < bytes);
-  return request;
+  // A larger message than posted is MPI_ERR_TRUNCATE (reported by test()); a smaller one is
+  // caught by the count check there.
+  return post_in_parts(std::make_unique<MpiRequest>(this, peer, tag, bytes, /*is_recv=*/true),
+                       static_cast<char*>(data), bytes, [&](char* p, int n, MPI_Request* r) {
+                         BRAID_MPI_CHECK(MPI_Irecv(p, n, MPI_BYTE, peer, tag, comm_, r));
+                       });
 }
 
 std::shared_ptr<Transport> MpiTransport::split(int color, int key) {
