@@ -123,8 +123,9 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
   AllreduceAuto chooser(comm_options.allreduce);
 
   if (root && !options.json) {
-    fmt::print("# braid bench allreduce: {} ranks, op {}, {} iterations ({} warmup){}\n", P,
-               options.op, options.iters, options.warmup, options.check ? ", checked" : "");
+    fmt::print("# braid bench allreduce: {} ranks, op {}, >= {} iterations and >= {} ms per row ({} warmup){}\n", P,
+               options.op, options.iters, options.min_time_ms, options.warmup,
+               options.check ? ", checked" : "");
     fmt::print("#{:>12} {:>12} {:>9} {:>10} {:>11} {:>11} {:>11} {:>7}\n", "size(B)", "count",
                "type", "algorithm", "time(us)", "algbw(GB/s)", "busbw(GB/s)", "#wrong");
   }
@@ -144,10 +145,17 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
       }
       std::memset(memory.data(), 0, bytes);
       for (int i = 0; i < options.warmup; ++i) comm.allreduce(buffer, op, name).wait();
-      comm.barrier().wait();
-      auto start = std::chrono::steady_clock::now();
-      for (int i = 0; i < options.iters; ++i) comm.allreduce(buffer, op, name).wait();
-      const double seconds = max_over_ranks(comm, seconds_since(start) / options.iters);
+      // At least `iters` iterations and `min_time_ms`: small messages repeat until the
+      // measurement is long enough to be stable. Ranks agree on the slowest rank's time.
+      double seconds = 0;
+      for (std::int64_t iters = options.iters;; iters *= 2) {
+        comm.barrier().wait();
+        auto start = std::chrono::steady_clock::now();
+        for (std::int64_t i = 0; i < iters; ++i) comm.allreduce(buffer, op, name).wait();
+        const double elapsed = max_over_ranks(comm, seconds_since(start));
+        seconds = elapsed / iters;
+        if (elapsed * 1e3 >= options.min_time_ms || iters >= (1 << 20)) break;
+      }
       const double algbw = seconds > 0 ? bytes / seconds / 1e9 : 0;
       const double busbw = algbw * 2.0 * (P - 1) / P;
       const std::string chosen = name == "auto" ? chooser.choose(P, bytes).name() : name;

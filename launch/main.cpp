@@ -67,6 +67,9 @@ int main(int argc, char** argv) {
       ->transform(CLI::AsSizeValue(false))->capture_default_str();
   bench_ar->add_option("--factor,-f", ar.factor, "Size multiplier between rows")->capture_default_str();
   bench_ar->add_option("--iters,-n", ar.iters, "Timed iterations per row")->capture_default_str();
+  bench_ar->add_option("--min-time-ms", ar.min_time_ms,
+                       "Minimum timed duration per row; iterations double until reached")
+      ->capture_default_str();
   bench_ar->add_option("--warmup,-w", ar.warmup, "Untimed iterations per row")->capture_default_str();
   bench_ar->add_option("--dtype,-d", ar.dtype, "float32 | float64 | float16 | bfloat16 | int32 | int64")
       ->capture_default_str();
