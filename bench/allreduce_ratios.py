@@ -1,15 +1,22 @@
-"""Prints, per message size, each algorithm's busbw and its ratio to native's, from the JSON
-lines of `braid bench allreduce --json` (one run, so every ratio compares numbers measured
-together)."""
+"""Prints, per message size, each algorithm's median busbw over the repeated sweeps and its ratio
+to native's, from the JSON lines of `braid bench allreduce --json` (all sweeps from one command,
+so every ratio compares numbers measured together)."""
 import json
+import statistics
 import sys
 
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
 sizes = sorted({r["bytes"] for r in rows})
 algorithms = [a for a in ["ring", "star", "rhd", "auto"] if any(r["algorithm"] == a for r in rows)]
-by = {(r["bytes"], r["algorithm"]): r for r in rows}
+by = {}
+for key in {(r["bytes"], r["algorithm"]) for r in rows}:
+    group = [r for r in rows if (r["bytes"], r["algorithm"]) == key]
+    median = dict(group[0])
+    median["busbw_gbps"] = statistics.median(r["busbw_gbps"] for r in group)
+    by[key] = median
 ranks = rows[0]["ranks"]
-print(f"# ranks={ranks}; busbw GB/s, (ratio to native); auto shows its pick")
+repeats = len(rows) // (len(sizes) * (len(algorithms) + 1))
+print(f"# ranks={ranks}; median busbw GB/s over {repeats} sweeps, (ratio to native); auto shows its pick")
 print(f"{'bytes':>11} {'native':>8} " + " ".join(f"{a:>18}" for a in algorithms))
 worst_auto = None
 for size in sizes:

@@ -20,15 +20,16 @@ void AllreduceNative::run(OpContext& ctx, Buffer buffer, ReduceOp op) {
 AllreduceAuto::AllreduceAuto(const AllreduceOptions& options)
     : model_(options.cost_model), ring_(options.segment_bytes), star_(options.segment_bytes) {}
 
-Allreduce& AllreduceAuto::choose(int ranks, std::size_t bytes) {
-  std::string pick = model_.choose(ranks, bytes);
+Allreduce& AllreduceAuto::choose(int ranks, std::size_t bytes, bool native_available) {
+  std::string pick = model_.choose(ranks, bytes, native_available);
   if (pick == "star") return star_;
   if (pick == "rhd") return rhd_;
+  if (pick == "native") return native_;
   return ring_;
 }
 
 void AllreduceAuto::run(OpContext& ctx, Buffer buffer, ReduceOp op) {
-  choose(ctx.size(), buffer.bytes()).run(ctx, buffer, op);
+  choose(ctx.size(), buffer.bytes(), ctx.transport().native() != nullptr).run(ctx, buffer, op);
 }
 
 const std::vector<std::string>& allreduce_names() {

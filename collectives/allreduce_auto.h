@@ -1,8 +1,11 @@
-// Auto allreduce: picks ring, star or rhd per call from the alpha-beta cost model
-// (collectives/cost_model.h) for the rank count and message size; the pick depends only on
-// arguments every rank shares, so all ranks choose the same algorithm.
+// Auto allreduce: picks an algorithm per call from the cost model (collectives/cost_model.h) for
+// the rank count and message size: the measured winner when `braid bench allreduce --calibrate`
+// measured this rank count (native included), else the cheapest of ring, star and rhd by the
+// alpha-beta formulas. The pick depends only on arguments every rank shares (and the same
+// calibration file), so all ranks choose the same algorithm.
 #pragma once
 
+#include "collectives/allreduce_native.h"
 #include "collectives/allreduce_rhd.h"
 #include "collectives/allreduce_ring.h"
 #include "collectives/allreduce_star.h"
@@ -15,13 +18,14 @@ class AllreduceAuto : public Allreduce {
   const char* name() const override { return "auto"; }
   void run(OpContext& ctx, Buffer buffer, ReduceOp op) override;
   // The algorithm run() would use.
-  Allreduce& choose(int ranks, std::size_t bytes);
+  Allreduce& choose(int ranks, std::size_t bytes, bool native_available);
 
  private:
   CostModel model_;
   AllreduceRing ring_;
   AllreduceStar star_;
   AllreduceRhd rhd_;
+  AllreduceNative native_;
 };
 
 }  // namespace braid

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace braid {
 
@@ -16,12 +17,23 @@ struct CostModel {
   double beta_s_per_byte = 2.5e-10;  // inverse bandwidth (4 GB/s)
   double gamma_s_per_byte = 1e-10;   // inverse reduction throughput (10 GB/s)
 
+  // Measured winners (from `braid bench allreduce --calibrate`) at one rank count: the fastest
+  // of ring, star, rhd and native per message size. They replace the formulas when the rank
+  // count matches, because the formulas cannot see effects such as oversubscribed cores, where
+  // every message latency includes a context switch.
+  int measured_ranks = 0;
+  std::vector<std::size_t> measured_bytes;  // ascending
+  std::vector<std::string> measured_best;
+
   // Predicted seconds for one allreduce of `bytes` over `ranks` ranks with ring, star or rhd.
   double predict(const std::string& algorithm, int ranks, std::size_t bytes) const;
-  // The algorithm with the lowest prediction among ring, star and rhd.
-  std::string choose(int ranks, std::size_t bytes) const;
+  // The measured winner at the nearest measured size (log scale) when the table covers `ranks`
+  // and `native` is available or not needed; otherwise the lowest prediction among ring, star
+  // and rhd.
+  std::string choose(int ranks, std::size_t bytes, bool native_available = false) const;
 
-  // A small YAML file: alpha_s, beta_s_per_byte, gamma_s_per_byte. Throws ConfigError.
+  // A small YAML file: alpha_s, beta_s_per_byte, gamma_s_per_byte and optionally `measured`
+  // (ranks, bytes, best). Throws ConfigError.
   static CostModel load(const std::string& path);
   void save(const std::string& path) const;
   // BRAID_COST_MODEL's file when that variable is set, else the defaults.

@@ -33,11 +33,40 @@ std::int64_t sum_over_ranks(Communicator& comm, std::int64_t value) {
   return value;
 }
 
-// Fits T(S) = alpha + S * beta to ping-pong times between ranks 0 and 1, and gamma to a local
-// reduction, and writes the cost model that `auto` reads through BRAID_COST_MODEL.
-void calibrate(Communicator& comm, const std::string& path) {
+// Seconds per allreduce of `buffer` with `name`: at least `iters` iterations and `min_time_ms`
+// (small messages repeat until the measurement is long enough to be stable), as the slowest
+// rank saw it. The buffer is zeroed first so repeated sums stay finite.
+double time_allreduce(Communicator& comm, Buffer buffer, ReduceOp op, const std::string& name,
+                      const BenchAllreduceOptions& options) {
+  std::memset(buffer.data, 0, buffer.bytes());
+  for (int i = 0; i < options.warmup; ++i) comm.allreduce(buffer, op, name).wait();
+  for (std::int64_t iters = options.iters;; iters *= 2) {
+    comm.barrier().wait();
+    auto start = std::chrono::steady_clock::now();
+    for (std::int64_t i = 0; i < iters; ++i) comm.allreduce(buffer, op, name).wait();
+    const double elapsed = max_over_ranks(comm, seconds_since(start));
+    if (elapsed * 1e3 >= options.min_time_ms || iters >= (1 << 20)) return elapsed / iters;
+  }
+}
+
+// Every row size of the sweep, in bytes rounded down to whole elements.
+std::vector<std::size_t> sweep_sizes(const BenchAllreduceOptions& options, std::size_t elem) {
+  std::vector<std::size_t> sizes;
+  for (double size = static_cast<double>(options.min_bytes);
+       size <= static_cast<double>(options.max_bytes) * 1.0000001; size *= options.factor) {
+    sizes.push_back(static_cast<std::size_t>(size) / elem * elem);
+  }
+  return sizes;
+}
+
+// Fits T(S) = alpha + S * beta to ping-pong times between ranks 0 and 1 and gamma to a local
+// reduction, then times ring, star, rhd and native at every sweep size to record the measured
+// winners for this rank count, and writes the cost model that `auto` reads through
+// BRAID_COST_MODEL (or sync.cost_model).
+void calibrate(Communicator& comm, const BenchAllreduceOptions& options) {
+  const std::string& path = options.calibrate;
   std::vector<char> memory(std::size_t{4} << 20);
-  std::vector<double> sizes, times;
+  std::vector<double> pingpong_bytes, times;
   for (std::size_t bytes = 8; bytes <= memory.size(); bytes *= 4) {
     const int rounds = bytes < (64u << 10) ? 200 : 20;
     double elapsed = 0;
@@ -61,17 +90,17 @@ void calibrate(Communicator& comm, const std::string& path) {
                   elapsed = seconds_since(start) / (2.0 * rounds);
                 })
         .wait();
-    sizes.push_back(static_cast<double>(bytes));
+    pingpong_bytes.push_back(static_cast<double>(bytes));
     times.push_back(elapsed);
   }
   // Least squares on the rank-0 measurements.
-  const double n = static_cast<double>(sizes.size());
+  const double n = static_cast<double>(pingpong_bytes.size());
   double sx = 0, sy = 0, sxx = 0, sxy = 0;
-  for (std::size_t i = 0; i < sizes.size(); ++i) {
-    sx += sizes[i];
+  for (std::size_t i = 0; i < pingpong_bytes.size(); ++i) {
+    sx += pingpong_bytes[i];
     sy += times[i];
-    sxx += sizes[i] * sizes[i];
-    sxy += sizes[i] * times[i];
+    sxx += pingpong_bytes[i] * pingpong_bytes[i];
+    sxy += pingpong_bytes[i] * times[i];
   }
   CostModel model;
   model.beta_s_per_byte = std::max(1e-12, (n * sxy - sx * sy) / (n * sxx - sx * sx));
@@ -80,6 +109,31 @@ void calibrate(Communicator& comm, const std::string& path) {
   auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 10; ++i) reduce_into(Buffer{a.data(), static_cast<std::int64_t>(a.size())}, b.data(), ReduceOp::kSum);
   model.gamma_s_per_byte = seconds_since(start) / (10.0 * a.size() * sizeof(float));
+  // Every rank must use the same gamma for the formulas to pick alike.
+  model.gamma_s_per_byte = max_over_ranks(comm, model.gamma_s_per_byte);
+  double alpha_beta[2] = {model.alpha_s, model.beta_s_per_byte};
+  comm.broadcast(Buffer{alpha_beta, 2, DType::kFloat64}, 0).wait();
+  model.alpha_s = alpha_beta[0];
+  model.beta_s_per_byte = alpha_beta[1];
+
+  const std::vector<std::size_t> sizes = sweep_sizes(options, sizeof(float));
+  std::vector<char> buffer_memory(sizes.empty() ? 0 : sizes.back());
+  model.measured_ranks = comm.size();
+  for (std::size_t bytes : sizes) {
+    Buffer buffer{buffer_memory.data(), static_cast<std::int64_t>(bytes / sizeof(float))};
+    std::string best;
+    double best_time = 1e300;
+    for (const char* name : {"ring", "star", "rhd", "native"}) {
+      double t = time_allreduce(comm, buffer, ReduceOp::kSum, name, options);
+      if (t < best_time) {
+        best_time = t;
+        best = name;
+      }
+    }
+    model.measured_bytes.push_back(bytes);
+    model.measured_best.push_back(best);
+    if (comm.rank() == 0) fmt::print("# {:>12} bytes: {} fastest ({:.1f} us)\n", bytes, best, best_time * 1e6);
+  }
   if (comm.rank() == 0) {
     model.save(path);
     fmt::print("# cost model written to {}: alpha {:.3g} s, beta {:.3g} s/B ({:.2f} GB/s), "
@@ -113,7 +167,7 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
   Communicator comm(world.make_transport(), comm_options);
   if (!options.calibrate.empty()) {
     if (comm.size() < 2) throw ConfigError("bench: --calibrate needs at least 2 ranks");
-    calibrate(comm, options.calibrate);
+    calibrate(comm, options);
     return 0;
   }
   const int P = comm.size();
@@ -129,11 +183,13 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
     fmt::print("#{:>12} {:>12} {:>9} {:>10} {:>11} {:>11} {:>11} {:>7}\n", "size(B)", "count",
                "type", "algorithm", "time(us)", "algbw(GB/s)", "busbw(GB/s)", "#wrong");
   }
+  // Warm every algorithm's connections and scratch so the first row is not an outlier.
+  for (const std::string& name : algorithms) {
+    for (int i = 0; i < 20; ++i) comm.allreduce(Buffer{memory.data(), 256, dtype}, op, name).wait();
+  }
   std::int64_t total_wrong = 0;
-  for (double size = static_cast<double>(options.min_bytes);
-       size <= static_cast<double>(options.max_bytes) * 1.0000001; size *= options.factor) {
-    const std::int64_t count = static_cast<std::int64_t>(size) / static_cast<std::int64_t>(elem);
-    const std::size_t bytes = count * elem;
+  for (std::size_t bytes : sweep_sizes(options, elem)) {
+    const auto count = static_cast<std::int64_t>(bytes / elem);
     Buffer buffer{memory.data(), count, dtype};
     for (const std::string& name : algorithms) {
       std::int64_t wrong = 0;
@@ -143,22 +199,10 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
         wrong = sum_over_ranks(comm, count_wrong(buffer, op, P));
         total_wrong += wrong;
       }
-      std::memset(memory.data(), 0, bytes);
-      for (int i = 0; i < options.warmup; ++i) comm.allreduce(buffer, op, name).wait();
-      // At least `iters` iterations and `min_time_ms`: small messages repeat until the
-      // measurement is long enough to be stable. Ranks agree on the slowest rank's time.
-      double seconds = 0;
-      for (std::int64_t iters = options.iters;; iters *= 2) {
-        comm.barrier().wait();
-        auto start = std::chrono::steady_clock::now();
-        for (std::int64_t i = 0; i < iters; ++i) comm.allreduce(buffer, op, name).wait();
-        const double elapsed = max_over_ranks(comm, seconds_since(start));
-        seconds = elapsed / iters;
-        if (elapsed * 1e3 >= options.min_time_ms || iters >= (1 << 20)) break;
-      }
+      const double seconds = time_allreduce(comm, buffer, op, name, options);
       const double algbw = seconds > 0 ? bytes / seconds / 1e9 : 0;
       const double busbw = algbw * 2.0 * (P - 1) / P;
-      const std::string chosen = name == "auto" ? chooser.choose(P, bytes).name() : name;
+      const std::string chosen = name == "auto" ? chooser.choose(P, bytes, comm.transport().native() != nullptr).name() : name;
       if (!root) continue;
       if (options.json) {
         fmt::print("{{\"algorithm\":\"{}\",\"chosen\":\"{}\",\"dtype\":\"{}\",\"op\":\"{}\","

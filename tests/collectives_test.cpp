@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <numeric>
 #include <random>
 
@@ -196,6 +197,36 @@ TEST(Collectives, FusedAllreduceOfManySmallBuffers) {
       for (float v : tensors[t]) EXPECT_FLOAT_EQ(v, 1.0f + t);
     }
   });
+}
+
+TEST(CostModel, FormulasPickStarForTinyRhdForMediumRingForLargeAtOddRankCounts) {
+  CostModel model;
+  EXPECT_EQ(model.choose(8, 64), "star");        // 2 latencies against 6
+  EXPECT_EQ(model.choose(8, 1 << 20), "rhd");    // ring's bytes, fewer latencies
+  EXPECT_EQ(model.choose(7, 64 << 20), "ring");  // rhd pays a whole extra S to fold rank 7
+  model.alpha_s = 1e-2;  // a very slow network per message moves the star crossover up
+  EXPECT_EQ(model.choose(8, 1 << 20), "star");
+}
+
+TEST(CostModel, MeasuredWinnersReplaceFormulasForTheirRankCountAndRoundTrip) {
+  CostModel model;
+  model.measured_ranks = 4;
+  model.measured_bytes = {4096, 65536, 1 << 20};
+  model.measured_best = {"native", "star", "ring"};
+  EXPECT_EQ(model.choose(4, 3000, true), "native");
+  EXPECT_EQ(model.choose(4, 3000, false), CostModel{}.choose(4, 3000));  // no native: formulas
+  EXPECT_EQ(model.choose(4, 100000, true), "star");
+  EXPECT_EQ(model.choose(4, 64 << 20, true), "ring");
+  std::string path = ::testing::TempDir() + "/cost.yaml";
+  model.save(path);
+  CostModel loaded = CostModel::load(path);
+  EXPECT_EQ(loaded.measured_best, model.measured_best);
+  EXPECT_EQ(loaded.measured_bytes, model.measured_bytes);
+  EXPECT_EQ(loaded.choose(4, 100000, true), "star");
+  std::ofstream(path) << "alpha_s: 1\nbeta_s_per_byte: 1\ngamma_s_per_byte: 1\n"
+                      << "measured: {ranks: 2, bytes: [1, 2], best: [ring, butterfly]}\n";
+  EXPECT_THROW(CostModel::load(path), ConfigError);
+  EXPECT_THROW(CostModel::load(path + ".missing"), ConfigError);
 }
 
 TEST(Errors, DebugModeNamesBothSidesOfAMismatch) {
