@@ -3,18 +3,19 @@
 # Fashion-MNIST `cnn`, batch 64 per rank, 1 torch thread per rank, SGD lr 0.05 momentum 0.9.
 # Both skip 20 warm-up steps and time the next 300. The two alternate REPEATS times (default 3);
 # the script prints every measurement and the ratio of the medians.
-# Needs Debian's python3-torch for the baseline (installed if missing).
+# Needs Debian's python3-torch for the baseline (installed if missing; run by /usr/bin/python3,
+# since another python3 on PATH does not see Debian's packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats=${REPEATS:-3}
-python3 -c "import torch" 2>/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch
+/usr/bin/python3 -c "import torch" 2>/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch
 flags=(--oversubscribe)
 [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 ddp=() ours=()
 for i in $(seq "$repeats"); do
-  d=$(python3 bench/ddp_gloo_baseline.py --model cnn --np 2 --batch 64 --threads 1 --warmup 20 --steps 300 |
+  d=$(timeout 600 /usr/bin/python3 bench/ddp_gloo_baseline.py --model cnn --np 2 --batch 64 --threads 1 --warmup 20 --steps 300 |
       python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["samples_per_s"])')
   TERM=dumb mpirun "${flags[@]}" -np 2 build/bin/braid train configs/fashion_mnist_cnn.yaml \
     --run-dir "$work/run$i" --set train.max_steps=320 --set train.log_every=20 --set train.eval_every=0 \

@@ -46,9 +46,10 @@ std::string CostModel::choose(int ranks, std::size_t bytes, bool native_availabl
     }
     if (measured_best[nearest] != "native" || native_available) return measured_best[nearest];
   }
-  std::string best = "ring";
+  // rhd first: on a tie (P = 2, where both are one exchange each way) it has less to set up.
+  std::string best = "rhd";
   double best_time = predict(best, ranks, bytes);
-  for (const char* candidate : {"rhd", "star"}) {
+  for (const char* candidate : {"ring", "star"}) {
     double t = predict(candidate, ranks, bytes);
     if (t < best_time) {
       best = candidate;
