@@ -76,6 +76,16 @@ bad_configs)
   [ "$code" -eq 2 ] || fail "reusing a run directory: exit $code, expected 2"
   grep -q "already holds a run" "$work/out" || fail "no message about the existing run"
   [ "$before" = "$(md5sum "$work/done/metrics.jsonl")" ] || fail "metrics.jsonl was overwritten"
+  # Ranks whose resolved configs differ (an MPMD launch with another --set) refuse to start.
+  set +e
+  "${mpirun[@]}" -np 1 "$braid" train "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/mpmd" \
+    --set train.max_steps=3 : -np 1 "$braid" train "$src/configs/fashion_mnist_mlp.yaml" \
+    --run-dir "$work/mpmd" --set train.max_steps=4 > "$work/out" 2>&1
+  code=$?
+  set -e
+  [ "$code" -eq 2 ] || fail "differing configs: exit $code, expected 2"
+  grep -q "resolved config differs between rank 0 and rank 1" "$work/out" || fail "no config-hash message"
+  [ ! -e "$work/mpmd" ] || fail "differing configs created a run directory"
   echo "$n malformed configs refused"
   ;;
 uneven)
