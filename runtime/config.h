@@ -59,7 +59,7 @@ struct TrainConfig {
   std::int64_t log_every = 50;         // steps; 0 = no periodic log lines
   std::int64_t checkpoint_every = 0;   // steps; 0 = only the final checkpoint
   std::string resume = "never";        // never | auto
-  std::int64_t eval_batch_size = 1000;
+  std::int64_t eval_batch_size = 100;  // cnn evaluates 6x faster than with 1000 (cache)
 };
 
 struct RuntimeConfig {
