@@ -57,6 +57,7 @@ void AllreduceStrategy::attach(const NamedTensors& parameters) {
   }
 
   broadcast_parameters(*comm_, params_, 0);
+  check_replicas_identical(*comm_, params_);
   for (int i = 0; i < n; ++i) {
     hooks_.push_back(params_[i].register_hook([this, i](const at::Tensor& grad) { on_gradient(i, grad); }));
   }

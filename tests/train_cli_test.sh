@@ -6,6 +6,7 @@
 #   bad_configs   every file in tests/bad_configs exits 2 on all ranks, prints one message and
 #                 creates no run directory
 #   uneven        5 ranks on a data set of 1003 samples finish
+#   configs       every ready config in configs/ passes `config check` and trains a few steps
 set -euo pipefail
 mode=$1 braid=$(realpath "$2") src=$(realpath "$3")
 mpirun=(mpirun --oversubscribe)
@@ -93,6 +94,17 @@ uneven)
     --set data.batch_size=16 --set train.epochs=2 --set train.log_every=4 --set train.eval_every=5
   # 1003 samples / (5 ranks x 16) = 12 steps per epoch, 2 epochs
   [ "$(json_number "$work/run/summary.json" steps)" -eq 24 ] || fail "expected 24 steps"
+  ;;
+configs)
+  for config in "$src"/configs/*.yaml; do
+    "$braid" config check "$config" > "$work/resolved.yaml"
+    grep -q '^  strategy: "allreduce"' "$work/resolved.yaml" || fail "$config: resolved config lacks sync.strategy"
+    name=$(basename "$config" .yaml)
+    train 2 "$config" --run-dir "$work/$name" --set train.max_steps=6 --set train.log_every=3 \
+      --set train.eval_every=0 --set data.test_limit=200
+    [ "$(json_number "$work/$name/summary.json" steps)" -eq 6 ] || fail "$config: expected 6 steps"
+    echo "$name: $(grep -o '"test_accuracy":[0-9.]*' "$work/$name/summary.json")"
+  done
   ;;
 *)
   echo "unknown mode $mode"; exit 2 ;;
