@@ -116,6 +116,9 @@ TrainSummary train(const World& world, const Config& config) {
   const int rank = world.rank(), P = world.size();
   init_logging(rank, P, spdlog::level::from_str(config.runtime.log_level));
   at::set_num_threads(static_cast<int>(config.runtime.threads));
+  // CPU build: every rank computes on the CPU; a CUDA build picks cuda:<local rank> here.
+  spdlog::debug("local rank {}, device cpu, {} torch threads", world.local_rank(),
+                config.runtime.threads);
 
   // Start-up: everything that can be wrong with the input is found here, on every rank, before
   // anything is created; then all ranks agree.
