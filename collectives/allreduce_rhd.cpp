@@ -46,7 +46,10 @@ void AllreduceRhd::run(OpContext& ctx, Buffer buffer, ReduceOp op) {
       Buffer incoming{scratch, keep.count, buffer.dtype};
       ctx.sendrecv(give, real_rank(partner_new), incoming, real_rank(partner_new));
       reduce_into(keep, scratch, op);
-      if (lower) hi = mid; else lo = mid;
+      if (lower)
+        hi = mid;
+      else
+        lo = mid;
     }
     for (int mask = 1; mask < q; mask *= 2) {
       const int partner_new = new_rank ^ mask;
@@ -54,7 +57,10 @@ void AllreduceRhd::run(OpContext& ctx, Buffer buffer, ReduceOp op) {
       const bool lower = (new_rank & mask) == 0;
       Buffer theirs = lower ? blocks(hi, hi + len) : blocks(lo - len, lo);
       ctx.sendrecv(blocks(lo, hi), real_rank(partner_new), theirs, real_rank(partner_new));
-      if (lower) hi += len; else lo -= len;
+      if (lower)
+        hi += len;
+      else
+        lo -= len;
     }
   }
 

@@ -5,19 +5,25 @@
 namespace braid {
 
 namespace {
-constexpr const char* kDTypeNames[] = {"float32", "float64", "float16", "bfloat16", "int32",
-                                       "int64"};
+constexpr const char* kDTypeNames[] = {"float32",  "float64", "float16",
+                                       "bfloat16", "int32",   "int64"};
 constexpr const char* kOpNames[] = {"sum", "avg", "max", "min"};
 }  // namespace
 
 std::size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::kFloat32: return 4;
-    case DType::kFloat64: return 8;
-    case DType::kFloat16: return 2;
-    case DType::kBFloat16: return 2;
-    case DType::kInt32: return 4;
-    case DType::kInt64: return 8;
+    case DType::kFloat32:
+      return 4;
+    case DType::kFloat64:
+      return 8;
+    case DType::kFloat16:
+      return 2;
+    case DType::kBFloat16:
+      return 2;
+    case DType::kInt32:
+      return 4;
+    case DType::kInt64:
+      return 8;
   }
   BRAID_CHECK(false, "unknown dtype ", static_cast<int>(dtype));
 }

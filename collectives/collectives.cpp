@@ -111,8 +111,9 @@ void gather(OpContext& ctx, Buffer input, Buffer output, int root) {
 void alltoallv(OpContext& ctx, Buffer input, const std::vector<std::int64_t>& send_counts,
                Buffer output, const std::vector<std::int64_t>& recv_counts) {
   const int P = ctx.size(), r = ctx.rank();
-  BRAID_CHECK(static_cast<int>(send_counts.size()) == P && static_cast<int>(recv_counts.size()) == P,
-              "alltoallv needs ", P, " send and receive counts");
+  BRAID_CHECK(
+      static_cast<int>(send_counts.size()) == P && static_cast<int>(recv_counts.size()) == P,
+      "alltoallv needs ", P, " send and receive counts");
   auto send_offsets = offsets_of(send_counts), recv_offsets = offsets_of(recv_counts);
   BRAID_CHECK(input.count == send_offsets[P] && output.count == recv_offsets[P],
               "alltoallv buffers hold ", input.count, " and ", output.count,

@@ -22,7 +22,8 @@ void reduce_scatter(OpContext& ctx, Buffer input, Buffer output, ReduceOp op, Sc
 // Ring allgatherv: `output` holds counts[0] elements from rank 0, then counts[1] from rank 1, ...;
 // counts[rank] == input.count. In step k rank r forwards block (r-k) and receives block (r-k-1).
 // P-1 steps; sends and receives S_total - S_own bytes.
-void allgatherv(OpContext& ctx, Buffer input, Buffer output, const std::vector<std::int64_t>& counts);
+void allgatherv(OpContext& ctx, Buffer input, Buffer output,
+                const std::vector<std::int64_t>& counts);
 
 // Binomial-tree broadcast from `root`: ceil(log2 P) rounds; the root sends S up to log2 P times,
 // every other rank receives S once.

@@ -135,12 +135,13 @@ void Communicator::cross_check(const OpDesc& desc, std::uint64_t seq) {
   std::vector<CheckRecord> all(size_);
   CheckRecord mine = record_of(desc, seq);
   constexpr std::int64_t kWords = sizeof(CheckRecord) / 8;
-  braid::allgatherv(ctx, Buffer{&mine, kWords, DType::kInt64}, Buffer{all.data(), kWords * size_, DType::kInt64},
-             std::vector<std::int64_t>(size_, kWords));
+  braid::allgatherv(ctx, Buffer{&mine, kWords, DType::kInt64},
+                    Buffer{all.data(), kWords * size_, DType::kInt64},
+                    std::vector<std::int64_t>(size_, kWords));
   for (int r = 1; r < size_; ++r) {
     if (!same(all[r], all[0])) {
-      throw CommError(str_cat("collective mismatch: rank 0 called ", describe(all[0]),
-                              " but rank ", r, " called ", describe(all[r])));
+      throw CommError(str_cat("collective mismatch: rank 0 called ", describe(all[0]), " but rank ",
+                              r, " called ", describe(all[r])));
     }
   }
 }
@@ -233,11 +234,10 @@ Work Communicator::alltoall(Buffer input, Buffer output) {
 
 Work Communicator::alltoallv(Buffer input, std::vector<std::int64_t> send_counts, Buffer output,
                              std::vector<std::int64_t> recv_counts) {
-  return submit({"alltoallv", "pairwise", size_, input.dtype},
-                [=, send_counts = std::move(send_counts),
-                 recv_counts = std::move(recv_counts)](OpContext& ctx) {
-                  braid::alltoallv(ctx, input, send_counts, output, recv_counts);
-                });
+  return submit(
+      {"alltoallv", "pairwise", size_, input.dtype},
+      [=, send_counts = std::move(send_counts), recv_counts = std::move(recv_counts)](
+          OpContext& ctx) { braid::alltoallv(ctx, input, send_counts, output, recv_counts); });
 }
 
 Work Communicator::barrier() {

@@ -100,9 +100,11 @@ void CostModel::save(const std::string& path) const {
       << "\ngamma_s_per_byte: " << gamma_s_per_byte << "\n";
   if (!measured_bytes.empty()) {
     out << "measured:\n  ranks: " << measured_ranks << "\n  bytes: [";
-    for (std::size_t i = 0; i < measured_bytes.size(); ++i) out << (i ? ", " : "") << measured_bytes[i];
+    for (std::size_t i = 0; i < measured_bytes.size(); ++i)
+      out << (i ? ", " : "") << measured_bytes[i];
     out << "]\n  best: [";
-    for (std::size_t i = 0; i < measured_best.size(); ++i) out << (i ? ", " : "") << measured_best[i];
+    for (std::size_t i = 0; i < measured_best.size(); ++i)
+      out << (i ? ", " : "") << measured_best[i];
     out << "]\n";
   }
   if (!out) throw Error(str_cat("cannot write cost model file '", path, "'"));

@@ -13,7 +13,7 @@
 namespace braid {
 
 struct CostModel {
-  double alpha_s = 2e-6;            // per-message latency
+  double alpha_s = 2e-6;             // per-message latency
   double beta_s_per_byte = 2.5e-10;  // inverse bandwidth (4 GB/s)
   double gamma_s_per_byte = 1e-10;   // inverse reduction throughput (10 GB/s)
 

@@ -10,9 +10,8 @@ void OpContext::wait(Request& request) {
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start_).count();
   throw TimeoutError(str_cat("rank ", rank(), ": ", op_, " (sequence number ", seq_,
                              ") timed out after ", waited, " ms waiting to ",
-                             request.is_recv() ? "receive " : "send ", request.bytes(),
-                             " bytes ", request.is_recv() ? "from" : "to", " rank ",
-                             request.peer()));
+                             request.is_recv() ? "receive " : "send ", request.bytes(), " bytes ",
+                             request.is_recv() ? "from" : "to", " rank ", request.peer()));
 }
 
 void OpContext::wait_all(std::vector<RequestPtr>& requests) {

@@ -70,8 +70,8 @@ void reduce_into(Buffer dst, const void* src, ReduceOp op) {
       return reduce_typed(static_cast<std::int64_t*>(dst.data),
                           static_cast<const std::int64_t*>(src), n, op);
     case DType::kFloat16:
-      return reduce_widened(static_cast<c10::Half*>(dst.data),
-                            static_cast<const c10::Half*>(src), n, op);
+      return reduce_widened(static_cast<c10::Half*>(dst.data), static_cast<const c10::Half*>(src),
+                            n, op);
     case DType::kBFloat16:
       return reduce_widened(static_cast<c10::BFloat16*>(dst.data),
                             static_cast<const c10::BFloat16*>(src), n, op);
@@ -85,11 +85,16 @@ void finish_avg(Buffer dst, int divisor) {
   switch (dst.dtype) {
     // A true division (not a multiply by 1/p) so avg equals sum / p exactly as a reference
     // reduction computes it.
-    case DType::kFloat32: return divide_typed(static_cast<float*>(dst.data), n, divisor);
-    case DType::kFloat64: return divide_typed(static_cast<double*>(dst.data), n, divisor);
-    case DType::kInt32: return divide_typed(static_cast<std::int32_t*>(dst.data), n, divisor);
-    case DType::kInt64: return divide_typed(static_cast<std::int64_t*>(dst.data), n, divisor);
-    case DType::kFloat16: return divide_widened(static_cast<c10::Half*>(dst.data), n, divisor);
+    case DType::kFloat32:
+      return divide_typed(static_cast<float*>(dst.data), n, divisor);
+    case DType::kFloat64:
+      return divide_typed(static_cast<double*>(dst.data), n, divisor);
+    case DType::kInt32:
+      return divide_typed(static_cast<std::int32_t*>(dst.data), n, divisor);
+    case DType::kInt64:
+      return divide_typed(static_cast<std::int64_t*>(dst.data), n, divisor);
+    case DType::kFloat16:
+      return divide_widened(static_cast<c10::Half*>(dst.data), n, divisor);
     case DType::kBFloat16:
       return divide_widened(static_cast<c10::BFloat16*>(dst.data), n, divisor);
   }

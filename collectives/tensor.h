@@ -8,7 +8,7 @@
 
 namespace braid {
 
-DType dtype_of(c10::ScalarType type);        // throws CheckError for unsupported types
+DType dtype_of(c10::ScalarType type);  // throws CheckError for unsupported types
 c10::ScalarType scalar_type_of(DType dtype);
 Buffer as_buffer(const at::Tensor& tensor);  // throws CheckError unless contiguous CPU memory
 

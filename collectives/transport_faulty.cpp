@@ -9,8 +9,8 @@ FaultyTransport::FaultyTransport(std::shared_ptr<Transport> inner, std::int64_t 
 
 void FaultyTransport::tick() {
   if (++calls_ == fail_at_) {
-    throw CommError(str_cat("injected transport fault at operation ", fail_at_, " on rank ",
-                            rank()));
+    throw CommError(
+        str_cat("injected transport fault at operation ", fail_at_, " on rank ", rank()));
   }
 }
 

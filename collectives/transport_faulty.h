@@ -15,7 +15,9 @@ class FaultyTransport : public Transport {
   const char* name() const override { return inner_->name(); }
   RequestPtr isend(const void* data, std::size_t bytes, int peer, int tag) override;
   RequestPtr irecv(void* data, std::size_t bytes, int peer, int tag) override;
-  std::shared_ptr<Transport> split(int color, int key) override { return inner_->split(color, key); }
+  std::shared_ptr<Transport> split(int color, int key) override {
+    return inner_->split(color, key);
+  }
   NativeCollectives* native() override { return inner_->native(); }
   std::uint64_t bytes_sent() const override { return inner_->bytes_sent(); }
   std::uint64_t bytes_recv() const override { return inner_->bytes_recv(); }

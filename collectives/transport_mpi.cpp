@@ -47,8 +47,8 @@ class MpiRequest : public Request {
     if (done_) return true;
     int flag = 0;
     std::vector<MPI_Status> statuses(requests_.size());
-    int rc = MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &flag,
-                         statuses.data());
+    int rc =
+        MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &flag, statuses.data());
     if (rc == MPI_ERR_IN_STATUS) {
       for (auto& status : statuses) {
         if (status.MPI_ERROR != MPI_SUCCESS) rc = status.MPI_ERROR;
@@ -112,9 +112,12 @@ const MpiTypes& mpi_types() {
 int op_index(ReduceOp op) {
   switch (op) {
     case ReduceOp::kSum:
-    case ReduceOp::kAvg: return 0;
-    case ReduceOp::kMax: return 1;
-    case ReduceOp::kMin: return 2;
+    case ReduceOp::kAvg:
+      return 0;
+    case ReduceOp::kMax:
+      return 1;
+    case ReduceOp::kMin:
+      return 2;
   }
   return 0;
 }
@@ -199,10 +202,18 @@ void MpiTransport::allreduce(Buffer buffer, ReduceOp op, Clock::time_point deadl
     mpi_op = mpi_types().ops[buffer.dtype == DType::kBFloat16][op_index(op)];
   } else {
     switch (buffer.dtype) {
-      case DType::kFloat32: type = MPI_FLOAT; break;
-      case DType::kFloat64: type = MPI_DOUBLE; break;
-      case DType::kInt32: type = MPI_INT32_T; break;
-      default: type = MPI_INT64_T; break;
+      case DType::kFloat32:
+        type = MPI_FLOAT;
+        break;
+      case DType::kFloat64:
+        type = MPI_DOUBLE;
+        break;
+      case DType::kInt32:
+        type = MPI_INT32_T;
+        break;
+      default:
+        type = MPI_INT64_T;
+        break;
     }
     const MPI_Op ops[] = {MPI_SUM, MPI_MAX, MPI_MIN};
     mpi_op = ops[op_index(op)];

@@ -13,21 +13,25 @@ namespace {
 template <typename F>
 auto dispatch(DType dtype, F&& f) {
   switch (dtype) {
-    case DType::kFloat32: return f(float{}, false);
-    case DType::kFloat64: return f(double{}, false);
-    case DType::kFloat16: return f(c10::Half{}, false);
-    case DType::kBFloat16: return f(c10::BFloat16{}, false);
-    case DType::kInt32: return f(std::int32_t{}, true);
-    case DType::kInt64: return f(std::int64_t{}, true);
+    case DType::kFloat32:
+      return f(float{}, false);
+    case DType::kFloat64:
+      return f(double{}, false);
+    case DType::kFloat16:
+      return f(c10::Half{}, false);
+    case DType::kBFloat16:
+      return f(c10::BFloat16{}, false);
+    case DType::kInt32:
+      return f(std::int32_t{}, true);
+    case DType::kInt64:
+      return f(std::int64_t{}, true);
   }
   return f(float{}, false);
 }
 
 }  // namespace
 
-double pattern(int rank, std::int64_t i) {
-  return static_cast<double>((rank * 7 + i * 3) % 9) - 4;
-}
+double pattern(int rank, std::int64_t i) { return static_cast<double>((rank * 7 + i * 3) % 9) - 4; }
 
 double expected(ReduceOp op, int ranks, std::int64_t i, bool integral) {
   double sum = 0, hi = -1e9, lo = 1e9;
@@ -38,10 +42,14 @@ double expected(ReduceOp op, int ranks, std::int64_t i, bool integral) {
     lo = std::min(lo, v);
   }
   switch (op) {
-    case ReduceOp::kSum: return sum;
-    case ReduceOp::kAvg: return integral ? std::trunc(sum / ranks) : sum / ranks;
-    case ReduceOp::kMax: return hi;
-    case ReduceOp::kMin: return lo;
+    case ReduceOp::kSum:
+      return sum;
+    case ReduceOp::kAvg:
+      return integral ? std::trunc(sum / ranks) : sum / ranks;
+    case ReduceOp::kMax:
+      return hi;
+    case ReduceOp::kMin:
+      return lo;
   }
   return 0;
 }

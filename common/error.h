@@ -64,9 +64,9 @@ std::string str_cat(const Args&... args) {
 
 }  // namespace braid
 
-#define BRAID_CHECK(cond, ...)                                                          \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
+#define BRAID_CHECK(cond, ...)                                                                \
+  do {                                                                                        \
+    if (!(cond)) {                                                                            \
       ::braid::throw_check_failure(__FILE__, __LINE__, #cond, ::braid::str_cat(__VA_ARGS__)); \
-    }                                                                                   \
+    }                                                                                         \
   } while (0)

@@ -18,8 +18,8 @@ void Work::wait(std::chrono::milliseconds timeout) const {
     if (!state_->done_cv.wait_for(lock, timeout, [&] { return state_->done; })) {
       auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
           std::chrono::steady_clock::now() - state_->created);
-      throw TimeoutError(str_cat("timed out waiting for ", state_->description, " after ",
-                                 waited.count(), " ms"));
+      throw TimeoutError(
+          str_cat("timed out waiting for ", state_->description, " after ", waited.count(), " ms"));
     }
   } else {
     state_->done_cv.wait(lock, [&] { return state_->done; });

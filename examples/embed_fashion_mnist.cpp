@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
     options.algorithm = "ring";
     braid::DataParallel dp(world, braid::named_parameters(*net), options);  // rank 0's weights
 
-    braid::DataPlan plan(data.train.size(), world.rank(), world.size(), /*batch_size=*/64, /*seed=*/1);
+    braid::DataPlan plan(data.train.size(), world.rank(), world.size(), /*batch_size=*/64,
+                         /*seed=*/1);
     double first_loss = 0, last_loss = 0;
     for (int step = 0; step < steps; ++step) {
       auto idx = plan.batch_indices(step / plan.steps_per_epoch(), step % plan.steps_per_epoch());
@@ -49,8 +50,9 @@ int main(int argc, char** argv) {
     auto predicted = net->forward(data.test.inputs).argmax(1);
     double accuracy = predicted.eq(data.test.targets).to(torch::kDouble).mean().item<double>();
     if (world.rank() == 0) {
-      std::printf("embed_fashion_mnist: %d ranks, %d steps, loss %.3f -> %.3f, test accuracy %.4f\n",
-                  world.size(), steps, first_loss, last_loss, accuracy);
+      std::printf(
+          "embed_fashion_mnist: %d ranks, %d steps, loss %.3f -> %.3f, test accuracy %.4f\n",
+          world.size(), steps, first_loss, last_loss, accuracy);
     }
     return last_loss < first_loss ? 0 : 1;
   } catch (const std::exception& e) {

@@ -107,7 +107,8 @@ void calibrate(Communicator& comm, const BenchAllreduceOptions& options) {
   model.alpha_s = std::max(1e-7, (sy - model.beta_s_per_byte * sx) / n);
   std::vector<float> a(std::size_t{4} << 20, 1.0f), b(a.size(), 2.0f);
   auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < 10; ++i) reduce_into(Buffer{a.data(), static_cast<std::int64_t>(a.size())}, b.data(), ReduceOp::kSum);
+  for (int i = 0; i < 10; ++i)
+    reduce_into(Buffer{a.data(), static_cast<std::int64_t>(a.size())}, b.data(), ReduceOp::kSum);
   model.gamma_s_per_byte = seconds_since(start) / (10.0 * a.size() * sizeof(float));
   // Every rank must use the same gamma for the formulas to pick alike.
   model.gamma_s_per_byte = max_over_ranks(comm, model.gamma_s_per_byte);
@@ -132,14 +133,16 @@ void calibrate(Communicator& comm, const BenchAllreduceOptions& options) {
     }
     model.measured_bytes.push_back(bytes);
     model.measured_best.push_back(best);
-    if (comm.rank() == 0) fmt::print("# {:>12} bytes: {} fastest ({:.1f} us)\n", bytes, best, best_time * 1e6);
+    if (comm.rank() == 0)
+      fmt::print("# {:>12} bytes: {} fastest ({:.1f} us)\n", bytes, best, best_time * 1e6);
   }
   if (comm.rank() == 0) {
     model.save(path);
-    fmt::print("# cost model written to {}: alpha {:.3g} s, beta {:.3g} s/B ({:.2f} GB/s), "
-               "gamma {:.3g} s/B\n",
-               path, model.alpha_s, model.beta_s_per_byte, 1e-9 / model.beta_s_per_byte,
-               model.gamma_s_per_byte);
+    fmt::print(
+        "# cost model written to {}: alpha {:.3g} s, beta {:.3g} s/B ({:.2f} GB/s), "
+        "gamma {:.3g} s/B\n",
+        path, model.alpha_s, model.beta_s_per_byte, 1e-9 / model.beta_s_per_byte,
+        model.gamma_s_per_byte);
   }
 }
 
@@ -161,7 +164,8 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
   }
 
   CommOptions comm_options;
-  comm_options.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_s * 1000));
+  comm_options.timeout =
+      std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_s * 1000));
   comm_options.debug_checks = options.debug_checks;
   comm_options.allreduce.cost_model = CostModel::from_environment();
   Communicator comm(world.make_transport(), comm_options);
@@ -177,9 +181,11 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
   AllreduceAuto chooser(comm_options.allreduce);
 
   if (root && !options.json) {
-    fmt::print("# braid bench allreduce: {} ranks, op {}, >= {} iterations and >= {} ms per row ({} warmup){}\n", P,
-               options.op, options.iters, options.min_time_ms, options.warmup,
-               options.check ? ", checked" : "");
+    fmt::print(
+        "# braid bench allreduce: {} ranks, op {}, >= {} iterations and >= {} ms per row ({} "
+        "warmup){}\n",
+        P, options.op, options.iters, options.min_time_ms, options.warmup,
+        options.check ? ", checked" : "");
     fmt::print("#{:>12} {:>12} {:>9} {:>10} {:>11} {:>11} {:>11} {:>7}\n", "size(B)", "count",
                "type", "algorithm", "time(us)", "algbw(GB/s)", "busbw(GB/s)", "#wrong");
   }
@@ -202,14 +208,17 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
       const double seconds = time_allreduce(comm, buffer, op, name, options);
       const double algbw = seconds > 0 ? bytes / seconds / 1e9 : 0;
       const double busbw = algbw * 2.0 * (P - 1) / P;
-      const std::string chosen = name == "auto" ? chooser.choose(P, bytes, comm.transport().native() != nullptr).name() : name;
+      const std::string chosen =
+          name == "auto" ? chooser.choose(P, bytes, comm.transport().native() != nullptr).name()
+                         : name;
       if (!root) continue;
       if (options.json) {
-        fmt::print("{{\"algorithm\":\"{}\",\"chosen\":\"{}\",\"dtype\":\"{}\",\"op\":\"{}\","
-                   "\"ranks\":{},\"bytes\":{},\"count\":{},\"time_us\":{:.3f},"
-                   "\"algbw_gbps\":{:.4f},\"busbw_gbps\":{:.4f},\"wrong\":{}}}\n",
-                   name, chosen, options.dtype, options.op, P, bytes, count, seconds * 1e6,
-                   algbw, busbw, options.check ? std::to_string(wrong) : "null");
+        fmt::print(
+            "{{\"algorithm\":\"{}\",\"chosen\":\"{}\",\"dtype\":\"{}\",\"op\":\"{}\","
+            "\"ranks\":{},\"bytes\":{},\"count\":{},\"time_us\":{:.3f},"
+            "\"algbw_gbps\":{:.4f},\"busbw_gbps\":{:.4f},\"wrong\":{}}}\n",
+            name, chosen, options.dtype, options.op, P, bytes, count, seconds * 1e6, algbw, busbw,
+            options.check ? std::to_string(wrong) : "null");
       } else {
         std::string label = name == "auto" ? "auto:" + chosen : name;
         fmt::print(" {:>12} {:>12} {:>9} {:>10} {:>11.1f} {:>11.3f} {:>11.3f} {:>7}\n", bytes,

@@ -16,8 +16,8 @@ struct BenchAllreduceOptions {
   std::string algorithm = "all";  // ring | star | rhd | native | auto | all
   std::size_t min_bytes = 1024;
   std::size_t max_bytes = 64u << 20;
-  double factor = 2.0;  // size multiplier between rows
-  int iters = 20;          // at least this many timed iterations per row
+  double factor = 2.0;       // size multiplier between rows
+  int iters = 20;            // at least this many timed iterations per row
   double min_time_ms = 100;  // and at least this long (iterations double until it is)
   int warmup = 5;
   std::string dtype = "float32";

@@ -1,8 +1,8 @@
 // The `braid` executable. Exit codes (docs/errors.md): 0 success; 1 a failure at run time
 // (communication, timeout, checkpoint, a bug); 2 bad input (command line, config, data path),
 // reported once and returned by every rank.
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdlib>
 #include <functional>
@@ -62,24 +62,32 @@ int main(int argc, char** argv) {
   bench_ar->add_option("--algorithm,-a", ar.algorithm, "ring | star | rhd | native | auto | all")
       ->capture_default_str();
   bench_ar->add_option("--min-bytes,-b", ar.min_bytes, "Smallest message (accepts K, M, G)")
-      ->transform(CLI::AsSizeValue(false))->capture_default_str();
-  bench_ar->add_option("--max-bytes,-e", ar.max_bytes, "Largest message (accepts K, M, G)")
-      ->transform(CLI::AsSizeValue(false))->capture_default_str();
-  bench_ar->add_option("--factor,-f", ar.factor, "Size multiplier between rows")->capture_default_str();
-  bench_ar->add_option("--iters,-n", ar.iters, "Timed iterations per row")->capture_default_str();
-  bench_ar->add_option("--min-time-ms", ar.min_time_ms,
-                       "Minimum timed duration per row; iterations double until reached")
+      ->transform(CLI::AsSizeValue(false))
       ->capture_default_str();
-  bench_ar->add_option("--warmup,-w", ar.warmup, "Untimed iterations per row")->capture_default_str();
-  bench_ar->add_option("--dtype,-d", ar.dtype, "float32 | float64 | float16 | bfloat16 | int32 | int64")
+  bench_ar->add_option("--max-bytes,-e", ar.max_bytes, "Largest message (accepts K, M, G)")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  bench_ar->add_option("--factor,-f", ar.factor, "Size multiplier between rows")
+      ->capture_default_str();
+  bench_ar->add_option("--iters,-n", ar.iters, "Timed iterations per row")->capture_default_str();
+  bench_ar
+      ->add_option("--min-time-ms", ar.min_time_ms,
+                   "Minimum timed duration per row; iterations double until reached")
+      ->capture_default_str();
+  bench_ar->add_option("--warmup,-w", ar.warmup, "Untimed iterations per row")
+      ->capture_default_str();
+  bench_ar
+      ->add_option("--dtype,-d", ar.dtype, "float32 | float64 | float16 | bfloat16 | int32 | int64")
       ->capture_default_str();
   bench_ar->add_option("--op,-o", ar.op, "sum | avg | max | min")->capture_default_str();
   bench_ar->add_flag("--check,-c", ar.check, "Verify every result; exit 1 if any element is wrong");
   bench_ar->add_flag("--json", ar.json, "One JSON object per row");
   bench_ar->add_option("--calibrate", ar.calibrate,
                        "Measure alpha, beta, gamma for the auto cost model and write them to FILE");
-  bench_ar->add_option("--timeout-s", ar.timeout_s, "Deadline of one collective")->capture_default_str();
-  bench_ar->add_flag("--debug-checks", ar.debug_checks, "Cross-check every collective across ranks");
+  bench_ar->add_option("--timeout-s", ar.timeout_s, "Deadline of one collective")
+      ->capture_default_str();
+  bench_ar->add_flag("--debug-checks", ar.debug_checks,
+                     "Cross-check every collective across ranks");
 
   braid::TrainOptions train_options;
   auto* train = app.add_subcommand("train", "Train a model from a YAML config (run under mpirun)");
@@ -104,9 +112,8 @@ int main(int argc, char** argv) {
   }
 
   if (bench_ar->parsed()) {
-    return run_in_world(&argc, &argv, [&](braid::World& world) {
-      return braid::bench_allreduce(world, ar);
-    });
+    return run_in_world(&argc, &argv,
+                        [&](braid::World& world) { return braid::bench_allreduce(world, ar); });
   }
   if (train->parsed()) {
     return run_in_world(&argc, &argv, [&](braid::World& world) {

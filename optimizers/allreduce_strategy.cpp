@@ -36,8 +36,7 @@ void AllreduceStrategy::attach(const NamedTensors& parameters) {
   for (int i = n - 1; i >= 0; --i) {
     const at::Tensor& p = params_[i];
     const std::int64_t bytes = p.numel() * static_cast<std::int64_t>(p.element_size());
-    bool fits = !buckets_.empty() &&
-                buckets_.back().flat.scalar_type() == p.scalar_type() &&
+    bool fits = !buckets_.empty() && buckets_.back().flat.scalar_type() == p.scalar_type() &&
                 (sizes.back() + bytes <= cap);
     if (!fits) {
       buckets_.emplace_back();
@@ -59,7 +58,8 @@ void AllreduceStrategy::attach(const NamedTensors& parameters) {
   broadcast_parameters(*comm_, params_, 0);
   check_replicas_identical(*comm_, params_);
   for (int i = 0; i < n; ++i) {
-    hooks_.push_back(params_[i].register_hook([this, i](const at::Tensor& grad) { on_gradient(i, grad); }));
+    hooks_.push_back(
+        params_[i].register_hook([this, i](const at::Tensor& grad) { on_gradient(i, grad); }));
   }
 }
 
@@ -71,7 +71,8 @@ void AllreduceStrategy::on_gradient(int i, const at::Tensor& grad) {
   std::lock_guard<std::mutex> lock(mutex_);
   Bucket& bucket = buckets_[bucket_of_[i]];
   if (bucket.launched) {
-    throw Error(str_cat("parameter ", i, " received a second gradient after its bucket was sent; "
+    throw Error(str_cat("parameter ", i,
+                        " received a second gradient after its bucket was sent; "
                         "call step() after every backward (gradient accumulation across "
                         "backward calls needs sync.overlap=false)"));
   }
@@ -109,7 +110,8 @@ void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
   }
   auto start = std::chrono::steady_clock::now();
   for (Bucket& bucket : buckets_) bucket.work.wait();
-  exposed_comm_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  exposed_comm_s_ +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   for (std::size_t i = 0; i < params_.size(); ++i) {
     at::Tensor& grad = params_[i].mutable_grad();

@@ -13,7 +13,8 @@ namespace braid {
 
 namespace {
 
-std::uint64_t fnv1a(const void* data, std::size_t bytes, std::uint64_t hash = 1469598103934665603ull) {
+std::uint64_t fnv1a(const void* data, std::size_t bytes,
+                    std::uint64_t hash = 1469598103934665603ull) {
   const auto* p = static_cast<const unsigned char*>(data);
   for (std::size_t i = 0; i < bytes; ++i) hash = (hash ^ p[i]) * 1099511628211ull;
   return hash;
@@ -26,7 +27,8 @@ std::string signature(const std::string& name, const at::Tensor& t) {
 }
 
 // Every rank's values of one int64 per rank.
-std::vector<std::int64_t> allgather_values(Communicator& comm, const std::vector<std::int64_t>& mine) {
+std::vector<std::int64_t> allgather_values(Communicator& comm,
+                                           const std::vector<std::int64_t>& mine) {
   std::vector<std::int64_t> all(mine.size() * comm.size());
   const auto n = static_cast<std::int64_t>(mine.size());
   comm.allgather(Buffer{const_cast<std::int64_t*>(mine.data()), n, DType::kInt64},
@@ -56,8 +58,8 @@ void check_same_model(Communicator& comm, const NamedTensors& parameters) {
     for (int r = 1; r < comm.size(); ++r) {
       if (all[r * count + i] != all[i]) {
         throw ConfigError(str_cat("the model differs across ranks: parameter ", i, " (",
-                                  signature(parameters[i].first, parameters[i].second),
-                                  " on rank ", comm.rank(), ") has another name, shape or dtype on rank ",
+                                  signature(parameters[i].first, parameters[i].second), " on rank ",
+                                  comm.rank(), ") has another name, shape or dtype on rank ",
                                   r == comm.rank() ? 0 : r));
       }
     }
@@ -80,7 +82,8 @@ void broadcast_parameters(Communicator& comm, const std::vector<at::Tensor>& par
   }
 }
 
-std::uint64_t check_replicas_identical(Communicator& comm, const std::vector<at::Tensor>& parameters) {
+std::uint64_t check_replicas_identical(Communicator& comm,
+                                       const std::vector<at::Tensor>& parameters) {
   std::uint64_t hash = 1469598103934665603ull;
   for (const at::Tensor& p : parameters) {
     at::Tensor c = p.detach().contiguous();

@@ -18,6 +18,7 @@ void broadcast_parameters(Communicator& comm, const std::vector<at::Tensor>& par
 
 // Collective. A checksum of the parameter values, equal on all ranks or a CommError naming the
 // ranks that differ; used after broadcasts and in tests.
-std::uint64_t check_replicas_identical(Communicator& comm, const std::vector<at::Tensor>& parameters);
+std::uint64_t check_replicas_identical(Communicator& comm,
+                                       const std::vector<at::Tensor>& parameters);
 
 }  // namespace braid

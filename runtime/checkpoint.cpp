@@ -2,11 +2,11 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/core.h>
+#include <torch/csrc/autograd/grad_mode.h>
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
-#include <torch/csrc/autograd/grad_mode.h>
 #include <zlib.h>
 
 #include <filesystem>
@@ -72,7 +72,8 @@ void Checkpointer::save(Communicator& comm, const TrainPosition& position,
   // Flat dotted names (not Module::save's nested archives) so loading can name what is missing.
   torch::serialize::OutputArchive model_archive, optimizer_archive, strategy_archive;
   for (const auto& item : model.named_parameters()) model_archive.write(item.key(), item.value());
-  for (const auto& item : model.named_buffers()) model_archive.write(item.key(), item.value(), true);
+  for (const auto& item : model.named_buffers())
+    model_archive.write(item.key(), item.value(), true);
   optimizer.save(optimizer_archive);
   for (const auto& [name, tensor] : strategy.state()) strategy_archive.write(name, tensor);
   archive.write("model", model_archive);
@@ -134,8 +135,8 @@ std::optional<TrainPosition> Checkpointer::load_latest(torch::nn::Module& model,
   std::ifstream in(path, std::ios::binary);
   if (!in) throw fail("cannot open it (missing for this rank?)");
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  constexpr std::size_t kHeader = sizeof kMagic + sizeof(std::uint32_t) + sizeof(std::uint64_t) +
-                                  sizeof(std::uint32_t);
+  constexpr std::size_t kHeader =
+      sizeof kMagic + sizeof(std::uint32_t) + sizeof(std::uint64_t) + sizeof(std::uint32_t);
   if (bytes.size() < kHeader || bytes.compare(0, sizeof kMagic, kMagic, sizeof kMagic) != 0) {
     throw fail("not a braid checkpoint (bad magic)");
   }
@@ -146,8 +147,8 @@ std::optional<TrainPosition> Checkpointer::load_latest(torch::nn::Module& model,
   std::memcpy(&crc, bytes.data() + 20, 4);
   if (version != kVersion) throw fail(str_cat("format version ", version, ", expected ", kVersion));
   if (bytes.size() - kHeader != length) {
-    throw fail(str_cat("truncated or padded: ", bytes.size() - kHeader, " payload bytes, header says ",
-                       length));
+    throw fail(str_cat("truncated or padded: ", bytes.size() - kHeader,
+                       " payload bytes, header says ", length));
   }
   std::string payload = bytes.substr(kHeader);
   if (crc32_of(payload) != crc) throw fail("corrupt: CRC-32 mismatch");
@@ -162,8 +163,8 @@ std::optional<TrainPosition> Checkpointer::load_latest(torch::nn::Module& model,
       return t.item<std::int64_t>();
     };
     if (read_int("meta/world") != world_) {
-      throw fail(str_cat("written by a run of ", read_int("meta/world"), " ranks; this run has ",
-                         world_));
+      throw fail(
+          str_cat("written by a run of ", read_int("meta/world"), " ranks; this run has ", world_));
     }
     torch::serialize::InputArchive model_archive, optimizer_archive, strategy_archive;
     archive.read("model", model_archive);

@@ -15,7 +15,7 @@ struct RunConfig {
 };
 
 struct ModelConfig {
-  std::string name = "mlp";  // mlp | cnn | char_transformer
+  std::string name = "mlp";   // mlp | cnn | char_transformer
   std::int64_t hidden = 256;  // mlp hidden width (784-hidden-hidden-10)
   // char_transformer sizes
   std::int64_t d_model = 128;
@@ -26,22 +26,22 @@ struct ModelConfig {
 
 struct DataConfig {
   std::string name = "fashion_mnist";  // fashion_mnist | text
-  std::string path;            // default: /usr/share/datasets/fashion-mnist, or
-                               // /usr/share/games/fortunes for text
-  std::int64_t batch_size = 64;      // per rank
-  std::int64_t train_limit = 0;      // use only the first N training samples (0 = all)
-  std::int64_t test_limit = 0;       // use only the first N test samples (0 = all)
-  double test_fraction = 0.05;       // text: share of the corpus held out for evaluation
+  std::string path;                    // default: /usr/share/datasets/fashion-mnist, or
+                                       // /usr/share/games/fortunes for text
+  std::int64_t batch_size = 64;        // per rank
+  std::int64_t train_limit = 0;        // use only the first N training samples (0 = all)
+  std::int64_t test_limit = 0;         // use only the first N test samples (0 = all)
+  double test_fraction = 0.05;         // text: share of the corpus held out for evaluation
 };
 
 struct OptimizerConfig {
   std::string name = "sgd";  // sgd | adamw
   double lr = 0.05;
-  double momentum = 0.9;      // sgd
+  double momentum = 0.9;  // sgd
   double weight_decay = 0.0;
   std::string schedule = "constant";  // constant | warmup_cosine
-  std::int64_t warmup_steps = 0;       // warmup_cosine
-  double min_lr_ratio = 0.0;           // warmup_cosine: final lr = lr * min_lr_ratio
+  std::int64_t warmup_steps = 0;      // warmup_cosine
+  double min_lr_ratio = 0.0;          // warmup_cosine: final lr = lr * min_lr_ratio
 };
 
 struct SyncConfig {
@@ -63,9 +63,9 @@ struct TrainConfig {
 };
 
 struct RuntimeConfig {
-  std::int64_t threads = 1;      // torch intra-op threads per rank
-  double timeout_s = 300.0;      // deadline of one collective
-  bool debug_checks = false;     // cross-check every collective across ranks
+  std::int64_t threads = 1;        // torch intra-op threads per rank
+  double timeout_s = 300.0;        // deadline of one collective
+  bool debug_checks = false;       // cross-check every collective across ranks
   std::string log_level = "info";  // trace | debug | info | warn | error
 };
 

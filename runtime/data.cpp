@@ -92,8 +92,9 @@ Idx read_idx(const fs::path& dir, const std::string& file, std::uint32_t magic, 
   }
   const std::size_t found_bytes = idx.bytes.size() - header;
   if (payload != static_cast<long double>(found_bytes)) {
-    fail(dir, file, str_cat("header promises ", static_cast<double>(payload),
-                            " data bytes, file has ", found_bytes));
+    fail(dir, file,
+         str_cat("header promises ", static_cast<double>(payload), " data bytes, file has ",
+                 found_bytes));
   }
   return idx;
 }
@@ -104,8 +105,8 @@ Dataset load_fashion_split(const fs::path& dir, const std::string& prefix, std::
   const Idx images = read_idx(dir, image_file, 2051, 3);
   const Idx labels = read_idx(dir, label_file, 2049, 1);
   if (images.dims[1] != kImageSide || images.dims[2] != kImageSide) {
-    fail(dir, image_file, str_cat("images are ", images.dims[1], "x", images.dims[2],
-                                  ", expected 28x28"));
+    fail(dir, image_file,
+         str_cat("images are ", images.dims[1], "x", images.dims[2], ", expected 28x28"));
   }
   if (images.dims[0] != labels.dims[0]) {
     fail(dir, label_file, str_cat(labels.dims[0], " labels for ", images.dims[0], " images"));
@@ -145,13 +146,15 @@ Dataset make_windows(const std::uint8_t* bytes, std::int64_t length, std::int64_
 
 DataSplits load_text(const DataConfig& data, const ModelConfig& model) {
   const fs::path dir = data.path.empty() ? kTextPath : data.path;
-  if (model.context <= 0) throw ConfigError(str_cat("model.context must be > 0, got ", model.context));
+  if (model.context <= 0)
+    throw ConfigError(str_cat("model.context must be > 0, got ", model.context));
   if (!(data.test_fraction >= 0.0 && data.test_fraction < 1.0)) {
     throw ConfigError(str_cat("data.test_fraction must be in [0, 1), got ", data.test_fraction));
   }
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
-    throw ConfigError(str_cat("data.path '", dir.string(), "': not a directory (text data needs "
+    throw ConfigError(str_cat("data.path '", dir.string(),
+                              "': not a directory (text data needs "
                               "the fortune files; apt-get install fortunes)"));
   }
   std::vector<std::string> names;
@@ -175,7 +178,8 @@ DataSplits load_text(const DataConfig& data, const ModelConfig& model) {
   }
 
   const auto total = static_cast<std::int64_t>(corpus.size());
-  const auto test_bytes = static_cast<std::int64_t>(static_cast<double>(total) * data.test_fraction);
+  const auto test_bytes =
+      static_cast<std::int64_t>(static_cast<double>(total) * data.test_fraction);
   const std::int64_t train_bytes = total - test_bytes;
   DataSplits splits;
   splits.train = make_windows(corpus.data(), train_bytes, model.context, data.train_limit);
@@ -198,7 +202,8 @@ DataSplits load_data(const DataConfig& data, const ModelConfig& model) {
     const fs::path dir = data.path.empty() ? kFashionMnistPath : data.path;
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) {
-      throw ConfigError(str_cat("data.path '", dir.string(), "': not a directory (Fashion-MNIST "
+      throw ConfigError(str_cat("data.path '", dir.string(),
+                                "': not a directory (Fashion-MNIST "
                                 "needs apt-get install dataset-fashion-mnist)"));
     }
     DataSplits splits;
@@ -214,7 +219,11 @@ DataSplits load_data(const DataConfig& data, const ModelConfig& model) {
 
 DataPlan::DataPlan(std::int64_t samples, int rank, int world, std::int64_t batch_size,
                    std::uint64_t seed)
-    : samples_(samples), batch_size_(batch_size), steps_per_epoch_(0), rank_(rank), world_(world),
+    : samples_(samples),
+      batch_size_(batch_size),
+      steps_per_epoch_(0),
+      rank_(rank),
+      world_(world),
       seed_(seed) {
   BRAID_CHECK(world > 0 && rank >= 0 && rank < world, "rank ", rank, " of world ", world);
   BRAID_CHECK(samples >= 0, "samples ", samples);
@@ -223,7 +232,8 @@ DataPlan::DataPlan(std::int64_t samples, int rank, int world, std::int64_t batch
   if (steps_per_epoch_ == 0) {
     throw ConfigError(str_cat("data set too small: ", samples, " training samples, fewer than ",
                               world, " ranks x data.batch_size ", batch_size, " = ",
-                              world * batch_size, " per step; lower data.batch_size or the rank "
+                              world * batch_size,
+                              " per step; lower data.batch_size or the rank "
                               "count, or raise data.train_limit"));
   }
 }

@@ -31,10 +31,11 @@ std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
                                             const DataParallelOptions& options) {
   if (options.strategy == "allreduce") {
     return std::make_unique<AllreduceStrategy>(
-        std::move(comm), AllreduceStrategyOptions{options.algorithm, options.bucket_mb, options.overlap});
+        std::move(comm),
+        AllreduceStrategyOptions{options.algorithm, options.bucket_mb, options.overlap});
   }
-  throw ConfigError(str_cat("sync.strategy: unknown strategy '", options.strategy,
-                            "' (valid: allreduce)"));
+  throw ConfigError(
+      str_cat("sync.strategy: unknown strategy '", options.strategy, "' (valid: allreduce)"));
 }
 }  // namespace
 

@@ -40,11 +40,13 @@ NamedTensors named_parameters(const torch::nn::Module& module);
 
 // A Communicator over the world's MPI transport with the options' timeout, debug checks and
 // cost model.
-std::shared_ptr<Communicator> make_communicator(const World& world, const DataParallelOptions& options);
+std::shared_ptr<Communicator> make_communicator(const World& world,
+                                                const DataParallelOptions& options);
 
 class DataParallel {
  public:
-  DataParallel(const World& world, const NamedTensors& parameters, DataParallelOptions options = {});
+  DataParallel(const World& world, const NamedTensors& parameters,
+               DataParallelOptions options = {});
   // Over an existing communicator (any transport; the tests use threads).
   DataParallel(std::shared_ptr<Communicator> comm, const NamedTensors& parameters,
                DataParallelOptions options = {});

@@ -54,7 +54,11 @@ std::string field(const char* key, double value) {
   if (!std::isfinite(value)) return fmt::format("\"{}\":null", key);
   return fmt::format("\"{}\":{:.17g}", key, value);
 }
-std::string field(const char* key, std::int64_t value) { return fmt::format("\"{}\":{}", key, value); }
-std::string field(const char* key, std::uint64_t value) { return fmt::format("\"{}\":{}", key, value); }
+std::string field(const char* key, std::int64_t value) {
+  return fmt::format("\"{}\":{}", key, value);
+}
+std::string field(const char* key, std::uint64_t value) {
+  return fmt::format("\"{}\":{}", key, value);
+}
 
 }  // namespace braid

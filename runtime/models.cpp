@@ -114,8 +114,8 @@ class CharTransformer : public Classifier {
  public:
   explicit CharTransformer(const ModelConfig& config)
       : tokens_(register_module("tokens", torch::nn::Embedding(256, config.d_model))),
-        positions_(register_module("positions",
-                                   torch::nn::Embedding(config.context, config.d_model))),
+        positions_(
+            register_module("positions", torch::nn::Embedding(config.context, config.d_model))),
         blocks_(register_module("blocks", torch::nn::ModuleList())) {
     for (std::int64_t i = 0; i < config.layers; ++i) {
       typed_blocks_.push_back(std::make_shared<Block>(config.d_model, config.heads));
@@ -165,8 +165,8 @@ std::shared_ptr<Model> make_model(const ModelConfig& config) {
     }
     return std::make_shared<CharTransformer>(config);
   }
-  throw ConfigError(str_cat("model.name: unknown model '", config.name,
-                            "' (valid: mlp, cnn, char_transformer)"));
+  throw ConfigError(
+      str_cat("model.name: unknown model '", config.name, "' (valid: mlp, cnn, char_transformer)"));
 }
 
 }  // namespace braid

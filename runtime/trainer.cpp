@@ -194,11 +194,12 @@ TrainSummary train(const World& world, const Config& config) {
   const bool progress_bar = rank == 0 && isatty(STDOUT_FILENO) && term && *term &&
                             std::string(term) != "dumb" && !std::getenv("CI");
   if (rank == 0) {
-    spdlog::info("training {} on {} ({} train / {} test samples), {} ranks x batch {}, {} steps "
-                 "({} per epoch), sync {} with {}",
-                 config.model.name, config.data.name, data.train.size(), data.test.size(), P,
-                 config.data.batch_size, total_steps, steps_per_epoch, config.sync.strategy,
-                 config.sync.algorithm);
+    spdlog::info(
+        "training {} on {} ({} train / {} test samples), {} ranks x batch {}, {} steps "
+        "({} per epoch), sync {} with {}",
+        config.model.name, config.data.name, data.train.size(), data.test.size(), P,
+        config.data.batch_size, total_steps, steps_per_epoch, config.sync.strategy,
+        config.sync.algorithm);
   }
 
   const auto run_start = SteadyClock::now();
@@ -215,22 +216,23 @@ TrainSummary train(const World& world, const Config& config) {
     const SyncStats stats = dp.stats();
     const double samples_per_s = window_steps * config.data.batch_size * P / seconds;
     if (metrics) {
-      metrics->write({field("step", position.step), field("epoch", position.epoch),
-                      field("loss", loss), field("lr", last_lr),
-                      field("samples_per_s", samples_per_s),
-                      field("step_ms", 1e3 * seconds / window_steps),
-                      field("comm_ms", 1e3 * (stats.exposed_comm_s - window_comm_start) / window_steps),
-                      field("bytes_sent", stats.bytes_sent), field("bytes_recv", stats.bytes_recv)});
+      metrics->write(
+          {field("step", position.step), field("epoch", position.epoch), field("loss", loss),
+           field("lr", last_lr), field("samples_per_s", samples_per_s),
+           field("step_ms", 1e3 * seconds / window_steps),
+           field("comm_ms", 1e3 * (stats.exposed_comm_s - window_comm_start) / window_steps),
+           field("bytes_sent", stats.bytes_sent), field("bytes_recv", stats.bytes_recv)});
     }
     if (progress_bar) {
       double eta = (total_steps - position.step) * seconds / window_steps;
       draw_progress(position.step, total_steps, loss, samples_per_s, eta);
     } else if (rank == 0) {
-      spdlog::info("step {}/{} epoch {} loss {:.4f} lr {:.4g} {:.0f} samples/s step {:.1f} ms "
-                   "comm {:.2f} ms",
-                   position.step, total_steps, position.epoch, loss, last_lr, samples_per_s,
-                   1e3 * seconds / window_steps,
-                   1e3 * (stats.exposed_comm_s - window_comm_start) / window_steps);
+      spdlog::info(
+          "step {}/{} epoch {} loss {:.4f} lr {:.4g} {:.0f} samples/s step {:.1f} ms "
+          "comm {:.2f} ms",
+          position.step, total_steps, position.epoch, loss, last_lr, samples_per_s,
+          1e3 * seconds / window_steps,
+          1e3 * (stats.exposed_comm_s - window_comm_start) / window_steps);
     }
     window_start = now;
     window_steps = 0;
@@ -297,7 +299,8 @@ TrainSummary train(const World& world, const Config& config) {
   summary.test_loss = final_eval.loss;
   summary.test_accuracy = final_eval.accuracy;
   summary.samples_per_s =
-      train_seconds > 0 ? (position.step - first_step) * config.data.batch_size * P / train_seconds : 0;
+      train_seconds > 0 ? (position.step - first_step) * config.data.batch_size * P / train_seconds
+                        : 0;
   summary.bytes_sent = dp.stats().bytes_sent;
   summary.bytes_recv = dp.stats().bytes_recv;
   if (rank == 0) {
@@ -308,10 +311,11 @@ TrainSummary train(const World& world, const Config& config) {
         << field("ranks", static_cast<std::int64_t>(P)) << ","
         << field("bytes_sent", summary.bytes_sent) << "," << field("bytes_recv", summary.bytes_recv)
         << "}\n";
-    spdlog::info("done: {} steps, test accuracy {:.4f}, test loss {:.4f}, {:.0f} samples/s on {} "
-                 "ranks, {:.1f} MB sent and {:.1f} MB received per rank; run directory {}",
-                 summary.steps, summary.test_accuracy, summary.test_loss, summary.samples_per_s, P,
-                 summary.bytes_sent / 1e6, summary.bytes_recv / 1e6, config.run.dir);
+    spdlog::info(
+        "done: {} steps, test accuracy {:.4f}, test loss {:.4f}, {:.0f} samples/s on {} "
+        "ranks, {:.1f} MB sent and {:.1f} MB received per rank; run directory {}",
+        summary.steps, summary.test_accuracy, summary.test_loss, summary.samples_per_s, P,
+        summary.bytes_sent / 1e6, summary.bytes_recv / 1e6, config.run.dir);
   }
   return summary;
 }

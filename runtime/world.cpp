@@ -38,8 +38,8 @@ World::World(int* argc, char*** argv) {
   local_rank_ = local_rank_from_environment();
   if (local_rank_ < 0) {
     MPI_Comm node;
-    BRAID_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_,
-                                        MPI_INFO_NULL, &node));
+    BRAID_MPI_CHECK(
+        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
     MPI_Comm_rank(node, &local_rank_);
     MPI_Comm_free(&node);
   }

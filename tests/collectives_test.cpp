@@ -20,7 +20,7 @@ namespace {
 
 using testing::spawn_ranks;
 
-const DType kDTypes[] = {DType::kFloat32, DType::kFloat64, DType::kFloat16,
+const DType kDTypes[] = {DType::kFloat32,  DType::kFloat64, DType::kFloat16,
                          DType::kBFloat16, DType::kInt32,   DType::kInt64};
 const ReduceOp kOps[] = {ReduceOp::kSum, ReduceOp::kAvg, ReduceOp::kMax, ReduceOp::kMin};
 const std::string kAlgorithms[] = {"ring", "star", "rhd", "auto"};
@@ -31,21 +31,24 @@ void check_grid(const std::string& algorithm, int ranks, const std::vector<std::
                 const std::vector<DType>& dtypes, const std::vector<ReduceOp>& ops) {
   CommOptions options;
   options.allreduce.segment_bytes = 4096;  // many segments even for modest counts
-  spawn_ranks(ranks, [&](Communicator& comm) {
-    for (std::int64_t count : counts) {
-      for (DType dtype : dtypes) {
-        std::vector<char> memory(count * dtype_size(dtype) + 1);
-        Buffer buffer{memory.data(), count, dtype};
-        for (ReduceOp op : ops) {
-          fill_pattern(buffer, comm.rank());
-          comm.allreduce(buffer, op, algorithm).wait();
-          EXPECT_EQ(count_wrong(buffer, op, ranks), 0)
-              << algorithm << " P=" << ranks << " rank " << comm.rank() << " count " << count
-              << " " << dtype_name(dtype) << " " << reduce_op_name(op);
+  spawn_ranks(
+      ranks,
+      [&](Communicator& comm) {
+        for (std::int64_t count : counts) {
+          for (DType dtype : dtypes) {
+            std::vector<char> memory(count * dtype_size(dtype) + 1);
+            Buffer buffer{memory.data(), count, dtype};
+            for (ReduceOp op : ops) {
+              fill_pattern(buffer, comm.rank());
+              comm.allreduce(buffer, op, algorithm).wait();
+              EXPECT_EQ(count_wrong(buffer, op, ranks), 0)
+                  << algorithm << " P=" << ranks << " rank " << comm.rank() << " count " << count
+                  << " " << dtype_name(dtype) << " " << reduce_op_name(op);
+            }
+          }
         }
-      }
-    }
-  }, options);
+      },
+      options);
 }
 
 class AllreduceGrid : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
@@ -146,7 +149,8 @@ TEST(Collectives, BroadcastGatherAllgatherAlltoallReduceScatterBarrier) {
       for (auto v : b) EXPECT_EQ(v, 42);
       // gather to rank 0
       std::vector<std::int32_t> mine(3, r), all(3 * P, -1);
-      comm.gather(Buffer{mine.data(), 3, DType::kInt32}, Buffer{all.data(), 3 * P, DType::kInt32}, 0)
+      comm.gather(Buffer{mine.data(), 3, DType::kInt32}, Buffer{all.data(), 3 * P, DType::kInt32},
+                  0)
           .wait();
       if (r == 0) {
         for (int i = 0; i < 3 * P; ++i) EXPECT_EQ(all[i], i / 3);
@@ -166,7 +170,8 @@ TEST(Collectives, BroadcastGatherAllgatherAlltoallReduceScatterBarrier) {
       // alltoall: block j of rank i holds 100 i + j
       std::vector<std::int32_t> send(2 * P), recv(2 * P, -1);
       for (int j = 0; j < P; ++j) send[2 * j] = send[2 * j + 1] = 100 * r + j;
-      comm.alltoall(Buffer{send.data(), 2 * P, DType::kInt32}, Buffer{recv.data(), 2 * P, DType::kInt32})
+      comm.alltoall(Buffer{send.data(), 2 * P, DType::kInt32},
+                    Buffer{recv.data(), 2 * P, DType::kInt32})
           .wait();
       for (int j = 0; j < P; ++j) EXPECT_EQ(recv[2 * j], 100 * j + r);
       // reduce-scatter of 2P + 1 elements: rank r gets chunk r of the sum
@@ -175,7 +180,8 @@ TEST(Collectives, BroadcastGatherAllgatherAlltoallReduceScatterBarrier) {
       for (std::int64_t i = 0; i < n; ++i) full[i] = static_cast<float>(i + r);
       std::vector<float> part(split_count(n, P, r));
       comm.reduce_scatter(Buffer{full.data(), n, DType::kFloat32},
-                          Buffer{part.data(), static_cast<std::int64_t>(part.size())}, ReduceOp::kSum)
+                          Buffer{part.data(), static_cast<std::int64_t>(part.size())},
+                          ReduceOp::kSum)
           .wait();
       for (std::size_t k = 0; k < part.size(); ++k) {
         std::int64_t i = split_offset(n, P, r) + k;
@@ -189,7 +195,8 @@ TEST(Collectives, BroadcastGatherAllgatherAlltoallReduceScatterBarrier) {
 TEST(Collectives, FusedAllreduceOfManySmallBuffers) {
   spawn_ranks(3, [](Communicator& comm) {
     std::vector<std::vector<float>> tensors;
-    for (int t = 0; t < 7; ++t) tensors.emplace_back(t * 3 + 1, static_cast<float>(comm.rank() + t));
+    for (int t = 0; t < 7; ++t)
+      tensors.emplace_back(t * 3 + 1, static_cast<float>(comm.rank() + t));
     std::vector<Buffer> buffers;
     for (auto& t : tensors) buffers.push_back({t.data(), static_cast<std::int64_t>(t.size())});
     comm.allreduce_fused(buffers, ReduceOp::kAvg, "ring").wait();
@@ -233,16 +240,19 @@ TEST(Errors, DebugModeNamesBothSidesOfAMismatch) {
   CommOptions options;
   options.debug_checks = true;
   std::vector<std::string> messages(2);
-  spawn_ranks(2, [&](Communicator& comm) {
-    std::vector<float> data(comm.rank() == 0 ? 10 : 12);
-    Work work = comm.allreduce(Buffer{data.data(), static_cast<std::int64_t>(data.size())},
-                               ReduceOp::kSum, "ring");
-    try {
-      work.wait();
-    } catch (const CommError& e) {
-      messages[comm.rank()] = e.what();
-    }
-  }, options);
+  spawn_ranks(
+      2,
+      [&](Communicator& comm) {
+        std::vector<float> data(comm.rank() == 0 ? 10 : 12);
+        Work work = comm.allreduce(Buffer{data.data(), static_cast<std::int64_t>(data.size())},
+                                   ReduceOp::kSum, "ring");
+        try {
+          work.wait();
+        } catch (const CommError& e) {
+          messages[comm.rank()] = e.what();
+        }
+      },
+      options);
   for (const auto& message : messages) {
     EXPECT_NE(message.find("rank 0 called allreduce(ring, 10 x float32)"), std::string::npos)
         << message;
@@ -256,16 +266,20 @@ TEST(Errors, MismatchedSizesWithoutDebugModeAreCaughtOnReceipt) {
   options.timeout = std::chrono::milliseconds(2000);
   int errors = 0;
   std::mutex mutex;
-  spawn_ranks(2, [&](Communicator& comm) {
-    std::vector<float> data(comm.rank() == 0 ? 10 : 12);
-    try {
-      comm.allreduce(Buffer{data.data(), static_cast<std::int64_t>(data.size())}, ReduceOp::kSum, "star")
-          .wait();
-    } catch (const CommError& e) {
-      std::lock_guard<std::mutex> lock(mutex);
-      ++errors;
-    }
-  }, options);
+  spawn_ranks(
+      2,
+      [&](Communicator& comm) {
+        std::vector<float> data(comm.rank() == 0 ? 10 : 12);
+        try {
+          comm.allreduce(Buffer{data.data(), static_cast<std::int64_t>(data.size())},
+                         ReduceOp::kSum, "star")
+              .wait();
+        } catch (const CommError& e) {
+          std::lock_guard<std::mutex> lock(mutex);
+          ++errors;
+        }
+      },
+      options);
   EXPECT_GE(errors, 1);
 }
 
@@ -273,15 +287,18 @@ TEST(Errors, SilentPeerGivesTimeoutNamingTheOp) {
   CommOptions options;
   options.timeout = std::chrono::milliseconds(200);
   std::string message;
-  spawn_ranks(2, [&](Communicator& comm) {
-    if (comm.rank() == 1) return;  // never joins
-    std::vector<float> data(100);
-    try {
-      comm.allreduce(Buffer{data.data(), 100}, ReduceOp::kSum, "ring").wait();
-    } catch (const TimeoutError& e) {
-      message = e.what();
-    }
-  }, options);
+  spawn_ranks(
+      2,
+      [&](Communicator& comm) {
+        if (comm.rank() == 1) return;  // never joins
+        std::vector<float> data(100);
+        try {
+          comm.allreduce(Buffer{data.data(), 100}, ReduceOp::kSum, "ring").wait();
+        } catch (const TimeoutError& e) {
+          message = e.what();
+        }
+      },
+      options);
   EXPECT_NE(message.find("rank 0: allreduce(ring, 100 x float32) (sequence number 0) timed out"),
             std::string::npos)
       << message;
@@ -293,20 +310,23 @@ TEST(Errors, InjectedFaultReachesWaitAndBreaksTheCommunicator) {
   auto transports = ThreadTransport::create_world(2);
   transports[0] = std::make_shared<FaultyTransport>(transports[0], 3);
   std::string first, second;
-  spawn_ranks(2, [&](Communicator& comm) {
-    std::vector<float> data(64);
-    for (int op = 0; op < 3; ++op) {
-      try {
-        comm.allreduce(Buffer{data.data(), 64}, ReduceOp::kSum, "ring").wait();
-      } catch (const CommError& e) {
-        if (comm.rank() == 0 && first.empty()) {
-          first = e.what();
-        } else if (comm.rank() == 0 && second.empty()) {
-          second = e.what();
+  spawn_ranks(
+      2,
+      [&](Communicator& comm) {
+        std::vector<float> data(64);
+        for (int op = 0; op < 3; ++op) {
+          try {
+            comm.allreduce(Buffer{data.data(), 64}, ReduceOp::kSum, "ring").wait();
+          } catch (const CommError& e) {
+            if (comm.rank() == 0 && first.empty()) {
+              first = e.what();
+            } else if (comm.rank() == 0 && second.empty()) {
+              second = e.what();
+            }
+          }
         }
-      }
-    }
-  }, options, transports);
+      },
+      options, transports);
   EXPECT_NE(first.find("injected transport fault at operation 3"), std::string::npos) << first;
   EXPECT_NE(second.find("failed earlier"), std::string::npos) << second;
 }
@@ -352,11 +372,13 @@ TEST(Transport, SplitFormsSubgroupsByColorOrderedByKey) {
   EXPECT_EQ(children[4]->rank(), 0);
   EXPECT_EQ(children[0]->rank(), 2);
   EXPECT_EQ(children[1]->size(), 2);
-  spawn_ranks(3, [](Communicator& comm) {
-    std::int64_t x = comm.rank() + 1;
-    comm.allreduce(Buffer{&x, 1, DType::kInt64}, ReduceOp::kSum, "ring").wait();
-    EXPECT_EQ(x, 6);
-  }, {}, {children[4], children[2], children[0]});
+  spawn_ranks(3,
+              [](Communicator& comm) {
+                std::int64_t x = comm.rank() + 1;
+                comm.allreduce(Buffer{&x, 1, DType::kInt64}, ReduceOp::kSum, "ring").wait();
+                EXPECT_EQ(x, 6);
+              },
+              {}, {children[4], children[2], children[0]});
 }
 
 }  // namespace

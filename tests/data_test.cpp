@@ -64,8 +64,8 @@ std::string be32(std::uint32_t v) {
 
 // Writes a small valid Fashion-MNIST copy: pixel j of image i is (i + j) % 256, label i % 10.
 void write_fashion(const fs::path& dir, std::uint32_t train = 12, std::uint32_t test = 5) {
-  for (const auto& [prefix, n] : {std::pair<std::string, std::uint32_t>{"train", train},
-                                  {"t10k", test}}) {
+  for (const auto& [prefix, n] :
+       {std::pair<std::string, std::uint32_t>{"train", train}, {"t10k", test}}) {
     std::string pixels, labels;
     for (std::uint32_t i = 0; i < n; ++i) {
       for (std::uint32_t j = 0; j < 784; ++j) pixels += static_cast<char>((i + j) % 256);
@@ -242,7 +242,8 @@ ModelConfig text_model(std::int64_t context) {
 
 std::string as_string(const at::Tensor& row) {
   std::string s;
-  for (std::int64_t i = 0; i < row.numel(); ++i) s += static_cast<char>(row[i].item<std::int64_t>());
+  for (std::int64_t i = 0; i < row.numel(); ++i)
+    s += static_cast<char>(row[i].item<std::int64_t>());
   return s;
 }
 
@@ -298,7 +299,8 @@ TEST(TextData, FortunesCorpus) {
   EXPECT_EQ(as_string(d.train.inputs[0]), read_file(dir / first_name).substr(0, context));
   // Each target row is its input row shifted by one; the last target starts the next window.
   const std::int64_t n = d.train.size();
-  EXPECT_TRUE(d.train.targets.narrow(1, 0, context - 1).equal(d.train.inputs.narrow(1, 1, context - 1)));
+  EXPECT_TRUE(
+      d.train.targets.narrow(1, 0, context - 1).equal(d.train.inputs.narrow(1, 1, context - 1)));
   EXPECT_TRUE(d.train.targets.select(1, context - 1)
                   .narrow(0, 0, n - 1)
                   .equal(d.train.inputs.select(1, 0).narrow(0, 1, n - 1)));
@@ -317,7 +319,8 @@ TEST(TextData, MissingOrEmptyDirectory) {
 
 std::vector<std::int64_t> to_vector(const at::Tensor& t) {
   std::vector<std::int64_t> v(static_cast<std::size_t>(t.numel()));
-  for (std::int64_t i = 0; i < t.numel(); ++i) v[static_cast<std::size_t>(i)] = t[i].item<std::int64_t>();
+  for (std::int64_t i = 0; i < t.numel(); ++i)
+    v[static_cast<std::size_t>(i)] = t[i].item<std::int64_t>();
   return v;
 }
 

@@ -66,8 +66,8 @@ TEST(Models, ParameterCounts) {
   EXPECT_EQ(parameter_count(*cnn), 416 + 12832 + 15690);
   auto lm = make_model(model_config("char_transformer"));
   const std::int64_t d = 32, layers = 2, context = 16;
-  const std::int64_t block = 2 * 2 * d                  // two LayerNorms
-                             + 4 * (d * d + d)          // q, k, v, out
+  const std::int64_t block = 2 * 2 * d                                 // two LayerNorms
+                             + 4 * (d * d + d)                         // q, k, v, out
                              + (d * 4 * d + 4 * d) + (4 * d * d + d);  // MLP
   EXPECT_EQ(parameter_count(*lm), 256 * d + context * d + layers * block + 2 * d + d * 256 + 256);
 }

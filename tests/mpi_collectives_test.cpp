@@ -27,7 +27,7 @@ Communicator& comm() {
 
 TEST(MpiAllreduce, EveryAlgorithmMatchesNative) {
   const int P = comm().size();
-  const DType dtypes[] = {DType::kFloat32, DType::kFloat64, DType::kFloat16,
+  const DType dtypes[] = {DType::kFloat32,  DType::kFloat64, DType::kFloat16,
                           DType::kBFloat16, DType::kInt32,   DType::kInt64};
   const ReduceOp ops[] = {ReduceOp::kSum, ReduceOp::kAvg, ReduceOp::kMax, ReduceOp::kMin};
   for (std::int64_t count : {std::int64_t{0}, std::int64_t{1}, std::int64_t{P - 1},
@@ -69,7 +69,9 @@ TEST(MpiCollectives, AllgatherBroadcastAlltoallBarrier) {
   for (auto v : b) EXPECT_EQ(v, P > 1 ? 9 : 0);
   std::vector<std::int32_t> send(P), recv(P, -1);
   for (int j = 0; j < P; ++j) send[j] = 100 * r + j;
-  comm().alltoall(Buffer{send.data(), P, DType::kInt32}, Buffer{recv.data(), P, DType::kInt32}).wait();
+  comm()
+      .alltoall(Buffer{send.data(), P, DType::kInt32}, Buffer{recv.data(), P, DType::kInt32})
+      .wait();
   for (int j = 0; j < P; ++j) EXPECT_EQ(recv[j], 100 * j + r);
   comm().barrier().wait();
 }

@@ -6,8 +6,8 @@
 //     braid::World world(&argc, &argv);               // MPI up; rank, size, local rank
 //     auto model = std::make_shared<MyNet>();
 //     torch::optim::SGD optimizer(model->parameters(), 0.05);
-//     braid::DataParallel dp(world, braid::named_parameters(*model));  // rank 0's weights everywhere
-//     for (...) {
+//     braid::DataParallel dp(world, braid::named_parameters(*model));  // rank 0's weights
+//     everywhere for (...) {
 //       optimizer.zero_grad();
 //       loss_fn(model->forward(x), y).backward();       // gradients are averaged during backward
 //       dp.step(optimizer);                             // wait for the averages, then step
