@@ -4,14 +4,16 @@
 Trains a small model on Fashion-MNIST read straight from Debian's package files
 and prints one JSON line with throughput. See bench/ddp_gloo_baseline.md.
 
-Run with /usr/bin/python3: Debian's python3-torch is only importable from the
-system interpreter, not from a pyenv/venv python that may shadow it on PATH.
+Debian's python3-torch is only importable from /usr/bin/python3; if another
+python3 (pyenv, venv) runs this file, it re-executes itself under that one.
 """
 import argparse
 import gzip
+import importlib.util
 import json
 import os
 import socket
+import sys
 import time
 
 
@@ -35,6 +37,8 @@ def parse_args():
 
 if __name__ == "__main__":
     ARGS = parse_args()
+    if importlib.util.find_spec("torch") is None and sys.executable != "/usr/bin/python3":
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
     # Debian's torch runs matmuls in the system OpenBLAS (openblas-pthread), whose
     # own thread pool ignores torch.set_num_threads and spins on every core, which
     # would oversubscribe the 2 ranks. OpenBLAS sizes that pool from the environment

@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/core.h>
 #include <torch/torch.h>
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -25,6 +26,17 @@ namespace fs = std::filesystem;
 using SteadyClock = std::chrono::steady_clock;
 
 namespace {
+
+// Torch's intra-op threads and, when LibTorch runs its linear layers on OpenBLAS (Debian's
+// build does), OpenBLAS's own pool, which ignores at::set_num_threads: without this a
+// "1-thread" rank keeps every core busy and ranks oversubscribe the machine.
+void set_compute_threads(int threads) {
+  at::set_num_threads(threads);
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    set(threads);
+  }
+}
 
 double seconds_between(SteadyClock::time_point a, SteadyClock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
@@ -115,7 +127,7 @@ void draw_progress(std::int64_t step, std::int64_t total, double loss, double sa
 TrainSummary train(const World& world, const Config& config) {
   const int rank = world.rank(), P = world.size();
   init_logging(rank, P, spdlog::level::from_str(config.runtime.log_level));
-  at::set_num_threads(static_cast<int>(config.runtime.threads));
+  set_compute_threads(static_cast<int>(config.runtime.threads));
   // CPU build: every rank computes on the CPU; a CUDA build picks cuda:<local rank> here.
   spdlog::debug("local rank {}, device cpu, {} torch threads", world.local_rank(),
                 config.runtime.threads);
