@@ -1,9 +1,9 @@
 #include "runtime/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <dlfcn.h>
 #include <fmt/core.h>
 #include <torch/torch.h>
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include <chrono>
