@@ -1,12 +1,27 @@
-// Tier 2 training tests under mpirun: P ranks with batch b each must equal one process with
-// batch P*b on the same samples (the reference is trained inside each rank, without any
-// communication), for mlp and cnn and every allreduce algorithm; a model that differs across
-// ranks is refused on every rank.
+// Tier 2 training tests under mpirun. They check braid's exchange, not the CPU's kernels, so
+// every comparison is sharp on any x86-64 CPU:
+//  - Trajectories in float64: P ranks with batch b must follow one process with batch P*b on
+//    the same samples (trained inside each rank, without communication) for 20 momentum steps.
+//    The only difference is the order of float64 additions (batch 16 against 2 x 8), about
+//    1e-16 relative per step; 1e-9 leaves a million-fold margin for its growth, while a wrong
+//    exchange (no averaging, a sum instead of a mean) moves parameters by 1e-3 or more. Both
+//    negative controls are run and must fail the tolerance.
+//  - One step in float32, the dtype users train in: the averaged gradient is compared with
+//    the per-rank gradients averaged in float64, element by element, with the rounding bound
+//    of any order of P - 1 float32 additions, (P - 1) u mean_r |g_r|, plus at most two
+//    roundings of the division (by P, or a product with a rounded 1/P), 2 u |mean|: in all
+//    (P + 1) u mean_r |g_r| with u = 2^-24. It holds for every reduction order and CPU.
+//  - Replicas are bitwise identical across ranks after training.
+//  - A model that differs across ranks is refused on every rank.
 #include <gtest/gtest.h>
 #include <mpi.h>
 #include <torch/torch.h>
 
+#include <cmath>
+
+#include "collectives/tensor.h"
 #include "common/error.h"
+#include "optimizers/replicas.h"
 #include "runtime/data.h"
 #include "runtime/data_parallel.h"
 #include "runtime/models.h"
@@ -28,21 +43,30 @@ const DataSplits& fashion() {
   return data;
 }
 
-std::shared_ptr<Model> seeded_model(const std::string& name, std::int64_t hidden = 64) {
+std::shared_ptr<Model> seeded_model(const std::string& name, c10::ScalarType dtype,
+                                    std::int64_t hidden = 64) {
   torch::manual_seed(1234);
   ModelConfig config;
   config.name = name;
   config.hidden = hidden;
-  return make_model(config);
+  auto model = make_model(config);
+  model->to(dtype);
+  return model;
 }
 
-void train_steps(Model& model, torch::optim::Optimizer& optimizer, DataPlan& plan, int steps,
-                 DataParallel* dp) {
+// Trains `steps` SGD steps on the plan's batches; `dp` null means no communication.
+// `lr_scale` lets a negative control train with a summed instead of an averaged gradient.
+void train_steps(Model& model, DataPlan& plan, int steps, DataParallel* dp, double lr_scale = 1) {
+  torch::optim::SGD optimizer(model.parameters(),
+                              torch::optim::SGDOptions(0.05 * lr_scale).momentum(0.9));
   const Dataset& train = fashion().train;
+  const auto dtype = model.parameters().front().scalar_type();
   for (int step = 0; step < steps; ++step) {
     at::Tensor idx = plan.batch_indices(0, step);
     optimizer.zero_grad();
-    model.loss(model.forward(train.inputs.index_select(0, idx)), train.targets.index_select(0, idx))
+    model
+        .loss(model.forward(train.inputs.index_select(0, idx).to(dtype)),
+              train.targets.index_select(0, idx))
         .backward();
     if (dp) {
       dp->step(optimizer);
@@ -52,38 +76,50 @@ void train_steps(Model& model, torch::optim::Optimizer& optimizer, DataPlan& pla
   }
 }
 
-class Equivalence : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+// Largest |a - b| / (1 + |b|) over all parameters, in float64.
+double max_relative_difference(Model& a, Model& b) {
+  double worst = 0;
+  auto theirs = b.named_parameters();
+  for (const auto& item : a.named_parameters()) {
+    at::Tensor x = item.value().detach().to(torch::kFloat64);
+    at::Tensor y = theirs[item.key()].detach().to(torch::kFloat64);
+    worst = std::max(worst, ((x - y).abs() / (1 + y.abs())).max().item<double>());
+  }
+  return worst;
+}
 
-TEST_P(Equivalence, RanksWithBatchBEqualOneProcessWithBatchPB) {
-  const auto& [model_name, algorithm] = GetParam();
-  const int P = world->size();
-  constexpr std::int64_t kBatch = 8;
-  constexpr int kSteps = 20;
-  const std::int64_t samples = fashion().train.size();
+constexpr std::int64_t kBatch = 8;
+constexpr int kSteps = 20;
+constexpr double kTrajectoryTolerance = 1e-9;
 
-  auto reference = seeded_model(model_name);
-  torch::optim::SGD reference_optimizer(reference->parameters(),
-                                        torch::optim::SGDOptions(0.05).momentum(0.9));
-  DataPlan whole(samples, 0, 1, P * kBatch, 7);
-  train_steps(*reference, reference_optimizer, whole, kSteps, nullptr);
-
-  auto model = seeded_model(model_name);
-  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
+DataParallelOptions options_for(const std::string& algorithm) {
   DataParallelOptions options;
   options.algorithm = algorithm;
   options.bucket_mb = 0.05;  // several buckets, so overlap and ordering are exercised
   options.debug_checks = true;
-  DataParallel dp(*world, named_parameters(*model), options);
-  DataPlan mine(samples, world->rank(), P, kBatch, 7);
-  train_steps(*model, optimizer, mine, kSteps, &dp);
+  return options;
+}
 
-  auto ours = model->named_parameters();
-  for (const auto& item : reference->named_parameters()) {
-    const at::Tensor& got = ours[item.key()];
-    double diff = (got - item.value()).abs().max().item<double>();
-    EXPECT_LT(diff, 1e-5) << model_name << " with " << algorithm << ": parameter " << item.key()
-                          << " on rank " << world->rank();
-  }
+class Equivalence : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+
+TEST_P(Equivalence, RanksWithBatchBFollowOneProcessWithBatchPBInFloat64) {
+  const auto& [model_name, algorithm] = GetParam();
+  const int P = world->size();
+  const std::int64_t samples = fashion().train.size();
+
+  auto reference = seeded_model(model_name, torch::kFloat64);
+  DataPlan whole(samples, 0, 1, P * kBatch, 7);
+  train_steps(*reference, whole, kSteps, nullptr);
+
+  auto model = seeded_model(model_name, torch::kFloat64);
+  DataParallel dp(*world, named_parameters(*model), options_for(algorithm));
+  DataPlan mine(samples, world->rank(), P, kBatch, 7);
+  train_steps(*model, mine, kSteps, &dp);
+
+  EXPECT_LT(max_relative_difference(*model, *reference), kTrajectoryTolerance)
+      << model_name << " with " << algorithm << " on rank " << world->rank();
+  std::vector<at::Tensor> parameters = model->parameters();
+  EXPECT_NO_THROW(check_replicas_identical(dp.communicator(), parameters));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -92,9 +128,73 @@ INSTANTIATE_TEST_SUITE_P(
                        ::testing::Values("ring", "star", "rhd", "native", "auto")),
     [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param); });
 
+// The tolerance above must be sharp enough to see the two classic exchange bugs.
+TEST(NegativeControl, NoAveragingAndSummingBothFailTheTrajectoryTolerance) {
+  const int P = world->size();
+  const std::int64_t samples = fashion().train.size();
+  auto reference = seeded_model("mlp", torch::kFloat64);
+  DataPlan whole(samples, 0, 1, P * kBatch, 7);
+  train_steps(*reference, whole, kSteps, nullptr);
+
+  auto local_only = seeded_model("mlp", torch::kFloat64);
+  DataPlan mine(samples, world->rank(), P, kBatch, 7);
+  train_steps(*local_only, mine, kSteps, nullptr);
+  EXPECT_GT(max_relative_difference(*local_only, *reference), 1e3 * kTrajectoryTolerance);
+
+  auto summed = seeded_model("mlp", torch::kFloat64);
+  DataParallel dp(*world, named_parameters(*summed), options_for("ring"));
+  DataPlan mine_again(samples, world->rank(), P, kBatch, 7);
+  train_steps(*summed, mine_again, kSteps, &dp, /*lr_scale=*/P);
+  EXPECT_GT(max_relative_difference(*summed, *reference), 1e3 * kTrajectoryTolerance);
+}
+
+// One float32 step: returns how far the averaged gradient is from the float64 mean of the
+// per-rank gradients, as a fraction of the rounding bound (< 1 passes), for `divisor` = P
+// (correct) or 1 (a sum, the negative control).
+double averaged_gradient_error(const std::string& algorithm, double divisor) {
+  const int P = world->size();
+  auto model = seeded_model("cnn", torch::kFloat32);
+  DataParallel dp(*world, named_parameters(*model), options_for(algorithm));
+  DataPlan mine(fashion().train.size(), world->rank(), P, kBatch, 7);
+  const Dataset& train = fashion().train;
+  at::Tensor idx = mine.batch_indices(0, 0);
+  model->zero_grad();
+  model->loss(model->forward(train.inputs.index_select(0, idx)), train.targets.index_select(0, idx))
+      .backward();
+  std::vector<at::Tensor> local;
+  for (const at::Tensor& p : model->parameters()) local.push_back(p.grad().reshape({-1}));
+  at::Tensor mine64 = at::cat(local).to(torch::kFloat64);
+  at::Tensor all = at::empty({P, mine64.numel()}, mine64.options());
+  dp.communicator().allgather(as_buffer(mine64), as_buffer(all)).wait();
+
+  torch::optim::SGD frozen(model->parameters(), torch::optim::SGDOptions(0.0));
+  dp.step(frozen);  // writes the averaged gradient into .grad; lr 0 leaves the weights
+  std::vector<at::Tensor> averaged;
+  for (const at::Tensor& p : model->parameters()) averaged.push_back(p.grad().reshape({-1}));
+  at::Tensor got = at::cat(averaged).to(torch::kFloat64);
+
+  at::Tensor exact = all.sum(0) / divisor;
+  const double u = std::ldexp(1.0, -24);
+  at::Tensor bound = (P + 1) * u * all.abs().mean(0) + 1e-30;
+  return ((got - exact).abs() / bound).max().item<double>();
+}
+
+class AveragedGradient : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(AveragedGradient, IsTheFloat64MeanWithinRounding) {
+  EXPECT_LT(averaged_gradient_error(GetParam(), world->size()), 1.0) << GetParam();
+}
+
+INSTANTIATE_TEST_SUITE_P(Algorithms, AveragedGradient,
+                         ::testing::Values("ring", "star", "rhd", "native", "auto"));
+
+TEST(NegativeControl, ASumInsteadOfAMeanFailsTheGradientBound) {
+  EXPECT_GT(averaged_gradient_error("ring", 1.0), 1.0);
+}
+
 TEST(DataParallel, ModelThatDiffersAcrossRanksIsRefusedOnEveryRank) {
   if (world->size() < 2) GTEST_SKIP() << "needs 2 ranks";
-  auto model = seeded_model("mlp", world->rank() == 1 ? 32 : 64);
+  auto model = seeded_model("mlp", torch::kFloat32, world->rank() == 1 ? 32 : 64);
   try {
     DataParallel dp(*world, named_parameters(*model));
     ADD_FAILURE() << "no error on rank " << world->rank();
