@@ -18,89 +18,58 @@ AllreduceStrategy::AllreduceStrategy(std::shared_ptr<Communicator> comm,
 }
 
 AllreduceStrategy::~AllreduceStrategy() {
-  for (std::size_t i = 0; i < params_.size(); ++i) params_[i].remove_hook(hooks_[i]);
+  // hooks_ holds only the hooks actually registered (attach may have failed before any).
+  for (std::size_t i = 0; i < hooks_.size(); ++i) params_[i].remove_hook(hooks_[i]);
+  for (Work& work : works_) {
+    try {
+      work.wait();
+    } catch (const std::exception&) {
+      // The step that launched it already failed; its error was or will be reported there.
+    }
+  }
 }
 
 void AllreduceStrategy::attach(const NamedTensors& parameters) {
   BRAID_CHECK(params_.empty(), "attach() called twice");
   check_same_model(*comm_, parameters);
   for (const auto& [name, tensor] : parameters) params_.push_back(tensor);
-  const int n = static_cast<int>(params_.size());
-  bucket_of_.assign(n, -1);
-  offset_of_.assign(n, 0);
-  arrived_.assign(n, false);
-
-  // Reverse registration order approximates the order backward produces gradients.
-  const auto cap = static_cast<std::int64_t>(options_.bucket_mb * (1 << 20));
-  std::vector<std::int64_t> sizes;
-  for (int i = n - 1; i >= 0; --i) {
-    const at::Tensor& p = params_[i];
-    const std::int64_t bytes = p.numel() * static_cast<std::int64_t>(p.element_size());
-    bool fits = !buckets_.empty() && buckets_.back().flat.scalar_type() == p.scalar_type() &&
-                (sizes.back() + bytes <= cap);
-    if (!fits) {
-      buckets_.emplace_back();
-      buckets_.back().flat = at::empty({0}, p.options().requires_grad(false));
-      sizes.push_back(0);
-    }
-    bucket_of_[i] = static_cast<int>(buckets_.size()) - 1;
-    offset_of_[i] = sizes.back() / static_cast<std::int64_t>(p.element_size());
-    sizes.back() += bytes;
-    buckets_.back().params.push_back(i);
-  }
-  for (std::size_t b = 0; b < buckets_.size(); ++b) {
-    Bucket& bucket = buckets_[b];
-    bucket.flat = at::zeros({sizes[b] / static_cast<std::int64_t>(bucket.flat.element_size())},
-                            bucket.flat.options());
-    bucket.pending = static_cast<int>(bucket.params.size());
-  }
-
+  buckets_.emplace(params_, options_.bucket_mb, /*usage_slots=*/true);
   broadcast_parameters(*comm_, params_, 0);
   check_replicas_identical(*comm_, params_);
-  for (int i = 0; i < n; ++i) {
+  for (int i = 0; i < static_cast<int>(params_.size()); ++i) {
     hooks_.push_back(
         params_[i].register_hook([this, i](const at::Tensor& grad) { on_gradient(i, grad); }));
   }
 }
 
-at::Tensor AllreduceStrategy::slice_of(int i) {
-  return buckets_[bucket_of_[i]].flat.narrow(0, offset_of_[i], params_[i].numel());
-}
-
 void AllreduceStrategy::on_gradient(int i, const at::Tensor& grad) {
   std::lock_guard<std::mutex> lock(mutex_);
-  Bucket& bucket = buckets_[bucket_of_[i]];
-  if (bucket.launched) {
+  if (buckets_->bucket_of(i) < static_cast<int>(works_.size())) {
     throw Error(str_cat("parameter ", i,
                         " received a second gradient after its bucket was sent; "
                         "call step() after every backward (gradient accumulation across "
                         "backward calls needs sync.overlap=false)"));
   }
-  at::Tensor slice = slice_of(i);
-  if (arrived_[i]) {
-    slice.add_(grad.reshape({-1}));
-    return;
-  }
-  slice.copy_(grad.reshape({-1}));
-  arrived_[i] = true;
-  --bucket.pending;
-  if (options_.overlap) launch_ready_buckets(/*force=*/false);
+  const bool complete = buckets_->add_gradient(i, grad);
+  if (complete && options_.overlap) launch_ready_buckets(/*force=*/false);
 }
 
 void AllreduceStrategy::launch_ready_buckets(bool force) {
-  while (next_launch_ < buckets_.size()) {
-    Bucket& bucket = buckets_[next_launch_];
-    if (bucket.pending > 0) {
-      if (!force) return;
-      // Parameters without a gradient this step contribute zeros.
-      for (int i : bucket.params) {
-        if (!arrived_[i]) slice_of(i).zero_();
-      }
-    }
-    bucket.work = comm_->allreduce(as_buffer(bucket.flat), ReduceOp::kAvg, options_.algorithm);
-    bucket.launched = true;
-    ++next_launch_;
+  while (static_cast<int>(works_.size()) < buckets_->bucket_count()) {
+    const int b = static_cast<int>(works_.size());
+    if (!force && !buckets_->complete(b)) return;
+    buckets_->finalize(b);
+    works_.push_back(
+        comm_->allreduce(as_buffer(buckets_->flat(b)), ReduceOp::kAvg, options_.algorithm));
   }
+}
+
+void AllreduceStrategy::wait_launched() {
+  auto start = std::chrono::steady_clock::now();
+  for (Work& work : works_) work.wait();
+  works_.clear();
+  exposed_comm_s_ +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
@@ -108,14 +77,15 @@ void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
     std::lock_guard<std::mutex> lock(mutex_);
     launch_ready_buckets(/*force=*/true);
   }
-  auto start = std::chrono::steady_clock::now();
-  for (Bucket& bucket : buckets_) bucket.work.wait();
-  exposed_comm_s_ +=
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-
+  wait_launched();
+  const std::vector<bool> used = buckets_->used_anywhere();
   for (std::size_t i = 0; i < params_.size(); ++i) {
     at::Tensor& grad = params_[i].mutable_grad();
-    at::Tensor average = slice_of(static_cast<int>(i)).view(params_[i].sizes());
+    if (!used[i]) {
+      grad = at::Tensor();  // no rank computed one: the optimizer must skip this parameter
+      continue;
+    }
+    at::Tensor average = buckets_->view(static_cast<int>(i)).view(params_[i].sizes());
     if (grad.defined()) {
       grad.copy_(average);
     } else {
@@ -123,13 +93,14 @@ void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
     }
   }
   optimizer.step();
+  buckets_->reset();
+}
 
-  std::fill(arrived_.begin(), arrived_.end(), false);
-  for (Bucket& bucket : buckets_) {
-    bucket.pending = static_cast<int>(bucket.params.size());
-    bucket.launched = false;
-  }
-  next_launch_ = 0;
+void AllreduceStrategy::quiesce() {
+  // Between steps nothing is in flight; a bucket launched during an abandoned backward is
+  // finished here so a checkpoint never races the communication thread.
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Work& work : works_) work.wait();
 }
 
 SyncStats AllreduceStrategy::stats() const {

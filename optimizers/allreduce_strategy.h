@@ -1,23 +1,26 @@
 // AllreduceStrategy: synchronous data parallelism, the DistributedDataParallel of braid.
 //
 // Update rule: g = (1/P) sum_r g_r on every rank, then the inner optimizer step; every replica
-// stays bitwise identical.
+// stays bitwise identical. A parameter that got no gradient on any rank keeps no gradient, so
+// the optimizer leaves it alone (no momentum or weight-decay step), as in PyTorch DDP.
 //
-// How it works (as PyTorch DDP's Reducer): parameters are grouped into fusion buckets of at
-// most `bucket_mb` in reverse registration order (the order backward produces gradients) and
-// never mixing dtypes. A hook on each parameter copies its gradient into the bucket's flat
-// buffer as soon as autograd produces it; when every gradient of a bucket has arrived the bucket
-// is averaged asynchronously on the communication thread while backward continues. Buckets are
-// launched strictly in index order, so every rank issues the same collectives in the same
-// order even when gradients arrive in a different order. step() launches what is left
-// (parameters that got no gradient this step count as zeros, so an unused parameter never
-// hangs the job), waits, writes the averages into .grad and runs the optimizer.
-// attach() broadcasts rank 0's parameters and checks a fingerprint of names and shapes first.
+// How it works (as PyTorch DDP's Reducer): gradients land in GradBuckets through a hook on each
+// parameter; when every gradient of a bucket has arrived the bucket is averaged asynchronously
+// on the communication thread while backward continues. Buckets are launched strictly in index
+// order, so every rank issues the same collectives in the same order even when gradients arrive
+// in a different order. step() launches what is left (parameters without a gradient this step
+// count as zeros, so an unused parameter never hangs the job), waits, writes the averages into
+// .grad and runs the optimizer. Each bucket carries usage slots, so knowing which parameters
+// got a gradient anywhere costs no extra message. attach() broadcasts rank 0's parameters and
+// checks a fingerprint of names and shapes first.
 #pragma once
 
+#include <memory>
 #include <mutex>
+#include <optional>
 
 #include "collectives/communicator.h"
+#include "optimizers/grad_buckets.h"
 #include "optimizers/sync_strategy.h"
 
 namespace braid {
@@ -31,36 +34,29 @@ struct AllreduceStrategyOptions {
 class AllreduceStrategy : public SyncStrategy {
  public:
   AllreduceStrategy(std::shared_ptr<Communicator> comm, AllreduceStrategyOptions options);
+  // Waits for buckets still in flight (after an exception during backward or step) so that the
+  // communication thread never writes into freed memory.
   ~AllreduceStrategy() override;
   const char* name() const override { return "allreduce"; }
   void attach(const NamedTensors& parameters) override;
   void step(torch::optim::Optimizer& optimizer) override;
+  void quiesce() override;
   SyncStats stats() const override;
 
-  std::size_t bucket_count() const { return buckets_.size(); }
+  std::size_t bucket_count() const { return buckets_ ? buckets_->bucket_count() : 0; }
 
  private:
-  struct Bucket {
-    at::Tensor flat;
-    std::vector<int> params;  // indices into params_
-    int pending = 0;          // gradients not yet arrived this step
-    Work work;
-    bool launched = false;
-  };
   void on_gradient(int param, const at::Tensor& grad);
   void launch_ready_buckets(bool force);
-  at::Tensor slice_of(int param);
+  void wait_launched();
 
   std::shared_ptr<Communicator> comm_;
   AllreduceStrategyOptions options_;
   std::vector<at::Tensor> params_;
   std::vector<unsigned> hooks_;
-  std::vector<int> bucket_of_;
-  std::vector<std::int64_t> offset_of_;
-  std::vector<bool> arrived_;
-  std::vector<Bucket> buckets_;
-  std::size_t next_launch_ = 0;
-  std::mutex mutex_;  // hooks may run on autograd worker threads
+  std::optional<GradBuckets> buckets_;
+  std::vector<Work> works_;  // one per bucket launched this step, in index order
+  std::mutex mutex_;         // hooks may run on autograd worker threads
   double exposed_comm_s_ = 0;
 };
 

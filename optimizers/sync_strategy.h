@@ -10,9 +10,10 @@
 //     forward; loss.backward()          hooks hand each finished gradient to the strategy,
 //                                      which may start communicating during backward
 //     step(optimizer)                   finish the exchange, run the inner optimizer step
+//   quiesce()                         before a checkpoint: finish every exchange in flight
 // state()/load_state() carry what a checkpoint must hold beyond model and optimizer (error
-// residuals, outer momenta, fragment schedules); bytes and exposed communication time feed the
-// metrics. Only the training thread calls a strategy; its hooks run on the autograd thread.
+// residuals, outer momenta, fragment schedules); non-tensor values (counters, positions) go as
+// 0-dim int64 or float64 tensors. Bytes and exposed communication time feed the metrics. Only the training thread calls a strategy; its hooks run on the autograd thread.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -59,6 +60,10 @@ class SyncStrategy {
   virtual BatchAssignment assign_batch(std::int64_t step) const;
   // Collective. Completes this step's exchange and applies the inner optimizer.
   virtual void step(torch::optim::Optimizer& optimizer) = 0;
+
+  // Collective. Completes every exchange still in flight, so state() and the parameters are
+  // final (a background outer round of a local-update method, say).
+  virtual void quiesce() {}
 
   virtual NamedTensors state() const { return {}; }
   virtual void load_state(const NamedTensors& state) {}

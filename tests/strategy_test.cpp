@@ -91,5 +91,30 @@ TEST(AllreduceStrategy, NeverUsedParameterStaysAtItsInitialValueWithPlainSgd) {
   });
 }
 
+// As in PyTorch DDP: a parameter no rank computed a gradient for gets no optimizer step, so
+// neither momentum nor weight decay moves it; one that some rank used is updated everywhere.
+TEST(AllreduceStrategy, ParameterUnusedOnEveryRankGetsNoMomentumOrWeightDecayStep) {
+  spawn_ranks(3, [](Communicator& comm) {
+    auto model = make_seeded(comm.rank());
+    torch::optim::SGD optimizer(model->parameters(),
+                                torch::optim::SGDOptions(0.1).momentum(0.9).weight_decay(0.1));
+    std::shared_ptr<Communicator> shared(&comm, [](Communicator*) {});
+    DataParallelOptions options;
+    options.bucket_mb = 0.0001;
+    DataParallel dp(shared, named_parameters(*model), options);
+    at::Tensor never_before = model->never->weight.detach().clone();
+    at::Tensor sometimes_before = model->sometimes->weight.detach().clone();
+    for (int step = 0; step < 3; ++step) {
+      optimizer.zero_grad();
+      model->forward(at::ones({2, 8}), comm.rank() == 1).sum().backward();
+      dp.step(optimizer);
+    }
+    EXPECT_TRUE(at::equal(model->never->weight, never_before)) << "rank " << comm.rank();
+    EXPECT_FALSE(model->never->weight.grad().defined());
+    EXPECT_FALSE(at::equal(model->sometimes->weight, sometimes_before)) << "rank " << comm.rank();
+    check_replicas_identical(comm, model->parameters());
+  });
+}
+
 }  // namespace
 }  // namespace braid

@@ -1,0 +1,87 @@
+#include "optimizers/grad_buckets.h"
+
+#include <ATen/ATen.h>
+
+#include "common/error.h"
+
+namespace braid {
+
+GradBuckets::GradBuckets(std::vector<at::Tensor> parameters, double bucket_mb, bool usage_slots)
+    : params_(std::move(parameters)), usage_slots_(usage_slots) {
+  BRAID_CHECK(bucket_mb > 0, "bucket_mb ", bucket_mb);
+  const int n = parameter_count();
+  bucket_of_.assign(n, -1);
+  offset_of_.assign(n, 0);
+  slot_of_.assign(n, 0);
+  arrived_.assign(n, false);
+  const auto cap = static_cast<std::int64_t>(bucket_mb * (1 << 20));
+  std::vector<at::TensorOptions> options;
+  for (int i = n - 1; i >= 0; --i) {
+    const at::Tensor& p = params_[i];
+    const std::int64_t bytes = p.numel() * static_cast<std::int64_t>(p.element_size());
+    const bool fits = !buckets_.empty() && options.back().dtype() == p.dtype() &&
+                      (buckets_.back().gradient_elements * p.element_size() + bytes <= cap);
+    if (!fits) {
+      buckets_.emplace_back();
+      options.push_back(p.options().requires_grad(false));
+    }
+    Bucket& bucket = buckets_.back();
+    bucket_of_[i] = bucket_count() - 1;
+    offset_of_[i] = bucket.gradient_elements;
+    slot_of_[i] = static_cast<int>(bucket.params.size());
+    bucket.gradient_elements += p.numel();
+    bucket.params.push_back(i);
+  }
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    Bucket& bucket = buckets_[b];
+    const std::int64_t slots = usage_slots_ ? static_cast<std::int64_t>(bucket.params.size()) : 0;
+    bucket.flat = at::zeros({bucket.gradient_elements + slots}, options[b]);
+    bucket.pending = static_cast<int>(bucket.params.size());
+  }
+}
+
+at::Tensor GradBuckets::gradients(int bucket) const {
+  return buckets_[bucket].flat.narrow(0, 0, buckets_[bucket].gradient_elements);
+}
+
+at::Tensor GradBuckets::view(int param) const {
+  return buckets_[bucket_of_[param]].flat.narrow(0, offset_of_[param], params_[param].numel());
+}
+
+bool GradBuckets::add_gradient(int param, const at::Tensor& grad) {
+  at::Tensor slice = view(param);
+  if (arrived_[param]) {
+    slice.add_(grad.reshape({-1}));
+    return false;
+  }
+  slice.copy_(grad.reshape({-1}));
+  arrived_[param] = true;
+  return --buckets_[bucket_of_[param]].pending == 0;
+}
+
+void GradBuckets::finalize(int bucket) {
+  Bucket& b = buckets_[bucket];
+  for (int i : b.params) {
+    if (!arrived_[i]) view(i).zero_();
+    if (usage_slots_) b.flat[b.gradient_elements + slot_of_[i]].fill_(arrived_[i] ? 1 : 0);
+  }
+}
+
+std::vector<bool> GradBuckets::used_anywhere() const {
+  BRAID_CHECK(usage_slots_, "used_anywhere needs usage slots");
+  std::vector<bool> used(params_.size());
+  for (const Bucket& b : buckets_) {
+    const auto n = static_cast<std::int64_t>(b.params.size());
+    at::Tensor slots = b.flat.narrow(0, b.gradient_elements, n).to(at::kDouble).contiguous();
+    const double* value = slots.data_ptr<double>();
+    for (std::int64_t k = 0; k < n; ++k) used[b.params[k]] = value[k] != 0;
+  }
+  return used;
+}
+
+void GradBuckets::reset() {
+  std::fill(arrived_.begin(), arrived_.end(), false);
+  for (Bucket& b : buckets_) b.pending = static_cast<int>(b.params.size());
+}
+
+}  // namespace braid

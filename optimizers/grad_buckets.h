@@ -1,0 +1,70 @@
+// GradBuckets: the gradient buckets every strategy exchanges. Parameters are grouped into fusion
+// buckets of at most `bucket_mb`, in reverse registration order (the order backward produces
+// gradients, as PyTorch DDP's Reducer assumes) and never mixing dtypes. Each bucket is one flat
+// tensor; every parameter has a view into it. Bucket indices are stable for a model and a cap,
+// so a strategy's per-bucket state (compressor residuals, Streaming DiLoCo fragments, trace
+// events) names buckets by index.
+//
+// Readiness: add_gradient() copies a parameter's gradient into its view (accumulating if it
+// arrives twice in one step) and says when the bucket's last parameter arrived. A bucket can
+// also carry one usage slot per parameter after its gradients (1 if the parameter got a
+// gradient on this rank this step, else 0): exchanged with the gradients, the slots tell every
+// rank which parameters got a gradient anywhere without a separate message. Not thread-safe:
+// the owning strategy serialises calls (hooks may run on autograd worker threads).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace braid {
+
+class GradBuckets {
+ public:
+  GradBuckets(std::vector<at::Tensor> parameters, double bucket_mb, bool usage_slots);
+
+  int bucket_count() const { return static_cast<int>(buckets_.size()); }
+  int parameter_count() const { return static_cast<int>(params_.size()); }
+  const at::Tensor& parameter(int param) const { return params_[param]; }
+  int bucket_of(int param) const { return bucket_of_[param]; }
+  // Parameter indices of a bucket, in the order their views sit in it.
+  const std::vector<int>& parameters_of(int bucket) const { return buckets_[bucket].params; }
+
+  // The whole flat tensor of a bucket (gradients, then usage slots if enabled): what is sent.
+  const at::Tensor& flat(int bucket) const { return buckets_[bucket].flat; }
+  // The gradient part of a bucket, and one parameter's gradient view (flat, numel elements).
+  at::Tensor gradients(int bucket) const;
+  at::Tensor view(int param) const;
+
+  // Copies (or, on a second arrival in the step, adds) `grad` into the parameter's view.
+  // Returns true when this made the parameter's bucket complete.
+  bool add_gradient(int param, const at::Tensor& grad);
+  bool arrived(int param) const { return arrived_[param]; }
+  bool complete(int bucket) const { return buckets_[bucket].pending == 0; }
+  // Zeroes the views of the bucket's parameters that got no gradient this step and writes its
+  // usage slots; call once before sending the bucket.
+  void finalize(int bucket);
+  // After the exchange: per parameter, whether any rank had a gradient for it this step (needs
+  // usage slots; a slot is exactly zero, summed or averaged, only if every rank sent 0).
+  std::vector<bool> used_anywhere() const;
+  // Starts a new step: nothing has arrived.
+  void reset();
+
+ private:
+  struct Bucket {
+    at::Tensor flat;
+    std::vector<int> params;
+    std::int64_t gradient_elements = 0;
+    int pending = 0;
+  };
+  std::vector<at::Tensor> params_;
+  std::vector<Bucket> buckets_;
+  std::vector<int> bucket_of_;
+  std::vector<std::int64_t> offset_of_;  // element offset of a parameter's view in its bucket
+  std::vector<int> slot_of_;             // position among its bucket's parameters
+  std::vector<bool> arrived_;
+  bool usage_slots_;
+};
+
+}  // namespace braid

@@ -1,0 +1,48 @@
+// GradBuckets: layout (reverse registration order, dtype never mixed, cap respected), readiness,
+// accumulation of a second gradient in one step, zeros and usage slots for missing gradients.
+#include "optimizers/grad_buckets.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+namespace braid {
+namespace {
+
+std::vector<at::Tensor> parameters() {
+  return {at::zeros({4}), at::zeros({2, 3}), at::zeros({5}, at::kDouble), at::zeros({3})};
+}
+
+TEST(GradBuckets, LayoutIsReverseOrderSplitByDtypeAndCap) {
+  // 16 bytes per float32 bucket at most: {3} and {2,3} cannot share one.
+  GradBuckets buckets(parameters(), 24.0 / (1 << 20), /*usage_slots=*/false);
+  ASSERT_EQ(buckets.bucket_count(), 4);
+  EXPECT_EQ(buckets.bucket_of(3), 0);
+  EXPECT_EQ(buckets.bucket_of(2), 1);  // float64 starts its own bucket
+  EXPECT_EQ(buckets.bucket_of(1), 2);
+  EXPECT_EQ(buckets.bucket_of(0), 3);
+  GradBuckets one(parameters(), 1.0, /*usage_slots=*/true);
+  EXPECT_EQ(one.bucket_count(), 3);  // float32 {3}, float64 {5}, float32 {2,3} + {4}
+  EXPECT_EQ(one.parameters_of(2), (std::vector<int>{1, 0}));
+  EXPECT_EQ(one.flat(2).numel(), 6 + 4 + 2);  // gradients, then one usage slot each
+}
+
+TEST(GradBuckets, ReadinessAccumulationZerosAndUsageSlots) {
+  GradBuckets buckets(parameters(), 1.0, /*usage_slots=*/true);
+  const int b = buckets.bucket_of(0);
+  EXPECT_FALSE(buckets.add_gradient(0, at::ones({4})));
+  EXPECT_FALSE(buckets.add_gradient(0, at::ones({4})));  // second arrival adds
+  EXPECT_FALSE(buckets.complete(b));
+  buckets.view(1).fill_(7);  // stale values from an earlier step
+  buckets.finalize(b);
+  EXPECT_TRUE(at::equal(buckets.view(0), at::full({4}, 2.0)));
+  EXPECT_TRUE(at::equal(buckets.view(1), at::zeros({6})));
+  auto used = buckets.used_anywhere();
+  EXPECT_TRUE(used[0]);
+  EXPECT_FALSE(used[1]);
+  buckets.reset();
+  EXPECT_FALSE(buckets.add_gradient(1, at::ones({2, 3})));
+  EXPECT_TRUE(buckets.add_gradient(0, at::ones({4})));
+}
+
+}  // namespace
+}  // namespace braid
