@@ -9,6 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace braid {
 
@@ -50,6 +51,13 @@ void append(std::ostringstream& out, const T& first, const Rest&... rest) {
   append(out, rest...);
 }
 }  // namespace detail
+
+// "a, b, c": lists of valid names in messages.
+inline std::string join(const std::vector<std::string>& items, const char* separator = ", ") {
+  std::string out;
+  for (const std::string& item : items) out += (out.empty() ? "" : separator) + item;
+  return out;
+}
 
 // Concatenates its arguments with operator<< into one string.
 template <typename... Args>

@@ -5,6 +5,7 @@
 #include "common/error.h"
 #include "runtime/config.h"
 #include "runtime/trainer.h"
+#include "runtime/world.h"
 
 namespace braid {
 
@@ -16,9 +17,14 @@ Config resolve(const TrainOptions& options) {
 }
 }  // namespace
 
-int train_command(World& world, const TrainOptions& options) {
-  train(world, resolve(options));
-  return 0;
+std::function<int()> prepare_train_command(World& world, const TrainOptions& options) {
+  auto config = std::make_shared<Config>(resolve(options));
+  auto prepared =
+      std::make_shared<PreparedRun>(prepare_training(*config, world.rank(), world.size()));
+  return [&world, config, prepared] {
+    train(world, *config, std::move(*prepared));
+    return 0;
+  };
 }
 
 int config_check_command(const TrainOptions& options) {

@@ -24,29 +24,45 @@ bool first_rank_by_environment() {
   return true;
 }
 
-// Runs `body` on every rank inside an MPI world. Bad input (ConfigError) on any rank makes every
-// rank return 2 with the message printed by the lowest rank that saw it; any other error is
-// printed by the rank that hit it and aborts the whole job with 1, so no peer waits forever.
-int run_in_world(int* argc, char*** argv, const std::function<int(braid::World&)>& body) {
+[[noreturn]] void fail_job(const braid::World& world, const std::exception& e) {
+  fmt::print(stderr, "braid: error on rank {}: {}\n", world.rank(), e.what());
+  std::fflush(stderr);
+  braid::World::abort(1);
+}
+
+// Runs a command on every rank inside an MPI world, in two phases:
+//  - prepare(world): local checks and loading, no communication. Its outcome is agreed on in
+//    exactly this one place: bad input (ConfigError) on any rank makes every rank return 2,
+//    with the message printed by the lowest rank that saw it.
+//  - the returned run(): collective. A ConfigError there is raised by every rank alike (it
+//    comes from a collective comparison), so rank 0 prints it and every rank returns 2.
+// Any other error is printed by the rank that hit it and aborts the whole job with 1, so no
+// peer waits forever.
+using Run = std::function<int()>;
+int run_in_world(int* argc, char*** argv, const std::function<Run(braid::World&)>& prepare) {
   braid::World world(argc, argv);
-  int code = 0;
+  Run run;
   std::string config_error;
   try {
-    code = body(world);
+    run = prepare(world);
   } catch (const braid::ConfigError& e) {
     config_error = e.what();
   } catch (const std::exception& e) {
-    fmt::print(stderr, "braid: error on rank {}: {}\n", world.rank(), e.what());
-    std::fflush(stderr);
-    braid::World::abort(1);
+    fail_job(world, e);
   }
-  // Every rank reaches this point unless it aborted above; decide together.
-  int failing = world.lowest_failing_rank(!config_error.empty());
+  const int failing = world.lowest_failing_rank(!config_error.empty());
   if (failing >= 0) {
     if (failing == world.rank()) fmt::print(stderr, "braid: {}\n", config_error);
     return 2;
   }
-  return code;
+  try {
+    return run();
+  } catch (const braid::ConfigError& e) {
+    if (world.rank() == 0) fmt::print(stderr, "braid: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fail_job(world, e);
+  }
 }
 
 }  // namespace
@@ -112,12 +128,13 @@ int main(int argc, char** argv) {
   }
 
   if (bench_ar->parsed()) {
-    return run_in_world(&argc, &argv,
-                        [&](braid::World& world) { return braid::bench_allreduce(world, ar); });
+    return run_in_world(&argc, &argv, [&](braid::World& world) -> Run {
+      return [&] { return braid::bench_allreduce(world, ar); };
+    });
   }
   if (train->parsed()) {
-    return run_in_world(&argc, &argv, [&](braid::World& world) {
-      return braid::train_command(world, train_options);
+    return run_in_world(&argc, &argv, [&](braid::World& world) -> Run {
+      return braid::prepare_train_command(world, train_options);
     });
   }
   if (check->parsed()) return braid::config_check_command(check_options);

@@ -4,6 +4,8 @@
 
 namespace braid {
 
-BatchAssignment SyncStrategy::assign_batch(std::int64_t) const { return {{-1}, {1.0}}; }
+BatchAssignment SyncStrategy::assign_batch(std::int64_t, int rank, int) const {
+  return {{rank}, {1.0}};
+}
 
 }  // namespace braid

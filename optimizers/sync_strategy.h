@@ -36,8 +36,9 @@ class Communicator;
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
 // Which partitions of the global batch a rank computes on at a step, each with the weight its
-// loss gets. The global batch of a step is cut into world-size partitions; by default rank r
-// computes partition r with weight 1. Gradient coding assigns several partitions per rank.
+// loss gets (the trainer backpropagates weight * loss of each, accumulating gradients). The
+// global batch of a step is cut into world-size partitions; by default rank r computes
+// partition r with weight 1. Gradient coding assigns several partitions per rank.
 struct BatchAssignment {
   std::vector<int> partitions;
   std::vector<double> weights;
@@ -57,7 +58,7 @@ class SyncStrategy {
   // Collective. `parameters` must be in the model's registration order, with the same names and
   // shapes on every rank (a CommError/ConfigError naming the first difference otherwise).
   virtual void attach(const NamedTensors& parameters) = 0;
-  virtual BatchAssignment assign_batch(std::int64_t step) const;
+  virtual BatchAssignment assign_batch(std::int64_t step, int rank, int world) const;
   // Collective. Completes this step's exchange and applies the inner optimizer.
   virtual void step(torch::optim::Optimizer& optimizer) = 0;
 

@@ -21,46 +21,52 @@
 #include <type_traits>
 #include <utility>
 
+#include "collectives/allreduce.h"
 #include "common/error.h"
+#include "runtime/data.h"
+#include "runtime/models.h"
+#include "runtime/optimizer_factory.h"
+#include "runtime/strategy_factory.h"
 
 namespace braid {
 namespace {
 
-using Names = std::initializer_list<const char*>;
+using Names = std::vector<std::string>;
 
 // Every key in to_yaml order. `visit(section, key, field, names)`; `names` is empty for free
-// text. C is Config or const Config.
+// text, else the valid values, which come from the factory that builds the named thing. C is
+// Config or const Config.
 template <typename C, typename Visit>
 void for_each_key(C& c, Visit&& visit) {
   visit("run", "dir", c.run.dir, {});
   visit("run", "seed", c.run.seed, {});
-  visit("model", "name", c.model.name, {"mlp", "cnn", "char_transformer"});
+  visit("model", "name", c.model.name, model_names());
   visit("model", "hidden", c.model.hidden, {});
   visit("model", "d_model", c.model.d_model, {});
   visit("model", "layers", c.model.layers, {});
   visit("model", "heads", c.model.heads, {});
   visit("model", "context", c.model.context, {});
-  visit("data", "name", c.data.name, {"fashion_mnist", "text"});
+  visit("data", "name", c.data.name, dataset_names());
   visit("data", "path", c.data.path, {});
   visit("data", "batch_size", c.data.batch_size, {});
   visit("data", "train_limit", c.data.train_limit, {});
   visit("data", "test_limit", c.data.test_limit, {});
   visit("data", "test_fraction", c.data.test_fraction, {});
-  visit("optimizer", "name", c.optimizer.name, {"sgd", "adamw"});
+  visit("optimizer", "name", c.optimizer.name, optimizer_names());
   visit("optimizer", "lr", c.optimizer.lr, {});
   visit("optimizer", "momentum", c.optimizer.momentum, {});
   visit("optimizer", "weight_decay", c.optimizer.weight_decay, {});
-  visit("optimizer", "schedule", c.optimizer.schedule, {"constant", "warmup_cosine"});
+  visit("optimizer", "schedule", c.optimizer.schedule, schedule_names());
   visit("optimizer", "warmup_steps", c.optimizer.warmup_steps, {});
   visit("optimizer", "min_lr_ratio", c.optimizer.min_lr_ratio, {});
   // The planned strategies parse, so that validate() can say "not implemented yet" rather
   // than "unknown".
-  visit("sync", "strategy", c.sync.strategy,
-        {"allreduce", "local_sgd", "diloco", "streaming_diloco", "co2"});
-  visit("sync", "algorithm", c.sync.algorithm, {"ring", "star", "rhd", "native", "auto"});
+  visit("sync", "strategy", c.sync.strategy, strategy_names(/*planned_too=*/true));
+  visit("sync", "algorithm", c.sync.algorithm, allreduce_names());
   visit("sync", "bucket_mb", c.sync.bucket_mb, {});
   visit("sync", "overlap", c.sync.overlap, {});
   visit("sync", "cost_model", c.sync.cost_model, {});
+  visit("compression", "name", c.compression.name, compressor_names());
   visit("train", "epochs", c.train.epochs, {});
   visit("train", "max_steps", c.train.max_steps, {});
   visit("train", "eval_every", c.train.eval_every, {});
@@ -72,6 +78,25 @@ void for_each_key(C& c, Visit&& visit) {
   visit("runtime", "timeout_s", c.runtime.timeout_s, {});
   visit("runtime", "debug_checks", c.runtime.debug_checks, {});
   visit("runtime", "log_level", c.runtime.log_level, {"trace", "debug", "info", "warn", "error"});
+  visit("runtime", "trace", c.runtime.trace, {});
+}
+
+// Sections for the methods still to come: known, so that a key there gets a clear message
+// rather than "unknown section", and so that later methods add keys without a new section.
+const std::vector<std::pair<const char*, const char*>>& reserved_sections() {
+  static const std::vector<std::pair<const char*, const char*>> sections = {
+      {"outer", "the local-update strategies (local_sgd, diloco, streaming_diloco, co2)"},
+      {"coding", "gradient coding (sync.strategy: gradient_coding)"},
+      {"inject", "straggler injection"},
+  };
+  return sections;
+}
+
+const char* reserved_for(const std::string& section) {
+  for (const auto& [name, what] : reserved_sections()) {
+    if (section == name) return what;
+  }
+  return nullptr;
 }
 
 struct KeyName {
@@ -92,28 +117,39 @@ const std::vector<KeyName>& all_keys() {
 }
 
 bool is_section(const std::string& name) {
+  if (reserved_for(name)) return true;
   const auto& keys = all_keys();
   return std::any_of(keys.begin(), keys.end(), [&](const KeyName& k) { return k.section == name; });
 }
 
+// Edits (insert, delete, substitute, swap two neighbours) that turn a into b: a swap counts
+// once, since "modle" is one slip away from "model".
 std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
   for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
     for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
+                          d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
     }
   }
-  return row[b.size()];
+  return d[a.size()][b.size()];
+}
+
+// A suggestion is worth making only when it is a slip away: at most a third of the name's
+// letters (at least one) differ. Farther names would only mislead.
+bool close_enough(std::size_t distance, const std::string& typed) {
+  return distance <= std::max<std::size_t>(1, typed.size() / 3);
 }
 
 // Key names are compared without their section, so that a key put in the wrong section
 // (model.batch_size) still finds its home; ties go to the section the user wrote. A top-level
 // name may also be a misspelt section.
+// Returns "" when nothing is close enough.
 std::string closest_key(const std::string& section, const std::string& key, bool sections_too) {
   std::pair<std::size_t, bool> best{std::numeric_limits<std::size_t>::max(), true};
   std::string best_name;
@@ -128,14 +164,36 @@ std::string closest_key(const std::string& section, const std::string& key, bool
     if (sections_too) consider(k.section, k.section, false);
     consider(k.section + "." + k.key, k.key, k.section != section);
   }
-  return best_name;
+  return close_enough(best.first, key) ? best_name : "";
+}
+
+// What to offer when no name is close: the keys of the section the user wrote, or the
+// sections.
+std::string valid_names(const std::string& section) {
+  std::vector<std::string> names;
+  for (const KeyName& k : all_keys()) {
+    if (!section.empty() && k.section != section) continue;
+    const std::string& name = section.empty() ? k.section : k.key;
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  return section.empty() ? "valid sections: " + join(names)
+                         : str_cat("valid keys in ", section, ": ", join(names));
 }
 
 ConfigError unknown_key(const std::string& where, const std::string& section,
                         const std::string& key, bool sections_too) {
   std::string name = section.empty() ? key : section + "." + key;
-  return ConfigError(str_cat(where, "unknown key '", name, "' (did you mean '",
-                             closest_key(section, key, sections_too), "'?)"));
+  if (const char* what = reserved_for(section)) {
+    return ConfigError(str_cat(where, "'", name, "': the '", section, "' section configures ",
+                               what, ", which this version of braid does not implement yet"));
+  }
+  const std::string closest = closest_key(section, key, sections_too);
+  if (closest.empty()) {
+    const bool known_section = !section.empty() && is_section(section);
+    return ConfigError(str_cat(where, "unknown key '", name, "' (",
+                               valid_names(known_section ? section : ""), ")"));
+  }
+  return ConfigError(str_cat(where, "unknown key '", name, "' (did you mean '", closest, "'?)"));
 }
 
 std::string describe(const YAML::Node& node) {
@@ -172,11 +230,11 @@ void read_value(const YAML::Node& node, const std::string& where, const std::str
     expected = "an integer";
   } else if constexpr (std::is_floating_point_v<T>) {
     expected = "a number";
-  } else if (names.size() == 0) {
+  } else if (names.empty()) {
     expected = "a string";
   } else {
     const char* separator = "one of ";
-    for (const char* name : names) {
+    for (const std::string& name : names) {
       expected += str_cat(separator, name);
       separator = ", ";
     }
@@ -186,7 +244,7 @@ void read_value(const YAML::Node& node, const std::string& where, const std::str
   };
 
   if constexpr (std::is_same_v<T, std::string>) {
-    if (node.IsNull() && names.size() == 0) {
+    if (node.IsNull() && names.empty()) {
       out.clear();
       return;
     }
@@ -197,8 +255,7 @@ void read_value(const YAML::Node& node, const std::string& where, const std::str
     if (text != "true" && text != "false") throw fail();
     out = text == "true";
   } else if constexpr (std::is_same_v<T, std::string>) {
-    if (names.size() != 0 &&
-        std::none_of(names.begin(), names.end(), [&](const char* n) { return text == n; })) {
+    if (!names.empty() && std::find(names.begin(), names.end(), text) == names.end()) {
       throw fail();
     }
     out = text;
@@ -327,9 +384,10 @@ void validate(const Config& c, const std::string& source) {
   require(c.optimizer.min_lr_ratio >= 0 && c.optimizer.min_lr_ratio <= 1, "optimizer.min_lr_ratio",
           "in [0, 1]", c.optimizer.min_lr_ratio);
 
-  if (c.sync.strategy != "allreduce") {
+  const auto& implemented = strategy_names(/*planned_too=*/false);
+  if (std::find(implemented.begin(), implemented.end(), c.sync.strategy) == implemented.end()) {
     throw ConfigError(str_cat(source, ": sync.strategy '", c.sync.strategy,
-                              "' is not implemented yet (implemented: allreduce)"));
+                              "' is not implemented yet (implemented: ", join(implemented), ")"));
   }
   require(c.sync.bucket_mb > 0, "sync.bucket_mb", "> 0", c.sync.bucket_mb);
 
@@ -399,9 +457,17 @@ std::string Config::to_yaml() const {
   return out.str();
 }
 
+// The cost model file's contents count too: ranks reading different files must not start.
 std::uint64_t Config::hash() const {
+  std::string text = to_yaml();
+  if (!sync.cost_model.empty()) {
+    std::ifstream in(sync.cost_model, std::ios::binary);
+    std::ostringstream contents;
+    contents << in.rdbuf();
+    text += "\n# cost model\n" + (in ? contents.str() : std::string("<unreadable>"));
+  }
   std::uint64_t h = 14695981039346656037ull;
-  for (unsigned char ch : to_yaml()) {
+  for (unsigned char ch : text) {
     h ^= ch;
     h *= 1099511628211ull;
   }

@@ -45,11 +45,16 @@ struct OptimizerConfig {
 };
 
 struct SyncConfig {
-  std::string strategy = "allreduce";  // allreduce (more to come)
+  std::string strategy = "allreduce";  // strategy_names()
   std::string algorithm = "auto";      // ring | star | rhd | native | auto
   double bucket_mb = 4.0;              // fusion bucket cap
   bool overlap = true;                 // reduce buckets during backward
   std::string cost_model;              // optional file from `braid bench allreduce --calibrate`
+};
+
+// compression: how a strategy encodes what it exchanges (the compression/ layer's names).
+struct CompressionConfig {
+  std::string name = "none";  // none
 };
 
 struct TrainConfig {
@@ -67,6 +72,7 @@ struct RuntimeConfig {
   double timeout_s = 300.0;        // deadline of one collective
   bool debug_checks = false;       // cross-check every collective across ranks
   std::string log_level = "info";  // trace | debug | info | warn | error
+  bool trace = false;              // Chrome trace per rank in <run dir>/trace/
 };
 
 struct Config {
@@ -75,12 +81,13 @@ struct Config {
   DataConfig data;
   OptimizerConfig optimizer;
   SyncConfig sync;
+  CompressionConfig compression;
   TrainConfig train;
   RuntimeConfig runtime;
 
   // Every key with its resolved value, as YAML that load_config reads back unchanged.
   std::string to_yaml() const;
-  // FNV-1a of to_yaml(): ranks compare it at start.
+  // FNV-1a of to_yaml() and the sync.cost_model file's contents: ranks compare it at start.
   std::uint64_t hash() const;
 };
 

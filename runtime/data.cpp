@@ -191,6 +191,11 @@ DataSplits load_text(const DataConfig& data, const ModelConfig& model) {
 
 }  // namespace
 
+const std::vector<std::string>& dataset_names() {
+  static const std::vector<std::string> names = {"fashion_mnist", "text"};
+  return names;
+}
+
 DataSplits load_data(const DataConfig& data, const ModelConfig& model) {
   if (data.train_limit < 0) {
     throw ConfigError(str_cat("data.train_limit must be >= 0, got ", data.train_limit));
@@ -214,7 +219,7 @@ DataSplits load_data(const DataConfig& data, const ModelConfig& model) {
   }
   if (data.name == "text") return load_text(data, model);
   throw ConfigError(
-      str_cat("data.name: unknown data set '", data.name, "' (valid: fashion_mnist, text)"));
+      str_cat("data.name: unknown data set '", data.name, "' (valid: ", join(dataset_names()), ")"));
 }
 
 DataPlan::DataPlan(std::int64_t samples, int rank, int world, std::int64_t batch_size,
@@ -238,9 +243,10 @@ DataPlan::DataPlan(std::int64_t samples, int rank, int world, std::int64_t batch
   }
 }
 
-at::Tensor DataPlan::batch_indices(std::int64_t epoch, std::int64_t step) {
+at::Tensor DataPlan::partition_indices(std::int64_t epoch, std::int64_t step, int partition) {
   BRAID_CHECK(epoch >= 0 && step >= 0 && step < steps_per_epoch_, "epoch ", epoch, " step ", step,
               " of ", steps_per_epoch_);
+  BRAID_CHECK(partition >= 0 && partition < world_, "partition ", partition, " of ", world_);
   if (epoch != cached_epoch_) {
     // mt19937_64 and our own Fisher-Yates (not std::uniform_int_distribution, whose output is
     // implementation-defined, nor at::randperm) keep the order identical on every platform and
@@ -256,7 +262,7 @@ at::Tensor DataPlan::batch_indices(std::int64_t epoch, std::int64_t step) {
     }
     cached_epoch_ = epoch;
   }
-  return permutation_.narrow(0, (step * world_ + rank_) * batch_size_, batch_size_);
+  return permutation_.narrow(0, (step * world_ + partition) * batch_size_, batch_size_);
 }
 
 at::Tensor eval_indices(std::int64_t samples, int rank, int world) {

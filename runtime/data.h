@@ -19,6 +19,8 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "runtime/config.h"
 
@@ -35,6 +37,9 @@ struct DataSplits {
   std::int64_t num_classes = 0;  // 10 for Fashion-MNIST, 256 for bytes
 };
 
+// The names load_data reads: fashion_mnist, text.
+const std::vector<std::string>& dataset_names();
+
 // Throws ConfigError naming data.path and the file when something is missing or unreadable,
 // and naming data.name for an unknown data set.
 DataSplits load_data(const DataConfig& data, const ModelConfig& model);
@@ -44,7 +49,13 @@ class DataPlan {
   DataPlan(std::int64_t samples, int rank, int world, std::int64_t batch_size, std::uint64_t seed);
   std::int64_t steps_per_epoch() const { return steps_per_epoch_; }
   // Indices (int64) this rank reads at step `step` (0-based within the epoch) of `epoch`.
-  at::Tensor batch_indices(std::int64_t epoch, std::int64_t step);
+  at::Tensor batch_indices(std::int64_t epoch, std::int64_t step) {
+    return partition_indices(epoch, step, rank_);
+  }
+  // The global batch of a step cut into `world` partitions of batch_size samples; partition r
+  // is what rank r reads by default. Strategies that assign other partitions (gradient coding)
+  // name them by index.
+  at::Tensor partition_indices(std::int64_t epoch, std::int64_t step, int partition);
 
  private:
   std::int64_t samples_, batch_size_, steps_per_epoch_;

@@ -3,7 +3,7 @@
 #include <torch/nn/module.h>
 
 #include "common/error.h"
-#include "optimizers/allreduce_strategy.h"
+#include "runtime/strategy_factory.h"
 #include "runtime/world.h"
 
 namespace braid {
@@ -25,19 +25,6 @@ std::shared_ptr<Communicator> make_communicator(const World& world,
                                                          : CostModel::load(options.cost_model);
   return std::make_shared<Communicator>(world.make_transport(), comm);
 }
-
-namespace {
-std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
-                                            const DataParallelOptions& options) {
-  if (options.strategy == "allreduce") {
-    return std::make_unique<AllreduceStrategy>(
-        std::move(comm),
-        AllreduceStrategyOptions{options.algorithm, options.bucket_mb, options.overlap});
-  }
-  throw ConfigError(
-      str_cat("sync.strategy: unknown strategy '", options.strategy, "' (valid: allreduce)"));
-}
-}  // namespace
 
 DataParallel::DataParallel(const World& world, const NamedTensors& parameters,
                            DataParallelOptions options)

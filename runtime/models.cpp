@@ -148,6 +148,11 @@ void require_positive(std::int64_t value, const char* key) {
 
 }  // namespace
 
+const std::vector<std::string>& model_names() {
+  static const std::vector<std::string> names = {"mlp", "cnn", "char_transformer"};
+  return names;
+}
+
 std::shared_ptr<Model> make_model(const ModelConfig& config) {
   if (config.name == "mlp") {
     require_positive(config.hidden, "model.hidden");
@@ -166,7 +171,7 @@ std::shared_ptr<Model> make_model(const ModelConfig& config) {
     return std::make_shared<CharTransformer>(config);
   }
   throw ConfigError(
-      str_cat("model.name: unknown model '", config.name, "' (valid: mlp, cnn, char_transformer)"));
+      str_cat("model.name: unknown model '", config.name, "' (valid: ", join(model_names()), ")"));
 }
 
 }  // namespace braid

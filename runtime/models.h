@@ -12,6 +12,8 @@
 #include <torch/nn/module.h>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "runtime/config.h"
 
@@ -27,6 +29,9 @@ class Model : public torch::nn::Module {
   // Number of predicted positions in a batch (samples, or samples * context for text).
   virtual std::int64_t positions(const at::Tensor& targets) = 0;
 };
+
+// The names make_model builds: mlp, cnn, char_transformer.
+const std::vector<std::string>& model_names();
 
 // Throws ConfigError naming model.name for an unknown model.
 std::shared_ptr<Model> make_model(const ModelConfig& config);

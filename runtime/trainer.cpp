@@ -1,23 +1,22 @@
 #include "runtime/trainer.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <dlfcn.h>
 #include <fmt/core.h>
 #include <torch/torch.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/trace.h"
 #include "runtime/checkpoint.h"
-#include "runtime/data.h"
 #include "runtime/data_parallel.h"
+#include "runtime/evaluation.h"
 #include "runtime/metrics.h"
-#include "runtime/models.h"
+#include "runtime/optimizer_factory.h"
+#include "runtime/progress.h"
 #include "runtime/world.h"
 
 namespace braid {
@@ -38,63 +37,8 @@ void set_compute_threads(int threads) {
   }
 }
 
-double seconds_between(SteadyClock::time_point a, SteadyClock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-
-double learning_rate(const OptimizerConfig& o, std::int64_t step, std::int64_t total_steps) {
-  if (o.schedule == "constant") return o.lr;
-  if (step < o.warmup_steps) return o.lr * static_cast<double>(step + 1) / o.warmup_steps;
-  const double span = std::max<std::int64_t>(1, total_steps - o.warmup_steps);
-  const double progress = std::min(1.0, (step - o.warmup_steps) / span);
-  return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + std::cos(M_PI * progress)));
-}
-
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerConfig& o,
-                                                        std::vector<at::Tensor> parameters) {
-  if (o.name == "adamw") {
-    return std::make_unique<torch::optim::AdamW>(
-        parameters, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
-  }
-  return std::make_unique<torch::optim::SGD>(
-      parameters, torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay));
-}
-
-void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
-}
-
-// Sums `values` over ranks (float64).
-std::vector<double> sum_over_ranks(Communicator& comm, std::vector<double> values) {
-  comm.allreduce(Buffer{values.data(), static_cast<std::int64_t>(values.size()), DType::kFloat64},
-                 ReduceOp::kSum, "rhd")
-      .wait();
-  return values;
-}
-
-struct Evaluation {
-  double loss = 0, accuracy = 0;
-};
-
-// Each rank evaluates its shard of the test set; the sums are reduced, so every rank gets the
-// exact whole-test-set result.
-Evaluation evaluate(Model& model, const Dataset& test, Communicator& comm, std::int64_t batch) {
-  torch::NoGradGuard no_grad;
-  model.eval();
-  at::Tensor indices = eval_indices(test.size(), comm.rank(), comm.size());
-  double loss_sum = 0, correct = 0, positions = 0;
-  for (std::int64_t start = 0; start < indices.numel(); start += batch) {
-    at::Tensor idx = indices.narrow(0, start, std::min(batch, indices.numel() - start));
-    at::Tensor x = test.inputs.index_select(0, idx), y = test.targets.index_select(0, idx);
-    at::Tensor logits = model.forward(x);
-    const auto n = static_cast<double>(model.positions(y));
-    loss_sum += model.loss(logits, y).item<double>() * n;
-    correct += static_cast<double>(model.correct(logits, y));
-    positions += n;
-  }
-  model.train();
-  auto totals = sum_over_ranks(comm, {loss_sum, correct, positions});
-  return {totals[0] / totals[2], totals[1] / totals[2]};
+double seconds_since(SteadyClock::time_point a) {
+  return std::chrono::duration<double>(SteadyClock::now() - a).count();
 }
 
 void check_run_dir_free(const Config& config) {
@@ -109,227 +53,286 @@ void check_run_dir_free(const Config& config) {
   }
 }
 
-// A one-line progress bar for rank 0 on a terminal.
-void draw_progress(std::int64_t step, std::int64_t total, double loss, double samples_per_s,
-                   double eta_s) {
-  constexpr int kWidth = 30;
-  int filled = static_cast<int>(kWidth * step / std::max<std::int64_t>(total, 1));
-  std::string bar(filled, '=');
-  if (filled < kWidth) bar += '>' + std::string(kWidth - filled - 1, ' ');
-  const auto eta = static_cast<long>(eta_s);
-  fmt::print("\r[{}] {}/{} loss {:.4f} {:.0f} samples/s ETA {}:{:02d}   ", bar, step, total, loss,
-             samples_per_s, eta / 60, eta % 60);
-  std::fflush(stdout);
-}
-
-}  // namespace
-
-TrainSummary train(const World& world, const Config& config) {
-  const int rank = world.rank(), P = world.size();
-  init_logging(rank, P, spdlog::level::from_str(config.runtime.log_level));
-  set_compute_threads(static_cast<int>(config.runtime.threads));
-  // CPU build: every rank computes on the CPU; a CUDA build picks cuda:<local rank> here.
-  spdlog::debug("local rank {}, device cpu, {} torch threads", world.local_rank(),
-                config.runtime.threads);
-
-  // Start-up: everything that can be wrong with the input is found here, on every rank, before
-  // anything is created; then all ranks agree.
-  DataSplits data;
-  std::shared_ptr<Model> model;
-  std::exception_ptr startup_error;
-  try {
-    check_run_dir_free(config);
-    data = load_data(config.data, config.model);
-    torch::manual_seed(config.run.seed);
-    model = make_model(config.model);
-    DataPlan(data.train.size(), rank, P, config.data.batch_size, config.run.seed);  // size check
-  } catch (const ConfigError&) {
-    startup_error = std::current_exception();
-  }
-  const int failing = world.lowest_failing_rank(startup_error != nullptr);
-  if (failing >= 0) {
-    if (startup_error) std::rethrow_exception(startup_error);
-    throw ConfigError(str_cat("start-up failed on rank ", failing));
-  }
-
-  DataParallelOptions dp_options;
-  dp_options.strategy = config.sync.strategy;
-  dp_options.algorithm = config.sync.algorithm;
-  dp_options.bucket_mb = config.sync.bucket_mb;
-  dp_options.overlap = config.sync.overlap;
-  dp_options.cost_model = config.sync.cost_model;
-  dp_options.timeout_s = config.runtime.timeout_s;
-  dp_options.debug_checks = config.runtime.debug_checks;
-  auto comm = make_communicator(world, dp_options);
-
-  // Ranks must run the same config: compare hashes before touching the run directory.
+// Collective: ranks must run the same config (and cost model) before the run directory is
+// touched.
+void check_same_config(Communicator& comm, const Config& config) {
+  const int P = comm.size();
   std::vector<std::int64_t> hashes(P);
   auto mine = static_cast<std::int64_t>(config.hash());
-  comm->allgather(Buffer{&mine, 1, DType::kInt64}, Buffer{hashes.data(), P, DType::kInt64}).wait();
+  comm.allgather(Buffer{&mine, 1, DType::kInt64}, Buffer{hashes.data(), P, DType::kInt64}).wait();
   for (int r = 1; r < P; ++r) {
     if (hashes[r] != hashes[0]) {
       throw ConfigError(str_cat("the resolved config differs between rank 0 and rank ", r,
                                 " (hash ", hashes[0], " vs ", hashes[r],
-                                "); every rank must read the same file and --set options"));
+                                "); every rank must read the same file, --set options and "
+                                "sync.cost_model file"));
     }
   }
-  const fs::path run_dir(config.run.dir);
-  if (rank == 0) {
-    fs::create_directories(run_dir);
-    std::ofstream(run_dir / "config.yaml") << config.to_yaml();
-  }
-  comm->barrier().wait();
+}
 
-  DataParallel dp(comm, named_parameters(*model), dp_options);
-  auto optimizer = make_optimizer(config.optimizer, model->parameters());
-  Checkpointer checkpointer(config.run.dir, rank, P);
-  TrainPosition position;
-  if (config.train.resume == "auto") {
-    if (auto restored = checkpointer.load_latest(*model, *optimizer, dp.strategy())) {
-      position = *restored;
-      spdlog::info("resumed from {} at step {}", checkpointer.latest_path(), position.step);
-    }
-  }
+DataParallelOptions data_parallel_options(const Config& config) {
+  DataParallelOptions o;
+  o.strategy = config.sync.strategy;
+  o.algorithm = config.sync.algorithm;
+  o.bucket_mb = config.sync.bucket_mb;
+  o.overlap = config.sync.overlap;
+  o.cost_model = config.sync.cost_model;
+  o.timeout_s = config.runtime.timeout_s;
+  o.debug_checks = config.runtime.debug_checks;
+  return o;
+}
 
-  DataPlan plan(data.train.size(), rank, P, config.data.batch_size, config.run.seed);
-  const std::int64_t steps_per_epoch = plan.steps_per_epoch();
-  const std::int64_t total_steps =
-      config.train.max_steps > 0 ? config.train.max_steps : config.train.epochs * steps_per_epoch;
-  std::unique_ptr<MetricsLog> metrics;
-  if (rank == 0) {
-    metrics = std::make_unique<MetricsLog>((run_dir / "metrics.jsonl").string(),
-                                           config.train.resume == "auto" ? position.step : -1);
+// The loop and its periodic activities; one object per run so each phase is a small method.
+class Trainer {
+ public:
+  Trainer(const World& world, const Config& config, PreparedRun prepared);
+  TrainSummary run();
+
+ private:
+  void restore();
+  void step();
+  void log_training();
+  Evaluation log_evaluation();
+  void save_checkpoint();
+  TrainSummary finish(double train_seconds);
+  double time_s() const { return time_offset_s_ + seconds_since(start_); }
+
+  const Config& config_;
+  const int rank_, P_;
+  const fs::path run_dir_;
+  DataSplits data_;
+  std::shared_ptr<Model> model_;
+  std::shared_ptr<Communicator> comm_;
+  std::unique_ptr<DataParallel> dp_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  DataPlan plan_;
+  Checkpointer checkpointer_;
+  std::unique_ptr<MetricsLog> metrics_;
+  Progress progress_;
+  TrainPosition position_;
+  std::int64_t total_steps_ = 0, first_step_ = 0, last_checkpoint_ = -1;
+  SteadyClock::time_point start_ = SteadyClock::now();
+  double time_offset_s_ = 0;  // training time of the runs this one resumes
+  // The window since the last training line.
+  SteadyClock::time_point window_start_ = start_;
+  std::int64_t window_steps_ = 0;
+  double window_loss_ = 0, window_comm_start_ = 0, last_lr_ = 0;
+};
+
+Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
+    : config_(config),
+      rank_(world.rank()),
+      P_(world.size()),
+      run_dir_(config.run.dir),
+      data_(std::move(prepared.data)),
+      model_(std::move(prepared.model)),
+      comm_(make_communicator(world, data_parallel_options(config))),
+      plan_(data_.train.size(), rank_, P_, config.data.batch_size, config.run.seed),
+      checkpointer_(config.run.dir, rank_, P_),
+      progress_(rank_ == 0) {
+  check_same_config(*comm_, config_);
+  if (rank_ == 0) {
+    fs::create_directories(run_dir_);
+    std::ofstream(run_dir_ / "config.yaml") << config_.to_yaml();
   }
-  // mpirun hands ranks a pseudo-terminal even when its own output is a file, so also ask for a
-  // real terminal type before drawing a bar.
-  const char* term = std::getenv("TERM");
-  const bool progress_bar = rank == 0 && isatty(STDOUT_FILENO) && term && *term &&
-                            std::string(term) != "dumb" && !std::getenv("CI");
-  if (rank == 0) {
+  comm_->barrier().wait();
+  if (config_.runtime.trace) {
+    fs::create_directories(run_dir_ / "trace");
+    trace::start((run_dir_ / "trace" / fmt::format("rank-{:05d}.json", rank_)).string(), rank_);
+  }
+  dp_ = std::make_unique<DataParallel>(comm_, named_parameters(*model_),
+                                       data_parallel_options(config_));
+  optimizer_ = make_optimizer(config_.optimizer, model_->parameters());
+  if (config_.train.resume == "auto") restore();
+  total_steps_ = config_.train.max_steps > 0 ? config_.train.max_steps
+                                             : config_.train.epochs * plan_.steps_per_epoch();
+  first_step_ = position_.step;
+  last_lr_ = config_.optimizer.lr;
+  window_comm_start_ = dp_->stats().exposed_comm_s;
+  if (rank_ == 0) {
+    metrics_ = std::make_unique<MetricsLog>((run_dir_ / "metrics.jsonl").string(),
+                                            config_.train.resume == "auto" ? position_.step : -1);
     spdlog::info(
         "training {} on {} ({} train / {} test samples), {} ranks x batch {}, {} steps "
         "({} per epoch), sync {} with {}",
-        config.model.name, config.data.name, data.train.size(), data.test.size(), P,
-        config.data.batch_size, total_steps, steps_per_epoch, config.sync.strategy,
-        config.sync.algorithm);
+        config_.model.name, config_.data.name, data_.train.size(), data_.test.size(), P_,
+        config_.data.batch_size, total_steps_, plan_.steps_per_epoch(), config_.sync.strategy,
+        config_.sync.algorithm);
   }
+}
 
-  const auto run_start = SteadyClock::now();
-  const std::int64_t first_step = position.step;
-  auto window_start = run_start;
-  std::int64_t window_steps = 0;
-  double window_loss = 0, window_comm_start = dp.stats().exposed_comm_s;
-  double last_lr = config.optimizer.lr;
-  std::int64_t last_checkpoint = -1;
-  auto log_training = [&] {
-    auto now = SteadyClock::now();
-    const double seconds = seconds_between(window_start, now);
-    const double loss = sum_over_ranks(*comm, {window_loss / window_steps})[0] / P;
-    const SyncStats stats = dp.stats();
-    const double samples_per_s = window_steps * config.data.batch_size * P / seconds;
-    if (metrics) {
-      metrics->write(
-          {field("step", position.step), field("epoch", position.epoch), field("loss", loss),
-           field("lr", last_lr), field("samples_per_s", samples_per_s),
-           field("step_ms", 1e3 * seconds / window_steps),
-           field("comm_ms", 1e3 * (stats.exposed_comm_s - window_comm_start) / window_steps),
-           field("bytes_sent", stats.bytes_sent), field("bytes_recv", stats.bytes_recv)});
+void Trainer::restore() {
+  trace::Scope scope("restore checkpoint", "io");
+  if (auto restored = checkpointer_.load_latest(*model_, *optimizer_, dp_->strategy())) {
+    position_ = *restored;
+    if (rank_ == 0) {
+      spdlog::info("resumed from {} at step {}", checkpointer_.latest_path(), position_.step);
     }
-    if (progress_bar) {
-      double eta = (total_steps - position.step) * seconds / window_steps;
-      draw_progress(position.step, total_steps, loss, samples_per_s, eta);
-    } else if (rank == 0) {
-      spdlog::info(
-          "step {}/{} epoch {} loss {:.4f} lr {:.4g} {:.0f} samples/s step {:.1f} ms "
-          "comm {:.2f} ms",
-          position.step, total_steps, position.epoch, loss, last_lr, samples_per_s,
-          1e3 * seconds / window_steps,
-          1e3 * (stats.exposed_comm_s - window_comm_start) / window_steps);
-    }
-    window_start = now;
-    window_steps = 0;
-    window_loss = 0;
-    window_comm_start = stats.exposed_comm_s;
-  };
-  auto log_evaluation = [&] {
-    Evaluation e = evaluate(*model, data.test, *comm, config.train.eval_batch_size);
-    if (metrics) {
-      metrics->write({field("step", position.step), field("epoch", position.epoch),
-                      field("test_loss", e.loss), field("test_accuracy", e.accuracy)});
-    }
-    if (rank == 0) {
-      if (progress_bar) fmt::print("\n");
-      spdlog::info("step {} evaluation: test loss {:.4f}, test accuracy {:.4f}", position.step,
-                   e.loss, e.accuracy);
-    }
-    return e;
-  };
-  auto save_checkpoint = [&] {
-    checkpointer.save(*comm, position, *model, *optimizer, dp.strategy());
-    last_checkpoint = position.step;
-  };
+  }
+}
 
-  const bool periodic_log = config.train.log_every > 0 || progress_bar;
-  const std::int64_t log_every = config.train.log_every > 0 ? config.train.log_every : 10;
-  while (position.step < total_steps) {
-    if (position.step_in_epoch == steps_per_epoch) {
-      ++position.epoch;
-      position.step_in_epoch = 0;
+// One step: the strategy says which partitions of the global batch this rank computes and
+// with which weights (one partition, weight 1, for synchronous allreduce).
+void Trainer::step() {
+  if (position_.step_in_epoch == plan_.steps_per_epoch()) {
+    ++position_.epoch;
+    position_.step_in_epoch = 0;
+  }
+  const BatchAssignment assignment = dp_->strategy().assign_batch(position_.step, rank_, P_);
+  last_lr_ = learning_rate(config_.optimizer, position_.step, total_steps_);
+  set_learning_rate(*optimizer_, last_lr_);
+  optimizer_->zero_grad();
+  double loss_value = 0;
+  for (std::size_t k = 0; k < assignment.partitions.size(); ++k) {
+    at::Tensor idx =
+        plan_.partition_indices(position_.epoch, position_.step_in_epoch, assignment.partitions[k]);
+    at::Tensor loss;
+    {
+      trace::Scope scope("forward", "compute");
+      loss = model_->loss(model_->forward(data_.train.inputs.index_select(0, idx)),
+                          data_.train.targets.index_select(0, idx));
     }
-    at::Tensor idx = plan.batch_indices(position.epoch, position.step_in_epoch);
-    at::Tensor x = data.train.inputs.index_select(0, idx);
-    at::Tensor y = data.train.targets.index_select(0, idx);
-    last_lr = learning_rate(config.optimizer, position.step, total_steps);
-    set_learning_rate(*optimizer, last_lr);
-    optimizer->zero_grad();
-    at::Tensor loss = model->loss(model->forward(x), y);
-    loss.backward();
-    dp.step(*optimizer);
-    ++position.step;
-    ++position.step_in_epoch;
-    ++window_steps;
-    window_loss += loss.item<double>();
+    trace::Scope scope("backward", "compute");
+    const double weight = assignment.weights[k];
+    (weight == 1.0 ? loss : loss * weight).backward();
+    loss_value += loss.item<double>() * assignment.weights[k];
+  }
+  {
+    trace::Scope scope("strategy step", "compute");
+    dp_->step(*optimizer_);
+  }
+  ++position_.step;
+  ++position_.step_in_epoch;
+  ++window_steps_;
+  window_loss_ += loss_value;
+}
 
-    if (periodic_log && (position.step % log_every == 0 || position.step == total_steps)) {
+void Trainer::log_training() {
+  const double seconds = seconds_since(window_start_);
+  const double loss = sum_over_ranks(*comm_, {window_loss_ / window_steps_})[0] / P_;
+  const SyncStats stats = dp_->stats();
+  ProgressLine line;
+  line.step = position_.step;
+  line.total_steps = total_steps_;
+  line.epoch = position_.epoch;
+  line.loss = loss;
+  line.lr = last_lr_;
+  line.samples_per_s = window_steps_ * config_.data.batch_size * P_ / seconds;
+  line.step_ms = 1e3 * seconds / window_steps_;
+  line.comm_ms = 1e3 * (stats.exposed_comm_s - window_comm_start_) / window_steps_;
+  line.eta_s = (total_steps_ - position_.step) * seconds / window_steps_;
+  if (metrics_) {
+    metrics_->write({field("step", position_.step), field("epoch", position_.epoch),
+                     field("loss", loss), field("lr", last_lr_),
+                     field("samples_per_s", line.samples_per_s), field("step_ms", line.step_ms),
+                     field("comm_ms", line.comm_ms), field("bytes_sent", stats.bytes_sent),
+                     field("bytes_recv", stats.bytes_recv), field("time_s", time_s())});
+  }
+  progress_.show(line);
+  window_start_ = SteadyClock::now();
+  window_steps_ = 0;
+  window_loss_ = 0;
+  window_comm_start_ = stats.exposed_comm_s;
+}
+
+Evaluation Trainer::log_evaluation() {
+  trace::Scope scope("evaluation", "compute");
+  Evaluation e = evaluate(*model_, data_.test, *comm_, config_.train.eval_batch_size);
+  if (metrics_) {
+    metrics_->write({field("step", position_.step), field("epoch", position_.epoch),
+                     field("test_loss", e.loss), field("test_accuracy", e.accuracy),
+                     field("time_s", time_s())});
+  }
+  if (rank_ == 0) {
+    progress_.interrupt();
+    spdlog::info("step {} evaluation: test loss {:.4f}, test accuracy {:.4f}", position_.step,
+                 e.loss, e.accuracy);
+  }
+  return e;
+}
+
+void Trainer::save_checkpoint() {
+  trace::Scope scope("checkpoint", "io");
+  dp_->strategy().quiesce();
+  checkpointer_.save(*comm_, position_, *model_, *optimizer_, dp_->strategy());
+  last_checkpoint_ = position_.step;
+}
+
+TrainSummary Trainer::run() {
+  const bool periodic_log = config_.train.log_every > 0 || progress_.bar();
+  const std::int64_t log_every = config_.train.log_every > 0 ? config_.train.log_every : 10;
+  const auto every = [&](std::int64_t period) {
+    return period > 0 && position_.step % period == 0;
+  };
+  while (position_.step < total_steps_) {
+    step();
+    if (periodic_log && (position_.step % log_every == 0 || position_.step == total_steps_)) {
       log_training();
     }
-    if (config.train.eval_every > 0 && position.step % config.train.eval_every == 0 &&
-        position.step < total_steps) {
-      log_evaluation();
-    }
-    if (config.train.checkpoint_every > 0 && position.step % config.train.checkpoint_every == 0) {
-      save_checkpoint();
-    }
+    if (every(config_.train.eval_every) && position_.step < total_steps_) log_evaluation();
+    if (every(config_.train.checkpoint_every)) save_checkpoint();
   }
-  const double train_seconds = seconds_between(run_start, SteadyClock::now());
-  if (window_steps > 0) log_training();
+  return finish(seconds_since(start_));
+}
+
+TrainSummary Trainer::finish(double train_seconds) {
+  if (window_steps_ > 0) log_training();
   Evaluation final_eval = log_evaluation();
-  if (last_checkpoint != position.step) save_checkpoint();
+  if (last_checkpoint_ != position_.step) save_checkpoint();
+  trace::stop();
 
   TrainSummary summary;
-  summary.steps = position.step;
+  summary.steps = position_.step;
   summary.test_loss = final_eval.loss;
   summary.test_accuracy = final_eval.accuracy;
   summary.samples_per_s =
-      train_seconds > 0 ? (position.step - first_step) * config.data.batch_size * P / train_seconds
-                        : 0;
-  summary.bytes_sent = dp.stats().bytes_sent;
-  summary.bytes_recv = dp.stats().bytes_recv;
-  if (rank == 0) {
-    std::ofstream(run_dir / "summary.json")
+      train_seconds > 0
+          ? (position_.step - first_step_) * config_.data.batch_size * P_ / train_seconds
+          : 0;
+  summary.bytes_sent = dp_->stats().bytes_sent;
+  summary.bytes_recv = dp_->stats().bytes_recv;
+  if (rank_ == 0) {
+    std::ofstream(run_dir_ / "summary.json")
         << "{" << field("steps", summary.steps) << "," << field("test_loss", summary.test_loss)
         << "," << field("test_accuracy", summary.test_accuracy) << ","
         << field("samples_per_s", summary.samples_per_s) << ","
-        << field("ranks", static_cast<std::int64_t>(P)) << ","
+        << field("ranks", static_cast<std::int64_t>(P_)) << ","
         << field("bytes_sent", summary.bytes_sent) << "," << field("bytes_recv", summary.bytes_recv)
         << "}\n";
     spdlog::info(
         "done: {} steps, test accuracy {:.4f}, test loss {:.4f}, {:.0f} samples/s on {} "
         "ranks, {:.1f} MB sent and {:.1f} MB received per rank; run directory {}",
-        summary.steps, summary.test_accuracy, summary.test_loss, summary.samples_per_s, P,
-        summary.bytes_sent / 1e6, summary.bytes_recv / 1e6, config.run.dir);
+        summary.steps, summary.test_accuracy, summary.test_loss, summary.samples_per_s, P_,
+        summary.bytes_sent / 1e6, summary.bytes_recv / 1e6, config_.run.dir);
   }
   return summary;
+}
+
+}  // namespace
+
+PreparedRun prepare_training(const Config& config, int rank, int world_size) {
+  check_run_dir_free(config);
+  PreparedRun prepared;
+  prepared.data = load_data(config.data, config.model);
+  torch::manual_seed(config.run.seed);
+  prepared.model = make_model(config.model);
+  DataPlan(prepared.data.train.size(), rank, world_size, config.data.batch_size,
+           config.run.seed);  // throws ConfigError when a global batch does not fit
+  return prepared;
+}
+
+TrainSummary train(const World& world, const Config& config, PreparedRun prepared) {
+  init_logging(world.rank(), world.size(), spdlog::level::from_str(config.runtime.log_level));
+  set_compute_threads(static_cast<int>(config.runtime.threads));
+  // CPU build: every rank computes on the CPU; a CUDA build picks cuda:<local rank> here.
+  spdlog::debug("local rank {}, device cpu, {} torch threads", world.local_rank(),
+                config.runtime.threads);
+  try {
+    return Trainer(world, config, std::move(prepared)).run();
+  } catch (...) {
+    trace::stop();  // a failed run's trace is still a valid file
+    throw;
+  }
 }
 
 }  // namespace braid

@@ -1,14 +1,26 @@
-// The trainer: braid's own training loop for `braid train CONFIG.yaml`. Collective: every rank
-// calls it with the same config. Start-up validates everything (config, data, model, run
-// directory) on every rank before anything is created, so bad input ends all ranks with a
-// ConfigError and leaves no run directory behind; ranks then compare config hashes, create the
-// run directory, write the resolved config, and train with DataParallel. See docs/ for the
-// run directory layout and metrics.
+// The trainer: braid's own training loop for `braid train CONFIG.yaml`. Two phases:
+//
+//  1. prepare_training(): local checks of everything that can be wrong with the input (run
+//     directory, data, model), with no communication, so that bad input on any subset of ranks
+//     is found before any collective. The caller (launch/) agrees on the outcome across ranks
+//     in one place and ends every rank with exit 2 if any rank failed.
+//  2. train(): collective. Ranks compare config hashes, rank 0 creates the run directory and
+//     writes the resolved config, DataParallel makes replicas identical, a checkpoint is
+//     restored if train.resume is auto, then the loop runs: each step asks the strategy which
+//     data partitions to compute (assign_batch), runs forward and backward, and lets the
+//     strategy exchange and step; training lines, evaluations and checkpoints follow their
+//     periods, and every run ends with an evaluation and a checkpoint.
+//
+// Metrics and the run directory layout are in docs/; runtime.trace writes a Chrome trace per
+// rank to <run dir>/trace/rank-RRRRR.json.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "runtime/config.h"
+#include "runtime/data.h"
+#include "runtime/models.h"
 
 namespace braid {
 
@@ -23,6 +35,16 @@ struct TrainSummary {
   std::uint64_t bytes_recv = 0;
 };
 
-TrainSummary train(const World& world, const Config& config);
+// What phase 1 built and phase 2 trains.
+struct PreparedRun {
+  DataSplits data;
+  std::shared_ptr<Model> model;
+};
+
+// Local, no communication: throws ConfigError naming the key for bad input.
+PreparedRun prepare_training(const Config& config, int rank, int world_size);
+
+// Collective: every rank calls it with the same config.
+TrainSummary train(const World& world, const Config& config, PreparedRun prepared);
 
 }  // namespace braid

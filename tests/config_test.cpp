@@ -190,14 +190,16 @@ TEST(Config, ToYamlRoundTrips) {
 TEST(Config, ToYamlPrintsEveryKeyAndHashFollowsValues) {
   const std::string yaml = parse_config("", {}, "x").to_yaml();
   for (const char* section :
-       {"run:\n", "model:\n", "data:\n", "optimizer:\n", "sync:\n", "train:\n", "runtime:\n"}) {
+       {"run:\n", "model:\n", "data:\n", "optimizer:\n", "sync:\n", "compression:\n", "train:\n",
+        "runtime:\n"}) {
     EXPECT_NE(yaml.find(section), std::string::npos) << section;
   }
-  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 7 + 37);  // 7 sections, 37 keys
+  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 8 + 39);  // 8 sections, 39 keys
   EXPECT_NE(yaml.find("  lr: 0.05\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  bucket_mb: 4.0\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  cost_model: \"\"\n"), std::string::npos) << yaml;
   EXPECT_NE(parse_config("", {"run.seed=43"}, "x").hash(), parse_config("", {}, "x").hash());
+  EXPECT_NE(parse_config("", {"runtime.trace=true"}, "x").hash(), parse_config("", {}, "x").hash());
 }
 
 struct BadCase {
@@ -237,6 +239,23 @@ const BadCase kBadCases[] = {
      {},
      {"unknown key 'model.batch_size' (did you mean 'data.batch_size'?)"}},
     {"KeyAtTopLevel", "epochs: 3\n", {}, {"unknown key 'epochs' (did you mean 'train.epochs'?)"}},
+    {"SwappedLettersSuggest", "modle:\n  name: cnn\n", {}, {"(did you mean 'model'?)"}},
+    // A far name gets the section's keys, not a misleading guess ('colour' is 5 edits from
+    // 'threads').
+    {"FarKeyListsTheSectionsKeys",
+     "runtime:\n  colour: true\n",
+     {},
+     {"unknown key 'runtime.colour' (valid keys in runtime: threads, timeout_s, debug_checks, "
+      "log_level, trace)"}},
+    {"FarSectionListsTheSections", "hyperparameters:\n  x: 1\n", {}, {"(valid sections: run, model"}},
+    {"ReservedSection",
+     "outer:\n  lr: 0.7\n",
+     {},
+     {"'outer.lr': the 'outer' section configures the local-update strategies"}},
+    {"UnknownCompressor",
+     "compression:\n  name: zip\n",
+     {},
+     {"compression.name: expected one of none, got 'zip'"}},
     {"NotAnInteger",
      "data:\n  batch_size: abc\n",
      {},
@@ -418,6 +437,18 @@ TEST_F(ConfigFile, MissingFileOrDirectoryIsAConfigError) {
         << e.what();
   }
   EXPECT_THROW(load_config(dir_.string()), ConfigError);
+}
+
+// Ranks reading different cost model files at the same path must not start: the contents are
+// part of the hash.
+TEST(Config, HashCoversTheCostModelFilesContents) {
+  const std::string path = ::testing::TempDir() + "/braid_cost_model_hash.yaml";
+  std::ofstream(path) << "alpha_s: 1e-6\n";
+  const Config config = parse_config("", {"sync.cost_model=" + path}, "x");
+  const std::uint64_t before = config.hash();
+  std::ofstream(path) << "alpha_s: 2e-6\n";
+  EXPECT_NE(config.hash(), before);
+  std::remove(path.c_str());
 }
 
 }  // namespace

@@ -1,0 +1,46 @@
+#include "runtime/optimizer_factory.h"
+
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/error.h"
+
+namespace braid {
+
+const std::vector<std::string>& optimizer_names() {
+  static const std::vector<std::string> names = {"sgd", "adamw"};
+  return names;
+}
+
+const std::vector<std::string>& schedule_names() {
+  static const std::vector<std::string> names = {"constant", "warmup_cosine"};
+  return names;
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerConfig& o,
+                                                        std::vector<at::Tensor> parameters) {
+  if (o.name == "adamw") {
+    return std::make_unique<torch::optim::AdamW>(
+        parameters, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  }
+  BRAID_CHECK(o.name == "sgd", "optimizer.name '", o.name, "' passed validation");
+  return std::make_unique<torch::optim::SGD>(
+      parameters, torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay));
+}
+
+double learning_rate(const OptimizerConfig& o, std::int64_t step, std::int64_t total_steps) {
+  if (o.schedule == "constant") return o.lr;
+  if (step < o.warmup_steps) return o.lr * static_cast<double>(step + 1) / o.warmup_steps;
+  const double span = std::max<std::int64_t>(1, total_steps - o.warmup_steps);
+  const double progress = std::min(1.0, (step - o.warmup_steps) / span);
+  return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + std::cos(M_PI * progress)));
+}
+
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+}  // namespace braid

@@ -1,0 +1,27 @@
+// The inner optimizer and its learning-rate schedule, built from the config's optimizer
+// section. The name lists here are the ones config validation accepts.
+#pragma once
+
+#include <torch/optim/optimizer.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/config.h"
+
+namespace braid {
+
+const std::vector<std::string>& optimizer_names();  // sgd, adamw
+const std::vector<std::string>& schedule_names();   // constant, warmup_cosine
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerConfig& config,
+                                                        std::vector<at::Tensor> parameters);
+
+// The schedule's learning rate at `step` of `total_steps`: constant, or linear warm-up over
+// warmup_steps then cosine decay to lr * min_lr_ratio.
+double learning_rate(const OptimizerConfig& config, std::int64_t step, std::int64_t total_steps);
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
+
+}  // namespace braid

@@ -1,0 +1,32 @@
+#include "runtime/strategy_factory.h"
+
+#include "common/error.h"
+#include "optimizers/allreduce_strategy.h"
+#include "runtime/data_parallel.h"
+
+namespace braid {
+
+const std::vector<std::string>& strategy_names(bool planned_too) {
+  static const std::vector<std::string> implemented = {"allreduce"};
+  static const std::vector<std::string> with_planned = {"allreduce", "local_sgd", "diloco",
+                                                        "streaming_diloco", "co2"};
+  return planned_too ? with_planned : implemented;
+}
+
+const std::vector<std::string>& compressor_names() {
+  static const std::vector<std::string> names = {"none"};
+  return names;
+}
+
+std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
+                                            const DataParallelOptions& options) {
+  if (options.strategy == "allreduce") {
+    return std::make_unique<AllreduceStrategy>(
+        std::move(comm),
+        AllreduceStrategyOptions{options.algorithm, options.bucket_mb, options.overlap});
+  }
+  throw ConfigError(str_cat("sync.strategy: unknown strategy '", options.strategy,
+                            "' (valid: ", join(strategy_names()), ")"));
+}
+
+}  // namespace braid
