@@ -92,7 +92,10 @@ class Communicator {
   // Collective: a new communicator over a duplicate of this one's transport, with its own
   // communication thread, tag space and options. The duplication runs as the next job on this
   // communicator's thread (the only thread that may use its transport), so every rank must call
-  // channel() at the same point in its sequence of collectives. Blocks until it is ready.
+  // channel() at the same point in its sequence of collectives. Blocks until it is ready. The
+  // duplication itself (MPI_Comm_dup) has no deadline and cannot be aborted: a rank that never
+  // calls channel() leaves the others blocked there; with `debug_checks` the sequence check
+  // before it reports the mismatch instead.
   std::shared_ptr<Communicator> channel(CommOptions options);
 
   // Breaks the communicator without destroying it: the running collective ends promptly with a
