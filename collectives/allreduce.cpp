@@ -15,7 +15,10 @@ void AllreduceNative::run(OpContext& ctx, Buffer buffer, ReduceOp op) {
                 ctx.transport().name(), "'"));
   }
   if (buffer.count == 0 || ctx.size() == 1) return;
-  native->allreduce(buffer, op, ctx.deadline());
+  if (!native->allreduce(buffer, op, ctx.deadline(), ctx.aborted())) {
+    ctx.fail_wait(str_cat("complete the native allreduce of ", buffer.count, " x ",
+                          dtype_name(buffer.dtype)));
+  }
 }
 
 AllreduceAuto::AllreduceAuto(const AllreduceOptions& options)

@@ -13,7 +13,6 @@ namespace {
 
 constexpr int kCheckTag = 1;
 constexpr int kFirstOpTag = 16;
-constexpr int kOpTagSpan = 16000;  // MPI guarantees tags up to 32767
 
 // Fixed-size description that debug mode exchanges before each collective.
 struct CheckRecord {
@@ -59,19 +58,55 @@ std::string OpDesc::text() const {
 }
 
 Communicator::Communicator(std::shared_ptr<Transport> transport, CommOptions options)
-    : transport_(std::move(transport)),
+    : transport_(transport->dup()),
       options_(std::move(options)),
       rank_(transport_->rank()),
       size_(transport_->size()),
+      tag_span_(std::int64_t{transport_->max_tag()} - kFirstOpTag + 1),
       thread_([this] { loop(); }) {}
 
 Communicator::~Communicator() {
+  // Abort first so a collective waiting on a peer that will never answer ends now, not at its
+  // deadline; the join then guarantees no buffer is touched after the destructor returns.
+  abort("the communicator was destroyed");
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
   }
   queued_.notify_all();
   thread_.join();
+}
+
+void Communicator::abort(std::string reason) {
+  std::deque<Job> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!aborted_.load()) {
+      abort_reason_ = std::move(reason);
+      aborted_.store(true);
+    }
+    dropped.swap(queue_);
+  }
+  for (Job& job : dropped) {
+    job.work.mark_completed(abort_error(str_cat(job.desc.text(), " was cancelled")));
+  }
+}
+
+std::exception_ptr Communicator::abort_error(const std::string& what) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return std::make_exception_ptr(
+      CommError(str_cat(what, " (communicator aborted: ", abort_reason_, ")")));
+}
+
+std::shared_ptr<Communicator> Communicator::channel(CommOptions options) {
+  // dup() is a collective on this communicator's transport, which only its thread may use (and
+  // in this communicator's order of collectives, which MPI requires on one MPI communicator).
+  std::shared_ptr<Communicator> channel;
+  Work work = submit({"channel", "dup", 0, DType::kFloat32}, [&](OpContext&) {
+    channel = std::make_shared<Communicator>(transport_, std::move(options));
+  });
+  work.wait();
+  return channel;
 }
 
 std::uint64_t Communicator::next_sequence() const {
@@ -81,11 +116,19 @@ std::uint64_t Communicator::next_sequence() const {
 
 Work Communicator::submit(OpDesc desc, std::function<void(OpContext&)> body) {
   Work work = Work::pending(str_cat(desc.text(), " on rank ", rank_));
+  bool refused = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    BRAID_CHECK(!stopping_, "submit on a communicator that is shutting down");
-    ++submitted_;
-    queue_.push_back(Job{std::move(desc), std::move(body), work});
+    refused = aborted_.load();
+    if (!refused) {
+      BRAID_CHECK(!stopping_, "submit on a communicator that is shutting down");
+      ++submitted_;
+      queue_.push_back(Job{std::move(desc), std::move(body), work});
+    }
+  }
+  if (refused) {
+    work.mark_completed(abort_error(str_cat(desc.text(), " was not run")));
+    return work;
   }
   queued_.notify_one();
   return work;
@@ -112,6 +155,10 @@ void Communicator::loop() {
 
 void Communicator::run(Job& job) {
   const std::uint64_t seq = seq_++;
+  if (aborted_.load()) {
+    job.work.mark_completed(abort_error(str_cat(job.desc.text(), " was not run")));
+    return;
+  }
   if (!broken_.empty()) {
     job.work.mark_completed(std::make_exception_ptr(CommError(
         str_cat(job.desc.text(), " not run: the communicator failed earlier: ", broken_))));
@@ -119,19 +166,20 @@ void Communicator::run(Job& job) {
   }
   try {
     if (options_.debug_checks && size_ > 1) cross_check(job.desc, seq);
-    OpContext ctx(*transport_, kFirstOpTag + static_cast<int>(seq % kOpTagSpan),
-                  Clock::now() + options_.timeout, job.desc.text(), seq);
+    const int tag = static_cast<int>(kFirstOpTag + static_cast<std::int64_t>(seq % tag_span_));
+    OpContext ctx(*transport_, tag, Clock::now() + options_.timeout, job.desc.text(), seq,
+                  &aborted_);
     job.body(ctx);
     job.work.mark_completed();
   } catch (const std::exception& e) {
     broken_ = e.what();
-    job.work.mark_completed(std::current_exception());
+    job.work.mark_completed(aborted_.load() ? abort_error(e.what()) : std::current_exception());
   }
 }
 
 void Communicator::cross_check(const OpDesc& desc, std::uint64_t seq) {
   OpContext ctx(*transport_, kCheckTag, Clock::now() + options_.timeout,
-                "debug check before " + desc.text(), seq);
+                "debug check before " + desc.text(), seq, &aborted_);
   std::vector<CheckRecord> all(size_);
   CheckRecord mine = record_of(desc, seq);
   constexpr std::int64_t kWords = sizeof(CheckRecord) / 8;

@@ -3,18 +3,26 @@
 // returns at once with a Work; the training thread waits only where it needs a result.
 //
 // Contract:
+//  - Construction is collective: the communicator works on its own dup() of the transport it is
+//    given, so two communicators built over one transport never share a tag space.
 //  - All ranks must submit the same collectives in the same order with matching arguments.
 //    Each submission takes the next sequence number; its messages use a tag derived from that
-//    number. With `debug_checks`, ranks exchange (sequence, op, algorithm, count, dtype, root)
-//    before each collective and every rank reports the first mismatch by name instead of hanging.
+//    number, wrapping only after max_tag() operations. With `debug_checks`, ranks exchange
+//    (sequence, op, algorithm, count, dtype, root) before each collective and every rank
+//    reports the first mismatch by name instead of hanging.
 //  - Every collective has a deadline (`timeout`); a peer that does not answer in time produces a
 //    TimeoutError naming rank, op, sequence number and elapsed time.
 //  - After any error the communicator is broken: later submissions complete at once with a
 //    CommError that names the first failure (peers may be out of step; the job should end).
 //  - Buffers are not copied: keep them alive and untouched until the Work completes.
-// Submitting is thread-safe; destruction waits for the running collective and fails the rest.
+//  - channel() opens another communicator over the same group (own thread, tag space, deadline),
+//    so a long background exchange never queues small control collectives behind it.
+// Submitting is thread-safe. abort() breaks the communicator: the running collective ends
+// promptly with a CommError, queued and later ones fail. Destruction aborts and joins the
+// thread, so every Work is completed and no buffer is touched once the destructor returns.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -50,6 +58,7 @@ struct OpDesc {
 
 class Communicator {
  public:
+  // Collective over the transport's group (it calls transport->dup()).
   explicit Communicator(std::shared_ptr<Transport> transport, CommOptions options = {});
   ~Communicator();
   Communicator(const Communicator&) = delete;
@@ -80,6 +89,22 @@ class Communicator {
   // and by layers that compose their own exchanges.
   [[nodiscard]] Work submit(OpDesc desc, std::function<void(OpContext&)> body);
 
+  // Collective: a new communicator over a duplicate of this one's transport, with its own
+  // communication thread, tag space and options. The duplication runs as the next job on this
+  // communicator's thread (the only thread that may use its transport), so every rank must call
+  // channel() at the same point in its sequence of collectives. Blocks until it is ready. The
+  // duplication itself (MPI_Comm_dup) has no deadline and cannot be aborted: a rank that never
+  // calls channel() leaves the others blocked there; with `debug_checks` the sequence check
+  // before it reports the mismatch instead.
+  std::shared_ptr<Communicator> channel(CommOptions options);
+
+  // Breaks the communicator without destroying it: the running collective ends promptly with a
+  // CommError naming `reason`, queued and later submissions fail with it. For owners (e.g. a
+  // strategy's destructor) that must stop the exchanges before freeing their buffers; they
+  // still wait on their Works (which then complete quickly) before freeing. The first reason
+  // sticks.
+  void abort(std::string reason);
+
   std::uint64_t bytes_sent() const { return transport_->bytes_sent(); }
   std::uint64_t bytes_recv() const { return transport_->bytes_recv(); }
   // Sequence number the next submission will get.
@@ -93,18 +118,22 @@ class Communicator {
   };
   void loop();
   void run(Job& job);
+  std::exception_ptr abort_error(const std::string& what) const;
   void cross_check(const OpDesc& desc, std::uint64_t seq);
   Allreduce& algorithm(const std::string& name);
 
   std::shared_ptr<Transport> transport_;
   CommOptions options_;
   int rank_, size_;
+  std::int64_t tag_span_;  // tags an operation may use: [kFirstOpTag, kFirstOpTag + tag_span_)
 
   mutable std::mutex mutex_;
   std::condition_variable queued_;
   std::deque<Job> queue_;
   bool stopping_ = false;
   std::uint64_t submitted_ = 0;
+  std::string abort_reason_;
+  std::atomic<bool> aborted_{false};  // watched by the running operation's waits
 
   // Communication thread only.
   std::uint64_t seq_ = 0;

@@ -5,13 +5,20 @@
 namespace braid {
 
 void OpContext::wait(Request& request) {
-  if (request.wait_until(deadline_)) return;
+  if (request.wait_until(deadline_, aborted_)) return;
+  fail_wait(str_cat(request.is_recv() ? "receive " : "send ", request.bytes(), " bytes ",
+                    request.is_recv() ? "from" : "to", " rank ", request.peer()));
+}
+
+void OpContext::fail_wait(const std::string& waiting_for) const {
+  if (aborted_ && aborted_->load()) {
+    throw CommError(str_cat("rank ", rank(), ": ", op_, " (sequence number ", seq_,
+                            ") was interrupted waiting to ", waiting_for));
+  }
   auto waited =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start_).count();
   throw TimeoutError(str_cat("rank ", rank(), ": ", op_, " (sequence number ", seq_,
-                             ") timed out after ", waited, " ms waiting to ",
-                             request.is_recv() ? "receive " : "send ", request.bytes(), " bytes ",
-                             request.is_recv() ? "from" : "to", " rank ", request.peer()));
+                             ") timed out after ", waited, " ms waiting to ", waiting_for));
 }
 
 void OpContext::wait_all(std::vector<RequestPtr>& requests) {

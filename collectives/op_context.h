@@ -2,9 +2,11 @@
 // reserved for this operation (derived from its sequence number, so a rank that runs ahead
 // into the next operation cannot be matched with this one), and the operation's deadline.
 // Algorithms are straight-line blocking code over send/recv/wait; only the communication
-// thread runs them.
+// thread runs them. Every wait also watches the communicator's abort flag, so an aborted or
+// destroyed communicator ends a running operation promptly with a CommError.
 #pragma once
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -15,8 +17,13 @@ namespace braid {
 class OpContext {
  public:
   OpContext(Transport& transport, int tag, Clock::time_point deadline, std::string op,
-            std::uint64_t seq)
-      : transport_(transport), tag_(tag), deadline_(deadline), op_(std::move(op)), seq_(seq) {}
+            std::uint64_t seq, const std::atomic<bool>* aborted = nullptr)
+      : transport_(transport),
+        tag_(tag),
+        deadline_(deadline),
+        op_(std::move(op)),
+        seq_(seq),
+        aborted_(aborted) {}
 
   Transport& transport() const { return transport_; }
   int rank() const { return transport_.rank(); }
@@ -24,6 +31,8 @@ class OpContext {
   int tag() const { return tag_; }
   Clock::time_point deadline() const { return deadline_; }
   const std::string& op() const { return op_; }
+  // Set when the communicator is aborted; pass it to any wait that is not through wait().
+  const std::atomic<bool>* aborted() const { return aborted_; }
 
   RequestPtr send(const void* data, std::size_t bytes, int peer) {
     return transport_.isend(data, bytes, peer, tag_);
@@ -40,6 +49,10 @@ class OpContext {
   void wait_all(std::vector<RequestPtr>& requests);
   // Send `out` to `to` and receive `in` from `from`, both complete on return.
   void sendrecv(Buffer out, int to, Buffer in, int from);
+  // For a wait that returned false: throws CommError if the communicator was aborted (its
+  // owner adds the reason), else the
+  // TimeoutError naming rank, op, sequence number, elapsed time and what it was `waiting_for`.
+  [[noreturn]] void fail_wait(const std::string& waiting_for) const;
 
  private:
   Transport& transport_;
@@ -47,6 +60,7 @@ class OpContext {
   Clock::time_point deadline_;
   std::string op_;
   std::uint64_t seq_;
+  const std::atomic<bool>* aborted_;
   Clock::time_point start_ = Clock::now();
 };
 

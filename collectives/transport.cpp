@@ -6,19 +6,25 @@
 
 namespace braid {
 
-bool Request::wait_until(Clock::time_point deadline) {
-  // Spin first: on a fast path (shared memory, small message) completion is microseconds away.
-  // Then yield, then sleep, so a long wait for a peer that is still computing stays cheap.
-  for (int spins = 0;; ++spins) {
-    if (test()) return true;
+bool poll_until(const std::function<bool()>& done, Clock::time_point deadline,
+                const std::atomic<bool>* stop) {
+  for (std::uint64_t spins = 0;; ++spins) {
+    if (done()) return true;
     if (spins < 64) continue;
-    if ((spins & 63) == 0 && Clock::now() >= deadline) return false;
+    if ((spins & 63) == 0) {
+      if (Clock::now() >= deadline) return false;
+      if (stop && stop->load(std::memory_order_relaxed)) return false;
+    }
     if (spins < 4096) {
       std::this_thread::yield();
     } else {
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
   }
+}
+
+bool Request::wait_until(Clock::time_point deadline, const std::atomic<bool>* stop) {
+  return poll_until([this] { return test(); }, deadline, stop);
 }
 
 void Transport::init_counters(int size) {

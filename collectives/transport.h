@@ -7,6 +7,9 @@
 // never a short or out-of-bounds write. Only the communication thread of the owning
 // Communicator calls a transport (except the thread transport's constructor helpers).
 //
+// Tag spaces: tags run from 0 to max_tag(). Two users of one transport would share that space
+// and could match each other's messages, so every Communicator works on its own dup().
+//
 // A native collective (MPI_Allreduce) is an optional capability: native() returns nullptr when
 // the transport has none.
 #pragma once
@@ -15,6 +18,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,10 +39,10 @@ class Request {
 
   // Non-blocking: true once complete. Throws CommError if the operation failed.
   virtual bool test() = 0;
-  // Blocks until complete or the deadline passes (returns false then). The default polls test()
-  // with a backoff that spins briefly, then yields, then sleeps, so an idle communication thread
-  // does not steal a core from compute.
-  virtual bool wait_until(Clock::time_point deadline);
+  // Blocks until complete, or returns false once the deadline passes or `*stop` (when given)
+  // becomes true. The default polls test() with poll_until's backoff.
+  virtual bool wait_until(Clock::time_point deadline, const std::atomic<bool>* stop);
+  bool wait_until(Clock::time_point deadline) { return wait_until(deadline, nullptr); }
 
   int peer() const { return peer_; }
   int tag() const { return tag_; }
@@ -53,11 +57,19 @@ class Request {
 
 using RequestPtr = std::unique_ptr<Request>;
 
+// Calls `done()` until it returns true (then returns true), or returns false once the deadline
+// passes or `*stop` becomes true. Spins first (a fast completion is microseconds away), then
+// yields, then sleeps, so a long wait for a peer that is still computing does not steal a core.
+bool poll_until(const std::function<bool()>& done, Clock::time_point deadline,
+                const std::atomic<bool>* stop);
+
 class NativeCollectives {
  public:
   virtual ~NativeCollectives() = default;
-  // In-place allreduce with the library's own algorithm; kAvg is not handled here.
-  virtual void allreduce(Buffer buffer, ReduceOp op, Clock::time_point deadline) = 0;
+  // In-place allreduce with the library's own algorithm; kAvg is not handled here. Returns false,
+  // with `buffer` untouched, when the deadline passes or `*stop` becomes true first.
+  virtual bool allreduce(Buffer buffer, ReduceOp op, Clock::time_point deadline,
+                         const std::atomic<bool>* stop) = 0;
 };
 
 class Transport {
@@ -71,6 +83,11 @@ class Transport {
   virtual RequestPtr irecv(void* data, std::size_t bytes, int peer, int tag) = 0;
   // Collective over this group: ranks with the same color form a new transport, ordered by key.
   virtual std::shared_ptr<Transport> split(int color, int key) = 0;
+  // Collective: the same group with a tag space of its own (nothing sent on one is received on
+  // the other). Call it from one thread at a time, like any collective.
+  virtual std::shared_ptr<Transport> dup() { return split(0, rank()); }
+  // The largest tag send/recv accept (MPI_TAG_UB for MPI, at least 32767).
+  virtual int max_tag() const = 0;
   virtual NativeCollectives* native() { return nullptr; }
 
   // Bytes moved by completed requests (a native collective's traffic is not seen here).

@@ -18,6 +18,12 @@ class FaultyTransport : public Transport {
   std::shared_ptr<Transport> split(int color, int key) override {
     return inner_->split(color, key);
   }
+  // The duplicate fails too (counting its own operations), so a Communicator, which works on a
+  // dup() of the transport it is given, still sees the injected fault.
+  std::shared_ptr<Transport> dup() override {
+    return std::make_shared<FaultyTransport>(inner_->dup(), fail_at_);
+  }
+  int max_tag() const override { return inner_->max_tag(); }
   NativeCollectives* native() override { return inner_->native(); }
   std::uint64_t bytes_sent() const override { return inner_->bytes_sent(); }
   std::uint64_t bytes_recv() const override { return inner_->bytes_recv(); }

@@ -5,7 +5,7 @@
 
 #include <algorithm>
 #include <climits>
-#include <mutex>
+#include <cstring>
 #include <vector>
 
 #include "collectives/reduce.h"
@@ -16,6 +16,8 @@ namespace braid {
 namespace {
 
 constexpr std::size_t kMaxMessage = std::size_t{1} << 30;
+// How long a destructor waits for MPI to let go of memory before abandoning it (error paths only).
+constexpr auto kSettleGrace = std::chrono::seconds(1);
 
 std::string mpi_error_string(int rc) {
   char text[MPI_MAX_ERROR_STRING];
@@ -24,17 +26,43 @@ std::string mpi_error_string(int rc) {
   return std::string(text, len);
 }
 
+// Polls `request` for up to `grace`; true once it completed. For destructors: never throws.
+bool settle(MPI_Request& request, Clock::duration grace) {
+  bool failed = false;
+  bool done = poll_until(
+      [&] {
+        int flag = 0;
+        failed = MPI_Test(&request, &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS;
+        return failed || flag != 0;
+      },
+      Clock::now() + grace, nullptr);
+  return done && !failed;
+}
+
 class MpiRequest : public Request {
  public:
   MpiRequest(Transport* owner, int peer, int tag, std::size_t bytes, bool is_recv)
       : Request(peer, tag, bytes, is_recv), owner_(owner) {}
 
+  // Reached with active requests only after an error or timeout (or an abort). MPI must not
+  // write into the buffer once this returns, since the caller is then free to release it.
   ~MpiRequest() override {
     for (auto& request : requests_) {
       if (request == MPI_REQUEST_NULL) continue;
-      // Only reached after an error or timeout: the job is failing and will not reuse the buffer.
-      if (is_recv()) MPI_Cancel(&request);
-      MPI_Request_free(&request);
+      MPI_Cancel(&request);
+      if (is_recv()) {
+        // A cancelled receive completes locally; one that had already matched completes when its
+        // data has arrived. Either way nothing writes into the buffer after this.
+        MPI_Wait(&request, MPI_STATUS_IGNORE);
+      } else if (!settle(request, kSettleGrace)) {
+        // Sends cannot be relied on to cancel (OpenMPI ignores MPI_Cancel on sends; MPI 4
+        // deprecates it) and waiting for a peer that may never receive would hang, so the
+        // request is freed. MPI only reads a send buffer, and only if the peer matches the
+        // message later: a peer of a broken communicator, in a job that is ending (the runtime
+        // ends every rank after a CommError). Freeing the buffer early can at worst send stale
+        // bytes to that peer; it is never written.
+        MPI_Request_free(&request);
+      }
     }
   }
 
@@ -62,7 +90,7 @@ class MpiRequest : public Request {
     if (is_recv()) {
       for (std::size_t i = 0; i < statuses.size(); ++i) {
         int got = 0;
-        MPI_Get_count(&statuses[i], MPI_BYTE, &got);
+        BRAID_MPI_CHECK(MPI_Get_count(&statuses[i], MPI_BYTE, &got));
         if (static_cast<std::size_t>(got) != parts_[i]) {
           throw CommError(str_cat("message from rank ", peer(), " with tag ", tag(), " has ", got,
                                   " bytes, receiver expected ", parts_[i]));
@@ -81,6 +109,20 @@ class MpiRequest : public Request {
   bool done_ = false;
 };
 
+// RAII owners of MPI handles.
+struct MpiType {
+  MPI_Datatype handle = MPI_DATATYPE_NULL;
+  ~MpiType() {
+    if (handle != MPI_DATATYPE_NULL) MPI_Type_free(&handle);
+  }
+};
+struct MpiOp {
+  MPI_Op handle = MPI_OP_NULL;
+  ~MpiOp() {
+    if (handle != MPI_OP_NULL) MPI_Op_free(&handle);
+  }
+};
+
 // MPI has no 16-bit float types: pass them as 2-byte opaque elements with user-defined ops that
 // reduce through braid's kernels (float32 arithmetic).
 template <DType D, ReduceOp Op>
@@ -88,25 +130,47 @@ void half_op(void* in, void* inout, int* len, MPI_Datatype*) {
   reduce_into(Buffer{inout, *len, D}, in, Op);
 }
 
-struct MpiTypes {
-  MPI_Datatype half = MPI_DATATYPE_NULL;
-  MPI_Op ops[2][3];  // [float16, bfloat16][sum, max, min]
+template <DType D, ReduceOp Op>
+void create_op(MpiOp& op) {
+  BRAID_MPI_CHECK(MPI_Op_create(&half_op<D, Op>, /*commute=*/1, &op.handle));
+}
+
+struct HalfTypes {
+  MpiType half;
+  MpiOp ops[2][3];  // [float16, bfloat16][sum, max, min]
+
+  HalfTypes() {
+    BRAID_MPI_CHECK(MPI_Type_contiguous(2, MPI_BYTE, &half.handle));
+    BRAID_MPI_CHECK(MPI_Type_commit(&half.handle));
+    create_op<DType::kFloat16, ReduceOp::kSum>(ops[0][0]);
+    create_op<DType::kFloat16, ReduceOp::kMax>(ops[0][1]);
+    create_op<DType::kFloat16, ReduceOp::kMin>(ops[0][2]);
+    create_op<DType::kBFloat16, ReduceOp::kSum>(ops[1][0]);
+    create_op<DType::kBFloat16, ReduceOp::kMax>(ops[1][1]);
+    create_op<DType::kBFloat16, ReduceOp::kMin>(ops[1][2]);
+  }
 };
 
-const MpiTypes& mpi_types() {
-  static MpiTypes types;
-  static std::once_flag once;
-  std::call_once(once, [] {
-    MPI_Type_contiguous(2, MPI_BYTE, &types.half);
-    MPI_Type_commit(&types.half);
-    MPI_Op_create(&half_op<DType::kFloat16, ReduceOp::kSum>, 1, &types.ops[0][0]);
-    MPI_Op_create(&half_op<DType::kFloat16, ReduceOp::kMax>, 1, &types.ops[0][1]);
-    MPI_Op_create(&half_op<DType::kFloat16, ReduceOp::kMin>, 1, &types.ops[0][2]);
-    MPI_Op_create(&half_op<DType::kBFloat16, ReduceOp::kSum>, 1, &types.ops[1][0]);
-    MPI_Op_create(&half_op<DType::kBFloat16, ReduceOp::kMax>, 1, &types.ops[1][1]);
-    MPI_Op_create(&half_op<DType::kBFloat16, ReduceOp::kMin>, 1, &types.ops[1][2]);
-  });
-  return types;
+int delete_half_types(MPI_Comm, int, void* attribute, void*) {
+  delete static_cast<HalfTypes*>(attribute);
+  return MPI_SUCCESS;
+}
+
+// Created on first use and shared by every transport of the process. MPI handles must be freed
+// before MPI_Finalize, which a static destructor would run after, so the object hangs on an
+// attribute of MPI_COMM_SELF: MPI_Finalize deletes those attributes first, calling
+// delete_half_types while MPI is still usable.
+const HalfTypes& half_types() {
+  static const HalfTypes* types = [] {
+    auto owned = std::make_unique<HalfTypes>();
+    int keyval = MPI_KEYVAL_INVALID;
+    BRAID_MPI_CHECK(
+        MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, &delete_half_types, &keyval, nullptr));
+    BRAID_MPI_CHECK(MPI_Comm_set_attr(MPI_COMM_SELF, keyval, owned.get()));
+    BRAID_MPI_CHECK(MPI_Comm_free_keyval(&keyval));  // freed for real with the attribute
+    return owned.release();
+  }();
+  return *types;
 }
 
 int op_index(ReduceOp op) {
@@ -122,6 +186,31 @@ int op_index(ReduceOp op) {
   return 0;
 }
 
+MPI_Datatype mpi_type(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return MPI_FLOAT;
+    case DType::kFloat64:
+      return MPI_DOUBLE;
+    case DType::kInt32:
+      return MPI_INT32_T;
+    case DType::kInt64:
+      return MPI_INT64_T;
+    case DType::kFloat16:
+    case DType::kBFloat16:
+      break;
+  }
+  return half_types().half.handle;
+}
+
+MPI_Op mpi_op(DType dtype, ReduceOp op) {
+  if (dtype == DType::kFloat16 || dtype == DType::kBFloat16) {
+    return half_types().ops[dtype == DType::kBFloat16][op_index(op)].handle;
+  }
+  const MPI_Op ops[] = {MPI_SUM, MPI_MAX, MPI_MIN};
+  return ops[op_index(op)];
+}
+
 }  // namespace
 
 void mpi_check(int rc, const char* call) {
@@ -130,23 +219,42 @@ void mpi_check(int rc, const char* call) {
 
 MpiTransport::MpiTransport(MPI_Comm comm) {
   BRAID_MPI_CHECK(MPI_Comm_dup(comm, &comm_));
-  BRAID_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
-  BRAID_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
-  BRAID_MPI_CHECK(MPI_Comm_size(comm_, &size_));
-  init_counters(size_);
+  init();
 }
 
-MpiTransport::MpiTransport(MPI_Comm comm, Adopt) : comm_(comm) {
-  BRAID_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
-  BRAID_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
-  BRAID_MPI_CHECK(MPI_Comm_size(comm_, &size_));
-  init_counters(size_);
+MpiTransport::MpiTransport(MPI_Comm comm, Adopt) : comm_(comm) { init(); }
+
+void MpiTransport::init() {
+  try {
+    BRAID_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+    BRAID_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+    BRAID_MPI_CHECK(MPI_Comm_size(comm_, &size_));
+    // MPI_TAG_UB is defined on MPI_COMM_WORLD; look there if this communicator lacks it.
+    for (MPI_Comm where : {comm_, MPI_COMM_WORLD}) {
+      void* value = nullptr;
+      int flag = 0;
+      BRAID_MPI_CHECK(MPI_Comm_get_attr(where, MPI_TAG_UB, &value, &flag));
+      if (flag) {
+        max_tag_ = *static_cast<int*>(value);
+        break;
+      }
+    }
+    init_counters(size_);
+  } catch (...) {
+    MPI_Comm_free(&comm_);
+    throw;
+  }
 }
 
 MpiTransport::~MpiTransport() {
   int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (comm_ != MPI_COMM_NULL && !finalized) MPI_Comm_free(&comm_);
+  if (MPI_Finalized(&finalized) != MPI_SUCCESS || finalized) return;  // MPI has let go of all
+  for (Abandoned& native : abandoned_) {
+    // A native collective that timed out may complete once the late ranks joined. If it has not
+    // by now, MPI may still write into its scratch, so that memory is deliberately leaked.
+    if (!settle(native.request, kSettleGrace)) (void)native.scratch.release();
+  }
+  if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
 }
 
 namespace {
@@ -193,41 +301,56 @@ std::shared_ptr<Transport> MpiTransport::split(int color, int key) {
   return std::shared_ptr<Transport>(new MpiTransport(child, Adopt{}));
 }
 
-void MpiTransport::allreduce(Buffer buffer, ReduceOp op, Clock::time_point deadline) {
-  MPI_Datatype type;
-  MPI_Op mpi_op;
-  const bool is_half = buffer.dtype == DType::kFloat16 || buffer.dtype == DType::kBFloat16;
-  if (is_half) {
-    type = mpi_types().half;
-    mpi_op = mpi_types().ops[buffer.dtype == DType::kBFloat16][op_index(op)];
-  } else {
-    switch (buffer.dtype) {
-      case DType::kFloat32:
-        type = MPI_FLOAT;
-        break;
-      case DType::kFloat64:
-        type = MPI_DOUBLE;
-        break;
-      case DType::kInt32:
-        type = MPI_INT32_T;
-        break;
-      default:
-        type = MPI_INT64_T;
-        break;
-    }
-    const MPI_Op ops[] = {MPI_SUM, MPI_MAX, MPI_MIN};
-    mpi_op = ops[op_index(op)];
+std::shared_ptr<Transport> MpiTransport::dup() {
+  MPI_Comm child;
+  BRAID_MPI_CHECK(MPI_Comm_dup(comm_, &child));
+  return std::shared_ptr<Transport>(new MpiTransport(child, Adopt{}));
+}
+
+bool MpiTransport::allreduce(Buffer buffer, ReduceOp op, Clock::time_point deadline,
+                             const std::atomic<bool>* stop) {
+  const MPI_Datatype type = mpi_type(buffer.dtype);
+  const MPI_Op reduce = mpi_op(buffer.dtype, op);
+  // MPI_Iallreduce polled against the deadline, in a scratch copy: MPI forbids cancelling or
+  // freeing a nonblocking collective, so after a timeout MPI may still write into its buffer
+  // whenever the late ranks arrive. The caller's buffer must be the caller's again when this
+  // returns, so MPI works on transport-owned memory that a timeout abandons (see ~MpiTransport),
+  // and the result is copied back only on success.
+  const std::size_t bytes = buffer.bytes();
+  if (scratch_bytes_ < bytes) {
+    scratch_.reset(new char[bytes]);
+    scratch_bytes_ = bytes;
   }
-  // The blocking MPI_Allreduce, not MPI_Iallreduce: it is the tuned path users compare against
-  // (OpenMPI's libnbc picks other algorithms). The price: no deadline inside the call; a
-  // debug-mode cross-check before it still catches a peer that never arrives.
-  (void)deadline;
-  constexpr std::int64_t kMaxCount = INT_MAX / 8;
+  std::memcpy(scratch_.get(), buffer.data, bytes);
+  Buffer work{scratch_.get(), buffer.count, buffer.dtype};
+  constexpr std::int64_t kMaxCount = INT_MAX / 8;  // MPI counts are int
   for (std::int64_t offset = 0; offset < buffer.count; offset += kMaxCount) {
-    std::int64_t n = std::min(kMaxCount, buffer.count - offset);
-    BRAID_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buffer.bytes_at(offset), static_cast<int>(n), type,
-                                  mpi_op, comm_));
+    const std::int64_t n = std::min(kMaxCount, buffer.count - offset);
+    MPI_Request request;
+    BRAID_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, work.bytes_at(offset), static_cast<int>(n), type,
+                                   reduce, comm_, &request));
+    bool done = false;
+    try {
+      done = poll_until(
+          [&] {
+            int flag = 0;
+            BRAID_MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
+            return flag != 0;
+          },
+          deadline, stop);
+    } catch (...) {
+      abandoned_.push_back({request, std::move(scratch_)});
+      scratch_bytes_ = 0;
+      throw;
+    }
+    if (!done) {
+      abandoned_.push_back({request, std::move(scratch_)});
+      scratch_bytes_ = 0;
+      return false;
+    }
   }
+  std::memcpy(buffer.data, scratch_.get(), bytes);
+  return true;
 }
 
 }  // namespace braid

@@ -1,10 +1,22 @@
 // MpiTransport: point-to-point over a duplicated MPI communicator (so braid's traffic never
 // matches a user's messages), with MPI_ERRORS_RETURN so every failure becomes a CommError.
 // Messages over 1 GiB go as several MPI messages, since MPI counts are int. Also offers the
-// MPI library's own allreduce as the native capability (the baseline the algorithms beat).
+// MPI library's own allreduce as the native capability (the baseline the algorithms beat),
+// non-blocking and polled against the operation's deadline like every other algorithm.
+//
+// Needs MPI_THREAD_MULTIPLE: each Communicator (and each channel) has its own communication
+// thread calling MPI on its own MPI communicator, while the main thread may call MPI too.
+//
+// Memory MPI may still write after a failure: a timed-out receive is cancelled and completed
+// before its request is destroyed; a native allreduce that timed out cannot be cancelled (MPI
+// forbids it), so it runs in a transport-owned scratch copy that is abandoned, never freed,
+// unless the collective is seen to complete later. See transport_mpi.cpp.
 #pragma once
 
 #include <mpi.h>
+
+#include <memory>
+#include <vector>
 
 #include "collectives/transport.h"
 
@@ -28,18 +40,31 @@ class MpiTransport : public Transport, public NativeCollectives {
   RequestPtr isend(const void* data, std::size_t bytes, int peer, int tag) override;
   RequestPtr irecv(void* data, std::size_t bytes, int peer, int tag) override;
   std::shared_ptr<Transport> split(int color, int key) override;
+  std::shared_ptr<Transport> dup() override;
+  int max_tag() const override { return max_tag_; }
   NativeCollectives* native() override { return this; }
 
-  void allreduce(Buffer buffer, ReduceOp op, Clock::time_point deadline) override;
+  bool allreduce(Buffer buffer, ReduceOp op, Clock::time_point deadline,
+                 const std::atomic<bool>* stop) override;
 
   MPI_Comm comm() const { return comm_; }
 
  private:
   struct Adopt {};
   MpiTransport(MPI_Comm comm, Adopt);
+  void init();
+
+  // A native collective that did not finish in time, with the memory MPI may still write.
+  struct Abandoned {
+    MPI_Request request;
+    std::unique_ptr<char[]> scratch;
+  };
 
   MPI_Comm comm_ = MPI_COMM_NULL;
-  int rank_ = 0, size_ = 1;
+  int rank_ = 0, size_ = 1, max_tag_ = 32767;
+  std::unique_ptr<char[]> scratch_;  // native allreduce works here, then copies back
+  std::size_t scratch_bytes_ = 0;
+  std::vector<Abandoned> abandoned_;
 };
 
 }  // namespace braid

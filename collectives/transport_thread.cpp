@@ -1,6 +1,7 @@
 #include "collectives/transport_thread.h"
 
 #include <algorithm>
+#include <climits>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -81,10 +82,18 @@ class ThreadRecv : public Request {
     return finished();
   }
 
-  bool wait_until(Clock::time_point deadline) override {
+  using Request::wait_until;
+  bool wait_until(Clock::time_point deadline, const std::atomic<bool>* stop) override {
+    // Sleeps on the mailbox; wakes every few milliseconds to see `stop`, which nobody notifies.
+    constexpr auto kStopPoll = std::chrono::milliseconds(5);
     std::unique_lock<std::mutex> lock(box_->mutex);
-    if (!box_->arrived.wait_until(lock, deadline, [&] { return done_; })) return false;
-    return finished();
+    for (;;) {
+      if (done_) return finished();
+      if (stop && stop->load(std::memory_order_relaxed)) return false;
+      const auto now = Clock::now();
+      if (now >= deadline) return false;
+      box_->arrived.wait_until(lock, deadline - now < kStopPoll ? deadline : now + kStopPoll);
+    }
   }
 
  private:
@@ -114,6 +123,8 @@ ThreadTransport::ThreadTransport(std::shared_ptr<ThreadWorld> world, int rank)
 }
 
 int ThreadTransport::size() const { return world_->size(); }
+
+int ThreadTransport::max_tag() const { return INT_MAX; }
 
 RequestPtr ThreadTransport::isend(const void* data, std::size_t bytes, int peer, int tag) {
   BRAID_CHECK(peer >= 0 && peer < size(), "send to rank ", peer, " of ", size());

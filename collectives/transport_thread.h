@@ -3,6 +3,7 @@
 // Used by the unit tests and to simulate more ranks than a machine has processes.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -24,11 +25,12 @@ class ThreadTransport : public Transport {
   RequestPtr isend(const void* data, std::size_t bytes, int peer, int tag) override;
   RequestPtr irecv(void* data, std::size_t bytes, int peer, int tag) override;
   std::shared_ptr<Transport> split(int color, int key) override;
+  int max_tag() const override;
 
  private:
   std::shared_ptr<ThreadWorld> world_;
   int rank_;
-  int splits_ = 0;
+  std::atomic<int> splits_{0};
 };
 
 }  // namespace braid

@@ -28,20 +28,24 @@ World::World(int* argc, char*** argv) {
   MPI_Initialized(&initialized);
   BRAID_CHECK(!initialized, "MPI is already initialized; construct one braid::World per process");
   BRAID_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &thread_level_));
-  if (thread_level_ < MPI_THREAD_SERIALIZED) {
+  if (thread_level_ < MPI_THREAD_MULTIPLE) {
     MPI_Finalize();
-    throw CommError(str_cat("the MPI library offers thread level ", thread_level_,
-                            "; braid's communication thread needs MPI_THREAD_SERIALIZED or more"));
+    throw CommError(str_cat(
+        "the MPI library offers thread level ", thread_level_, " but braid needs ",
+        "MPI_THREAD_MULTIPLE (", MPI_THREAD_MULTIPLE, "): every communicator and channel has its ",
+        "own communication thread calling MPI; use an MPI built with thread support (OpenMPI: ",
+        "`ompi_info | grep -i thread` should say MPI_THREAD_MULTIPLE: yes)"));
   }
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-  MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  BRAID_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
+  BRAID_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size_));
   local_rank_ = local_rank_from_environment();
   if (local_rank_ < 0) {
     MPI_Comm node;
     BRAID_MPI_CHECK(
         MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
-    MPI_Comm_rank(node, &local_rank_);
+    const int rc = MPI_Comm_rank(node, &local_rank_);
     MPI_Comm_free(&node);
+    mpi_check(rc, "MPI_Comm_rank(node)");
   }
 }
 

@@ -1,7 +1,8 @@
 // World: the process's place in the MPI job. One World object owns MPI_Init_thread and
-// MPI_Finalize (constructed first in main, destroyed last). It asks for MPI_THREAD_MULTIPLE,
-// since braid's communication thread is not the main thread, and refuses to run below
-// MPI_THREAD_SERIALIZED. Rank and size come from MPI_COMM_WORLD; the local rank (for choosing a
+// MPI_Finalize (constructed first in main, destroyed last). It requires MPI_THREAD_MULTIPLE and
+// refuses to run below it (a CommError): every communicator and channel has its own
+// communication thread calling MPI concurrently, and the main thread calls MPI too
+// (lowest_failing_rank). Rank and size come from MPI_COMM_WORLD; the local rank (for choosing a
 // device) from the launcher's environment: OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID,
 // MPI_LOCALRANKID or PMI_LOCAL_RANK, else a node-local split of MPI_COMM_WORLD.
 #pragma once

@@ -1,0 +1,256 @@
+// Communicator lifecycle with threads as ranks: channels run independently of their parent and
+// of each other, tags do not wrap early, and abort() and destruction end a collective that is
+// blocked on a silent peer promptly (the 60 s deadlines here are never what ends a test).
+#include <gtest/gtest.h>
+
+#include <climits>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "collectives/communicator.h"
+#include "collectives/transport_thread.h"
+#include "common/error.h"
+
+namespace braid {
+namespace {
+
+CommOptions generous() {
+  CommOptions options;
+  options.timeout = std::chrono::seconds(60);
+  return options;
+}
+
+// Runs fn(rank, transport) on n threads over one in-process world; rethrows the first failure.
+void on_ranks(int n, const std::function<void(int, std::shared_ptr<Transport>)>& fn) {
+  auto transports = ThreadTransport::create_world(n);
+  std::vector<std::exception_ptr> errors(n);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < n; ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        fn(r, transports[r]);
+      } catch (...) {
+        errors[r] = std::current_exception();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (auto& error : errors) {
+    if (error) std::rethrow_exception(error);
+  }
+}
+
+// A one-shot signal between rank threads; set on destruction too, so a rank that fails early
+// never leaves its peer waiting forever.
+class Signal {
+ public:
+  ~Signal() { set(); }
+  void set() {
+    std::call_once(once_, [&] { promise_.set_value(); });
+  }
+  void wait() { future_.wait(); }
+
+ private:
+  std::promise<void> promise_;
+  std::shared_future<void> future_ = promise_.get_future().share();
+  std::once_flag once_;
+};
+
+Buffer one(std::int64_t& x) { return Buffer{&x, 1, DType::kInt64}; }
+
+// The message of the CommError (not a TimeoutError) that `work` completed with.
+std::string comm_error_of(const Work& work) {
+  try {
+    work.wait();
+  } catch (const TimeoutError& e) {
+    ADD_FAILURE() << "a timeout, not an abort: " << e.what();
+    return e.what();
+  } catch (const CommError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "completed without an error";
+  return "";
+}
+
+TEST(Channel, CompletesWhileTheParentWaitsOnAPeer) {
+  Signal channel_done;
+  on_ranks(2, [&](int rank, std::shared_ptr<Transport> transport) {
+    Communicator parent(transport, generous());
+    auto channel = parent.channel(generous());
+    std::int64_t x = 0, v = 1;
+    if (rank == 0) {
+      Work blocked = parent.broadcast(one(x), /*root=*/1);  // rank 1 broadcasts only later
+      channel->allreduce(one(v), ReduceOp::kSum, "ring").wait();
+      EXPECT_EQ(v, 2);
+      // Rank 1 broadcasts only after the signal below, so the parent must still be blocked.
+      EXPECT_FALSE(blocked.is_completed());
+      channel_done.set();
+      blocked.wait();
+      EXPECT_EQ(x, 42);
+    } else {
+      channel->allreduce(one(v), ReduceOp::kSum, "ring").wait();
+      EXPECT_EQ(v, 2);
+      channel_done.wait();
+      x = 42;
+      parent.broadcast(one(x), /*root=*/1).wait();
+    }
+  });
+}
+
+// Both channels' first operation has sequence number 0, hence the same tag; rank 1 receives
+// them in the opposite order from the one rank 0 sent them in. On a shared tag space rank 1
+// would take channel a's message for channel b's.
+TEST(Channel, TwoChannelsDoNotShareTags) {
+  on_ranks(2, [&](int rank, std::shared_ptr<Transport> transport) {
+    Communicator parent(transport, generous());
+    auto a = parent.channel(generous());
+    auto b = parent.channel(generous());
+    std::int64_t x = rank == 0 ? 1 : 0, y = rank == 0 ? 2 : 0;
+    if (rank == 0) {
+      a->broadcast(one(x), 0).wait();
+      b->broadcast(one(y), 0).wait();
+    } else {
+      b->broadcast(one(y), 0).wait();
+      a->broadcast(one(x), 0).wait();
+    }
+    EXPECT_EQ(x, 1) << "rank " << rank;
+    EXPECT_EQ(y, 2) << "rank " << rank;
+  });
+}
+
+// The same for two communicators built directly over one transport: each works on a dup().
+TEST(Communicator, TwoOverOneTransportDoNotShareTags) {
+  on_ranks(2, [&](int rank, std::shared_ptr<Transport> transport) {
+    Communicator a(transport, generous());
+    Communicator b(transport, generous());
+    std::int64_t x = rank == 0 ? 1 : 0, y = rank == 0 ? 2 : 0;
+    if (rank == 0) {
+      a.broadcast(one(x), 0).wait();
+      b.broadcast(one(y), 0).wait();
+    } else {
+      b.broadcast(one(y), 0).wait();
+      a.broadcast(one(x), 0).wait();
+    }
+    EXPECT_EQ(x, 1) << "rank " << rank;
+    EXPECT_EQ(y, 2) << "rank " << rank;
+  });
+}
+
+// Forwards to a thread transport and records the tag of every send.
+class TagRecorder : public Transport {
+ public:
+  TagRecorder(std::shared_ptr<Transport> inner, std::shared_ptr<std::vector<int>> tags)
+      : inner_(std::move(inner)), tags_(std::move(tags)) {}
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  const char* name() const override { return "tag-recorder"; }
+  RequestPtr isend(const void* data, std::size_t bytes, int peer, int tag) override {
+    tags_->push_back(tag);
+    return inner_->isend(data, bytes, peer, tag);
+  }
+  RequestPtr irecv(void* data, std::size_t bytes, int peer, int tag) override {
+    return inner_->irecv(data, bytes, peer, tag);
+  }
+  std::shared_ptr<Transport> split(int color, int key) override {
+    return inner_->split(color, key);
+  }
+  std::shared_ptr<Transport> dup() override {
+    return std::make_shared<TagRecorder>(inner_->dup(), tags_);
+  }
+  int max_tag() const override { return inner_->max_tag(); }
+
+ private:
+  std::shared_ptr<Transport> inner_;
+  std::shared_ptr<std::vector<int>> tags_;
+};
+
+TEST(Communicator, TagsDoNotWrapAfterSixteenThousandOperations) {
+  EXPECT_EQ(ThreadTransport::create_world(1)[0]->max_tag(), INT_MAX);
+  constexpr int kOps = 16100;
+  on_ranks(2, [&](int rank, std::shared_ptr<Transport> transport) {
+    auto tags = std::make_shared<std::vector<int>>();
+    {
+      Communicator comm(std::make_shared<TagRecorder>(transport, tags), generous());
+      for (int op = 0; op < kOps; ++op) {
+        std::int64_t x = 7;
+        comm.broadcast(one(x), /*root=*/0).wait();
+      }
+    }
+    if (rank != 0) return;
+    ASSERT_EQ(tags->size(), static_cast<std::size_t>(kOps));  // one send per broadcast
+    for (int op = 1; op < kOps; ++op) {
+      ASSERT_GT((*tags)[op], (*tags)[op - 1]) << "tag of operation " << op << " wrapped";
+    }
+  });
+}
+
+TEST(Communicator, DestroyingWithAJobBlockedOnAPeerReturnsPromptly) {
+  Signal destroyed;
+  on_ranks(2, [&](int rank, std::shared_ptr<Transport> transport) {
+    auto comm = std::make_unique<Communicator>(transport, generous());
+    if (rank == 1) {
+      destroyed.wait();  // silent: never answers rank 0
+      return;
+    }
+    std::promise<void> started;
+    std::int64_t x = 0;
+    Work blocked = comm->submit({"recv", "test", 1, DType::kInt64}, [&](OpContext& ctx) {
+      started.set_value();
+      auto request = ctx.recv(&x, sizeof x, /*peer=*/1);
+      ctx.wait(*request);
+    });
+    Work queued = comm->barrier();
+    started.get_future().wait();
+    comm.reset();  // returns long before the 60 s deadline, or the test times out
+    EXPECT_TRUE(blocked.is_completed());
+    EXPECT_TRUE(queued.is_completed());
+    std::string running = comm_error_of(blocked), waiting = comm_error_of(queued);
+    EXPECT_NE(running.find("interrupted waiting to receive 8 bytes from rank 1"), std::string::npos)
+        << running;
+    EXPECT_NE(running.find("the communicator was destroyed"), std::string::npos) << running;
+    EXPECT_NE(waiting.find("barrier(dissemination, 0 x float32) was cancelled"), std::string::npos)
+        << waiting;
+    destroyed.set();
+  });
+}
+
+TEST(Communicator, AbortFailsTheRunningAndLaterCollectives) {
+  Signal aborted;
+  on_ranks(2, [&](int rank, std::shared_ptr<Transport> transport) {
+    Communicator comm(transport, generous());
+    if (rank == 1) {
+      aborted.wait();
+      comm.abort("rank 1 is done");
+      std::int64_t x = 1;
+      std::string later = comm_error_of(comm.allreduce(one(x), ReduceOp::kSum, "ring"));
+      EXPECT_NE(later.find("was not run (communicator aborted: rank 1 is done)"), std::string::npos)
+          << later;
+      return;
+    }
+    std::promise<void> started;
+    Work blocked = comm.submit({"recv", "test", 1, DType::kInt64}, [&](OpContext& ctx) {
+      started.set_value();
+      std::int64_t x = 0;
+      auto request = ctx.recv(&x, sizeof x, /*peer=*/1);
+      ctx.wait(*request);
+    });
+    started.get_future().wait();
+    comm.abort("strategy destroyed");
+    comm.abort("a second reason is ignored");
+    std::string running = comm_error_of(blocked);
+    EXPECT_NE(running.find("interrupted waiting to receive 8 bytes from rank 1 (communicator "
+                           "aborted: strategy destroyed)"),
+              std::string::npos)
+        << running;
+    std::string later = comm_error_of(comm.barrier());
+    EXPECT_NE(later.find("barrier(dissemination, 0 x float32) was not run"), std::string::npos)
+        << later;
+    aborted.set();
+  });
+}
+
+}  // namespace
+}  // namespace braid
