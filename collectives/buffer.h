@@ -10,13 +10,18 @@
 
 namespace braid {
 
-enum class DType : std::uint8_t { kFloat32, kFloat64, kFloat16, kBFloat16, kInt32, kInt64 };
+// kUInt8 is raw bytes (compressed payloads, serialised messages): it moves through every
+// collective that does not reduce; reductions on it are rejected (check_reducible).
+enum class DType : std::uint8_t { kFloat32, kFloat64, kFloat16, kBFloat16, kInt32, kInt64, kUInt8 };
 enum class ReduceOp : std::uint8_t { kSum, kAvg, kMax, kMin };
 
 std::size_t dtype_size(DType dtype);
 const char* dtype_name(DType dtype);
 DType parse_dtype(const std::string& name);  // throws ConfigError listing the valid names
 const char* reduce_op_name(ReduceOp op);
+// Throws CheckError when `op` cannot reduce `dtype` (every op on kUInt8: bytes of a payload have
+// no element-wise meaning).
+void check_reducible(DType dtype, ReduceOp op);
 ReduceOp parse_reduce_op(const std::string& name);
 
 struct Buffer {

@@ -25,6 +25,16 @@ void reduce_scatter(OpContext& ctx, Buffer input, Buffer output, ReduceOp op, Sc
 void allgatherv(OpContext& ctx, Buffer input, Buffer output,
                 const std::vector<std::int64_t>& counts);
 
+// Variable-size allgather of raw bytes: first an allgatherv of every rank's byte count (int64),
+// validated on receipt (a count below 0 or above kMaxPayloadBytes is a CommError naming the rank;
+// nothing is allocated from an unchecked count; the sum is capped at kMaxGatheredBytes), then a
+// ring allgatherv of the bytes. Returns every rank's bytes, indexed by rank. Cost: allgatherv of
+// 8 bytes, then of S_total bytes.
+constexpr std::int64_t kMaxPayloadBytes = std::int64_t{1} << 30;
+constexpr std::int64_t kMaxGatheredBytes = std::int64_t{1} << 34;
+std::vector<std::vector<std::uint8_t>> allgather_bytes(OpContext& ctx,
+                                                       const std::vector<std::uint8_t>& mine);
+
 // Binomial-tree broadcast from `root`: ceil(log2 P) rounds; the root sends S up to log2 P times,
 // every other rank receives S once.
 void broadcast(OpContext& ctx, Buffer buffer, int root);

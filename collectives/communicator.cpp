@@ -63,7 +63,9 @@ Communicator::Communicator(std::shared_ptr<Transport> transport, CommOptions opt
       rank_(transport_->rank()),
       size_(transport_->size()),
       tag_span_(std::int64_t{transport_->max_tag()} - kFirstOpTag + 1),
-      thread_([this] { loop(); }) {}
+      thread_([this] { loop(); }) {
+  share_cost_model();
+}
 
 Communicator::~Communicator() {
   // Abort first so a collective waiting on a peer that will never answer ends now, not at its
@@ -123,7 +125,12 @@ Work Communicator::submit(OpDesc desc, std::function<void(OpContext&)> body) {
     if (!refused) {
       BRAID_CHECK(!stopping_, "submit on a communicator that is shutting down");
       ++submitted_;
-      queue_.push_back(Job{std::move(desc), std::move(body), work});
+      // Late receives of past partial gathers are discarded before each operation runs.
+      auto reaping = [this, body = std::move(body)](OpContext& ctx) {
+        late_.reap(ctx.tag());
+        body(ctx);
+      };
+      queue_.push_back(Job{std::move(desc), std::move(reaping), work});
     }
   }
   if (refused) {
@@ -194,6 +201,35 @@ void Communicator::cross_check(const OpDesc& desc, std::uint64_t seq) {
   }
 }
 
+void Communicator::share_cost_model() {
+  if (size_ == 1) return;
+  constexpr std::int64_t kMaxValues = 5 + 2 * 1000000;  // CostModel::deserialize's own limit
+  auto values = std::make_shared<std::vector<double>>();
+  Work work =
+      submit({"share_cost_model", "tree", 0, DType::kFloat64, 0}, [this, values](OpContext& ctx) {
+        if (ctx.rank() == 0) *values = options_.allreduce.cost_model.serialize();
+        auto n = static_cast<std::int64_t>(values->size());
+        braid::broadcast(ctx, Buffer{&n, 1, DType::kInt64}, 0);
+        if (n < 0 || n > kMaxValues) {
+          throw CommError(str_cat("rank 0 announced a cost model of ", n, " values"));
+        }
+        values->resize(static_cast<std::size_t>(n));
+        braid::broadcast(ctx, Buffer{values->data(), n, DType::kFloat64}, 0);
+        options_.allreduce.cost_model = CostModel::deserialize(*values);
+      });
+  try {
+    work.wait();
+  } catch (const std::exception&) {
+    // The communicator is broken now and every later collective fails naming this error; a
+    // constructor that threw would have to stop the thread it just started.
+  }
+}
+
+std::string Communicator::resolve(const std::string& name, std::size_t bytes) const {
+  if (name != "auto") return name;
+  return options_.allreduce.cost_model.choose(size_, bytes, transport_->native() != nullptr);
+}
+
 Allreduce& Communicator::algorithm(const std::string& name) {
   auto& slot = algorithms_[name];
   if (!slot) slot = make_allreduce(name, options_.allreduce);
@@ -211,8 +247,10 @@ void check_algorithm(const std::string& name) {
 
 Work Communicator::allreduce(Buffer buffer, ReduceOp op, const std::string& name) {
   check_algorithm(name);
-  return submit({"allreduce", name, buffer.count, buffer.dtype}, [=](OpContext& ctx) {
-    algorithm(name).run(ctx, buffer, op);
+  check_reducible(buffer.dtype, op);
+  const std::string algo = resolve(name, buffer.bytes());
+  return submit({"allreduce", algo, buffer.count, buffer.dtype}, [=](OpContext& ctx) {
+    algorithm(algo).run(ctx, buffer, op);
     if (op == ReduceOp::kAvg) finish_avg(buffer, size_);
   });
 }
@@ -227,15 +265,17 @@ Work Communicator::allreduce_fused(std::vector<Buffer> buffers, ReduceOp op,
     total += b.count;
   }
   const DType dtype = buffers.empty() ? DType::kFloat32 : buffers.front().dtype;
-  return submit({"allreduce_fused", name, total, dtype},
-                [this, buffers = std::move(buffers), total, dtype, op, name](OpContext& ctx) {
+  check_reducible(dtype, op);
+  const std::string algo = resolve(name, total * dtype_size(dtype));
+  return submit({"allreduce_fused", algo, total, dtype},
+                [this, buffers = std::move(buffers), total, dtype, op, algo](OpContext& ctx) {
                   Buffer flat{scratch_.get(total * dtype_size(dtype)), total, dtype};
                   std::int64_t offset = 0;
                   for (const Buffer& b : buffers) {
                     if (b.count) std::memcpy(flat.bytes_at(offset), b.data, b.bytes());
                     offset += b.count;
                   }
-                  algorithm(name).run(ctx, flat, op);
+                  algorithm(algo).run(ctx, flat, op);
                   if (op == ReduceOp::kAvg) finish_avg(flat, size_);
                   offset = 0;
                   for (const Buffer& b : buffers) {
@@ -246,6 +286,7 @@ Work Communicator::allreduce_fused(std::vector<Buffer> buffers, ReduceOp op,
 }
 
 Work Communicator::reduce_scatter(Buffer input, Buffer output, ReduceOp op) {
+  check_reducible(input.dtype, op);
   return submit({"reduce_scatter", "ring", input.count, input.dtype}, [=](OpContext& ctx) {
     braid::reduce_scatter(ctx, input, output, op, scratch_);
     if (op == ReduceOp::kAvg) finish_avg(output, size_);
@@ -286,6 +327,27 @@ Work Communicator::alltoallv(Buffer input, std::vector<std::int64_t> send_counts
       {"alltoallv", "pairwise", size_, input.dtype},
       [=, send_counts = std::move(send_counts), recv_counts = std::move(recv_counts)](
           OpContext& ctx) { braid::alltoallv(ctx, input, send_counts, output, recv_counts); });
+}
+
+BytesResult Communicator::allgather_bytes(std::vector<std::uint8_t> mine) {
+  auto data = std::make_shared<std::vector<std::vector<std::uint8_t>>>();
+  // Count 0 in the description: sizes differ per rank by design, so debug mode must not
+  // compare them.
+  Work work = submit({"allgather_bytes", "ring", 0, DType::kUInt8},
+                     [data, mine = std::move(mine)](OpContext& ctx) {
+                       *data = braid::allgather_bytes(ctx, mine);
+                     });
+  return {work, data};
+}
+
+FirstKResult Communicator::gather_first_k(Buffer input, Buffer output, int k, int root) {
+  auto ranks = std::make_shared<std::vector<int>>();
+  // k goes into the description so that debug mode also catches ranks that disagree on it.
+  Work work = submit({str_cat("gather_first_", k), "direct", input.count, input.dtype, root},
+                     [this, ranks, input, output, k, root](OpContext& ctx) {
+                       *ranks = braid::gather_first_k(ctx, input, output, k, root, late_);
+                     });
+  return {work, ranks};
 }
 
 Work Communicator::barrier() {

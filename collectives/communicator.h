@@ -9,7 +9,10 @@
 //    Each submission takes the next sequence number; its messages use a tag derived from that
 //    number, wrapping only after max_tag() operations. With `debug_checks`, ranks exchange
 //    (sequence, op, algorithm, count, dtype, root) before each collective and every rank
-//    reports the first mismatch by name instead of hanging.
+//    reports the first mismatch by name instead of hanging. "auto" is resolved when a
+//    collective is submitted, so the check compares the algorithm that runs; the cost model it
+//    uses is rank 0's on every rank (broadcast by the constructor, the communicator's first
+//    collective).
 //  - Every collective has a deadline (`timeout`); a peer that does not answer in time produces a
 //    TimeoutError naming rank, op, sequence number and elapsed time.
 //  - After any error the communicator is broken: later submissions complete at once with a
@@ -35,6 +38,7 @@
 #include <vector>
 
 #include "collectives/allreduce.h"
+#include "collectives/partial_gather.h"
 #include "collectives/transport.h"
 #include "common/work.h"
 
@@ -54,6 +58,19 @@ struct OpDesc {
   DType dtype = DType::kFloat32;
   int root = -1;
   std::string text() const;
+};
+
+// allgather_bytes' result: once `work` completed, (*data)[r] holds rank r's bytes.
+struct BytesResult {
+  Work work;
+  std::shared_ptr<std::vector<std::vector<std::uint8_t>>> data;
+};
+
+// gather_first_k's result: once `work` completed, on the root *ranks holds the k ranks whose
+// blocks are in the output, ascending (the root among them); elsewhere it is empty.
+struct FirstKResult {
+  Work work;
+  std::shared_ptr<std::vector<int>> ranks;
 };
 
 class Communicator {
@@ -84,6 +101,17 @@ class Communicator {
   [[nodiscard]] Work alltoallv(Buffer input, std::vector<std::int64_t> send_counts, Buffer output,
                                std::vector<std::int64_t> recv_counts);
   [[nodiscard]] Work barrier();
+  // Every rank's byte vector, sizes differing per rank (compressed payloads). A peer announcing a
+  // negative or oversized count (collectives.h: kMaxPayloadBytes) fails with a CommError naming
+  // it. Reductions are not offered on bytes (DType::kUInt8).
+  [[nodiscard]] BytesResult allgather_bytes(std::vector<std::uint8_t> mine);
+  // Partial gather (gradient coding): the root's `output` (k * input.count elements) receives the
+  // blocks of the first k ranks to arrive, its own included; non-root ranks only send `input`.
+  // All ranks still call it in the same order with the same k and root. A late block is received
+  // into memory the communicator owns and discarded at a later operation (each operation has
+  // its own tag, so it never matches a later one); a rank that never sends costs one posted
+  // receive, cancelled when the communicator is destroyed.
+  [[nodiscard]] FirstKResult gather_first_k(Buffer input, Buffer output, int k, int root);
 
   // Runs `body` on the communication thread as the next collective. Used by the methods above
   // and by layers that compose their own exchanges.
@@ -121,6 +149,10 @@ class Communicator {
   std::exception_ptr abort_error(const std::string& what) const;
   void cross_check(const OpDesc& desc, std::uint64_t seq);
   Allreduce& algorithm(const std::string& name);
+  // "auto" becomes the cost model's pick for this message size; other names stay.
+  std::string resolve(const std::string& name, std::size_t bytes) const;
+  // The constructor's first collective: rank 0's options_.allreduce.cost_model to every rank.
+  void share_cost_model();
 
   std::shared_ptr<Transport> transport_;
   CommOptions options_;
@@ -140,6 +172,7 @@ class Communicator {
   std::string broken_;
   std::map<std::string, std::unique_ptr<Allreduce>> algorithms_;
   Scratch scratch_;
+  LateReceives late_;  // receives of past partial gathers still posted
   std::thread thread_;
 };
 

@@ -1,11 +1,7 @@
 #include "collectives/cost_model.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <fstream>
 
 #include "common/error.h"
 
@@ -59,60 +55,59 @@ std::string CostModel::choose(int ranks, std::size_t bytes, bool native_availabl
   return best;
 }
 
-CostModel CostModel::load(const std::string& path) {
+namespace {
+const char* const kMeasuredNames[] = {"ring", "star", "rhd", "native"};
+constexpr std::size_t kHeader = 5;
+
+bool is_whole(double v, double lo, double hi) { return v >= lo && v <= hi && v == std::floor(v); }
+}  // namespace
+
+std::vector<double> CostModel::serialize() const {
+  std::vector<double> out = {alpha_s, beta_s_per_byte, gamma_s_per_byte,
+                             static_cast<double>(measured_ranks),
+                             static_cast<double>(measured_bytes.size())};
+  for (std::size_t bytes : measured_bytes) out.push_back(static_cast<double>(bytes));
+  for (const std::string& name : measured_best) {
+    auto* end = std::end(kMeasuredNames);
+    auto* it = std::find(std::begin(kMeasuredNames), end, name);
+    BRAID_CHECK(it != end, "cost model names unknown algorithm '", name, "'");
+    out.push_back(static_cast<double>(it - std::begin(kMeasuredNames)));
+  }
+  return out;
+}
+
+CostModel CostModel::deserialize(const std::vector<double>& v) {
+  auto bad = [&](const std::string& why) {
+    return CommError(str_cat("received cost model is malformed: ", why));
+  };
+  if (v.size() < kHeader) throw bad(str_cat(v.size(), " values, need at least ", kHeader));
+  const double n = v[4];
+  if (!is_whole(n, 0, 1e6) || v.size() != kHeader + 2 * static_cast<std::size_t>(n)) {
+    throw bad(str_cat(v.size(), " values for ", n, " measured sizes"));
+  }
   CostModel model;
-  try {
-    YAML::Node root = YAML::LoadFile(path);
-    model.alpha_s = root["alpha_s"].as<double>();
-    model.beta_s_per_byte = root["beta_s_per_byte"].as<double>();
-    model.gamma_s_per_byte = root["gamma_s_per_byte"].as<double>();
-    if (YAML::Node measured = root["measured"]) {
-      model.measured_ranks = measured["ranks"].as<int>();
-      model.measured_bytes = measured["bytes"].as<std::vector<std::size_t>>();
-      model.measured_best = measured["best"].as<std::vector<std::string>>();
+  model.alpha_s = v[0];
+  model.beta_s_per_byte = v[1];
+  model.gamma_s_per_byte = v[2];
+  if (!(model.alpha_s >= 0 && model.beta_s_per_byte > 0 && model.gamma_s_per_byte >= 0) ||
+      !std::isfinite(model.alpha_s + model.beta_s_per_byte + model.gamma_s_per_byte)) {
+    throw bad("alpha, beta, gamma must be finite and non-negative (beta positive)");
+  }
+  if (!is_whole(v[3], 0, 1e9)) throw bad(str_cat("measured ranks ", v[3]));
+  model.measured_ranks = static_cast<int>(v[3]);
+  const std::size_t count = static_cast<std::size_t>(n);
+  for (std::size_t i = 0; i < count; ++i) {
+    const double bytes = v[kHeader + i], code = v[kHeader + count + i];
+    if (!is_whole(bytes, 0, 0x1p53) || !is_whole(code, 0, 3)) {
+      throw bad(str_cat("measured entry ", i, " is (", bytes, " bytes, algorithm ", code, ")"));
     }
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(str_cat("cost model file '", path, "': ", e.what(),
-                              " (expected keys alpha_s, beta_s_per_byte, gamma_s_per_byte)"));
+    model.measured_bytes.push_back(static_cast<std::size_t>(bytes));
+    model.measured_best.push_back(kMeasuredNames[static_cast<int>(code)]);
   }
-  if (!(model.alpha_s >= 0 && model.beta_s_per_byte > 0 && model.gamma_s_per_byte >= 0)) {
-    throw ConfigError(str_cat("cost model file '", path, "': values must be non-negative"));
-  }
-  if (model.measured_bytes.size() != model.measured_best.size() ||
-      !std::is_sorted(model.measured_bytes.begin(), model.measured_bytes.end())) {
-    throw ConfigError(str_cat("cost model file '", path,
-                              "': measured.bytes must be ascending and match measured.best"));
-  }
-  for (const std::string& name : model.measured_best) {
-    if (name != "ring" && name != "star" && name != "rhd" && name != "native") {
-      throw ConfigError(str_cat("cost model file '", path, "': measured algorithm '", name,
-                                "' (valid: ring, star, rhd, native)"));
-    }
+  if (!std::is_sorted(model.measured_bytes.begin(), model.measured_bytes.end())) {
+    throw bad("measured sizes are not ascending");
   }
   return model;
-}
-
-void CostModel::save(const std::string& path) const {
-  std::ofstream out(path);
-  out.precision(6);
-  out << "# braid allreduce cost model: T(S) = alpha + S*beta per message, S*gamma to reduce\n"
-      << "alpha_s: " << alpha_s << "\nbeta_s_per_byte: " << beta_s_per_byte
-      << "\ngamma_s_per_byte: " << gamma_s_per_byte << "\n";
-  if (!measured_bytes.empty()) {
-    out << "measured:\n  ranks: " << measured_ranks << "\n  bytes: [";
-    for (std::size_t i = 0; i < measured_bytes.size(); ++i)
-      out << (i ? ", " : "") << measured_bytes[i];
-    out << "]\n  best: [";
-    for (std::size_t i = 0; i < measured_best.size(); ++i)
-      out << (i ? ", " : "") << measured_best[i];
-    out << "]\n";
-  }
-  if (!out) throw Error(str_cat("cannot write cost model file '", path, "'"));
-}
-
-CostModel CostModel::from_environment() {
-  const char* path = std::getenv("BRAID_COST_MODEL");
-  return path && *path ? load(path) : CostModel{};
 }
 
 }  // namespace braid

@@ -2,8 +2,9 @@
 // costs alpha + S*beta, reducing S bytes costs S*gamma. "auto" evaluates each algorithm's
 // formula for the rank count and message size and picks the cheapest. Defaults were measured
 // on a 2-core shared-memory machine; `braid bench allreduce --calibrate FILE` measures them
-// anew (ping-pong fit for alpha and beta, a local reduction for gamma) and BRAID_COST_MODEL=FILE
-// (or sync.cost_model in a config) loads them.
+// anew (ping-pong fit for alpha and beta, a local reduction for gamma); runtime/cost_model_file.h
+// reads and writes that file (this layer opens no files). A Communicator uses rank 0's model on
+// every rank (it broadcasts serialize() when it is created), so "auto" picks alike everywhere.
 #pragma once
 
 #include <cstddef>
@@ -32,12 +33,12 @@ struct CostModel {
   // and rhd.
   std::string choose(int ranks, std::size_t bytes, bool native_available = false) const;
 
-  // A small YAML file: alpha_s, beta_s_per_byte, gamma_s_per_byte and optionally `measured`
-  // (ranks, bytes, best). Throws ConfigError.
-  static CostModel load(const std::string& path);
-  void save(const std::string& path) const;
-  // BRAID_COST_MODEL's file when that variable is set, else the defaults.
-  static CostModel from_environment();
+  // Compact form for sending to other ranks: alpha, beta, gamma, measured_ranks, n, then n sizes
+  // and n algorithm codes (ring 0, star 1, rhd 2, native 3), all as doubles (sizes below 2^53
+  // are exact).
+  std::vector<double> serialize() const;
+  // Inverse of serialize(). The values come from a peer: a malformed vector is a CommError.
+  static CostModel deserialize(const std::vector<double>& values);
 };
 
 }  // namespace braid

@@ -57,6 +57,7 @@ void divide_widened(T* dst, std::int64_t n, int divisor) {
 }  // namespace
 
 void reduce_into(Buffer dst, const void* src, ReduceOp op) {
+  check_reducible(dst.dtype, op);
   const std::int64_t n = dst.count;
   switch (dst.dtype) {
     case DType::kFloat32:
@@ -75,11 +76,14 @@ void reduce_into(Buffer dst, const void* src, ReduceOp op) {
     case DType::kBFloat16:
       return reduce_widened(static_cast<c10::BFloat16*>(dst.data),
                             static_cast<const c10::BFloat16*>(src), n, op);
+    case DType::kUInt8:
+      return;  // rejected by check_reducible above
   }
 }
 
 void finish_avg(Buffer dst, int divisor) {
   BRAID_CHECK(divisor > 0, "divisor ", divisor);
+  check_reducible(dst.dtype, ReduceOp::kAvg);
   if (divisor == 1) return;
   const std::int64_t n = dst.count;
   switch (dst.dtype) {
@@ -97,6 +101,8 @@ void finish_avg(Buffer dst, int divisor) {
       return divide_widened(static_cast<c10::Half*>(dst.data), n, divisor);
     case DType::kBFloat16:
       return divide_widened(static_cast<c10::BFloat16*>(dst.data), n, divisor);
+    case DType::kUInt8:
+      return;  // rejected by check_reducible above
   }
 }
 

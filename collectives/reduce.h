@@ -1,7 +1,8 @@
 // Element-wise reduction kernels used by every algorithm. float16 and bfloat16 are reduced in
 // float32 and rounded once per call, so p-1 hops round p-1 times rather than accumulating error
 // in 16-bit arithmetic. kAvg reduces as a sum; finish_avg() divides once at the end (integer
-// types divide with truncation toward zero).
+// types divide with truncation toward zero). uint8 (raw bytes) is never reduced: both functions
+// throw CheckError for it.
 #pragma once
 
 #include "collectives/buffer.h"

@@ -18,6 +18,8 @@ DType dtype_of(c10::ScalarType type) {
       return DType::kInt32;
     case c10::ScalarType::Long:
       return DType::kInt64;
+    case c10::ScalarType::Byte:
+      return DType::kUInt8;
     default:
       break;
   }
@@ -38,6 +40,8 @@ c10::ScalarType scalar_type_of(DType dtype) {
       return c10::ScalarType::Int;
     case DType::kInt64:
       return c10::ScalarType::Long;
+    case DType::kUInt8:
+      return c10::ScalarType::Byte;
   }
   return c10::ScalarType::Float;
 }

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/error.h"
+
 namespace braid {
 
 namespace {
@@ -25,11 +27,41 @@ auto dispatch(DType dtype, F&& f) {
       return f(std::int32_t{}, true);
     case DType::kInt64:
       return f(std::int64_t{}, true);
+    case DType::kUInt8:
+      break;
   }
+  BRAID_CHECK(false, "the verification pattern has no ", dtype_name(dtype),
+              " form (it checks reductions)");
   return f(float{}, false);
 }
 
+// Unit roundoff (half an ulp of 1) of the floating dtypes.
+double unit_roundoff(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return std::ldexp(1.0, -24);
+    case DType::kFloat64:
+      return std::ldexp(1.0, -53);
+    case DType::kFloat16:
+      return std::ldexp(1.0, -11);
+    case DType::kBFloat16:
+      return std::ldexp(1.0, -8);
+    default:
+      return 0.0;
+  }
+}
+
 }  // namespace
+
+double avg_tolerance(DType dtype, double want) {
+  // The sum is exact (small integers), so avg = sum / P carries only the division's rounding:
+  // |err| <= u |want| for float32/float64. float16/bfloat16 divide in float32 and round again to
+  // the type: |err| <= (u32 + u + u32 u) |want| < 2u |want|. The checker's own `want` is a
+  // float64 quotient (one more 2^-53 |want|, below the slack of the factor 2). So 2u |want| holds
+  // every correct result (at most 1 ulp off, as ulp <= 2u |want|) and rejects anything 3 ulps
+  // or more off. |want| >= 1/16 when non-zero, so no subnormal results.
+  return 2 * unit_roundoff(dtype) * std::abs(want);
+}
 
 double pattern(int rank, std::int64_t i) { return static_cast<double>((rank * 7 + i * 3) % 9) - 4; }
 
@@ -70,7 +102,7 @@ std::int64_t count_wrong(Buffer b, ReduceOp op, int ranks) {
     std::int64_t wrong = 0;
     for (std::int64_t i = 0; i < b.count; ++i) {
       double want = expected(op, ranks, i, integral);
-      double tolerance = rounded ? std::abs(want) * 1e-2 + 1e-6 : 0.0;
+      double tolerance = rounded ? avg_tolerance(b.dtype, want) : 0.0;
       if (std::abs(static_cast<double>(data[i]) - want) > tolerance) ++wrong;
     }
     return wrong;

@@ -7,11 +7,11 @@
 #include <cstring>
 #include <vector>
 
-#include "collectives/allreduce_auto.h"
 #include "collectives/communicator.h"
 #include "collectives/reduce.h"
 #include "collectives/verify.h"
 #include "common/error.h"
+#include "runtime/cost_model_file.h"
 #include "runtime/world.h"
 
 namespace braid {
@@ -62,7 +62,7 @@ std::vector<std::size_t> sweep_sizes(const BenchAllreduceOptions& options, std::
 // Fits T(S) = alpha + S * beta to ping-pong times between ranks 0 and 1 and gamma to a local
 // reduction, then times ring, star, rhd and native at every sweep size to record the measured
 // winners for this rank count, and writes the cost model that `auto` reads through
-// BRAID_COST_MODEL (or sync.cost_model).
+// --cost-model (or sync.cost_model).
 void calibrate(Communicator& comm, const BenchAllreduceOptions& options) {
   const std::string& path = options.calibrate;
   std::vector<char> memory(std::size_t{4} << 20);
@@ -137,7 +137,7 @@ void calibrate(Communicator& comm, const BenchAllreduceOptions& options) {
       fmt::print("# {:>12} bytes: {} fastest ({:.1f} us)\n", bytes, best, best_time * 1e6);
   }
   if (comm.rank() == 0) {
-    model.save(path);
+    save_cost_model(model, path);
     fmt::print(
         "# cost model written to {}: alpha {:.3g} s, beta {:.3g} s/B ({:.2f} GB/s), "
         "gamma {:.3g} s/B\n",
@@ -167,7 +167,9 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
   comm_options.timeout =
       std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_s * 1000));
   comm_options.debug_checks = options.debug_checks;
-  comm_options.allreduce.cost_model = CostModel::from_environment();
+  if (!options.cost_model.empty()) {
+    comm_options.allreduce.cost_model = load_cost_model(options.cost_model);
+  }
   Communicator comm(world.make_transport(), comm_options);
   if (!options.calibrate.empty()) {
     if (comm.size() < 2) throw ConfigError("bench: --calibrate needs at least 2 ranks");
@@ -178,7 +180,9 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
   const bool root = comm.rank() == 0;
   const std::size_t elem = dtype_size(dtype);
   std::vector<char> memory(std::max(options.max_bytes, elem));
-  AllreduceAuto chooser(comm_options.allreduce);
+  // What "auto" runs: the communicator's model is rank 0's on every rank.
+  const CostModel& model = comm.options().allreduce.cost_model;
+  const bool native = comm.transport().native() != nullptr;
 
   if (root && !options.json) {
     fmt::print(
@@ -208,9 +212,7 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
       const double seconds = time_allreduce(comm, buffer, op, name, options);
       const double algbw = seconds > 0 ? bytes / seconds / 1e9 : 0;
       const double busbw = algbw * 2.0 * (P - 1) / P;
-      const std::string chosen =
-          name == "auto" ? chooser.choose(P, bytes, comm.transport().native() != nullptr).name()
-                         : name;
+      const std::string chosen = name == "auto" ? model.choose(P, bytes, native) : name;
       if (!root) continue;
       if (options.json) {
         fmt::print(

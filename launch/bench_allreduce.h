@@ -24,7 +24,8 @@ struct BenchAllreduceOptions {
   std::string op = "sum";
   bool check = false;
   bool json = false;
-  std::string calibrate;  // write a cost model file measured on this job, then exit
+  std::string calibrate;   // write a cost model file measured on this job, then exit
+  std::string cost_model;  // cost model file for "auto" (rank 0's is used by every rank)
   double timeout_s = 300.0;
   bool debug_checks = false;
 };

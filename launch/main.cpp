@@ -100,6 +100,9 @@ int main(int argc, char** argv) {
   bench_ar->add_flag("--json", ar.json, "One JSON object per row");
   bench_ar->add_option("--calibrate", ar.calibrate,
                        "Measure alpha, beta, gamma for the auto cost model and write them to FILE");
+  bench_ar->add_option(
+      "--cost-model", ar.cost_model,
+      "Cost model FILE (from --calibrate) for auto; rank 0's is used by all ranks");
   bench_ar->add_option("--timeout-s", ar.timeout_s, "Deadline of one collective")
       ->capture_default_str();
   bench_ar->add_flag("--debug-checks", ar.debug_checks,

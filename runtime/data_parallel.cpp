@@ -3,6 +3,7 @@
 #include <torch/nn/module.h>
 
 #include "common/error.h"
+#include "runtime/cost_model_file.h"
 #include "runtime/strategy_factory.h"
 #include "runtime/world.h"
 
@@ -21,8 +22,8 @@ std::shared_ptr<Communicator> make_communicator(const World& world,
   CommOptions comm;
   comm.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_s * 1000));
   comm.debug_checks = options.debug_checks;
-  comm.allreduce.cost_model = options.cost_model.empty() ? CostModel::from_environment()
-                                                         : CostModel::load(options.cost_model);
+  // Only rank 0's file matters: the communicator gives every rank rank 0's model.
+  if (!options.cost_model.empty()) comm.allreduce.cost_model = load_cost_model(options.cost_model);
   return std::make_shared<Communicator>(world.make_transport(), comm);
 }
 

@@ -30,7 +30,7 @@ struct DataParallelOptions {
   std::string algorithm = "auto";      // sync.algorithm
   double bucket_mb = 4.0;              // sync.bucket_mb
   bool overlap = true;                 // sync.overlap
-  std::string cost_model;              // sync.cost_model (file), or BRAID_COST_MODEL
+  std::string cost_model;              // sync.cost_model (file; empty: the defaults)
   double timeout_s = 300.0;            // runtime.timeout_s
   bool debug_checks = false;           // runtime.debug_checks
 };

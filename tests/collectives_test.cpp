@@ -5,11 +5,14 @@
 
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <numeric>
 #include <random>
 
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
 #include "collectives/collectives.h"
+#include "collectives/reduce.h"
 #include "collectives/transport_faulty.h"
 #include "collectives/verify.h"
 #include "common/error.h"
@@ -118,8 +121,9 @@ TEST(Allreduce, ByteCountsMatchCostFormulas) {
       std::vector<std::uint64_t> sent(P);
       spawn_ranks(P, [&](Communicator& comm) {
         std::vector<float> data(n, 1.0f);
+        const std::uint64_t before = comm.bytes_sent();  // the constructor's cost model broadcast
         comm.allreduce(Buffer{data.data(), n, DType::kFloat32}, ReduceOp::kSum, algorithm).wait();
-        sent[comm.rank()] = comm.bytes_sent();
+        sent[comm.rank()] = comm.bytes_sent() - before;
       });
       for (int r = 0; r < P; ++r) {
         std::uint64_t want = 0;
@@ -224,16 +228,17 @@ TEST(CostModel, MeasuredWinnersReplaceFormulasForTheirRankCountAndRoundTrip) {
   EXPECT_EQ(model.choose(4, 3000, false), CostModel{}.choose(4, 3000));  // no native: formulas
   EXPECT_EQ(model.choose(4, 100000, true), "star");
   EXPECT_EQ(model.choose(4, 64 << 20, true), "ring");
-  std::string path = ::testing::TempDir() + "/cost.yaml";
-  model.save(path);
-  CostModel loaded = CostModel::load(path);
-  EXPECT_EQ(loaded.measured_best, model.measured_best);
-  EXPECT_EQ(loaded.measured_bytes, model.measured_bytes);
-  EXPECT_EQ(loaded.choose(4, 100000, true), "star");
-  std::ofstream(path) << "alpha_s: 1\nbeta_s_per_byte: 1\ngamma_s_per_byte: 1\n"
-                      << "measured: {ranks: 2, bytes: [1, 2], best: [ring, butterfly]}\n";
-  EXPECT_THROW(CostModel::load(path), ConfigError);
-  EXPECT_THROW(CostModel::load(path + ".missing"), ConfigError);
+  CostModel copy = CostModel::deserialize(model.serialize());
+  EXPECT_EQ(copy.serialize(), model.serialize());
+  EXPECT_EQ(copy.measured_best, model.measured_best);
+  EXPECT_EQ(copy.measured_bytes, model.measured_bytes);
+  EXPECT_EQ(copy.choose(4, 100000, true), "star");
+  std::vector<double> values = model.serialize();
+  values.back() = 7;  // no algorithm has code 7
+  EXPECT_THROW(CostModel::deserialize(values), CommError);
+  values.pop_back();  // fewer values than the header announces
+  EXPECT_THROW(CostModel::deserialize(values), CommError);
+  EXPECT_THROW(CostModel::deserialize({}), CommError);
 }
 
 TEST(Errors, DebugModeNamesBothSidesOfAMismatch) {
@@ -299,7 +304,8 @@ TEST(Errors, SilentPeerGivesTimeoutNamingTheOp) {
         }
       },
       options);
-  EXPECT_NE(message.find("rank 0: allreduce(ring, 100 x float32) (sequence number 0) timed out"),
+  // Sequence number 0 is the constructor's cost model broadcast.
+  EXPECT_NE(message.find("rank 0: allreduce(ring, 100 x float32) (sequence number 1) timed out"),
             std::string::npos)
       << message;
 }
@@ -379,6 +385,99 @@ TEST(Transport, SplitFormsSubgroupsByColorOrderedByKey) {
                 EXPECT_EQ(x, 6);
               },
               {}, {children[4], children[2], children[0]});
+}
+
+// The avg tolerance is derived from rounding (verify.cpp): a correctly rounded average and one
+// off by 1 ulp pass, one off by 3 ulps of its dtype is counted wrong, for every floating dtype.
+TEST(Verify, AvgToleranceAcceptsOneUlpAndRejectsThreeUlps) {
+  const int P = 5;  // sum / 5 is inexact in binary: the division really rounds
+  const std::int64_t n = 9;
+  for (DType dtype : {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16}) {
+    const std::size_t elem = dtype_size(dtype);
+    std::vector<char> memory(n * elem);
+    Buffer buffer{memory.data(), n, dtype};
+    // The pattern's sums are small integers, exact in float64; the average is then divided in
+    // the dtype as the collectives do (float32 for the 16-bit types, then rounded to them).
+    std::vector<double> sums(n, 0.0);
+    for (int r = 0; r < P; ++r) {
+      for (std::int64_t i = 0; i < n; ++i) sums[i] += pattern(r, i);
+    }
+    auto element_bits = [&](std::int64_t i) { return memory.data() + i * elem; };
+    auto store = [&](std::int64_t i, double sum) {
+      switch (dtype) {
+        case DType::kFloat32: {
+          float v = static_cast<float>(sum) / static_cast<float>(P);
+          std::memcpy(element_bits(i), &v, elem);
+          break;
+        }
+        case DType::kFloat64: {
+          double v = sum / P;
+          std::memcpy(element_bits(i), &v, elem);
+          break;
+        }
+        case DType::kFloat16: {
+          c10::Half v(static_cast<float>(sum) / static_cast<float>(P));
+          std::memcpy(element_bits(i), &v, elem);
+          break;
+        }
+        default: {
+          c10::BFloat16 v(static_cast<float>(sum) / static_cast<float>(P));
+          std::memcpy(element_bits(i), &v, elem);
+          break;
+        }
+      }
+    };
+    // Moves element i by `ulps` units in the last place away from zero: its integer bit pattern
+    // (sign-magnitude) grows by `ulps`.
+    auto nudge = [&](std::int64_t i, int ulps) {
+      if (elem == 8) {
+        std::uint64_t bits;
+        std::memcpy(&bits, element_bits(i), 8);
+        bits += ulps;
+        std::memcpy(element_bits(i), &bits, 8);
+      } else if (elem == 4) {
+        std::uint32_t bits;
+        std::memcpy(&bits, element_bits(i), 4);
+        bits += ulps;
+        std::memcpy(element_bits(i), &bits, 4);
+      } else {
+        std::uint16_t bits;
+        std::memcpy(&bits, element_bits(i), 2);
+        bits = static_cast<std::uint16_t>(bits + ulps);
+        std::memcpy(element_bits(i), &bits, 2);
+      }
+    };
+    std::int64_t nonzero = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      store(i, sums[i]);
+      nonzero += sums[i] != 0;
+    }
+    ASSERT_EQ(count_wrong(buffer, ReduceOp::kAvg, P), 0) << dtype_name(dtype);
+    ASSERT_GT(nonzero, 0);
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (sums[i] == 0) continue;
+      store(i, sums[i]);
+      nudge(i, 1);
+      EXPECT_EQ(count_wrong(buffer, ReduceOp::kAvg, P), 0)
+          << dtype_name(dtype) << " element " << i << " 1 ulp off";
+      store(i, sums[i]);
+      nudge(i, 3);
+      EXPECT_EQ(count_wrong(buffer, ReduceOp::kAvg, P), 1)
+          << dtype_name(dtype) << " element " << i << " 3 ulps off";
+      store(i, sums[i]);
+    }
+  }
+}
+
+TEST(Verify, Uint8HasNoReductions) {
+  std::uint8_t bytes[4] = {1, 2, 3, 4};
+  EXPECT_THROW(reduce_into(Buffer{bytes, 4, DType::kUInt8}, bytes, ReduceOp::kMax), CheckError);
+  EXPECT_EQ(parse_dtype("uint8"), DType::kUInt8);
+  EXPECT_EQ(dtype_size(DType::kUInt8), 1u);
+  spawn_ranks(2, [&](Communicator& comm) {
+    std::uint8_t mine[4] = {1, 2, 3, 4};
+    EXPECT_THROW((void)comm.allreduce(Buffer{mine, 4, DType::kUInt8}, ReduceOp::kSum), CheckError);
+  });
 }
 
 }  // namespace

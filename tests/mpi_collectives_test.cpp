@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstring>
 #include <numeric>
 
@@ -74,6 +75,57 @@ TEST(MpiCollectives, AllgatherBroadcastAlltoallBarrier) {
       .wait();
   for (int j = 0; j < P; ++j) EXPECT_EQ(recv[j], 100 * j + r);
   comm().barrier().wait();
+}
+
+TEST(MpiPayloads, AllgatherBytesOfDifferentSizesPerRank) {
+  const int P = comm().size(), r = comm().rank();
+  auto bytes_of = [](int rank) {
+    // Rank 1 sends nothing, the last rank much more than the others.
+    std::size_t size = rank == 1 ? 0 : (rank == 4 ? 1 << 20 : 3 + rank);
+    std::vector<std::uint8_t> bytes(size);
+    for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<std::uint8_t>(rank + 5 * i);
+    return bytes;
+  };
+  BytesResult result = comm().allgather_bytes(bytes_of(r));
+  result.work.wait();
+  ASSERT_EQ(result.data->size(), static_cast<std::size_t>(P));
+  for (int q = 0; q < P; ++q) EXPECT_EQ((*result.data)[q], bytes_of(q)) << "rank " << q;
+}
+
+// Every k, every root: whichever ranks come first, the root names k distinct ranks (itself
+// among them) and holds their blocks. A communicator of its own, so that the receives of late
+// blocks are cancelled by its destructor while MPI is still initialised.
+TEST(MpiPayloads, GatherFirstKNamesTheArrivalsAndLaterCollectivesStayCorrect) {
+  CommOptions options;
+  options.timeout = std::chrono::seconds(60);
+  options.debug_checks = true;
+  Communicator local(std::make_shared<MpiTransport>(MPI_COMM_WORLD), options);
+  const int P = local.size(), r = local.rank();
+  const std::int64_t n = 3;
+  for (int root = 0; root < P; ++root) {
+    for (int k = 1; k <= P; ++k) {
+      std::vector<std::int64_t> mine(n, 1000 * k + r), out(k * n, -1);
+      FirstKResult result = local.gather_first_k(Buffer{mine.data(), n, DType::kInt64},
+                                                 Buffer{out.data(), k * n, DType::kInt64}, k, root);
+      result.work.wait();
+      if (r != root) {
+        EXPECT_TRUE(result.ranks->empty());
+        continue;
+      }
+      const std::vector<int>& ranks = *result.ranks;
+      ASSERT_EQ(ranks.size(), static_cast<std::size_t>(k));
+      EXPECT_TRUE(std::is_sorted(ranks.begin(), ranks.end()));
+      EXPECT_TRUE(std::adjacent_find(ranks.begin(), ranks.end()) == ranks.end());
+      EXPECT_NE(std::find(ranks.begin(), ranks.end(), root), ranks.end());
+      for (int j = 0; j < k; ++j) {
+        for (std::int64_t i = 0; i < n; ++i) EXPECT_EQ(out[j * n + i], 1000 * k + ranks[j]);
+      }
+    }
+    std::int64_t sum = r;
+    local.allreduce(Buffer{&sum, 1, DType::kInt64}, ReduceOp::kSum).wait();
+    EXPECT_EQ(sum, P * (P - 1) / 2);
+  }
+  local.barrier().wait();
 }
 
 }  // namespace

@@ -1,0 +1,89 @@
+#include "collectives/partial_gather.h"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "collectives/blocks.h"
+#include "common/error.h"
+
+namespace braid {
+
+void LateReceives::reap(int tag) {
+  auto finished = [tag](Entry& entry) {
+    if (entry.request->tag() == tag) return true;
+    try {
+      return entry.request->test();
+    } catch (const std::exception&) {
+      return true;  // a failed late block was going to be discarded anyway
+    }
+  };
+  entries_.erase(std::remove_if(entries_.begin(), entries_.end(), finished), entries_.end());
+}
+
+namespace {
+
+// Polls `pending` until `needed` have completed (recording their index in `arrived`) or the
+// deadline passes. Spins, then yields, then sleeps, as Request::wait_until does.
+bool wait_for_some(std::vector<RequestPtr>& pending, std::vector<int>& arrived, int needed,
+                   Clock::time_point deadline) {
+  for (int spins = 0; static_cast<int>(arrived.size()) < needed; ++spins) {
+    for (std::size_t i = 0; i < pending.size(); ++i) {
+      if (pending[i] && pending[i]->test()) {
+        pending[i].reset();
+        arrived.push_back(static_cast<int>(i));
+        if (static_cast<int>(arrived.size()) == needed) return true;
+      }
+    }
+    if (spins >= 64 && (spins & 63) == 0 && Clock::now() >= deadline) return false;
+    if (spins >= 4096) {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    } else if (spins >= 64) {
+      std::this_thread::yield();
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<int> gather_first_k(OpContext& ctx, Buffer input, Buffer output, int k, int root,
+                                LateReceives& late) {
+  const int P = ctx.size(), r = ctx.rank();
+  BRAID_CHECK(root >= 0 && root < P, "gather_first_k root ", root, " of ", P);
+  BRAID_CHECK(k >= 1 && k <= P, "gather_first_k needs 1 <= k <= ", P, ", got k = ", k);
+  if (r != root) {
+    auto request = ctx.send(input, root);
+    ctx.wait(*request);
+    return {};
+  }
+  BRAID_CHECK(output.count == k * input.count && output.dtype == input.dtype,
+              "gather_first_k output has ", output.count, " elements, needs k * ", input.count);
+  std::vector<std::unique_ptr<std::vector<char>>> staging(P);
+  std::vector<RequestPtr> pending(P);
+  for (int peer = 0; peer < P; ++peer) {
+    if (peer == root) continue;
+    staging[peer] = std::make_unique<std::vector<char>>(input.bytes());
+    pending[peer] = ctx.recv(staging[peer]->data(), input.bytes(), peer);
+  }
+  std::vector<int> arrived;
+  const bool complete = wait_for_some(pending, arrived, k - 1, ctx.deadline());
+  for (int peer = 0; peer < P; ++peer) {
+    if (pending[peer]) late.add({std::move(staging[peer]), std::move(pending[peer])});
+  }
+  if (!complete) {
+    throw TimeoutError(str_cat("rank ", r, ": ", ctx.op(), " timed out with ", arrived.size(),
+                               " of the ", k - 1, " blocks it needs from other ranks"));
+  }
+  arrived.push_back(root);
+  std::sort(arrived.begin(), arrived.end());
+  for (std::size_t j = 0; j < arrived.size(); ++j) {
+    Buffer block = output.slice(static_cast<std::int64_t>(j) * input.count, input.count);
+    const int from = arrived[j];
+    copy_block(block,
+               from == root ? input : Buffer{staging[from]->data(), input.count, input.dtype});
+  }
+  return arrived;
+}
+
+}  // namespace braid
