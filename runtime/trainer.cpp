@@ -182,10 +182,10 @@ TrainSummary train(const World& world, const Config& config) {
 
   DataParallel dp(comm, named_parameters(*model), dp_options);
   auto optimizer = make_optimizer(config.optimizer, model->parameters());
-  Checkpointer checkpointer(config.run.dir, rank, P);
+  Checkpointer checkpointer(config.run.dir, rank, P, resume_fingerprint(config));
   TrainPosition position;
   if (config.train.resume == "auto") {
-    if (auto restored = checkpointer.load_latest(*model, *optimizer, dp.strategy())) {
+    if (auto restored = checkpointer.load_latest(*comm, *model, *optimizer, dp.strategy())) {
       position = *restored;
       spdlog::info("resumed from {} at step {}", checkpointer.latest_path(), position.step);
     }
