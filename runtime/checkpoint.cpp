@@ -128,8 +128,8 @@ std::vector<int> failing_ranks(Communicator& comm, bool ok) {
 void agree_or_throw(Communicator& comm, const std::string& error, const std::string& what) {
   const std::vector<int> failing = failing_ranks(comm, error.empty());
   if (failing.empty()) return;
-  throw CheckpointError(str_cat(what, " on rank(s) ", rank_list(failing),
-                                error.empty() ? "" : ": " + error));
+  throw CheckpointError(
+      str_cat(what, " on rank(s) ", rank_list(failing), error.empty() ? "" : ": " + error));
 }
 
 std::string encode_fingerprint(const ResumeFingerprint& fingerprint) {
@@ -256,19 +256,19 @@ void check_compatible(Communicator& comm, InputArchive& archive, const std::stri
     changes = fingerprint_changes(decode_fingerprint(stored.toStringRef()), fingerprint, path);
     const std::int64_t world = read_int(archive, "meta/world");
     if (world != comm.size()) {
-      mismatch = str_cat(path, " was written by a run of ", world, " ranks; this run has ",
-                         comm.size());
+      mismatch =
+          str_cat(path, " was written by a run of ", world, " ranks; this run has ", comm.size());
     }
   } catch (const std::exception& e) {
     mismatch = str_cat(path, ": ", e.what());
   }
   const std::vector<int> changed = failing_ranks(comm, changes.empty());
   if (!changed.empty()) {
-    throw ConfigError(str_cat(
-        "resume: ",
-        changes.empty() ? str_cat("rank(s) ", rank_list(changed), " found a changed config") :
-                          changes,
-        "; use a new run.dir or restore the value"));
+    throw ConfigError(
+        str_cat("resume: ",
+                changes.empty() ? str_cat("rank(s) ", rank_list(changed), " found a changed config")
+                                : changes,
+                "; use a new run.dir or restore the value"));
   }
   agree_or_throw(comm, mismatch, "the checkpoint does not match this run");
 }
@@ -344,8 +344,9 @@ void Checkpointer::save(Communicator& comm, const TrainPosition& position,
     error = e.what();
   }
   agree_or_throw(comm, error,
-                 str_cat("checkpoint ", name, " was not written (`latest` still names the "
-                                              "previous checkpoint)"));
+                 str_cat("checkpoint ", name,
+                         " was not written (`latest` still names the "
+                         "previous checkpoint)"));
   if (rank_ == 0) {
     try {
       write_durably(fs::path(dir_) / "latest", name + "\n");
@@ -358,8 +359,9 @@ void Checkpointer::save(Communicator& comm, const TrainPosition& position,
   current_ = path;
 }
 
-// Keeps the `keep_` newest steps up to `newest`; newer ones are leftovers of a failed save or of
-// a timeline abandoned by a fallback, which `latest` can no longer reach.
+// Keeps the `keep_` newest steps up to `newest`. Newer directories are left alone: other ranks
+// may already be writing the next checkpoint, and leftovers of a failed save or of a timeline
+// abandoned by a fallback are never loaded; they are overwritten or pruned once passed.
 void Checkpointer::prune(std::int64_t newest) const {
   std::vector<std::pair<std::int64_t, fs::path>> steps;
   std::error_code ec;
@@ -370,10 +372,7 @@ void Checkpointer::prune(std::int64_t newest) const {
   std::sort(steps.begin(), steps.end(), [](const auto& a, const auto& b) { return a > b; });
   int kept = 0;
   for (const auto& [step, path] : steps) {
-    if (step <= newest && kept < keep_) {
-      ++kept;
-      continue;
-    }
+    if (step > newest || kept++ < keep_) continue;
     fs::remove_all(path, ec);
     if (ec) {
       spdlog::warn("cannot remove old checkpoint {}: {}", path.string(), ec.message());
@@ -424,8 +423,7 @@ std::vector<std::int64_t> Checkpointer::candidate_steps(Communicator& comm) cons
   return steps;
 }
 
-std::optional<TrainPosition> Checkpointer::load_latest(Communicator& comm,
-                                                       torch::nn::Module& model,
+std::optional<TrainPosition> Checkpointer::load_latest(Communicator& comm, torch::nn::Module& model,
                                                        torch::optim::Optimizer& optimizer,
                                                        SyncStrategy& strategy) {
   const std::vector<std::int64_t> steps = candidate_steps(comm);
@@ -464,13 +462,13 @@ std::optional<TrainPosition> Checkpointer::load_latest(Communicator& comm,
                    i + 1 < steps.size() ? "falling back to " + step_dir_name(steps[i + 1])
                                         : std::string("no older checkpoint"));
     }
-    problems += str_cat("; ", name, ":");
-    for (int r : bad) problems += fmt::format(" rank-{:05d}.ckpt", r);
-    if (!cause.empty()) problems += str_cat(" (", path, ": ", cause, ")");
+    for (int r : bad) {
+      problems += fmt::format("{}{}/rank-{:05d}.ckpt", problems.empty() ? "" : "; ", name, r);
+      if (r == rank_) problems += ": " + cause;
+    }
   }
-  throw CheckpointError(str_cat("no checkpoint in ", dir_, " is readable on every rank; unreadable",
-                                problems,
-                                "; refusing to restart from step 0 over them (choose another "
+  throw CheckpointError(str_cat("no checkpoint in ", dir_, " is readable on every rank (", problems,
+                                "); refusing to restart from step 0 over them (choose another "
                                 "run.dir to start over)"));
 }
 

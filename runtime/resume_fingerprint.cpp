@@ -47,7 +47,8 @@ std::string fingerprint_changes(const ResumeFingerprint& stored, const ResumeFin
     const std::string was = it == before.end() ? "not recorded" : it->second;
     if (was == value) continue;
     if (!changes.empty()) changes += "; ";
-    changes += fmt::format("{} was {} in checkpoint {}, the config says {}", key, was, source, value);
+    changes +=
+        fmt::format("{} was {} in checkpoint {}, the config says {}", key, was, source, value);
   }
   return changes;
 }
