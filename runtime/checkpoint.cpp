@@ -313,6 +313,24 @@ TrainPosition restore_state(InputArchive& archive, torch::nn::Module& model,
                        read_int(archive, "meta/step_in_epoch")};
 }
 
+// Collective: restores the step every rank can read, after checking it belongs to this run.
+TrainPosition restore_agreed(Communicator& comm, InputArchive& archive, const std::string& path,
+                             const ResumeFingerprint& fingerprint, torch::nn::Module& model,
+                             torch::optim::Optimizer& optimizer, SyncStrategy& strategy) {
+  check_compatible(comm, archive, path, fingerprint);
+  std::string error;
+  TrainPosition position;
+  try {
+    position = restore_state(archive, model, optimizer, strategy);
+  } catch (const std::exception& e) {
+    error = str_cat(path, ": ", e.what());
+  }
+  agree_or_throw(comm, error, "restoring the checkpoint failed");
+  // Ranks that restored different states must not train on as if they were replicas.
+  check_replicas_identical(comm, model.parameters());
+  return position;
+}
+
 }  // namespace
 
 Checkpointer::Checkpointer(std::string run_dir, int rank, int world, ResumeFingerprint fingerprint,
@@ -345,8 +363,7 @@ void Checkpointer::save(Communicator& comm, const TrainPosition& position,
   }
   agree_or_throw(comm, error,
                  str_cat("checkpoint ", name,
-                         " was not written (`latest` still names the "
-                         "previous checkpoint)"));
+                         " was not written (`latest` still names the previous checkpoint)"));
   if (rank_ == 0) {
     try {
       write_durably(fs::path(dir_) / "latest", name + "\n");
@@ -442,17 +459,8 @@ std::optional<TrainPosition> Checkpointer::load_latest(Communicator& comm, torch
     }
     const std::vector<int> bad = failing_ranks(comm, cause.empty());
     if (bad.empty()) {
-      check_compatible(comm, *archive, path, fingerprint_);
-      std::string error;
-      TrainPosition position;
-      try {
-        position = restore_state(*archive, model, optimizer, strategy);
-      } catch (const std::exception& e) {
-        error = str_cat(path, ": ", e.what());
-      }
-      agree_or_throw(comm, error, "restoring the checkpoint failed");
-      // Ranks that restored different states must not train on as if they were replicas.
-      check_replicas_identical(comm, model.parameters());
+      TrainPosition position =
+          restore_agreed(comm, *archive, path, fingerprint_, model, optimizer, strategy);
       current_ = path;
       return position;
     }
