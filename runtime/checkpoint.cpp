@@ -1,30 +1,43 @@
 #include "runtime/checkpoint.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <fcntl.h>
 #include <fmt/core.h>
+#include <spdlog/spdlog.h>
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include "collectives/communicator.h"
 #include "common/error.h"
+#include "optimizers/replicas.h"
 #include "optimizers/sync_strategy.h"
 
 namespace braid {
 
 namespace fs = std::filesystem;
+using torch::serialize::InputArchive;
+using torch::serialize::OutputArchive;
 
 namespace {
 
 constexpr char kMagic[8] = {'B', 'R', 'A', 'I', 'D', 'C', 'K', 'P'};
-constexpr std::uint32_t kVersion = 1;
+// 2: the resume fingerprint ("meta/resume") was added.
+constexpr std::uint32_t kVersion = 2;
+constexpr std::size_t kHeader =
+    sizeof kMagic + sizeof(std::uint32_t) + sizeof(std::uint64_t) + sizeof(std::uint32_t);
 
 std::uint32_t crc32_of(const std::string& bytes) {
   uLong crc = crc32(0L, Z_NULL, 0);
@@ -37,172 +50,434 @@ std::uint32_t crc32_of(const std::string& bytes) {
   return static_cast<std::uint32_t>(crc);
 }
 
-void write_atomically(const fs::path& path, const std::string& header, const std::string& payload) {
+[[noreturn]] void throw_errno(const char* what, const fs::path& path) {
+  throw CheckpointError(str_cat("cannot ", what, " ", path.string(), ": ", std::strerror(errno)));
+}
+
+// Closes the descriptor on every path out, keeping errno of the call that failed.
+struct FileDescriptor {
+  int fd;
+  ~FileDescriptor() {
+    const int saved = errno;
+    if (fd >= 0) ::close(fd);
+    errno = saved;
+  }
+};
+
+// What makes a write or a rename (for a directory) survive a power loss.
+void sync_path(const fs::path& path) {
+  FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (file.fd < 0) throw_errno("open", path);
+  if (::fsync(file.fd) != 0) throw_errno("fsync", path);
+}
+
+// Temporary file, fsync, rename, fsync of the directory: readers see the old file or the whole
+// new one, also after a crash.
+void write_durably(const fs::path& path, const std::string& bytes) {
   fs::path tmp = path;
   tmp += ".tmp";
   {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    out.write(payload.data(), static_cast<std::streamsize>(payload.size()));
-    out.flush();
-    if (!out) throw CheckpointError(str_cat("cannot write checkpoint file ", tmp.string()));
+    FileDescriptor file{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
+    if (file.fd < 0) throw_errno("create", tmp);
+    for (std::size_t done = 0; done < bytes.size();) {
+      const ssize_t n = ::write(file.fd, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw_errno("write", tmp);
+      done += static_cast<std::size_t>(n);
+    }
+    if (::fsync(file.fd) != 0) throw_errno("fsync", tmp);
   }
-  // rename() is atomic within a file system: readers see the old file or the whole new one.
-  fs::rename(tmp, path);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) throw_errno("rename into place", tmp);
+  sync_path(path.parent_path());
+}
+
+std::string step_dir_name(std::int64_t step) { return fmt::format("step-{:08d}", step); }
+
+// The step a "step-NNNNNNNN" name stands for.
+std::optional<std::int64_t> parse_step(const std::string& name) {
+  constexpr std::size_t kPrefix = 5;
+  if (name.rfind("step-", 0) != 0 || name.size() == kPrefix || name.size() > kPrefix + 18) {
+    return std::nullopt;
+  }
+  for (std::size_t i = kPrefix; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return std::nullopt;
+  }
+  return std::stoll(name.substr(kPrefix));
+}
+
+std::string rank_list(const std::vector<int>& ranks) {
+  std::string list;
+  for (int r : ranks) list += (list.empty() ? "" : ", ") + std::to_string(r);
+  return list;
+}
+
+// Collective: the ranks for which `ok` is false; the same list on every rank.
+std::vector<int> failing_ranks(Communicator& comm, bool ok) {
+  std::vector<std::int64_t> all(comm.size());
+  std::int64_t mine = ok ? 1 : 0;
+  comm.allgather(Buffer{&mine, 1, DType::kInt64}, Buffer{all.data(), comm.size(), DType::kInt64})
+      .wait();
+  std::vector<int> failing;
+  for (int r = 0; r < comm.size(); ++r) {
+    if (all[r] == 0) failing.push_back(r);
+  }
+  return failing;
+}
+
+// Collective: a CheckpointError on every rank when `error` is set on any.
+void agree_or_throw(Communicator& comm, const std::string& error, const std::string& what) {
+  const std::vector<int> failing = failing_ranks(comm, error.empty());
+  if (failing.empty()) return;
+  throw CheckpointError(
+      str_cat(what, " on rank(s) ", rank_list(failing), error.empty() ? "" : ": " + error));
+}
+
+std::string encode_fingerprint(const ResumeFingerprint& fingerprint) {
+  std::string text;
+  for (const auto& [key, value] : fingerprint) text += key + "=" + value + "\n";
+  return text;
+}
+
+ResumeFingerprint decode_fingerprint(const std::string& text) {
+  ResumeFingerprint fingerprint;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    const auto eq = line.find('=');
+    if (eq != std::string::npos) fingerprint.emplace_back(line.substr(0, eq), line.substr(eq + 1));
+  }
+  return fingerprint;
 }
 
 at::Tensor scalar(std::int64_t v) { return at::scalar_tensor(v, at::kLong); }
 
-std::string step_dir_name(std::int64_t step) { return fmt::format("step-{:08d}", step); }
+std::int64_t read_int(InputArchive& archive, const char* key) {
+  at::Tensor t;
+  archive.read(key, t);
+  return t.item<std::int64_t>();
+}
 
-}  // namespace
-
-Checkpointer::Checkpointer(std::string run_dir, int rank, int world, int keep)
-    : dir_((fs::path(run_dir) / "checkpoints").string()), rank_(rank), world_(world), keep_(keep) {}
-
-void Checkpointer::save(Communicator& comm, const TrainPosition& position,
-                        const torch::nn::Module& model, const torch::optim::Optimizer& optimizer,
-                        const SyncStrategy& strategy) {
-  torch::serialize::OutputArchive archive;
+// The LibTorch archive of one rank's checkpoint: flat dotted names (not Module::save's nested
+// archives) so loading can name what is missing.
+std::string serialize(const TrainPosition& position, int rank, int world,
+                      const ResumeFingerprint& fingerprint, const torch::nn::Module& model,
+                      const torch::optim::Optimizer& optimizer, const SyncStrategy& strategy) {
+  OutputArchive archive;
   archive.write("meta/step", scalar(position.step));
   archive.write("meta/epoch", scalar(position.epoch));
   archive.write("meta/step_in_epoch", scalar(position.step_in_epoch));
-  archive.write("meta/world", scalar(world_));
-  archive.write("meta/rank", scalar(rank_));
-  // Flat dotted names (not Module::save's nested archives) so loading can name what is missing.
-  torch::serialize::OutputArchive model_archive, optimizer_archive, strategy_archive;
+  archive.write("meta/world", scalar(world));
+  archive.write("meta/rank", scalar(rank));
+  archive.write("meta/resume", c10::IValue(encode_fingerprint(fingerprint)));
+  OutputArchive model_archive, optimizer_archive, strategy_archive;
   for (const auto& item : model.named_parameters()) model_archive.write(item.key(), item.value());
-  for (const auto& item : model.named_buffers())
+  for (const auto& item : model.named_buffers()) {
     model_archive.write(item.key(), item.value(), true);
+  }
   optimizer.save(optimizer_archive);
   for (const auto& [name, tensor] : strategy.state()) strategy_archive.write(name, tensor);
   archive.write("model", model_archive);
   archive.write("optimizer", optimizer_archive);
   archive.write("strategy", strategy_archive);
-  archive.write("rng", at::detail::getDefaultCPUGenerator().get_state());
-
-  std::ostringstream payload_stream;
-  archive.save_to(payload_stream);
-  std::string payload = payload_stream.str();
-  std::string header(kMagic, sizeof kMagic);
-  std::uint32_t crc = crc32_of(payload);
-  std::uint64_t length = payload.size();
-  header.append(reinterpret_cast<const char*>(&kVersion), sizeof kVersion);
-  header.append(reinterpret_cast<const char*>(&length), sizeof length);
-  header.append(reinterpret_cast<const char*>(&crc), sizeof crc);
-
-  const fs::path step_dir = fs::path(dir_) / step_dir_name(position.step);
-  fs::create_directories(step_dir);
-  write_atomically(step_dir / fmt::format("rank-{:05d}.ckpt", rank_), header, payload);
-  comm.barrier().wait();  // every rank's file is complete before `latest` moves
-  if (rank_ == 0) {
-    write_atomically(fs::path(dir_) / "latest", "", step_dir_name(position.step) + "\n");
-    // Keep the newest `keep_` complete checkpoints.
-    std::vector<fs::path> steps;
-    for (const auto& entry : fs::directory_iterator(dir_)) {
-      if (entry.is_directory() && entry.path().filename().string().rfind("step-", 0) == 0) {
-        steps.push_back(entry.path());
-      }
-    }
-    std::sort(steps.begin(), steps.end());
-    for (std::size_t i = 0; i + keep_ < steps.size(); ++i) fs::remove_all(steps[i]);
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    archive.write("rng", generator.get_state());
   }
-  comm.barrier().wait();
+  std::ostringstream out;
+  archive.save_to(out);
+  return out.str();
 }
 
-std::string Checkpointer::latest_path() const {
-  std::ifstream in(fs::path(dir_) / "latest");
-  std::string name;
-  if (!(in >> name)) return "";
-  return (fs::path(dir_) / name / fmt::format("rank-{:05d}.ckpt", rank_)).string();
+// Magic, version, payload length and CRC-32, then the payload.
+std::string frame(const std::string& payload) {
+  std::string file(kMagic, sizeof kMagic);
+  const std::uint32_t crc = crc32_of(payload);
+  const std::uint64_t length = payload.size();
+  file.append(reinterpret_cast<const char*>(&kVersion), sizeof kVersion);
+  file.append(reinterpret_cast<const char*>(&length), sizeof length);
+  file.append(reinterpret_cast<const char*>(&crc), sizeof crc);
+  return file + payload;
 }
 
-std::optional<TrainPosition> Checkpointer::load_latest(torch::nn::Module& model,
-                                                       torch::optim::Optimizer& optimizer,
-                                                       SyncStrategy& strategy) {
-  const std::string path = latest_path();
-  if (path.empty()) {
-    if (fs::exists(dir_) && !fs::is_empty(dir_)) {
-      throw CheckpointError(str_cat("checkpoint directory ", dir_,
-                                    " has files but no readable 'latest' pointer; refusing to "
-                                    "restart from step 0 over it"));
-    }
-    return std::nullopt;
-  }
-  auto fail = [&](const std::string& why) -> CheckpointError {
-    return CheckpointError(str_cat("checkpoint ", path, ": ", why));
-  };
+// The payload of a checkpoint file, or a CheckpointError saying what is wrong with it.
+std::string unframe(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw fail("cannot open it (missing for this rank?)");
+  if (!in) throw CheckpointError("cannot open it (missing for this rank?)");
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  constexpr std::size_t kHeader =
-      sizeof kMagic + sizeof(std::uint32_t) + sizeof(std::uint64_t) + sizeof(std::uint32_t);
   if (bytes.size() < kHeader || bytes.compare(0, sizeof kMagic, kMagic, sizeof kMagic) != 0) {
-    throw fail("not a braid checkpoint (bad magic)");
+    throw CheckpointError("not a braid checkpoint (bad magic)");
   }
   std::uint32_t version, crc;
   std::uint64_t length;
   std::memcpy(&version, bytes.data() + 8, 4);
   std::memcpy(&length, bytes.data() + 12, 8);
   std::memcpy(&crc, bytes.data() + 20, 4);
-  if (version != kVersion) throw fail(str_cat("format version ", version, ", expected ", kVersion));
+  if (version != kVersion) {
+    throw CheckpointError(str_cat(
+        "format version ", version, "; this braid reads version ", kVersion,
+        version < kVersion ? " (older files lack the resume fingerprint: resume with the braid "
+                             "that wrote them, or start a new run.dir)"
+                           : " (written by a newer braid)"));
+  }
   if (bytes.size() - kHeader != length) {
-    throw fail(str_cat("truncated or padded: ", bytes.size() - kHeader,
-                       " payload bytes, header says ", length));
+    throw CheckpointError(str_cat("truncated or padded: ", bytes.size() - kHeader,
+                                  " payload bytes, header says ", length));
   }
   std::string payload = bytes.substr(kHeader);
-  if (crc32_of(payload) != crc) throw fail("corrupt: CRC-32 mismatch");
+  if (crc32_of(payload) != crc) throw CheckpointError("corrupt: CRC-32 mismatch");
+  return payload;
+}
 
+// Everything that makes a file unusable whatever the run: the causes that make ranks fall back.
+InputArchive open_archive(const std::string& path, std::int64_t step, int rank) {
+  const std::string payload = unframe(path);
+  InputArchive archive;
   try {
-    torch::serialize::InputArchive archive;
-    std::istringstream payload_stream(payload);
-    archive.load_from(payload_stream);
-    auto read_int = [&](const char* key) {
-      at::Tensor t;
-      archive.read(key, t);
-      return t.item<std::int64_t>();
-    };
-    if (read_int("meta/world") != world_) {
-      throw fail(
-          str_cat("written by a run of ", read_int("meta/world"), " ranks; this run has ", world_));
-    }
-    torch::serialize::InputArchive model_archive, optimizer_archive, strategy_archive;
-    archive.read("model", model_archive);
-    auto restore = [&](const std::string& name, at::Tensor& target, bool is_buffer) {
-      at::Tensor stored;
-      if (!model_archive.try_read(name, stored, is_buffer)) {
-        throw fail(str_cat("has no ", is_buffer ? "buffer" : "parameter", " '", name,
-                           "' (was it written for another model?)"));
-      }
-      if (stored.sizes() != target.sizes() || stored.scalar_type() != target.scalar_type()) {
-        std::ostringstream message;
-        message << "'" << name << "' is " << stored.sizes() << " " << stored.scalar_type()
-                << " in the checkpoint but " << target.sizes() << " " << target.scalar_type()
-                << " in the model";
-        throw fail(message.str());
-      }
-      torch::NoGradGuard no_grad;
-      target.copy_(stored);
-    };
-    for (auto& item : model.named_parameters()) restore(item.key(), item.value(), false);
-    for (auto& item : model.named_buffers()) restore(item.key(), item.value(), true);
-    archive.read("optimizer", optimizer_archive);
-    optimizer.load(optimizer_archive);
-    archive.read("strategy", strategy_archive);
-    NamedTensors state = strategy.state();
-    for (auto& [name, tensor] : state) strategy_archive.read(name, tensor);
-    strategy.load_state(state);
-    at::Tensor rng;
-    archive.read("rng", rng);
-    at::Generator generator = at::detail::getDefaultCPUGenerator();
-    generator.set_state(rng);
-    return TrainPosition{read_int("meta/step"), read_int("meta/epoch"),
-                         read_int("meta/step_in_epoch")};
-  } catch (const CheckpointError&) {
-    throw;
+    std::istringstream in(payload);
+    archive.load_from(in);
   } catch (const std::exception& e) {
-    throw fail(str_cat("cannot be restored: ", e.what()));
+    throw CheckpointError(str_cat("not a readable archive: ", e.what()));
   }
+  if (read_int(archive, "meta/step") != step || read_int(archive, "meta/rank") != rank) {
+    throw CheckpointError(str_cat("holds step ", read_int(archive, "meta/step"), " of rank ",
+                                  read_int(archive, "meta/rank"), ", not step ", step, " of rank ",
+                                  rank, " (a file copied to the wrong place?)"));
+  }
+  return archive;
+}
+
+// Collective: the chosen checkpoint belongs to this run. Nothing has been modified yet.
+void check_compatible(Communicator& comm, InputArchive& archive, const std::string& path,
+                      const ResumeFingerprint& fingerprint) {
+  std::string changes, mismatch;
+  try {
+    c10::IValue stored;
+    archive.read("meta/resume", stored);
+    changes = fingerprint_changes(decode_fingerprint(stored.toStringRef()), fingerprint, path);
+    const std::int64_t world = read_int(archive, "meta/world");
+    if (world != comm.size()) {
+      mismatch =
+          str_cat(path, " was written by a run of ", world, " ranks; this run has ", comm.size());
+    }
+  } catch (const std::exception& e) {
+    mismatch = str_cat(path, ": ", e.what());
+  }
+  const std::vector<int> changed = failing_ranks(comm, changes.empty());
+  if (!changed.empty()) {
+    throw ConfigError(
+        str_cat("resume: ",
+                changes.empty() ? str_cat("rank(s) ", rank_list(changed), " found a changed config")
+                                : changes,
+                "; use a new run.dir or restore the value"));
+  }
+  agree_or_throw(comm, mismatch, "the checkpoint does not match this run");
+}
+
+// Local: copies the archive into the run's objects. The caller makes the ranks agree.
+TrainPosition restore_state(InputArchive& archive, torch::nn::Module& model,
+                            torch::optim::Optimizer& optimizer, SyncStrategy& strategy) {
+  InputArchive model_archive, optimizer_archive, strategy_archive;
+  archive.read("model", model_archive);
+  auto restore = [&](const std::string& name, at::Tensor& target, bool is_buffer) {
+    at::Tensor stored;
+    if (!model_archive.try_read(name, stored, is_buffer)) {
+      throw CheckpointError(str_cat("has no ", is_buffer ? "buffer" : "parameter", " '", name,
+                                    "' (was it written for another model?)"));
+    }
+    if (stored.sizes() != target.sizes() || stored.scalar_type() != target.scalar_type()) {
+      std::ostringstream message;
+      message << "'" << name << "' is " << stored.sizes() << " " << stored.scalar_type()
+              << " in the checkpoint but " << target.sizes() << " " << target.scalar_type()
+              << " in the model";
+      throw CheckpointError(message.str());
+    }
+    torch::NoGradGuard no_grad;
+    target.copy_(stored);
+  };
+  for (auto& item : model.named_parameters()) restore(item.key(), item.value(), false);
+  for (auto& item : model.named_buffers()) restore(item.key(), item.value(), true);
+  archive.read("optimizer", optimizer_archive);
+  optimizer.load(optimizer_archive);
+  archive.read("strategy", strategy_archive);
+  NamedTensors state = strategy.state();
+  for (auto& [name, tensor] : state) strategy_archive.read(name, tensor);
+  strategy.load_state(state);
+  at::Tensor rng;
+  archive.read("rng", rng);
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(rng);
+  }
+  return TrainPosition{read_int(archive, "meta/step"), read_int(archive, "meta/epoch"),
+                       read_int(archive, "meta/step_in_epoch")};
+}
+
+// Collective: restores the step every rank can read, after checking it belongs to this run.
+TrainPosition restore_agreed(Communicator& comm, InputArchive& archive, const std::string& path,
+                             const ResumeFingerprint& fingerprint, torch::nn::Module& model,
+                             torch::optim::Optimizer& optimizer, SyncStrategy& strategy) {
+  check_compatible(comm, archive, path, fingerprint);
+  std::string error;
+  TrainPosition position;
+  try {
+    position = restore_state(archive, model, optimizer, strategy);
+  } catch (const std::exception& e) {
+    error = str_cat(path, ": ", e.what());
+  }
+  agree_or_throw(comm, error, "restoring the checkpoint failed");
+  // Ranks that restored different states must not train on as if they were replicas.
+  check_replicas_identical(comm, model.parameters());
+  return position;
+}
+
+}  // namespace
+
+Checkpointer::Checkpointer(std::string run_dir, int rank, int world, ResumeFingerprint fingerprint,
+                           int keep)
+    : dir_((fs::path(run_dir) / "checkpoints").string()),
+      rank_(rank),
+      world_(world),
+      keep_(keep),
+      fingerprint_(std::move(fingerprint)) {}
+
+std::string Checkpointer::rank_file(std::int64_t step) const {
+  return (fs::path(dir_) / step_dir_name(step) / fmt::format("rank-{:05d}.ckpt", rank_)).string();
+}
+
+void Checkpointer::save(Communicator& comm, const TrainPosition& position,
+                        const torch::nn::Module& model, const torch::optim::Optimizer& optimizer,
+                        const SyncStrategy& strategy) {
+  const std::string path = rank_file(position.step);
+  const std::string name = step_dir_name(position.step);
+  std::string error;
+  try {
+    const std::string file =
+        frame(serialize(position, rank_, world_, fingerprint_, model, optimizer, strategy));
+    fs::create_directories(fs::path(path).parent_path());
+    sync_path(dir_);  // the new step directory's entry
+    sync_path(fs::path(dir_).parent_path());
+    write_durably(path, file);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  agree_or_throw(comm, error,
+                 str_cat("checkpoint ", name,
+                         " was not written (`latest` still names the previous checkpoint)"));
+  if (rank_ == 0) {
+    try {
+      write_durably(fs::path(dir_) / "latest", name + "\n");
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  agree_or_throw(comm, error, str_cat("`latest` was not moved to ", name));
+  if (rank_ == 0) prune(position.step);
+  current_ = path;
+}
+
+// Keeps the `keep_` newest steps up to `newest`. Newer directories are left alone: other ranks
+// may already be writing the next checkpoint, and leftovers of a failed save or of a timeline
+// abandoned by a fallback are never loaded; they are overwritten or pruned once passed.
+void Checkpointer::prune(std::int64_t newest) const {
+  std::vector<std::pair<std::int64_t, fs::path>> steps;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+    auto step = parse_step(entry.path().filename().string());
+    if (step && entry.is_directory(ec)) steps.emplace_back(*step, entry.path());
+  }
+  std::sort(steps.begin(), steps.end(), [](const auto& a, const auto& b) { return a > b; });
+  int kept = 0;
+  for (const auto& [step, path] : steps) {
+    if (step > newest || kept++ < keep_) continue;
+    fs::remove_all(path, ec);
+    if (ec) {
+      spdlog::warn("cannot remove old checkpoint {}: {}", path.string(), ec.message());
+    }
+  }
+}
+
+std::vector<std::int64_t> Checkpointer::candidate_steps(Communicator& comm) const {
+  // Rank 0 owns `latest`; it names the candidates: the step of `latest`, then older ones.
+  enum : std::int64_t { kNone, kFound, kNoPointer, kUnlistable };
+  std::int64_t header[2] = {kNone, 0};
+  std::vector<std::int64_t> steps;
+  if (rank_ == 0) {
+    try {
+      std::optional<std::int64_t> latest;
+      std::string name;
+      if (std::ifstream in(fs::path(dir_) / "latest"); in >> name) latest = parse_step(name);
+      if (!fs::exists(dir_) || fs::is_empty(dir_)) {
+        header[0] = kNone;
+      } else if (!latest) {
+        header[0] = kNoPointer;
+      } else {
+        header[0] = kFound;
+        for (const auto& entry : fs::directory_iterator(dir_)) {
+          auto step = parse_step(entry.path().filename().string());
+          if (step && *step < *latest && entry.is_directory()) steps.push_back(*step);
+        }
+        std::sort(steps.rbegin(), steps.rend());
+        steps.insert(steps.begin(), *latest);
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("cannot list checkpoints in {}: {}", dir_, e.what());
+      header[0] = kUnlistable;
+    }
+    header[1] = static_cast<std::int64_t>(steps.size());
+  }
+  comm.broadcast(Buffer{header, 2, DType::kInt64}, 0).wait();
+  if (header[0] == kNoPointer) {
+    throw CheckpointError(str_cat("checkpoint directory ", dir_,
+                                  " has files but no readable 'latest' pointer; refusing to "
+                                  "restart from step 0 over it"));
+  }
+  if (header[0] == kUnlistable) {
+    throw CheckpointError(str_cat("rank 0 cannot list the checkpoints in ", dir_));
+  }
+  steps.resize(header[1]);
+  if (header[1] > 0) comm.broadcast(Buffer{steps.data(), header[1], DType::kInt64}, 0).wait();
+  return steps;
+}
+
+std::optional<TrainPosition> Checkpointer::load_latest(Communicator& comm, torch::nn::Module& model,
+                                                       torch::optim::Optimizer& optimizer,
+                                                       SyncStrategy& strategy) {
+  const std::vector<std::int64_t> steps = candidate_steps(comm);
+  if (steps.empty()) return std::nullopt;
+  std::string problems;
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const std::string path = rank_file(steps[i]);
+    std::optional<InputArchive> archive;
+    std::string cause;
+    try {
+      archive = open_archive(path, steps[i], rank_);
+    } catch (const std::exception& e) {
+      cause = e.what();
+      // Before the agreement, so the cause is printed even if another rank ends the job first.
+      spdlog::warn("checkpoint {} is unreadable: {}", path, cause);
+    }
+    const std::vector<int> bad = failing_ranks(comm, cause.empty());
+    if (bad.empty()) {
+      TrainPosition position =
+          restore_agreed(comm, *archive, path, fingerprint_, model, optimizer, strategy);
+      current_ = path;
+      return position;
+    }
+    const std::string name = step_dir_name(steps[i]);
+    if (rank_ == 0) {
+      spdlog::warn("checkpoint {} is unreadable on rank(s) {}; {}", name, rank_list(bad),
+                   i + 1 < steps.size() ? "falling back to " + step_dir_name(steps[i + 1])
+                                        : std::string("no older checkpoint"));
+    }
+    for (int r : bad) {
+      problems += fmt::format("{}{}/rank-{:05d}.ckpt", problems.empty() ? "" : "; ", name, r);
+      if (r == rank_) problems += ": " + cause;
+    }
+  }
+  throw CheckpointError(str_cat("no checkpoint in ", dir_, " is readable on every rank (", problems,
+                                "); refusing to restart from step 0 over them (choose another "
+                                "run.dir to start over)"));
 }
 
 }  // namespace braid

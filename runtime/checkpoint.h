@@ -1,18 +1,34 @@
-// Checkpoints: every rank writes its own file (model, optimizer, strategy state, RNG and data
-// position), since strategies may hold per-rank state (error residuals). Layout:
+// Checkpoints: every rank writes its own file (model, optimizer, strategy state, RNG, data
+// position and the resume fingerprint), since strategies may hold per-rank state (error
+// residuals). Layout:
 //   <run.dir>/checkpoints/step-00000100/rank-00000.ckpt
 //   <run.dir>/checkpoints/latest            text: the directory name of the newest complete one
 // A file is "BRAIDCKP", a format version, the payload length and its CRC-32, then a LibTorch
-// archive. Files are written to a temporary name, flushed and renamed, and `latest` moves only
-// after every rank has finished, so a crash never leaves a half-written checkpoint in use. The
-// two newest checkpoints are kept. Loading verifies magic, length, checksum, world size and
-// every parameter's name and shape; any mismatch is a CheckpointError naming the file and the
-// cause, never a silent restart.
+// archive.
+//
+// Durability: each file is written to a temporary name, fsynced, renamed and its directory
+// fsynced. Ranks then agree that every rank's write succeeded; only then does rank 0 move
+// `latest` (temporary file, fsync, rename, fsync of checkpoints/) and prune old checkpoints.
+// So `latest` never names a step whose files are not all complete, and the previous
+// checkpoint survives until the new one is. Step directories newer than `latest` are
+// leftovers of a failed save and are never loaded.
+//
+// Resuming (collective): the steps up to `latest` are tried newest first; a step is used only
+// if its file is intact on every rank, so a corrupt, truncated or missing file makes all ranks
+// fall back together to the newest step valid everywhere, with a warning naming the bad file
+// and the cause. If none is valid the result is a CheckpointError, never a silent restart.
+// The chosen checkpoint must have been written by the same world size (CheckpointError) and a
+// config with the same resume fingerprint (ConfigError naming the key, before anything is
+// modified); after restoring, replicas are checked to be identical (CommError otherwise).
+// Every error is raised on every rank. Only the training thread calls a Checkpointer.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "runtime/resume_fingerprint.h"
 
 namespace torch::nn {
 class Module;
@@ -34,20 +50,32 @@ struct TrainPosition {
 
 class Checkpointer {
  public:
-  Checkpointer(std::string run_dir, int rank, int world, int keep = 2);
+  // `fingerprint` is resume_fingerprint(config): stored by save(), compared by load_latest().
+  Checkpointer(std::string run_dir, int rank, int world, ResumeFingerprint fingerprint,
+               int keep = 2);
 
-  // Collective.
+  // Collective. A write failure on any rank is a CheckpointError on every rank; `latest` then
+  // still names the previous checkpoint.
   void save(Communicator& comm, const TrainPosition& position, const torch::nn::Module& model,
             const torch::optim::Optimizer& optimizer, const SyncStrategy& strategy);
-  // Restores model, optimizer, strategy and the torch RNG; nullopt when there is no checkpoint.
-  std::optional<TrainPosition> load_latest(torch::nn::Module& model,
+  // Collective. Restores model, optimizer, strategy and the torch RNG from the newest checkpoint
+  // valid on every rank; nullopt when there is no checkpoint.
+  std::optional<TrainPosition> load_latest(Communicator& comm, torch::nn::Module& model,
                                            torch::optim::Optimizer& optimizer,
                                            SyncStrategy& strategy);
-  std::string latest_path() const;  // this rank's file of the latest checkpoint, or ""
+  // This rank's file of the checkpoint last saved or restored, or "".
+  std::string latest_path() const { return current_; }
 
  private:
+  std::string rank_file(std::int64_t step) const;
+  std::vector<std::int64_t> candidate_steps(Communicator& comm) const;
+  void move_latest(std::int64_t step) const;
+  void prune(std::int64_t newest) const;
+
   std::string dir_;
   int rank_, world_, keep_;
+  ResumeFingerprint fingerprint_;
+  std::string current_;
 };
 
 }  // namespace braid

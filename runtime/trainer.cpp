@@ -17,6 +17,7 @@
 #include "runtime/metrics.h"
 #include "runtime/optimizer_factory.h"
 #include "runtime/progress.h"
+#include "runtime/resume_fingerprint.h"
 #include "runtime/world.h"
 
 namespace braid {
@@ -128,9 +129,14 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
       model_(std::move(prepared.model)),
       comm_(make_communicator(world, data_parallel_options(config))),
       plan_(data_.train.size(), rank_, P_, config.data.batch_size, config.run.seed),
-      checkpointer_(config.run.dir, rank_, P_),
+      checkpointer_(config.run.dir, rank_, P_, resume_fingerprint(config)),
       progress_(rank_ == 0) {
   check_same_config(*comm_, config_);
+  dp_ = std::make_unique<DataParallel>(comm_, named_parameters(*model_),
+                                       data_parallel_options(config_));
+  optimizer_ = make_optimizer(config_.optimizer, model_->parameters());
+  // Before anything is written: a resume that refuses the config leaves the run untouched.
+  if (config_.train.resume == "auto") restore();
   if (rank_ == 0) {
     fs::create_directories(run_dir_);
     std::ofstream(run_dir_ / "config.yaml") << config_.to_yaml();
@@ -140,10 +146,6 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
     fs::create_directories(run_dir_ / "trace");
     trace::start((run_dir_ / "trace" / fmt::format("rank-{:05d}.json", rank_)).string(), rank_);
   }
-  dp_ = std::make_unique<DataParallel>(comm_, named_parameters(*model_),
-                                       data_parallel_options(config_));
-  optimizer_ = make_optimizer(config_.optimizer, model_->parameters());
-  if (config_.train.resume == "auto") restore();
   total_steps_ = config_.train.max_steps > 0 ? config_.train.max_steps
                                              : config_.train.epochs * plan_.steps_per_epoch();
   first_step_ = position_.step;
@@ -163,7 +165,7 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
 
 void Trainer::restore() {
   trace::Scope scope("restore checkpoint", "io");
-  if (auto restored = checkpointer_.load_latest(*model_, *optimizer_, dp_->strategy())) {
+  if (auto restored = checkpointer_.load_latest(*comm_, *model_, *optimizer_, dp_->strategy())) {
     position_ = *restored;
     if (rank_ == 0) {
       spdlog::info("resumed from {} at step {}", checkpointer_.latest_path(), position_.step);

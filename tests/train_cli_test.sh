@@ -2,7 +2,8 @@
 # End-to-end tests of `braid train` under mpirun. Usage: train_cli_test.sh MODE BRAID SOURCE_DIR
 #   accuracy      mlp, 2 ranks, one epoch: final test accuracy >= 0.80
 #   resume        an interrupted and resumed run logs the same losses, bit for bit, as an
-#                 uninterrupted one; a corrupt checkpoint is then refused
+#                 uninterrupted one; a changed batch size is refused (exit 2); a corrupt newest
+#                 checkpoint falls back to the older one; corrupt checkpoints only are an error
 #   bad_configs   every file in tests/bad_configs exits 2 on all ranks, prints one message and
 #                 creates no run directory
 #   uneven        5 ranks on a data set of 1003 samples finish
@@ -37,19 +38,50 @@ resume)
   diff <(losses "$work/a") <(losses "$work/b") || fail "resumed run's losses differ"
   [ "$(losses "$work/b" | wc -l)" -eq 8 ] || fail "expected 8 loss lines, got $(losses "$work/b" | wc -l)"
   echo "resumed losses identical: $(losses "$work/b" | tail -1)"
-  # Flip one byte in the middle of rank 0's newest checkpoint.
-  ckpt="$work/b/checkpoints/$(cat "$work/b/checkpoints/latest")/rank-00000.ckpt"
-  size=$(stat -c %s "$ckpt")
-  printf '\xff' | dd of="$ckpt" bs=1 seek=$((size / 2)) conv=notrunc status=none
+  # A config that changed what the run depends on is refused on every rank, naming the key,
+  # before anything is modified.
+  before=$(md5sum "$work/b/metrics.jsonl" "$work/b/checkpoints/latest")
   set +e
   out=$(train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/b" "${common[@]}" \
-        --set train.max_steps=60 --set train.resume=auto 2>&1)
+        --set train.max_steps=60 --set train.resume=auto --set data.batch_size=32 2>&1)
+  code=$?
+  set -e
+  echo "$out" | grep '^braid: ' || true
+  [ "$code" -eq 2 ] || fail "a changed batch size: exit $code, expected 2"
+  echo "$out" | grep -q "resume: data.batch_size was 64 in checkpoint .*, the config says 32" ||
+    fail "no message naming data.batch_size"
+  [ "$before" = "$(md5sum "$work/b/metrics.jsonl" "$work/b/checkpoints/latest")" ] ||
+    fail "a refused resume modified the run"
+  # Flip one byte in the middle of rank 0's newest checkpoint (step 40): both ranks fall back to
+  # step 20 with a warning naming the file, and the continued run repeats run a's losses.
+  corrupt() {
+    local size; size=$(stat -c %s "$1")
+    printf '\xff' | dd of="$1" bs=1 seek=$((size / 2)) conv=notrunc status=none
+  }
+  [ "$(cat "$work/b/checkpoints/latest")" = step-00000040 ] || fail "latest does not name step 40"
+  corrupt "$work/b/checkpoints/step-00000040/rank-00000.ckpt"
+  out=$(train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/b" "${common[@]}" \
+        --set train.max_steps=60 --set train.resume=auto 2>&1) || { echo "$out"; fail "no fallback"; }
+  echo "$out" | grep -E 'unreadable|resumed from'
+  echo "$out" | grep -q "step-00000040/rank-00000.ckpt is unreadable: corrupt: CRC-32 mismatch" ||
+    fail "no warning naming the corrupt file and the cause"
+  [ "$(echo "$out" | grep -c 'resumed from .*/step-00000020/rank-0000[01].ckpt at step 20')" -eq 2 ] ||
+    fail "the ranks did not both resume from step 20"
+  through40() { losses "$1" | awk -F'[:,]' '$2 <= 40'; }
+  diff <(losses "$work/a") <(through40 "$work/b") || fail "the run resumed at step 20 differs from run a"
+  grep -q '"step":60,' "$work/b/metrics.jsonl" || fail "the resumed run did not reach step 60"
+  # With no checkpoint intact on every rank, resuming is an error, never a restart from step 0.
+  for f in "$work"/b/checkpoints/step-*/rank-00000.ckpt; do corrupt "$f"; done
+  set +e
+  out=$(train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/b" "${common[@]}" \
+        --set train.max_steps=80 --set train.resume=auto 2>&1)
   code=$?
   set -e
   echo "$out" | tail -3
-  [ "$code" -ne 0 ] || fail "a corrupt checkpoint was accepted"
+  [ "$code" -ne 0 ] || fail "corrupt checkpoints were accepted"
   echo "$out" | grep -q "corrupt: CRC-32 mismatch" || fail "no corrupt-checkpoint message"
-  grep -q '"step":45' "$work/b/metrics.jsonl" && fail "training went on past the corrupt checkpoint"
+  echo "$out" | grep -q "no checkpoint in .* is readable on every rank" || fail "no fallback-exhausted message"
+  grep -q '"step":65' "$work/b/metrics.jsonl" && fail "training went on past the corrupt checkpoints"
   ;;
 bad_configs)
   n=0

@@ -1,0 +1,56 @@
+#include "runtime/resume_fingerprint.h"
+
+#include <fmt/core.h>
+
+#include <map>
+
+namespace braid {
+
+namespace {
+
+std::string quoted(const std::string& s) { return fmt::format("\"{}\"", s); }
+
+}  // namespace
+
+ResumeFingerprint resume_fingerprint(const Config& c) {
+  ResumeFingerprint f = {
+      {"run.seed", std::to_string(c.run.seed)},
+      {"model.name", quoted(c.model.name)},
+      {"model.hidden", std::to_string(c.model.hidden)},
+      {"model.d_model", std::to_string(c.model.d_model)},
+      {"model.layers", std::to_string(c.model.layers)},
+      {"model.heads", std::to_string(c.model.heads)},
+      {"model.context", std::to_string(c.model.context)},
+      {"data.name", quoted(c.data.name)},
+      {"data.path", quoted(c.data.path)},
+      {"data.batch_size", std::to_string(c.data.batch_size)},
+      {"data.train_limit", std::to_string(c.data.train_limit)},
+      {"optimizer.name", quoted(c.optimizer.name)},
+      {"optimizer.schedule", quoted(c.optimizer.schedule)},
+      {"optimizer.warmup_steps", std::to_string(c.optimizer.warmup_steps)},
+  };
+  // A decaying schedule spreads over the total number of steps, so its length is part of the
+  // run; a constant one is not, and a finished run may be extended.
+  if (c.optimizer.schedule != "constant") {
+    f.emplace_back("train.epochs", std::to_string(c.train.epochs));
+    f.emplace_back("train.max_steps", std::to_string(c.train.max_steps));
+  }
+  return f;
+}
+
+std::string fingerprint_changes(const ResumeFingerprint& stored, const ResumeFingerprint& current,
+                                const std::string& source) {
+  const std::map<std::string, std::string> before(stored.begin(), stored.end());
+  std::string changes;
+  for (const auto& [key, value] : current) {
+    auto it = before.find(key);
+    const std::string was = it == before.end() ? "not recorded" : it->second;
+    if (was == value) continue;
+    if (!changes.empty()) changes += "; ";
+    changes +=
+        fmt::format("{} was {} in checkpoint {}, the config says {}", key, was, source, value);
+  }
+  return changes;
+}
+
+}  // namespace braid

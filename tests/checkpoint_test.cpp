@@ -1,0 +1,306 @@
+// Checkpoints with threads as ranks: a save that fails on one rank leaves `latest` on the
+// previous step and fails every rank; a corrupt, truncated or missing newest file makes every
+// rank fall back to the newest step intact everywhere, with a warning naming the file; no
+// intact step is an error; a changed config key is a ConfigError naming it; diverged replicas
+// fail loudly; an int64 strategy counter round-trips exactly.
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "common/error.h"
+#include "optimizers/sync_strategy.h"
+#include "runtime/checkpoint.h"
+#include "tests/spawn_ranks.h"
+
+namespace braid {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::spawn_ranks;
+
+constexpr int kRanks = 3;
+
+// A strategy whose whole state is one int64 counter, as a 0-dim tensor.
+class CounterStrategy : public SyncStrategy {
+ public:
+  const char* name() const override { return "counter"; }
+  void attach(const NamedTensors&) override {}
+  void step(torch::optim::Optimizer&) override {}
+  SyncStats stats() const override { return {}; }
+  NamedTensors state() const override {
+    return {{"counter", at::scalar_tensor(counter, at::kLong)}};
+  }
+  void load_state(const NamedTensors& state) override {
+    BRAID_CHECK(state.size() == 1 && state[0].second.scalar_type() == at::kLong,
+                "counter state must come back as one int64 tensor");
+    counter = state[0].second.item<std::int64_t>();
+  }
+  std::int64_t counter = 0;
+};
+
+// One rank's training objects, every parameter set to `value` so steps can be told apart.
+struct Replica {
+  torch::nn::Linear model{4, 3};
+  torch::optim::SGD optimizer{model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9)};
+  CounterStrategy strategy;
+  explicit Replica(double value) { set(value); }
+  void set(double value) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) p.fill_(value);
+  }
+  double value() const { return model->weight[0][0].item<double>(); }
+  void save(Checkpointer& checkpointer, Communicator& comm, std::int64_t step) {
+    checkpointer.save(comm, {step, 0, step}, *model, optimizer, strategy);
+  }
+};
+
+// A fresh checkpoint directory per test.
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() /
+           fmt::format("braid-checkpoint-{}-{}-{}", info->name(), getpid(), counter_++);
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Checkpointer checkpointer(int rank, const Config& config = {}, int keep = 2) const {
+    return Checkpointer(dir_.string(), rank, kRanks, resume_fingerprint(config), keep);
+  }
+  fs::path file(std::int64_t step, int rank) const {
+    return dir_ / "checkpoints" / fmt::format("step-{:08d}", step) /
+           fmt::format("rank-{:05d}.ckpt", rank);
+  }
+  std::string latest() const {
+    std::ifstream in(dir_ / "checkpoints" / "latest");
+    std::string name;
+    in >> name;
+    return name;
+  }
+  // Steps 1 and 2 on every rank, parameters 1.0 and 2.0.
+  void save_two_steps() {
+    spawn_ranks(kRanks, [&](Communicator& comm) {
+      Replica replica(1.0);
+      Checkpointer c = checkpointer(comm.rank());
+      replica.save(c, comm, 1);
+      replica.set(2.0);
+      replica.save(c, comm, 2);
+    });
+    ASSERT_EQ(latest(), "step-00000002");
+  }
+
+  struct Outcome {
+    std::int64_t step = -1;  // -1: nothing restored
+    double value = 0;        // a parameter after loading
+    std::string error;       // "<type>: <message>"
+  };
+  // Loads on every rank into fresh objects (parameters -1.0).
+  std::vector<Outcome> load_all(const Config& config = {}) {
+    std::vector<Outcome> outcomes(kRanks);
+    spawn_ranks(kRanks, [&](Communicator& comm) {
+      Replica replica(-1.0);
+      Outcome& o = outcomes[comm.rank()];
+      try {
+        auto position = checkpointer(comm.rank(), config)
+                            .load_latest(comm, *replica.model, replica.optimizer, replica.strategy);
+        if (position) o.step = position->step;
+      } catch (const ConfigError& e) {
+        o.error = std::string("ConfigError: ") + e.what();
+      } catch (const CheckpointError& e) {
+        o.error = std::string("CheckpointError: ") + e.what();
+      } catch (const CommError& e) {
+        o.error = std::string("CommError: ") + e.what();
+      }
+      o.value = replica.value();
+    });
+    return outcomes;
+  }
+
+  fs::path dir_;
+  static inline int counter_ = 0;
+};
+
+// Collects what is logged while it lives.
+class CapturedLog {
+ public:
+  CapturedLog() { spdlog::default_logger()->sinks().push_back(sink_); }
+  ~CapturedLog() {
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::find(sinks.begin(), sinks.end(), sink_));
+  }
+  std::string text() const {
+    std::string all;
+    for (const auto& line : sink_->last_formatted()) all += line;
+    return all;
+  }
+
+ private:
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_ =
+      std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+};
+
+void flip_middle_byte(const fs::path& path) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  const auto middle = static_cast<std::streamoff>(fs::file_size(path) / 2);
+  f.seekg(middle);
+  char byte = 0;
+  f.get(byte);
+  f.seekp(middle);
+  f.put(static_cast<char>(~byte));
+}
+
+TEST_F(CheckpointTest, BadNewestFileOnOneRankFallsBackOnEveryRankWithAWarning) {
+  struct Damage {
+    const char* name;
+    std::function<void(const fs::path&)> apply;
+    const char* cause;
+  };
+  const std::vector<Damage> damages = {
+      {"corrupt", flip_middle_byte, "corrupt: CRC-32 mismatch"},
+      {"truncated", [](const fs::path& p) { fs::resize_file(p, fs::file_size(p) - 7); },
+       "truncated or padded"},
+      {"missing", [](const fs::path& p) { fs::remove(p); }, "cannot open it"},
+  };
+  for (const Damage& damage : damages) {
+    SCOPED_TRACE(damage.name);
+    TearDown();
+    save_two_steps();
+    const fs::path bad = file(2, 1);
+    damage.apply(bad);
+    CapturedLog log;
+    for (const Outcome& o : load_all()) {
+      EXPECT_EQ(o.error, "");
+      EXPECT_EQ(o.step, 1);
+      EXPECT_EQ(o.value, 1.0);
+    }
+    EXPECT_NE(log.text().find(bad.string() + " is unreadable: " + damage.cause), std::string::npos)
+        << log.text();
+  }
+}
+
+TEST_F(CheckpointTest, NoStepIntactOnEveryRankIsAnErrorOnEveryRank) {
+  save_two_steps();
+  flip_middle_byte(file(1, 0));
+  flip_middle_byte(file(2, 2));
+  for (const Outcome& o : load_all()) {
+    EXPECT_EQ(o.error.rfind("CheckpointError: no checkpoint in ", 0), 0u) << o.error;
+    EXPECT_NE(o.error.find("step-00000002/rank-00002.ckpt"), std::string::npos) << o.error;
+    EXPECT_NE(o.error.find("step-00000001/rank-00000.ckpt"), std::string::npos) << o.error;
+    EXPECT_EQ(o.value, -1.0);  // nothing restored
+  }
+}
+
+TEST_F(CheckpointTest, ChangedBatchSizeIsAConfigErrorNamingTheKeyBeforeAnythingChanges) {
+  save_two_steps();
+  Config changed;
+  changed.data.batch_size = 32;
+  for (const Outcome& o : load_all(changed)) {
+    EXPECT_EQ(o.error.rfind("ConfigError: resume: data.batch_size was 64 in checkpoint " +
+                                file(2, 0).parent_path().string(),
+                            0),
+              0u)
+        << o.error;
+    EXPECT_NE(o.error.find("the config says 32; use a new run.dir"), std::string::npos) << o.error;
+    EXPECT_EQ(o.value, -1.0);
+  }
+}
+
+TEST_F(CheckpointTest, ScheduleLengthMattersOnlyForADecayingSchedule) {
+  Config before, after;
+  after.train.max_steps = 100;
+  EXPECT_EQ(fingerprint_changes(resume_fingerprint(before), resume_fingerprint(after), "f"), "");
+  before.optimizer.schedule = after.optimizer.schedule = "warmup_cosine";
+  EXPECT_EQ(fingerprint_changes(resume_fingerprint(before), resume_fingerprint(after), "f"),
+            "train.max_steps was 0 in checkpoint f, the config says 100");
+}
+
+TEST_F(CheckpointTest, FailedWriteOnOneRankFailsEveryRankAndLatestKeepsThePreviousStep) {
+  std::vector<std::string> errors(kRanks);
+  spawn_ranks(kRanks, [&](Communicator& comm) {
+    Replica replica(1.0);
+    Checkpointer c = checkpointer(comm.rank(), {}, /*keep=*/1);
+    replica.save(c, comm, 1);
+    if (comm.rank() == 1) {
+      // A non-empty directory where rank 1's file goes: its rename fails, even as root.
+      fs::create_directories(file(2, 1) / "occupied");
+    }
+    comm.barrier().wait();
+    replica.set(2.0);
+    try {
+      replica.save(c, comm, 2);
+    } catch (const CheckpointError& e) {
+      errors[comm.rank()] = e.what();
+    }
+  });
+  for (const std::string& e : errors) {
+    EXPECT_NE(e.find("checkpoint step-00000002 was not written"), std::string::npos) << e;
+    EXPECT_NE(e.find("on rank(s) 1"), std::string::npos) << e;
+  }
+  EXPECT_EQ(latest(), "step-00000001");
+  for (int r = 0; r < kRanks; ++r) EXPECT_TRUE(fs::exists(file(1, r))) << "pruned too early";
+  for (const Outcome& o : load_all()) {
+    EXPECT_EQ(o.error, "");
+    EXPECT_EQ(o.step, 1);
+    EXPECT_EQ(o.value, 1.0);
+  }
+}
+
+TEST_F(CheckpointTest, Int64StrategyCounterRoundTripsExactly) {
+  // 2^53 + 1 + rank: not representable as a double, so a float round trip would show.
+  const std::int64_t base = (std::int64_t{1} << 53) + 1;
+  std::vector<std::int64_t> restored(kRanks, 0);
+  spawn_ranks(kRanks, [&](Communicator& comm) {
+    Replica writer(1.0);
+    writer.strategy.counter = base + comm.rank();
+    Checkpointer c = checkpointer(comm.rank());
+    writer.save(c, comm, 7);
+    Replica reader(-1.0);
+    c.load_latest(comm, *reader.model, reader.optimizer, reader.strategy);
+    restored[comm.rank()] = reader.strategy.counter;
+  });
+  for (int r = 0; r < kRanks; ++r) EXPECT_EQ(restored[r], base + r);
+}
+
+TEST_F(CheckpointTest, RanksThatRestoreDifferentReplicasFailLoudly) {
+  spawn_ranks(kRanks, [&](Communicator& comm) {
+    Replica replica(1.0 + comm.rank());  // every file is intact, but the replicas differ
+    Checkpointer c = checkpointer(comm.rank());
+    replica.save(c, comm, 1);
+  });
+  for (const Outcome& o : load_all()) {
+    EXPECT_EQ(o.error.rfind("CommError: replicas diverged", 0), 0u) << o.error;
+  }
+}
+
+TEST_F(CheckpointTest, OlderFormatVersionIsRefusedClearly) {
+  save_two_steps();
+  for (std::int64_t step : {1, 2}) {
+    for (int r = 0; r < kRanks; ++r) {
+      std::fstream f(file(step, r), std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(8);  // after the magic: the version, little-endian
+      f.put(1);
+    }
+  }
+  for (const Outcome& o : load_all()) {
+    EXPECT_NE(o.error.find("format version 1; this braid reads version 2"), std::string::npos)
+        << o.error;
+  }
+}
+
+TEST_F(CheckpointTest, NoCheckpointRestoresNothing) {
+  for (const Outcome& o : load_all()) {
+    EXPECT_EQ(o.error, "");
+    EXPECT_EQ(o.step, -1);
+    EXPECT_EQ(o.value, -1.0);
+  }
+}
+
+}  // namespace
+}  // namespace braid
