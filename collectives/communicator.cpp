@@ -6,6 +6,7 @@
 #include "collectives/collectives.h"
 #include "collectives/reduce.h"
 #include "common/error.h"
+#include "common/trace.h"
 
 namespace braid {
 
@@ -174,9 +175,11 @@ void Communicator::run(Job& job) {
   try {
     if (options_.debug_checks && size_ > 1) cross_check(job.desc, seq);
     const int tag = static_cast<int>(kFirstOpTag + static_cast<std::int64_t>(seq % tag_span_));
-    OpContext ctx(*transport_, tag, Clock::now() + options_.timeout, job.desc.text(), seq,
-                  &aborted_);
+    const Clock::time_point begin = Clock::now();
+    OpContext ctx(*transport_, tag, begin + options_.timeout, job.desc.text(), seq, &aborted_);
     job.body(ctx);
+    // One trace event per collective on the communication thread's row: a bucket's exchange.
+    if (trace::enabled()) trace::complete(str_cat(job.desc.text(), " #", seq), "comm", begin);
     job.work.mark_completed();
   } catch (const std::exception& e) {
     broken_ = e.what();

@@ -196,6 +196,8 @@ MPI_Datatype mpi_type(DType dtype) {
       return MPI_INT32_T;
     case DType::kInt64:
       return MPI_INT64_T;
+    case DType::kUInt8:
+      return MPI_UINT8_T;
     case DType::kFloat16:
     case DType::kBFloat16:
       break;

@@ -3,10 +3,12 @@
 #include <ATen/ATen.h>
 #include <torch/optim/optimizer.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "collectives/tensor.h"
 #include "common/error.h"
+#include "common/trace.h"
 #include "optimizers/replicas.h"
 
 namespace braid {
@@ -20,6 +22,11 @@ AllreduceStrategy::AllreduceStrategy(std::shared_ptr<Communicator> comm,
 AllreduceStrategy::~AllreduceStrategy() {
   // hooks_ holds only the hooks actually registered (attach may have failed before any).
   for (std::size_t i = 0; i < hooks_.size(); ++i) params_[i].remove_hook(hooks_[i]);
+  // Buckets still in flight mean a step failed half-way: the ranks are out of step, so break
+  // the communicator rather than wait for peers until the deadline.
+  const bool in_flight = std::any_of(works_.begin(), works_.end(),
+                                     [](const Work& w) { return !w.is_completed(); });
+  if (in_flight) comm_->abort("a sync strategy was destroyed with buckets in flight");
   for (Work& work : works_) {
     try {
       work.wait();
@@ -65,6 +72,7 @@ void AllreduceStrategy::launch_ready_buckets(bool force) {
 }
 
 void AllreduceStrategy::wait_launched() {
+  trace::Scope scope("wait for buckets", "comm");
   auto start = std::chrono::steady_clock::now();
   for (Work& work : works_) work.wait();
   works_.clear();
@@ -92,7 +100,10 @@ void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
       grad = average.clone();
     }
   }
-  optimizer.step();
+  {
+    trace::Scope scope("optimizer step", "compute");
+    optimizer.step();
+  }
   buckets_->reset();
 }
 

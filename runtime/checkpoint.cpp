@@ -165,6 +165,7 @@ std::string serialize(const TrainPosition& position, int rank, int world,
   archive.write("meta/step", scalar(position.step));
   archive.write("meta/epoch", scalar(position.epoch));
   archive.write("meta/step_in_epoch", scalar(position.step_in_epoch));
+  archive.write("meta/time_s", at::scalar_tensor(position.time_s, at::kDouble));
   archive.write("meta/world", scalar(world));
   archive.write("meta/rank", scalar(rank));
   archive.write("meta/resume", c10::IValue(encode_fingerprint(fingerprint)));
@@ -309,8 +310,10 @@ TrainPosition restore_state(InputArchive& archive, torch::nn::Module& model,
     std::lock_guard<std::mutex> lock(generator.mutex());
     generator.set_state(rng);
   }
+  at::Tensor time_s;
+  archive.read("meta/time_s", time_s);
   return TrainPosition{read_int(archive, "meta/step"), read_int(archive, "meta/epoch"),
-                       read_int(archive, "meta/step_in_epoch")};
+                       read_int(archive, "meta/step_in_epoch"), time_s.item<double>()};
 }
 
 // Collective: restores the step every rank can read, after checking it belongs to this run.

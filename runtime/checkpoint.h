@@ -46,6 +46,7 @@ struct TrainPosition {
   std::int64_t step = 0;           // optimizer steps done
   std::int64_t epoch = 0;          // current epoch
   std::int64_t step_in_epoch = 0;  // steps done within it
+  double time_s = 0;               // training seconds so far (metrics' time_s continues)
 };
 
 class Checkpointer {

@@ -167,6 +167,7 @@ void Trainer::restore() {
   trace::Scope scope("restore checkpoint", "io");
   if (auto restored = checkpointer_.load_latest(*comm_, *model_, *optimizer_, dp_->strategy())) {
     position_ = *restored;
+    time_offset_s_ = position_.time_s;
     if (rank_ == 0) {
       spdlog::info("resumed from {} at step {}", checkpointer_.latest_path(), position_.step);
     }
@@ -256,6 +257,7 @@ Evaluation Trainer::log_evaluation() {
 void Trainer::save_checkpoint() {
   trace::Scope scope("checkpoint", "io");
   dp_->strategy().quiesce();
+  position_.time_s = time_s();
   checkpointer_.save(*comm_, position_, *model_, *optimizer_, dp_->strategy());
   last_checkpoint_ = position_.step;
 }

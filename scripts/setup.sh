@@ -14,6 +14,7 @@ packages=(
   googletest libgtest-dev
   dataset-fashion-mnist fortunes        # real data: images and text
   iproute2                              # ip and tc for launch/braid-slowlink
+  python3                               # tests read metrics and traces as JSON
 )
 missing=()
 for p in "${packages[@]}"; do

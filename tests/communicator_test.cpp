@@ -174,6 +174,7 @@ TEST(Communicator, TagsDoNotWrapAfterSixteenThousandOperations) {
     auto tags = std::make_shared<std::vector<int>>();
     {
       Communicator comm(std::make_shared<TagRecorder>(transport, tags), generous());
+      tags->clear();  // the constructor's own collective (the cost model) is not counted
       for (int op = 0; op < kOps; ++op) {
         std::int64_t x = 7;
         comm.broadcast(one(x), /*root=*/0).wait();

@@ -50,21 +50,22 @@ TEST(AllgatherBytes, EveryRankReadsEveryRanksBytes) {
 }
 
 // Forwards to a real transport, but rewrites the first 8-byte send after arm() into `lie`: the
-// byte count of allgather_bytes as a hostile or corrupt peer would announce it.
+// byte count of allgather_bytes as a hostile or corrupt peer would announce it. Duplicates
+// (a Communicator works on its own dup()) share the armed lie.
 class LyingTransport : public Transport {
  public:
-  explicit LyingTransport(std::shared_ptr<Transport> inner) : inner_(std::move(inner)) {
-    init_counters(inner_->size());
-  }
+  explicit LyingTransport(std::shared_ptr<Transport> inner)
+      : LyingTransport(std::move(inner), std::make_shared<Lie>()) {}
   void arm(std::int64_t lie) {
-    lie_ = lie;
-    armed_ = true;
+    lie_->value = lie;
+    lie_->armed = true;
   }
   int rank() const override { return inner_->rank(); }
   int size() const override { return inner_->size(); }
+  int max_tag() const override { return inner_->max_tag(); }
   const char* name() const override { return "lying"; }
   RequestPtr isend(const void* data, std::size_t bytes, int peer, int tag) override {
-    if (bytes == sizeof(lie_) && armed_.exchange(false)) data = &lie_;
+    if (bytes == sizeof(lie_->value) && lie_->armed.exchange(false)) data = &lie_->value;
     return inner_->isend(data, bytes, peer, tag);
   }
   RequestPtr irecv(void* data, std::size_t bytes, int peer, int tag) override {
@@ -73,11 +74,21 @@ class LyingTransport : public Transport {
   std::shared_ptr<Transport> split(int color, int key) override {
     return inner_->split(color, key);
   }
+  std::shared_ptr<Transport> dup() override {
+    return std::shared_ptr<Transport>(new LyingTransport(inner_->dup(), lie_));
+  }
 
  private:
+  struct Lie {
+    std::atomic<bool> armed{false};
+    std::int64_t value = 0;
+  };
+  LyingTransport(std::shared_ptr<Transport> inner, std::shared_ptr<Lie> lie)
+      : inner_(std::move(inner)), lie_(std::move(lie)) {
+    init_counters(inner_->size());
+  }
   std::shared_ptr<Transport> inner_;
-  std::atomic<bool> armed_{false};
-  std::int64_t lie_ = 0;
+  std::shared_ptr<Lie> lie_;
 };
 
 TEST(AllgatherBytes, NegativeOrHugeCountFromAPeerIsACommErrorNamingIt) {
