@@ -176,7 +176,8 @@ void Communicator::run(Job& job) {
     if (options_.debug_checks && size_ > 1) cross_check(job.desc, seq);
     const int tag = static_cast<int>(kFirstOpTag + static_cast<std::int64_t>(seq % tag_span_));
     const Clock::time_point begin = Clock::now();
-    OpContext ctx(*transport_, tag, begin + options_.timeout, job.desc.text(), seq, &aborted_);
+    const auto timeout = job.desc.timeout.count() > 0 ? job.desc.timeout : options_.timeout;
+    OpContext ctx(*transport_, tag, begin + timeout, job.desc.text(), seq, &aborted_);
     job.body(ctx);
     // One trace event per collective on the communication thread's row: a bucket's exchange.
     if (trace::enabled()) trace::complete(str_cat(job.desc.text(), " #", seq), "comm", begin);

@@ -57,6 +57,9 @@ struct OpDesc {
   std::int64_t count = 0;
   DType dtype = DType::kFloat32;
   int root = -1;
+  // This operation's own deadline; zero means the communicator's `timeout`. A long background
+  // exchange (an outer round) on a channel can be given more time than a control collective.
+  std::chrono::milliseconds timeout{0};
   std::string text() const;
 };
 

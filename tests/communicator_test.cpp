@@ -188,6 +188,23 @@ TEST(Communicator, TagsDoNotWrapAfterSixteenThousandOperations) {
   });
 }
 
+// A deadline given with one operation overrides the communicator's (60 s here, longer than the
+// test's CTest timeout): the receive from a silent peer fails on its own 200 ms deadline.
+TEST(Communicator, AnOperationsOwnDeadlineOverridesTheCommunicators) {
+  on_ranks(2, [](int rank, std::shared_ptr<Transport> transport) {
+    Communicator comm(transport, generous());
+    if (rank == 1) return;  // never sends
+    OpDesc desc{"probe", "", 1, DType::kInt64};
+    desc.timeout = std::chrono::milliseconds(200);
+    std::int64_t x = 0;
+    Work work = comm.submit(desc, [&](OpContext& ctx) {
+      auto request = ctx.recv(&x, sizeof x, 1);
+      ctx.wait(*request);
+    });
+    EXPECT_THROW(work.wait(), TimeoutError);
+  });
+}
+
 TEST(Communicator, DestroyingWithAJobBlockedOnAPeerReturnsPromptly) {
   Signal destroyed;
   on_ranks(2, [&](int rank, std::shared_ptr<Transport> transport) {
