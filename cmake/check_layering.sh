@@ -8,24 +8,25 @@ set -euo pipefail
 root=$1
 layers=(common collectives optimizers runtime launch)
 status=0
+
+# forbid DIR INCLUDE_PREFIX WHY: every #include of INCLUDE_PREFIX... under ROOT/DIR is an error.
+forbid() {
+  [ -d "$root/$1" ] || return 0
+  local hit
+  while IFS= read -r hit; do
+    echo "layering: $hit: $3" >&2
+    status=1
+  done < <(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+$2" "$root/$1" \
+             --include='*.h' --include='*.cpp' || true)
+}
+
 for ((i = 0; i < ${#layers[@]}; i++)); do
-  layer=${layers[$i]}
-  [ -d "$root/$layer" ] || continue
   for ((j = i + 1; j < ${#layers[@]}; j++)); do
-    above=${layers[$j]}
-    while IFS= read -r hit; do
-      echo "layering: $hit: $layer/ must not include $above/ (a layer above it)" >&2
-      status=1
-    done < <(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+[\"<]$above/" "$root/$layer" \
-               --include='*.h' --include='*.cpp' || true)
+    forbid "${layers[$i]}" "[\"<]${layers[$j]}/" \
+      "${layers[$i]}/ must not include ${layers[$j]}/ (a layer above it)"
   done
 done
 for layer in common collectives; do
-  [ -d "$root/$layer" ] || continue
-  while IFS= read -r hit; do
-    echo "layering: $hit: $layer/ includes LibTorch's front end; use <ATen/core/Tensor.h>" >&2
-    status=1
-  done < <(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+<torch/" "$root/$layer" \
-             --include='*.h' --include='*.cpp' || true)
+  forbid "$layer" "<torch/" "$layer/ includes LibTorch's front end; use <ATen/core/Tensor.h>"
 done
 exit $status

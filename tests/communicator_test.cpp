@@ -13,6 +13,7 @@
 #include "collectives/communicator.h"
 #include "collectives/transport_thread.h"
 #include "common/error.h"
+#include "tests/forwarding_transport.h"
 
 namespace braid {
 namespace {
@@ -140,30 +141,19 @@ TEST(Communicator, TwoOverOneTransportDoNotShareTags) {
 }
 
 // Forwards to a thread transport and records the tag of every send.
-class TagRecorder : public Transport {
+class TagRecorder : public testing::ForwardingTransport {
  public:
   TagRecorder(std::shared_ptr<Transport> inner, std::shared_ptr<std::vector<int>> tags)
-      : inner_(std::move(inner)), tags_(std::move(tags)) {}
-  int rank() const override { return inner_->rank(); }
-  int size() const override { return inner_->size(); }
-  const char* name() const override { return "tag-recorder"; }
+      : ForwardingTransport(std::move(inner)), tags_(std::move(tags)) {}
   RequestPtr isend(const void* data, std::size_t bytes, int peer, int tag) override {
     tags_->push_back(tag);
     return inner_->isend(data, bytes, peer, tag);
   }
-  RequestPtr irecv(void* data, std::size_t bytes, int peer, int tag) override {
-    return inner_->irecv(data, bytes, peer, tag);
-  }
-  std::shared_ptr<Transport> split(int color, int key) override {
-    return inner_->split(color, key);
-  }
-  std::shared_ptr<Transport> dup() override {
-    return std::make_shared<TagRecorder>(inner_->dup(), tags_);
-  }
-  int max_tag() const override { return inner_->max_tag(); }
 
  private:
-  std::shared_ptr<Transport> inner_;
+  std::shared_ptr<Transport> wrap(std::shared_ptr<Transport> duplicate) override {
+    return std::make_shared<TagRecorder>(std::move(duplicate), tags_);
+  }
   std::shared_ptr<std::vector<int>> tags_;
 };
 

@@ -13,6 +13,7 @@
 #include "collectives/transport_thread.h"
 #include "common/error.h"
 #include "runtime/cost_model_file.h"
+#include "tests/forwarding_transport.h"
 #include "tests/spawn_ranks.h"
 
 namespace braid {
@@ -52,7 +53,7 @@ TEST(AllgatherBytes, EveryRankReadsEveryRanksBytes) {
 // Forwards to a real transport, but rewrites the first 8-byte send after arm() into `lie`: the
 // byte count of allgather_bytes as a hostile or corrupt peer would announce it. Duplicates
 // (a Communicator works on its own dup()) share the armed lie.
-class LyingTransport : public Transport {
+class LyingTransport : public testing::ForwardingTransport {
  public:
   explicit LyingTransport(std::shared_ptr<Transport> inner)
       : LyingTransport(std::move(inner), std::make_shared<Lie>()) {}
@@ -60,22 +61,9 @@ class LyingTransport : public Transport {
     lie_->value = lie;
     lie_->armed = true;
   }
-  int rank() const override { return inner_->rank(); }
-  int size() const override { return inner_->size(); }
-  int max_tag() const override { return inner_->max_tag(); }
-  const char* name() const override { return "lying"; }
   RequestPtr isend(const void* data, std::size_t bytes, int peer, int tag) override {
     if (bytes == sizeof(lie_->value) && lie_->armed.exchange(false)) data = &lie_->value;
     return inner_->isend(data, bytes, peer, tag);
-  }
-  RequestPtr irecv(void* data, std::size_t bytes, int peer, int tag) override {
-    return inner_->irecv(data, bytes, peer, tag);
-  }
-  std::shared_ptr<Transport> split(int color, int key) override {
-    return inner_->split(color, key);
-  }
-  std::shared_ptr<Transport> dup() override {
-    return std::shared_ptr<Transport>(new LyingTransport(inner_->dup(), lie_));
   }
 
  private:
@@ -84,10 +72,10 @@ class LyingTransport : public Transport {
     std::int64_t value = 0;
   };
   LyingTransport(std::shared_ptr<Transport> inner, std::shared_ptr<Lie> lie)
-      : inner_(std::move(inner)), lie_(std::move(lie)) {
-    init_counters(inner_->size());
+      : ForwardingTransport(std::move(inner)), lie_(std::move(lie)) {}
+  std::shared_ptr<Transport> wrap(std::shared_ptr<Transport> duplicate) override {
+    return std::shared_ptr<Transport>(new LyingTransport(std::move(duplicate), lie_));
   }
-  std::shared_ptr<Transport> inner_;
   std::shared_ptr<Lie> lie_;
 };
 
