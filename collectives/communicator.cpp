@@ -189,7 +189,8 @@ void Communicator::run(Job& job) {
 }
 
 void Communicator::cross_check(const OpDesc& desc, std::uint64_t seq) {
-  OpContext ctx(*transport_, kCheckTag, Clock::now() + options_.timeout,
+  OpContext ctx(*transport_, kCheckTag,
+                Clock::now() + (desc.timeout.count() > 0 ? desc.timeout : options_.timeout),
                 "debug check before " + desc.text(), seq, &aborted_);
   std::vector<CheckRecord> all(size_);
   CheckRecord mine = record_of(desc, seq);

@@ -1,6 +1,7 @@
 #include "collectives/partial_gather.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -10,23 +11,31 @@
 namespace braid {
 
 void LateReceives::reap(int tag) {
-  auto finished = [tag](Entry& entry) {
-    if (entry.request->tag() == tag) return true;
-    try {
-      return entry.request->test();
-    } catch (const std::exception&) {
-      return true;  // a failed late block was going to be discarded anyway
+  // Requests go first, one by one (a posted one is cancelled and completed by its destructor);
+  // only then are entries erased, since erasing move-assigns and would free memory early.
+  for (Entry& entry : entries_) {
+    bool finished = entry.request->tag() == tag;
+    if (!finished) {
+      try {
+        finished = entry.request->test();
+      } catch (const std::exception&) {
+        finished = true;  // a failed late block was going to be discarded anyway
+      }
     }
-  };
-  entries_.erase(std::remove_if(entries_.begin(), entries_.end(), finished), entries_.end());
+    if (finished) entry.request.reset();
+  }
+  entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                [](const Entry& entry) { return !entry.request; }),
+                 entries_.end());
 }
 
 namespace {
 
-// Polls `pending` until `needed` have completed (recording their index in `arrived`) or the
-// deadline passes. Spins, then yields, then sleeps, as Request::wait_until does.
+// Polls `pending` until `needed` have completed (recording their index in `arrived`), the
+// deadline passes or the communicator is aborted. Spins, then yields, then sleeps, as
+// Request::wait_until does.
 bool wait_for_some(std::vector<RequestPtr>& pending, std::vector<int>& arrived, int needed,
-                   Clock::time_point deadline) {
+                   Clock::time_point deadline, const std::atomic<bool>* aborted) {
   for (int spins = 0; static_cast<int>(arrived.size()) < needed; ++spins) {
     for (std::size_t i = 0; i < pending.size(); ++i) {
       if (pending[i] && pending[i]->test()) {
@@ -35,7 +44,10 @@ bool wait_for_some(std::vector<RequestPtr>& pending, std::vector<int>& arrived, 
         if (static_cast<int>(arrived.size()) == needed) return true;
       }
     }
-    if (spins >= 64 && (spins & 63) == 0 && Clock::now() >= deadline) return false;
+    if (spins >= 64 && (spins & 63) == 0 &&
+        (Clock::now() >= deadline || (aborted && aborted->load()))) {
+      return false;
+    }
     if (spins >= 4096) {
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     } else if (spins >= 64) {
@@ -67,9 +79,12 @@ std::vector<int> gather_first_k(OpContext& ctx, Buffer input, Buffer output, int
     pending[peer] = ctx.recv(staging[peer]->data(), input.bytes(), peer);
   }
   std::vector<int> arrived;
-  const bool complete = wait_for_some(pending, arrived, k - 1, ctx.deadline());
+  const bool complete = wait_for_some(pending, arrived, k - 1, ctx.deadline(), ctx.aborted());
   for (int peer = 0; peer < P; ++peer) {
     if (pending[peer]) late.add({std::move(staging[peer]), std::move(pending[peer])});
+  }
+  if (!complete && ctx.aborted() && ctx.aborted()->load()) {
+    ctx.fail_wait(str_cat(k - 1, " blocks from other ranks (", arrived.size(), " arrived)"));
   }
   if (!complete) {
     throw TimeoutError(str_cat("rank ", r, ": ", ctx.op(), " timed out with ", arrived.size(),

@@ -11,6 +11,7 @@
 #include "common/version.h"
 #include "launch/bench_allreduce.h"
 #include "launch/commands.h"
+#include "runtime/cost_model_file.h"
 #include "runtime/world.h"
 
 namespace {
@@ -132,6 +133,7 @@ int main(int argc, char** argv) {
 
   if (bench_ar->parsed()) {
     return run_in_world(&argc, &argv, [&](braid::World& world) -> Run {
+      if (!ar.cost_model.empty()) braid::load_cost_model(ar.cost_model);  // readable everywhere?
       return [&] { return braid::bench_allreduce(world, ar); };
     });
   }

@@ -108,10 +108,16 @@ void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
 }
 
 void AllreduceStrategy::quiesce() {
-  // Between steps nothing is in flight; a bucket launched during an abandoned backward is
-  // finished here so a checkpoint never races the communication thread.
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (Work& work : works_) work.wait();
+  // Between steps nothing is in flight. Buckets launched by a backward whose step never came
+  // are finished here, so a checkpoint never races the communication thread; their gradients
+  // are dropped and the next backward starts afresh.
+  std::vector<Work> in_flight;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    in_flight.swap(works_);
+    buckets_->reset();
+  }
+  for (Work& work : in_flight) work.wait();
 }
 
 SyncStats AllreduceStrategy::stats() const {

@@ -22,8 +22,21 @@ std::shared_ptr<Communicator> make_communicator(const World& world,
   CommOptions comm;
   comm.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_s * 1000));
   comm.debug_checks = options.debug_checks;
-  // Only rank 0's file matters: the communicator gives every rank rank 0's model.
-  if (!options.cost_model.empty()) comm.allreduce.cost_model = load_cost_model(options.cost_model);
+  // The communicator gives every rank rank 0's model, but every rank reads the file (its
+  // contents are part of braid train's config hash), and all agree that they could before the
+  // communicator's first collective: a rank that cannot read it must not leave the others
+  // waiting in that collective.
+  std::string error;
+  try {
+    if (!options.cost_model.empty()) comm.allreduce.cost_model = load_cost_model(options.cost_model);
+  } catch (const ConfigError& e) {
+    error = e.what();
+  }
+  if (const int failing = world.lowest_failing_rank(!error.empty()); failing >= 0) {
+    throw ConfigError(error.empty() ? str_cat("sync.cost_model: rank ", failing, " cannot read '",
+                                              options.cost_model, "'")
+                                    : error);
+  }
   return std::make_shared<Communicator>(world.make_transport(), comm);
 }
 

@@ -38,8 +38,9 @@ struct DataParallelOptions {
 // The module's parameters (recursively, registration order) with their dotted names.
 NamedTensors named_parameters(const torch::nn::Module& module);
 
-// A Communicator over the world's MPI transport with the options' timeout, debug checks and
-// cost model.
+// Collective: a Communicator over the world's MPI transport with the options' timeout, debug
+// checks and cost model. Every rank reads the cost model file; if any rank cannot, every rank
+// throws ConfigError (none is left waiting).
 std::shared_ptr<Communicator> make_communicator(const World& world,
                                                 const DataParallelOptions& options);
 

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/trace.h"
 #include "runtime/checkpoint.h"
+#include "runtime/cost_model_file.h"
 #include "runtime/data_parallel.h"
 #include "runtime/evaluation.h"
 #include "runtime/metrics.h"
@@ -54,14 +55,12 @@ void check_run_dir_free(const Config& config) {
   }
 }
 
-// Collective: ranks must run the same config (and cost model) before the run directory is
-// touched.
-void check_same_config(Communicator& comm, const Config& config) {
-  const int P = comm.size();
-  std::vector<std::int64_t> hashes(P);
-  auto mine = static_cast<std::int64_t>(config.hash());
-  comm.allgather(Buffer{&mine, 1, DType::kInt64}, Buffer{hashes.data(), P, DType::kInt64}).wait();
-  for (int r = 1; r < P; ++r) {
+// Collective: ranks must run the same config (and cost model) before anything depends on it:
+// the communicator itself (debug checks, timeout) and the run directory. So it is compared
+// through the World, before any Communicator exists.
+void check_same_config(const World& world, const Config& config) {
+  const std::vector<std::uint64_t> hashes = world.all_values(config.hash());
+  for (std::size_t r = 1; r < hashes.size(); ++r) {
     if (hashes[r] != hashes[0]) {
       throw ConfigError(str_cat("the resolved config differs between rank 0 and rank ", r,
                                 " (hash ", hashes[0], " vs ", hashes[r],
@@ -81,6 +80,12 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.timeout_s = config.runtime.timeout_s;
   o.debug_checks = config.runtime.debug_checks;
   return o;
+}
+
+// The ranks agree on the config first: the communicator's own options come from it.
+std::shared_ptr<Communicator> communicator_for(const World& world, const Config& config) {
+  check_same_config(world, config);
+  return make_communicator(world, data_parallel_options(config));
 }
 
 // The loop and its periodic activities; one object per run so each phase is a small method.
@@ -127,11 +132,10 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
       run_dir_(config.run.dir),
       data_(std::move(prepared.data)),
       model_(std::move(prepared.model)),
-      comm_(make_communicator(world, data_parallel_options(config))),
+      comm_(communicator_for(world, config)),
       plan_(data_.train.size(), rank_, P_, config.data.batch_size, config.run.seed),
       checkpointer_(config.run.dir, rank_, P_, resume_fingerprint(config)),
       progress_(rank_ == 0) {
-  check_same_config(*comm_, config_);
   dp_ = std::make_unique<DataParallel>(comm_, named_parameters(*model_),
                                        data_parallel_options(config_));
   optimizer_ = make_optimizer(config_.optimizer, model_->parameters());
@@ -316,6 +320,7 @@ TrainSummary Trainer::finish(double train_seconds) {
 
 PreparedRun prepare_training(const Config& config, int rank, int world_size) {
   check_run_dir_free(config);
+  if (!config.sync.cost_model.empty()) load_cost_model(config.sync.cost_model);  // readable?
   PreparedRun prepared;
   prepared.data = load_data(config.data, config.model);
   torch::manual_seed(config.run.seed);

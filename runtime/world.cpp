@@ -47,12 +47,15 @@ World::World(int* argc, char*** argv) {
     MPI_Comm_free(&node);
     mpi_check(rc, "MPI_Comm_rank(node)");
   }
+  BRAID_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &agreement_));
 }
 
 World::~World() {
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized) MPI_Finalize();
+  if (finalized) return;
+  if (agreement_ != MPI_COMM_NULL) MPI_Comm_free(&agreement_);
+  MPI_Finalize();
 }
 
 std::shared_ptr<Transport> World::make_transport() const {
@@ -65,8 +68,14 @@ std::shared_ptr<Transport> World::make_transport() const {
 
 int World::lowest_failing_rank(bool failed) const {
   int mine = failed ? rank_ : size_, lowest = size_;
-  BRAID_MPI_CHECK(MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  BRAID_MPI_CHECK(MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, agreement_));
   return lowest == size_ ? -1 : lowest;
+}
+
+std::vector<std::uint64_t> World::all_values(std::uint64_t value) const {
+  std::vector<std::uint64_t> all(size_);
+  BRAID_MPI_CHECK(MPI_Allgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, agreement_));
+  return all;
 }
 
 void World::abort(int code) {

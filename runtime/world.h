@@ -7,7 +7,11 @@
 // MPI_LOCALRANKID or PMI_LOCAL_RANK, else a node-local split of MPI_COMM_WORLD.
 #pragma once
 
+#include <mpi.h>
+
+#include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "collectives/transport.h"
 
@@ -31,13 +35,19 @@ class World {
 
   // Collective: every rank says whether it failed; returns the lowest failing rank, or -1 when
   // none did. Lets all ranks leave together (same exit code) after an error some ranks saw.
+  // It and all_values() run on a duplicate of MPI_COMM_WORLD of their own, so they never pair
+  // with a user's collectives on MPI_COMM_WORLD.
   int lowest_failing_rank(bool failed) const;
+  // Collective: every rank's `value`, in rank order; for comparisons before any Communicator
+  // exists (a Communicator's own first collectives depend on options the ranks must agree on).
+  std::vector<std::uint64_t> all_values(std::uint64_t value) const;
 
   // Ends every rank of the job with `code` (MPI_Abort), so no peer waits forever.
   [[noreturn]] static void abort(int code);
 
  private:
   int rank_ = 0, size_ = 1, local_rank_ = 0, thread_level_ = 0;
+  MPI_Comm agreement_ = MPI_COMM_NULL;
 };
 
 }  // namespace braid

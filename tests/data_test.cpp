@@ -355,6 +355,18 @@ TEST(DataPlan, RanksSplitTheOneRankBatch) {
   }
 }
 
+// Strategies name partitions of the global batch (assign_batch): partition r is what rank r
+// reads by default, whichever rank asks for it; a partition out of range is refused.
+TEST(DataPlan, PartitionsAreTheRanksDefaultShards) {
+  std::vector<DataPlan> ranks;
+  for (int r = 0; r < 3; ++r) ranks.emplace_back(200, r, 3, 8, 11);
+  for (int partition = 0; partition < 3; ++partition) {
+    EXPECT_EQ(to_vector(ranks[0].partition_indices(1, 2, partition)),
+              to_vector(ranks[partition].batch_indices(1, 2)));
+  }
+  EXPECT_THROW(ranks[0].partition_indices(0, 0, 3), CheckError);
+}
+
 TEST(DataPlan, ShuffleDependsOnSeedAndEpochOnly) {
   DataPlan a(500, 0, 1, 500, 42), b(500, 0, 1, 500, 42), c(500, 0, 1, 500, 43);
   const auto a0 = to_vector(a.batch_indices(0, 0));

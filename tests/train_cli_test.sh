@@ -126,9 +126,11 @@ bad_configs)
   [ "$code" -eq 2 ] || fail "differing configs: exit $code, expected 2"
   grep -q "resolved config differs between rank 0 and rank 1" "$work/out" || fail "no config-hash message"
   [ ! -e "$work/mpmd" ] || fail "differing configs created a run directory"
-  # A start-up error on one rank only (its node lacks the data) ends every rank with exit 2,
-  # printed once, before any collective: no rank waits for the others' timeout.
-  for bad in "data.path=/nonexistent/fashion-mnist" "train.epochs=-1"; do
+  # A start-up error on one rank only (its node lacks the data or the cost model, its --set
+  # differs) ends every rank with exit 2, printed once, before any collective: no rank waits
+  # for the others' timeout (600 s here, past the test's own).
+  for bad in "data.path=/nonexistent/fashion-mnist" "train.epochs=-1" \
+             "sync.cost_model=/nonexistent/cost.yaml" "runtime.debug_checks=true"; do
     set +e
     "${mpirun[@]}" -np 1 "$braid" train "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/one" \
       --set runtime.timeout_s=600 : -np 1 "$braid" train "$src/configs/fashion_mnist_mlp.yaml" \
