@@ -119,6 +119,7 @@ class Trainer {
   std::int64_t total_steps_ = 0, first_step_ = 0, last_checkpoint_ = -1;
   SteadyClock::time_point start_ = SteadyClock::now();
   double time_offset_s_ = 0;  // training time of the runs this one resumes
+  double first_exposed_comm_s_ = 0;
   // The window since the last training line.
   SteadyClock::time_point window_start_ = start_;
   std::int64_t window_steps_ = 0;
@@ -154,7 +155,7 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
                                              : config_.train.epochs * plan_.steps_per_epoch();
   first_step_ = position_.step;
   last_lr_ = config_.optimizer.lr;
-  window_comm_start_ = dp_->stats().exposed_comm_s;
+  window_comm_start_ = first_exposed_comm_s_ = dp_->stats().exposed_comm_s;
   if (rank_ == 0) {
     metrics_ = std::make_unique<MetricsLog>((run_dir_ / "metrics.jsonl").string(),
                                             config_.train.resume == "auto" ? position_.step : -1);
@@ -297,6 +298,8 @@ TrainSummary Trainer::finish(double train_seconds) {
       train_seconds > 0
           ? (position_.step - first_step_) * config_.data.batch_size * P_ / train_seconds
           : 0;
+  summary.train_seconds = train_seconds;
+  summary.exposed_comm_s = dp_->stats().exposed_comm_s - first_exposed_comm_s_;
   summary.bytes_sent = dp_->stats().bytes_sent;
   summary.bytes_recv = dp_->stats().bytes_recv;
   if (rank_ == 0) {
