@@ -22,8 +22,8 @@ std::function<int()> prepare_train_command(World& world, const TrainOptions& opt
   auto prepared =
       std::make_shared<PreparedRun>(prepare_training(*config, world.rank(), world.size()));
   return [&world, config, prepared] {
-    train(world, *config, std::move(*prepared));
-    return 0;
+    const TrainSummary summary = train(world, *config, std::move(*prepared));
+    return summary.interrupted_by ? 128 + summary.interrupted_by : 0;  // 130 SIGINT, 143 SIGTERM
   };
 }
 

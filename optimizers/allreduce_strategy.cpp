@@ -1,6 +1,8 @@
 #include "optimizers/allreduce_strategy.h"
 
 #include <ATen/ATen.h>
+#include <torch/types.h>  // clip_grad.h is not self-contained
+#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/optimizer.h>
 
 #include <algorithm>
@@ -58,7 +60,7 @@ void AllreduceStrategy::on_gradient(int i, const at::Tensor& grad) {
                         "backward calls needs sync.overlap=false)"));
   }
   const bool complete = buckets_->add_gradient(i, grad);
-  if (complete && options_.overlap) launch_ready_buckets(/*force=*/false);
+  if (complete && sync_ && options_.overlap) launch_ready_buckets(/*force=*/false);
 }
 
 void AllreduceStrategy::launch_ready_buckets(bool force) {
@@ -80,9 +82,16 @@ void AllreduceStrategy::wait_launched() {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+void AllreduceStrategy::set_gradient_sync(bool enabled) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (enabled && !sync_) buckets_->new_backward();  // the next backward is the last micro-step
+  sync_ = enabled;
+}
+
 void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    BRAID_CHECK(sync_, "step() inside no_sync(): the last micro-step must synchronise");
     launch_ready_buckets(/*force=*/true);
   }
   wait_launched();
@@ -99,6 +108,14 @@ void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
     } else {
       grad = average.clone();
     }
+  }
+  if (options_.clip_norm > 0) {
+    std::vector<at::Tensor> with_grad;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      if (used[i]) with_grad.push_back(params_[i]);
+    }
+    // Every rank clips the same averaged gradient, so replicas stay identical.
+    torch::nn::utils::clip_grad_norm_(with_grad, options_.clip_norm);
   }
   {
     trace::Scope scope("optimizer step", "compute");

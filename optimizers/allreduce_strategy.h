@@ -10,7 +10,9 @@
 // order, so every rank issues the same collectives in the same order even when gradients arrive
 // in a different order. step() launches what is left (parameters without a gradient this step
 // count as zeros, so an unused parameter never hangs the job), waits, writes the averages into
-// .grad and runs the optimizer. Each bucket carries usage slots, so knowing which parameters
+// .grad, clips it to `clip_norm` if set, and runs the optimizer. With gradient accumulation
+// (set_gradient_sync(false) for all but the last micro-step) the buckets add the micro-steps'
+// gradients up and only the last backward launches them. Each bucket carries usage slots, so knowing which parameters
 // got a gradient anywhere costs no extra message. attach() broadcasts rank 0's parameters and
 // checks a fingerprint of names and shapes first.
 #pragma once
@@ -29,6 +31,7 @@ struct AllreduceStrategyOptions {
   std::string algorithm = "auto";
   double bucket_mb = 4.0;
   bool overlap = true;  // false: all buckets are reduced in step(), after backward
+  double clip_norm = 0;  // > 0: clip the averaged gradient to this global L2 norm
 };
 
 class AllreduceStrategy : public SyncStrategy {
@@ -41,6 +44,8 @@ class AllreduceStrategy : public SyncStrategy {
   void attach(const NamedTensors& parameters) override;
   void step(torch::optim::Optimizer& optimizer) override;
   void quiesce() override;
+  void set_gradient_sync(bool enabled) override;
+  bool state_is_replicated() const override { return true; }
   SyncStats stats() const override;
 
   std::size_t bucket_count() const { return buckets_ ? buckets_->bucket_count() : 0; }
@@ -56,6 +61,7 @@ class AllreduceStrategy : public SyncStrategy {
   std::vector<unsigned> hooks_;
   std::optional<GradBuckets> buckets_;
   std::vector<Work> works_;  // one per bucket launched this step, in index order
+  bool sync_ = true;         // false inside no_sync(): backward only accumulates
   std::mutex mutex_;         // hooks may run on autograd worker threads
   double exposed_comm_s_ = 0;
 };

@@ -14,6 +14,7 @@ GradBuckets::GradBuckets(std::vector<at::Tensor> parameters, double bucket_mb, b
   offset_of_.assign(n, 0);
   slot_of_.assign(n, 0);
   arrived_.assign(n, false);
+  has_value_.assign(n, false);
   const auto cap = static_cast<std::int64_t>(bucket_mb * (1 << 20));
   std::vector<at::TensorOptions> options;
   for (int i = n - 1; i >= 0; --i) {
@@ -50,11 +51,13 @@ at::Tensor GradBuckets::view(int param) const {
 
 bool GradBuckets::add_gradient(int param, const at::Tensor& grad) {
   at::Tensor slice = view(param);
-  if (arrived_[param]) {
+  if (has_value_[param]) {
     slice.add_(grad.reshape({-1}));
-    return false;
+  } else {
+    slice.copy_(grad.reshape({-1}));
+    has_value_[param] = true;
   }
-  slice.copy_(grad.reshape({-1}));
+  if (arrived_[param]) return false;
   arrived_[param] = true;
   return --buckets_[bucket_of_[param]].pending == 0;
 }
@@ -62,8 +65,8 @@ bool GradBuckets::add_gradient(int param, const at::Tensor& grad) {
 void GradBuckets::finalize(int bucket) {
   Bucket& b = buckets_[bucket];
   for (int i : b.params) {
-    if (!arrived_[i]) view(i).zero_();
-    if (usage_slots_) b.flat[b.gradient_elements + slot_of_[i]].fill_(arrived_[i] ? 1 : 0);
+    if (!has_value_[i]) view(i).zero_();
+    if (usage_slots_) b.flat[b.gradient_elements + slot_of_[i]].fill_(has_value_[i] ? 1 : 0);
   }
 }
 
@@ -79,9 +82,14 @@ std::vector<bool> GradBuckets::used_anywhere() const {
   return used;
 }
 
-void GradBuckets::reset() {
+void GradBuckets::new_backward() {
   std::fill(arrived_.begin(), arrived_.end(), false);
   for (Bucket& b : buckets_) b.pending = static_cast<int>(b.params.size());
+}
+
+void GradBuckets::reset() {
+  new_backward();
+  std::fill(has_value_.begin(), has_value_.end(), false);
 }
 
 }  // namespace braid

@@ -5,8 +5,10 @@
 // so a strategy's per-bucket state (compressor residuals, Streaming DiLoCo fragments, trace
 // events) names buckets by index.
 //
-// Readiness: add_gradient() copies a parameter's gradient into its view (accumulating if it
-// arrives twice in one step) and says when the bucket's last parameter arrived. A bucket can
+// Readiness: add_gradient() copies a parameter's gradient into its view (adding to it if the
+// view already holds this step's gradient: a second arrival, or an earlier micro-step of
+// gradient accumulation) and says when the bucket's last parameter arrived in this backward
+// pass. new_backward() starts counting arrivals afresh but keeps the accumulated values. A bucket can
 // also carry one usage slot per parameter after its gradients (1 if the parameter got a
 // gradient on this rank this step, else 0): exchanged with the gradients, the slots tell every
 // rank which parameters got a gradient anywhere without a separate message. Not thread-safe:
@@ -41,6 +43,8 @@ class GradBuckets {
   // Returns true when this made the parameter's bucket complete.
   bool add_gradient(int param, const at::Tensor& grad);
   bool arrived(int param) const { return arrived_[param]; }
+  // Whether the parameter got a gradient in any backward pass of this step.
+  bool has_gradient(int param) const { return has_value_[param]; }
   bool complete(int bucket) const { return buckets_[bucket].pending == 0; }
   // Zeroes the views of the bucket's parameters that got no gradient this step and writes its
   // usage slots; call once before sending the bucket.
@@ -48,7 +52,10 @@ class GradBuckets {
   // After the exchange: per parameter, whether any rank had a gradient for it this step (needs
   // usage slots; a slot is exactly zero, summed or averaged, only if every rank sent 0).
   std::vector<bool> used_anywhere() const;
-  // Starts a new step: nothing has arrived.
+  // Starts another backward pass of the same step (gradient accumulation): arrivals are counted
+  // anew, values are kept and added to.
+  void new_backward();
+  // Starts a new step: nothing has arrived, nothing is held.
   void reset();
 
  private:
@@ -63,7 +70,8 @@ class GradBuckets {
   std::vector<int> bucket_of_;
   std::vector<std::int64_t> offset_of_;  // element offset of a parameter's view in its bucket
   std::vector<int> slot_of_;             // position among its bucket's parameters
-  std::vector<bool> arrived_;
+  std::vector<bool> arrived_;    // in this backward pass
+  std::vector<bool> has_value_;  // in this step
   bool usage_slots_;
 };
 

@@ -66,6 +66,15 @@ class SyncStrategy {
   // final (a background outer round of a local-update method, say).
   virtual void quiesce() {}
 
+  // Gradient accumulation: while disabled, backward passes only add their gradients up (no
+  // exchange starts); the backward after re-enabling is the last micro-step, whose gradients
+  // are exchanged with overlap as usual. DataParallel::no_sync() is the scope that uses it.
+  virtual void set_gradient_sync(bool enabled) = 0;
+
+  // Whether every rank holds the same strategy state (synchronous methods), so a checkpoint can
+  // be resumed at another rank count from any rank's file.
+  virtual bool state_is_replicated() const = 0;
+
   virtual NamedTensors state() const { return {}; }
   virtual void load_state(const NamedTensors& state) {}
 

@@ -166,6 +166,9 @@ std::string serialize(const TrainPosition& position, int rank, int world,
   archive.write("meta/epoch", scalar(position.epoch));
   archive.write("meta/step_in_epoch", scalar(position.step_in_epoch));
   archive.write("meta/time_s", at::scalar_tensor(position.time_s, at::kDouble));
+  archive.write("meta/epoch_offset", scalar(position.epoch_offset));
+  archive.write("meta/bytes_sent", scalar(static_cast<std::int64_t>(position.bytes_sent)));
+  archive.write("meta/bytes_recv", scalar(static_cast<std::int64_t>(position.bytes_recv)));
   archive.write("meta/world", scalar(world));
   archive.write("meta/rank", scalar(rank));
   archive.write("meta/resume", c10::IValue(encode_fingerprint(fingerprint)));
@@ -249,14 +252,14 @@ InputArchive open_archive(const std::string& path, std::int64_t step, int rank) 
 
 // Collective: the chosen checkpoint belongs to this run. Nothing has been modified yet.
 void check_compatible(Communicator& comm, InputArchive& archive, const std::string& path,
-                      const ResumeFingerprint& fingerprint) {
+                      const ResumeFingerprint& fingerprint, bool any_world) {
   std::string changes, mismatch;
   try {
     c10::IValue stored;
     archive.read("meta/resume", stored);
     changes = fingerprint_changes(decode_fingerprint(stored.toStringRef()), fingerprint, path);
     const std::int64_t world = read_int(archive, "meta/world");
-    if (world != comm.size()) {
+    if (world != comm.size() && !any_world) {
       mismatch =
           str_cat(path, " was written by a run of ", world, " ranks; this run has ", comm.size());
     }
@@ -312,15 +315,23 @@ TrainPosition restore_state(InputArchive& archive, torch::nn::Module& model,
   }
   at::Tensor time_s;
   archive.read("meta/time_s", time_s);
-  return TrainPosition{read_int(archive, "meta/step"), read_int(archive, "meta/epoch"),
-                       read_int(archive, "meta/step_in_epoch"), time_s.item<double>()};
+  TrainPosition position;
+  position.step = read_int(archive, "meta/step");
+  position.epoch = read_int(archive, "meta/epoch");
+  position.step_in_epoch = read_int(archive, "meta/step_in_epoch");
+  position.epoch_offset = read_int(archive, "meta/epoch_offset");
+  position.time_s = time_s.item<double>();
+  position.bytes_sent = static_cast<std::uint64_t>(read_int(archive, "meta/bytes_sent"));
+  position.bytes_recv = static_cast<std::uint64_t>(read_int(archive, "meta/bytes_recv"));
+  position.world = static_cast<int>(read_int(archive, "meta/world"));
+  return position;
 }
 
 // Collective: restores the step every rank can read, after checking it belongs to this run.
 TrainPosition restore_agreed(Communicator& comm, InputArchive& archive, const std::string& path,
                              const ResumeFingerprint& fingerprint, torch::nn::Module& model,
                              torch::optim::Optimizer& optimizer, SyncStrategy& strategy) {
-  check_compatible(comm, archive, path, fingerprint);
+  check_compatible(comm, archive, path, fingerprint, strategy.state_is_replicated());
   std::string error;
   TrainPosition position;
   try {
@@ -344,14 +355,26 @@ Checkpointer::Checkpointer(std::string run_dir, int rank, int world, ResumeFinge
       keep_(keep),
       fingerprint_(std::move(fingerprint)) {}
 
-std::string Checkpointer::rank_file(std::int64_t step) const {
-  return (fs::path(dir_) / step_dir_name(step) / fmt::format("rank-{:05d}.ckpt", rank_)).string();
+std::string Checkpointer::rank_file(std::int64_t step, int rank) const {
+  return (fs::path(dir_) / step_dir_name(step) / fmt::format("rank-{:05d}.ckpt", rank)).string();
+}
+
+// Rank 0 writes the rank count of a step next to its file (step-N/ranks), so a later run can
+// tell a checkpoint of another rank count from one with a missing file. Unreadable: 0.
+int Checkpointer::ranks_of(Communicator& comm, std::int64_t step) const {
+  std::int64_t count = 0;
+  if (rank_ == 0) {
+    std::ifstream in(fs::path(dir_) / step_dir_name(step) / "ranks");
+    if (!(in >> count) || count < 1) count = 0;
+  }
+  comm.broadcast(Buffer{&count, 1, DType::kInt64}, 0).wait();
+  return static_cast<int>(count);
 }
 
 void Checkpointer::save(Communicator& comm, const TrainPosition& position,
                         const torch::nn::Module& model, const torch::optim::Optimizer& optimizer,
                         const SyncStrategy& strategy) {
-  const std::string path = rank_file(position.step);
+  const std::string path = rank_file(position.step, rank_);
   const std::string name = step_dir_name(position.step);
   std::string error;
   try {
@@ -361,6 +384,7 @@ void Checkpointer::save(Communicator& comm, const TrainPosition& position,
     sync_path(dir_);  // the new step directory's entry
     sync_path(fs::path(dir_).parent_path());
     write_durably(path, file);
+    if (rank_ == 0) write_durably(fs::path(path).parent_path() / "ranks", str_cat(world_, "\n"));
   } catch (const std::exception& e) {
     error = e.what();
   }
@@ -450,11 +474,24 @@ std::optional<TrainPosition> Checkpointer::load_latest(Communicator& comm, torch
   if (steps.empty()) return std::nullopt;
   std::string problems;
   for (std::size_t i = 0; i < steps.size(); ++i) {
-    const std::string path = rank_file(steps[i]);
+    // A run of another rank count wrote it: with replicated state any rank's file will do (rank
+    // r reads r mod the old count); with per-rank state it cannot be carried over.
+    int source = rank_;
+    if (const int written_by = ranks_of(comm, steps[i]); written_by > 0 && written_by != world_) {
+      if (!strategy.state_is_replicated()) {
+        throw ConfigError(str_cat("resume: ", step_dir_name(steps[i]), " in ", dir_,
+                                  " was written by ", written_by, " ranks and sync.strategy '",
+                                  strategy.name(), "' keeps per-rank state, which cannot be "
+                                  "carried to ", world_, " ranks; rerun with ", written_by,
+                                  " ranks or use a new run.dir (nothing was changed)"));
+      }
+      source = rank_ % written_by;
+    }
+    const std::string path = rank_file(steps[i], source);
     std::optional<InputArchive> archive;
     std::string cause;
     try {
-      archive = open_archive(path, steps[i], rank_);
+      archive = open_archive(path, steps[i], source);
     } catch (const std::exception& e) {
       cause = e.what();
       // Before the agreement, so the cause is printed even if another rank ends the job first.

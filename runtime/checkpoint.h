@@ -46,7 +46,13 @@ struct TrainPosition {
   std::int64_t step = 0;           // optimizer steps done
   std::int64_t epoch = 0;          // current epoch
   std::int64_t step_in_epoch = 0;  // steps done within it
+  // Samples of the current epoch consumed before its step 0 by a run of another rank count
+  // (a resume at a new rank count continues mid-epoch at the same sample).
+  std::int64_t epoch_offset = 0;
   double time_s = 0;               // training seconds so far (metrics' time_s continues)
+  std::uint64_t bytes_sent = 0;    // this rank's totals so far (metrics' bytes continue)
+  std::uint64_t bytes_recv = 0;
+  int world = 0;                   // restored: the rank count of the run that wrote it
 };
 
 class Checkpointer {
@@ -68,7 +74,9 @@ class Checkpointer {
   std::string latest_path() const { return current_; }
 
  private:
-  std::string rank_file(std::int64_t step) const;
+  std::string rank_file(std::int64_t step, int rank) const;
+  // Collective: the number of rank files of a step (rank 0 counts them).
+  int ranks_of(Communicator& comm, std::int64_t step) const;
   std::vector<std::int64_t> candidate_steps(Communicator& comm) const;
   void move_latest(std::int64_t step) const;
   void prune(std::int64_t newest) const;

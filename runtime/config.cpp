@@ -59,6 +59,7 @@ void for_each_key(C& c, Visit&& visit) {
   visit("optimizer", "schedule", c.optimizer.schedule, schedule_names());
   visit("optimizer", "warmup_steps", c.optimizer.warmup_steps, {});
   visit("optimizer", "min_lr_ratio", c.optimizer.min_lr_ratio, {});
+  visit("optimizer", "clip_norm", c.optimizer.clip_norm, {});
   // The planned strategies parse, so that validate() can say "not implemented yet" rather
   // than "unknown".
   visit("sync", "strategy", c.sync.strategy, strategy_names(/*planned_too=*/true));
@@ -66,6 +67,7 @@ void for_each_key(C& c, Visit&& visit) {
   visit("sync", "bucket_mb", c.sync.bucket_mb, {});
   visit("sync", "overlap", c.sync.overlap, {});
   visit("sync", "cost_model", c.sync.cost_model, {});
+  visit("sync", "broadcast_buffers", c.sync.broadcast_buffers, {});
   visit("compression", "name", c.compression.name, compressor_names());
   visit("train", "epochs", c.train.epochs, {});
   visit("train", "max_steps", c.train.max_steps, {});
@@ -74,11 +76,13 @@ void for_each_key(C& c, Visit&& visit) {
   visit("train", "checkpoint_every", c.train.checkpoint_every, {});
   visit("train", "resume", c.train.resume, {"never", "auto"});
   visit("train", "eval_batch_size", c.train.eval_batch_size, {});
+  visit("train", "accumulate_steps", c.train.accumulate_steps, {});
   visit("runtime", "threads", c.runtime.threads, {});
   visit("runtime", "timeout_s", c.runtime.timeout_s, {});
   visit("runtime", "debug_checks", c.runtime.debug_checks, {});
   visit("runtime", "log_level", c.runtime.log_level, {"trace", "debug", "info", "warn", "error"});
   visit("runtime", "trace", c.runtime.trace, {});
+  visit("runtime", "progress", c.runtime.progress, {"auto", "bar", "lines"});
 }
 
 // Sections for the methods still to come: known, so that a key there gets a clear message
@@ -383,6 +387,8 @@ void validate(const Config& c, const std::string& source) {
           c.optimizer.warmup_steps);
   require(c.optimizer.min_lr_ratio >= 0 && c.optimizer.min_lr_ratio <= 1, "optimizer.min_lr_ratio",
           "in [0, 1]", c.optimizer.min_lr_ratio);
+  require(c.optimizer.clip_norm >= 0, "optimizer.clip_norm", ">= 0 (0: no clipping)",
+          c.optimizer.clip_norm);
 
   const auto& implemented = strategy_names(/*planned_too=*/false);
   if (std::find(implemented.begin(), implemented.end(), c.sync.strategy) == implemented.end()) {
@@ -402,6 +408,8 @@ void validate(const Config& c, const std::string& source) {
   require(c.train.checkpoint_every >= 0, "train.checkpoint_every", ">= 0",
           c.train.checkpoint_every);
   require(c.train.eval_batch_size >= 1, "train.eval_batch_size", ">= 1", c.train.eval_batch_size);
+  require(c.train.accumulate_steps >= 1, "train.accumulate_steps", ">= 1",
+          c.train.accumulate_steps);
 
   require(c.runtime.threads >= 1, "runtime.threads", ">= 1", c.runtime.threads);
   require(c.runtime.timeout_s > 0, "runtime.timeout_s", "> 0", c.runtime.timeout_s);

@@ -42,6 +42,7 @@ struct OptimizerConfig {
   std::string schedule = "constant";  // constant | warmup_cosine
   std::int64_t warmup_steps = 0;      // warmup_cosine
   double min_lr_ratio = 0.0;          // warmup_cosine: final lr = lr * min_lr_ratio
+  double clip_norm = 0.0;             // > 0: clip the averaged gradient's global L2 norm
 };
 
 struct SyncConfig {
@@ -50,6 +51,7 @@ struct SyncConfig {
   double bucket_mb = 4.0;              // fusion bucket cap
   bool overlap = true;                 // reduce buckets during backward
   std::string cost_model;              // optional file from `braid bench allreduce --calibrate`
+  bool broadcast_buffers = true;       // rank 0's buffers (running statistics) after each step
 };
 
 // compression: how a strategy encodes what it exchanges (the compression/ layer's names).
@@ -65,6 +67,7 @@ struct TrainConfig {
   std::int64_t checkpoint_every = 0;   // steps; 0 = only the final checkpoint
   std::string resume = "never";        // never | auto
   std::int64_t eval_batch_size = 100;  // cnn evaluates 6x faster than with 1000 (cache)
+  std::int64_t accumulate_steps = 1;   // backward passes (micro-batches) per optimizer step
 };
 
 struct RuntimeConfig {
@@ -73,6 +76,7 @@ struct RuntimeConfig {
   bool debug_checks = false;       // cross-check every collective across ranks
   std::string log_level = "info";  // trace | debug | info | warn | error
   bool trace = false;              // Chrome trace per rank in <run dir>/trace/
+  std::string progress = "auto";   // auto | bar | lines: rank 0's console output
 };
 
 struct Config {

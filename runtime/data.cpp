@@ -243,9 +243,11 @@ DataPlan::DataPlan(std::int64_t samples, int rank, int world, std::int64_t batch
   }
 }
 
-at::Tensor DataPlan::partition_indices(std::int64_t epoch, std::int64_t step, int partition) {
-  BRAID_CHECK(epoch >= 0 && step >= 0 && step < steps_per_epoch_, "epoch ", epoch, " step ", step,
-              " of ", steps_per_epoch_);
+at::Tensor DataPlan::partition_indices(std::int64_t epoch, std::int64_t step, int partition,
+                                       std::int64_t offset) {
+  BRAID_CHECK(offset >= 0 && offset <= samples_, "epoch offset ", offset, " of ", samples_);
+  BRAID_CHECK(epoch >= 0 && step >= 0 && step < steps_in_epoch(offset), "epoch ", epoch, " step ",
+              step, " of ", steps_in_epoch(offset));
   BRAID_CHECK(partition >= 0 && partition < world_, "partition ", partition, " of ", world_);
   if (epoch != cached_epoch_) {
     // mt19937_64 and our own Fisher-Yates (not std::uniform_int_distribution, whose output is
@@ -262,7 +264,7 @@ at::Tensor DataPlan::partition_indices(std::int64_t epoch, std::int64_t step, in
     }
     cached_epoch_ = epoch;
   }
-  return permutation_.narrow(0, (step * world_ + partition) * batch_size_, batch_size_);
+  return permutation_.narrow(0, offset + (step * world_ + partition) * batch_size_, batch_size_);
 }
 
 at::Tensor eval_indices(std::int64_t samples, int rank, int world) {

@@ -54,8 +54,14 @@ class DataPlan {
   }
   // The global batch of a step cut into `world` partitions of batch_size samples; partition r
   // is what rank r reads by default. Strategies that assign other partitions (gradient coding)
-  // name them by index.
-  at::Tensor partition_indices(std::int64_t epoch, std::int64_t step, int partition);
+  // name them by index. `offset` samples at the start of the epoch are skipped (a run resumed
+  // at another rank count continues where the old one stopped, mid-epoch).
+  at::Tensor partition_indices(std::int64_t epoch, std::int64_t step, int partition,
+                               std::int64_t offset = 0);
+  // Steps in an epoch whose first `offset` samples were consumed already.
+  std::int64_t steps_in_epoch(std::int64_t offset) const {
+    return (samples_ - offset) / (world_ * batch_size_);
+  }
 
  private:
   std::int64_t samples_, batch_size_, steps_per_epoch_;

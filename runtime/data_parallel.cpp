@@ -3,6 +3,7 @@
 #include <torch/nn/module.h>
 
 #include "common/error.h"
+#include "optimizers/replicas.h"
 #include "runtime/cost_model_file.h"
 #include "runtime/strategy_factory.h"
 #include "runtime/world.h"
@@ -40,16 +41,32 @@ std::shared_ptr<Communicator> make_communicator(const World& world,
   return std::make_shared<Communicator>(world.make_transport(), comm);
 }
 
-DataParallel::DataParallel(const World& world, const NamedTensors& parameters,
-                           DataParallelOptions options)
-    : DataParallel(make_communicator(world, options), parameters, options) {}
-
-DataParallel::DataParallel(std::shared_ptr<Communicator> comm, const NamedTensors& parameters,
-                           DataParallelOptions options)
-    : comm_(std::move(comm)), strategy_(make_strategy(comm_, options)) {
-  strategy_->attach(parameters);
+NamedTensors named_buffers(const torch::nn::Module& module) {
+  NamedTensors out;
+  for (const auto& item : module.named_buffers(/*recurse=*/true)) {
+    out.emplace_back(item.key(), item.value());
+  }
+  return out;
 }
 
-void DataParallel::step(torch::optim::Optimizer& optimizer) { strategy_->step(optimizer); }
+DataParallel::DataParallel(const World& world, const NamedTensors& parameters,
+                           DataParallelOptions options, const NamedTensors& buffers)
+    : DataParallel(make_communicator(world, options), parameters, options, buffers) {}
+
+DataParallel::DataParallel(std::shared_ptr<Communicator> comm, const NamedTensors& parameters,
+                           DataParallelOptions options, const NamedTensors& buffers)
+    : comm_(std::move(comm)),
+      strategy_(make_strategy(comm_, options)),
+      broadcast_buffers_(options.broadcast_buffers) {
+  strategy_->attach(parameters);
+  for (const auto& [name, tensor] : buffers) buffers_.push_back(tensor);
+  if (!buffers_.empty()) broadcast_parameters(*comm_, buffers_, 0);
+}
+
+void DataParallel::step(torch::optim::Optimizer& optimizer) {
+  strategy_->step(optimizer);
+  // Forward passes changed each rank's running statistics differently; rank 0's win.
+  if (broadcast_buffers_ && !buffers_.empty()) broadcast_parameters(*comm_, buffers_, 0);
+}
 
 }  // namespace braid

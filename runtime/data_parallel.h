@@ -33,10 +33,14 @@ struct DataParallelOptions {
   std::string cost_model;              // sync.cost_model (file; empty: the defaults)
   double timeout_s = 300.0;            // runtime.timeout_s
   bool debug_checks = false;           // runtime.debug_checks
+  double clip_norm = 0;                // optimizer.clip_norm: > 0 clips the averaged gradient
+  bool broadcast_buffers = true;       // sync.broadcast_buffers
 };
 
 // The module's parameters (recursively, registration order) with their dotted names.
 NamedTensors named_parameters(const torch::nn::Module& module);
+// The module's buffers (running statistics and the like), the same way.
+NamedTensors named_buffers(const torch::nn::Module& module);
 
 // Collective: a Communicator over the world's MPI transport with the options' timeout, debug
 // checks and cost model. Every rank reads the cost model file; if any rank cannot, every rank
@@ -46,14 +50,39 @@ std::shared_ptr<Communicator> make_communicator(const World& world,
 
 class DataParallel {
  public:
+  // `buffers` (named_buffers(model)) get rank 0's values at construction and, with
+  // broadcast_buffers, after every step, as PyTorch DDP does, so running statistics agree.
   DataParallel(const World& world, const NamedTensors& parameters,
-               DataParallelOptions options = {});
+               DataParallelOptions options = {}, const NamedTensors& buffers = {});
   // Over an existing communicator (any transport; the tests use threads).
   DataParallel(std::shared_ptr<Communicator> comm, const NamedTensors& parameters,
-               DataParallelOptions options = {});
+               DataParallelOptions options = {}, const NamedTensors& buffers = {});
 
   // Collective: finish this step's exchange and apply `optimizer`.
   void step(torch::optim::Optimizer& optimizer);
+
+  // Gradient accumulation: backward passes inside the scope only add their gradients up; the
+  // next backward outside it (the last micro-step) exchanges the sum, overlapped as usual:
+  //   for (k = 0; k < K - 1; ++k) { auto scope = dp.no_sync(); loss(k).backward(); }
+  //   loss(K - 1).backward(); dp.step(optimizer);
+  // Divide each micro-step's loss by K for the mean over all micro-batches.
+  class NoSync {
+   public:
+    explicit NoSync(SyncStrategy& strategy) : strategy_(&strategy) {
+      strategy_->set_gradient_sync(false);
+    }
+    ~NoSync() {
+      if (strategy_) strategy_->set_gradient_sync(true);
+    }
+    NoSync(NoSync&& other) noexcept : strategy_(other.strategy_) { other.strategy_ = nullptr; }
+    NoSync(const NoSync&) = delete;
+    NoSync& operator=(const NoSync&) = delete;
+    NoSync& operator=(NoSync&&) = delete;
+
+   private:
+    SyncStrategy* strategy_;
+  };
+  [[nodiscard]] NoSync no_sync() { return NoSync(*strategy_); }
 
   int rank() const { return comm_->rank(); }
   int size() const { return comm_->size(); }
@@ -64,6 +93,8 @@ class DataParallel {
  private:
   std::shared_ptr<Communicator> comm_;
   std::unique_ptr<SyncStrategy> strategy_;
+  std::vector<at::Tensor> buffers_;
+  bool broadcast_buffers_;
 };
 
 }  // namespace braid

@@ -25,6 +25,7 @@ ResumeFingerprint resume_fingerprint(const Config& c) {
       {"data.path", quoted(c.data.path)},
       {"data.batch_size", std::to_string(c.data.batch_size)},
       {"data.train_limit", std::to_string(c.data.train_limit)},
+      {"train.accumulate_steps", std::to_string(c.train.accumulate_steps)},
       {"optimizer.name", quoted(c.optimizer.name)},
       {"optimizer.schedule", quoted(c.optimizer.schedule)},
       {"optimizer.warmup_steps", std::to_string(c.optimizer.warmup_steps)},

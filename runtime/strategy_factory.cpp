@@ -23,7 +23,8 @@ std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
   if (options.strategy == "allreduce") {
     return std::make_unique<AllreduceStrategy>(
         std::move(comm),
-        AllreduceStrategyOptions{options.algorithm, options.bucket_mb, options.overlap});
+        AllreduceStrategyOptions{options.algorithm, options.bucket_mb, options.overlap,
+                                 options.clip_norm});
   }
   throw ConfigError(str_cat("sync.strategy: unknown strategy '", options.strategy,
                             "' (valid: ", join(strategy_names()), ")"));

@@ -5,6 +5,8 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <csignal>
+#include <optional>
 #include <filesystem>
 #include <fstream>
 
@@ -15,6 +17,7 @@
 #include "runtime/cost_model_file.h"
 #include "runtime/data_parallel.h"
 #include "runtime/evaluation.h"
+#include "runtime/interrupt.h"
 #include "runtime/metrics.h"
 #include "runtime/optimizer_factory.h"
 #include "runtime/progress.h"
@@ -79,6 +82,8 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.cost_model = config.sync.cost_model;
   o.timeout_s = config.runtime.timeout_s;
   o.debug_checks = config.runtime.debug_checks;
+  o.clip_norm = config.optimizer.clip_norm;
+  o.broadcast_buffers = config.sync.broadcast_buffers;
   return o;
 }
 
@@ -96,22 +101,28 @@ class Trainer {
 
  private:
   void restore();
+  void continue_at_this_rank_count(int written_by);
+  std::int64_t steps_left_in_run() const;
   void step();
+  void micro_step(int partition, double weight, bool last, double& loss_value);
+  int agreed_interrupt();
   void log_training();
   Evaluation log_evaluation();
   void save_checkpoint();
   TrainSummary finish(double train_seconds);
+  TrainSummary finish_interrupted(int signal);
   double time_s() const { return time_offset_s_ + seconds_since(start_); }
+  SyncStats totals() const;
 
   const Config& config_;
-  const int rank_, P_;
+  const int rank_, P_, accumulate_;
   const fs::path run_dir_;
   DataSplits data_;
   std::shared_ptr<Model> model_;
   std::shared_ptr<Communicator> comm_;
   std::unique_ptr<DataParallel> dp_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
-  DataPlan plan_;
+  DataPlan plan_;  // P * accumulate_steps partitions per step: micro-step j of rank r is j*P + r
   Checkpointer checkpointer_;
   std::unique_ptr<MetricsLog> metrics_;
   Progress progress_;
@@ -120,6 +131,9 @@ class Trainer {
   SteadyClock::time_point start_ = SteadyClock::now();
   double time_offset_s_ = 0;  // training time of the runs this one resumes
   double first_exposed_comm_s_ = 0;
+  // The interrupt flags of the previous step, summed over ranks while this step computes.
+  std::int64_t stop_flag_ = 0;
+  Work stop_work_;
   // The window since the last training line.
   SteadyClock::time_point window_start_ = start_;
   std::int64_t window_steps_ = 0;
@@ -130,42 +144,33 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
     : config_(config),
       rank_(world.rank()),
       P_(world.size()),
+      accumulate_(static_cast<int>(config.train.accumulate_steps)),
       run_dir_(config.run.dir),
       data_(std::move(prepared.data)),
       model_(std::move(prepared.model)),
       comm_(communicator_for(world, config)),
-      plan_(data_.train.size(), rank_, P_, config.data.batch_size, config.run.seed),
+      plan_(data_.train.size(), rank_, P_ * accumulate_, config.data.batch_size, config.run.seed),
       checkpointer_(config.run.dir, rank_, P_, resume_fingerprint(config)),
-      progress_(rank_ == 0) {
+      progress_(rank_ == 0, config.runtime.progress) {
   dp_ = std::make_unique<DataParallel>(comm_, named_parameters(*model_),
-                                       data_parallel_options(config_));
+                                       data_parallel_options(config_), named_buffers(*model_));
   optimizer_ = make_optimizer(config_.optimizer, model_->parameters());
   // Before anything is written: a resume that refuses the config leaves the run untouched.
   if (config_.train.resume == "auto") restore();
-  if (rank_ == 0) {
-    fs::create_directories(run_dir_);
-    std::ofstream(run_dir_ / "config.yaml") << config_.to_yaml();
-  }
-  comm_->barrier().wait();
-  if (config_.runtime.trace) {
-    fs::create_directories(run_dir_ / "trace");
-    trace::start((run_dir_ / "trace" / fmt::format("rank-{:05d}.json", rank_)).string(), rank_);
-  }
-  total_steps_ = config_.train.max_steps > 0 ? config_.train.max_steps
-                                             : config_.train.epochs * plan_.steps_per_epoch();
+  total_steps_ = position_.step + steps_left_in_run();
   first_step_ = position_.step;
   last_lr_ = config_.optimizer.lr;
   window_comm_start_ = first_exposed_comm_s_ = dp_->stats().exposed_comm_s;
-  if (rank_ == 0) {
-    metrics_ = std::make_unique<MetricsLog>((run_dir_ / "metrics.jsonl").string(),
-                                            config_.train.resume == "auto" ? position_.step : -1);
-    spdlog::info(
-        "training {} on {} ({} train / {} test samples), {} ranks x batch {}, {} steps "
-        "({} per epoch), sync {} with {}",
-        config_.model.name, config_.data.name, data_.train.size(), data_.test.size(), P_,
-        config_.data.batch_size, total_steps_, plan_.steps_per_epoch(), config_.sync.strategy,
-        config_.sync.algorithm);
-  }
+}
+
+// Steps from the restored position to the end: train.max_steps, or the rest of this epoch
+// (which may have begun at another rank count) and the remaining epochs.
+std::int64_t Trainer::steps_left_in_run() const {
+  if (config_.train.max_steps > 0) return std::max<std::int64_t>(0, config_.train.max_steps - position_.step);
+  const std::int64_t this_epoch =
+      plan_.steps_in_epoch(position_.epoch_offset) - position_.step_in_epoch;
+  const std::int64_t later = config_.train.epochs - position_.epoch - 1;
+  return later < 0 ? 0 : this_epoch + later * plan_.steps_per_epoch();
 }
 
 void Trainer::restore() {
@@ -176,34 +181,46 @@ void Trainer::restore() {
     if (rank_ == 0) {
       spdlog::info("resumed from {} at step {}", checkpointer_.latest_path(), position_.step);
     }
+    if (position_.world != P_) continue_at_this_rank_count(position_.world);
+  }
+}
+
+// The checkpoint's run had another rank count, so another global batch: continue at the same
+// sample of the same epoch, counting this rank count's steps from there.
+void Trainer::continue_at_this_rank_count(int written_by) {
+  const std::int64_t per_rank = config_.data.batch_size * accumulate_;
+  position_.epoch_offset += position_.step_in_epoch * written_by * per_rank;
+  position_.step_in_epoch = 0;
+  if (rank_ == 0) {
+    spdlog::warn(
+        "the checkpoint was written by {} ranks, this run has {}: the global batch changes from "
+        "{} to {} samples; continuing at sample {} of epoch {}",
+        written_by, P_, written_by * per_rank, P_ * per_rank, position_.epoch_offset,
+        position_.epoch);
   }
 }
 
 // One step: the strategy says which partitions of the global batch this rank computes and
-// with which weights (one partition, weight 1, for synchronous allreduce).
+// with which weights (one partition, weight 1, for synchronous allreduce); with gradient
+// accumulation each is computed as accumulate_steps micro-batches, and only the last backward
+// pass of the step exchanges.
 void Trainer::step() {
-  if (position_.step_in_epoch == plan_.steps_per_epoch()) {
+  if (position_.step_in_epoch == plan_.steps_in_epoch(position_.epoch_offset)) {
     ++position_.epoch;
     position_.step_in_epoch = 0;
+    position_.epoch_offset = 0;
   }
   const BatchAssignment assignment = dp_->strategy().assign_batch(position_.step, rank_, P_);
   last_lr_ = learning_rate(config_.optimizer, position_.step, total_steps_);
   set_learning_rate(*optimizer_, last_lr_);
   optimizer_->zero_grad();
   double loss_value = 0;
-  for (std::size_t k = 0; k < assignment.partitions.size(); ++k) {
-    at::Tensor idx =
-        plan_.partition_indices(position_.epoch, position_.step_in_epoch, assignment.partitions[k]);
-    at::Tensor loss;
-    {
-      trace::Scope scope("forward", "compute");
-      loss = model_->loss(model_->forward(data_.train.inputs.index_select(0, idx)),
-                          data_.train.targets.index_select(0, idx));
+  const std::size_t parts = assignment.partitions.size();
+  for (std::size_t k = 0; k < parts; ++k) {
+    for (int j = 0; j < accumulate_; ++j) {
+      micro_step(j * P_ + assignment.partitions[k], assignment.weights[k] / accumulate_,
+                 k + 1 == parts && j + 1 == accumulate_, loss_value);
     }
-    trace::Scope scope("backward", "compute");
-    const double weight = assignment.weights[k];
-    (weight == 1.0 ? loss : loss * weight).backward();
-    loss_value += loss.item<double>() * assignment.weights[k];
   }
   {
     trace::Scope scope("strategy step", "compute");
@@ -215,17 +232,53 @@ void Trainer::step() {
   window_loss_ += loss_value;
 }
 
+void Trainer::micro_step(int partition, double weight, bool last, double& loss_value) {
+  at::Tensor idx = plan_.partition_indices(position_.epoch, position_.step_in_epoch, partition,
+                                           position_.epoch_offset);
+  at::Tensor loss;
+  {
+    trace::Scope scope("forward", "compute");
+    loss = model_->loss(model_->forward(data_.train.inputs.index_select(0, idx)),
+                        data_.train.targets.index_select(0, idx));
+  }
+  std::optional<DataParallel::NoSync> accumulate_only;
+  if (!last) accumulate_only.emplace(dp_->no_sync());
+  trace::Scope scope("backward", "compute");
+  (weight == 1.0 ? loss : loss * weight).backward();
+  loss_value += loss.item<double>() * weight;
+}
+
+// All ranks must stop at the same step. Each step sends the signal this rank received (0 for
+// none) in a small allreduce (max) that runs behind the step's buckets; the result is read one
+// step later, so the decision is the same everywhere and the wait is hidden. Returns the agreed
+// signal, or 0.
+int Trainer::agreed_interrupt() {
+  if (P_ == 1) return InterruptWatch::received();
+  stop_work_.wait();
+  const auto agreed = static_cast<int>(stop_flag_);
+  stop_flag_ = InterruptWatch::received();
+  stop_work_ = comm_->allreduce(Buffer{&stop_flag_, 1, DType::kInt64}, ReduceOp::kMax, "rhd");
+  return agreed;
+}
+
+SyncStats Trainer::totals() const {
+  SyncStats stats = dp_->stats();
+  stats.bytes_sent += position_.bytes_sent;
+  stats.bytes_recv += position_.bytes_recv;
+  return stats;
+}
+
 void Trainer::log_training() {
   const double seconds = seconds_since(window_start_);
   const double loss = sum_over_ranks(*comm_, {window_loss_ / window_steps_})[0] / P_;
-  const SyncStats stats = dp_->stats();
+  const SyncStats stats = totals();
   ProgressLine line;
   line.step = position_.step;
   line.total_steps = total_steps_;
   line.epoch = position_.epoch;
   line.loss = loss;
   line.lr = last_lr_;
-  line.samples_per_s = window_steps_ * config_.data.batch_size * P_ / seconds;
+  line.samples_per_s = window_steps_ * config_.data.batch_size * accumulate_ * P_ / seconds;
   line.step_ms = 1e3 * seconds / window_steps_;
   line.comm_ms = 1e3 * (stats.exposed_comm_s - window_comm_start_) / window_steps_;
   line.eta_s = (total_steps_ - position_.step) * seconds / window_steps_;
@@ -262,12 +315,48 @@ Evaluation Trainer::log_evaluation() {
 void Trainer::save_checkpoint() {
   trace::Scope scope("checkpoint", "io");
   dp_->strategy().quiesce();
-  position_.time_s = time_s();
-  checkpointer_.save(*comm_, position_, *model_, *optimizer_, dp_->strategy());
+  TrainPosition saved = position_;
+  saved.time_s = time_s();
+  const SyncStats stats = totals();
+  saved.bytes_sent = stats.bytes_sent;
+  saved.bytes_recv = stats.bytes_recv;
+  checkpointer_.save(*comm_, saved, *model_, *optimizer_, dp_->strategy());
   last_checkpoint_ = position_.step;
 }
 
 TrainSummary Trainer::run() {
+  if (first_step_ >= total_steps_ && first_step_ > 0) {
+    // A finished run asked to resume: report, touch nothing (metrics, summary, checkpoints).
+    if (rank_ == 0) {
+      spdlog::info(
+          "the run in {} is finished: it reached step {} and the config asks for {}; nothing "
+          "to do (raise train.max_steps or train.epochs to train further)",
+          config_.run.dir, first_step_, total_steps_);
+    }
+    TrainSummary summary;
+    summary.steps = first_step_;
+    summary.already_finished = true;
+    return summary;
+  }
+  if (rank_ == 0) {
+    fs::create_directories(run_dir_);
+    std::ofstream(run_dir_ / "config.yaml") << config_.to_yaml();
+    metrics_ = std::make_unique<MetricsLog>((run_dir_ / "metrics.jsonl").string(),
+                                            config_.train.resume == "auto" ? position_.step : -1);
+    spdlog::info(
+        "training {} on {} ({} train / {} test samples), {} ranks x batch {}{}, {} steps "
+        "({} per epoch), sync {} with {}",
+        config_.model.name, config_.data.name, data_.train.size(), data_.test.size(), P_,
+        config_.data.batch_size,
+        accumulate_ > 1 ? fmt::format(" x {} micro-steps", accumulate_) : std::string(),
+        total_steps_, plan_.steps_per_epoch(), config_.sync.strategy, config_.sync.algorithm);
+  }
+  comm_->barrier().wait();
+  if (config_.runtime.trace) {
+    fs::create_directories(run_dir_ / "trace");
+    trace::start((run_dir_ / "trace" / fmt::format("rank-{:05d}.json", rank_)).string(), rank_);
+  }
+  InterruptWatch watch;
   const bool periodic_log = config_.train.log_every > 0 || progress_.bar();
   const std::int64_t log_every = config_.train.log_every > 0 ? config_.train.log_every : 10;
   const auto every = [&](std::int64_t period) {
@@ -278,10 +367,31 @@ TrainSummary Trainer::run() {
     if (periodic_log && (position_.step % log_every == 0 || position_.step == total_steps_)) {
       log_training();
     }
+    if (const int signal = agreed_interrupt()) return finish_interrupted(signal);
     if (every(config_.train.eval_every) && position_.step < total_steps_) log_evaluation();
     if (every(config_.train.checkpoint_every)) save_checkpoint();
   }
+  stop_work_.wait();
   return finish(seconds_since(start_));
+}
+
+// Interrupted: every rank writes a checkpoint of the step all agreed on, and the run can be
+// continued by running the same command again.
+TrainSummary Trainer::finish_interrupted(int signal) {
+  stop_work_.wait();
+  if (window_steps_ > 0) log_training();
+  if (last_checkpoint_ != position_.step) save_checkpoint();
+  trace::stop();
+  if (rank_ == 0) {
+    progress_.interrupt();
+    spdlog::warn(
+        "interrupted at step {} ({}); checkpoint written; rerun the same command to continue",
+        position_.step, signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal");
+  }
+  TrainSummary summary;
+  summary.steps = position_.step;
+  summary.interrupted_by = signal;
+  return summary;
 }
 
 TrainSummary Trainer::finish(double train_seconds) {
@@ -294,14 +404,14 @@ TrainSummary Trainer::finish(double train_seconds) {
   summary.steps = position_.step;
   summary.test_loss = final_eval.loss;
   summary.test_accuracy = final_eval.accuracy;
-  summary.samples_per_s =
-      train_seconds > 0
-          ? (position_.step - first_step_) * config_.data.batch_size * P_ / train_seconds
-          : 0;
+  const double samples = static_cast<double>(position_.step - first_step_) *
+                         static_cast<double>(config_.data.batch_size * accumulate_ * P_);
+  summary.samples_per_s = train_seconds > 0 ? samples / train_seconds : 0;
   summary.train_seconds = train_seconds;
   summary.exposed_comm_s = dp_->stats().exposed_comm_s - first_exposed_comm_s_;
-  summary.bytes_sent = dp_->stats().bytes_sent;
-  summary.bytes_recv = dp_->stats().bytes_recv;
+  const SyncStats stats = totals();
+  summary.bytes_sent = stats.bytes_sent;
+  summary.bytes_recv = stats.bytes_recv;
   if (rank_ == 0) {
     std::ofstream(run_dir_ / "summary.json")
         << "{" << field("steps", summary.steps) << "," << field("test_loss", summary.test_loss)
@@ -328,8 +438,8 @@ PreparedRun prepare_training(const Config& config, int rank, int world_size) {
   prepared.data = load_data(config.data, config.model);
   torch::manual_seed(config.run.seed);
   prepared.model = make_model(config.model);
-  DataPlan(prepared.data.train.size(), rank, world_size, config.data.batch_size,
-           config.run.seed);  // throws ConfigError when a global batch does not fit
+  DataPlan(prepared.data.train.size(), rank, world_size * config.train.accumulate_steps,
+           config.data.batch_size, config.run.seed);  // ConfigError when a step does not fit
   return prepared;
 }
 

@@ -35,6 +35,8 @@ struct TrainSummary {
   double exposed_comm_s = 0;  // of which rank 0 waited for communication (not hidden by compute)
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_recv = 0;
+  bool already_finished = false;  // resume: the run had reached its end; nothing was done
+  int interrupted_by = 0;         // SIGINT or SIGTERM: stopped early with a checkpoint
 };
 
 // What phase 1 built and phase 2 trains.

@@ -32,6 +32,8 @@ class CounterStrategy : public SyncStrategy {
   const char* name() const override { return "counter"; }
   void attach(const NamedTensors&) override {}
   void step(torch::optim::Optimizer&) override {}
+  void set_gradient_sync(bool) override {}
+  bool state_is_replicated() const override { return replicated; }
   SyncStats stats() const override { return {}; }
   NamedTensors state() const override {
     return {{"counter", at::scalar_tensor(counter, at::kLong)}};
@@ -42,6 +44,7 @@ class CounterStrategy : public SyncStrategy {
     counter = state[0].second.item<std::int64_t>();
   }
   std::int64_t counter = 0;
+  bool replicated = false;  // the counter differs per rank in most tests
 };
 
 // One rank's training objects, every parameter set to `value` so steps can be told apart.
@@ -299,6 +302,45 @@ TEST_F(CheckpointTest, NoCheckpointRestoresNothing) {
     EXPECT_EQ(o.error, "");
     EXPECT_EQ(o.step, -1);
     EXPECT_EQ(o.value, -1.0);
+  }
+}
+
+// Resuming at another rank count: a strategy with replicated state continues from any rank's
+// file (here 3 ranks' checkpoint on 2 ranks); one with per-rank state is refused with a
+// ConfigError on every rank before anything is restored.
+TEST_F(CheckpointTest, AnotherRankCountResumesReplicatedStateAndRefusesPerRankState) {
+  save_two_steps();
+  for (bool replicated : {false, true}) {
+    std::vector<Outcome> outcomes(2);
+    std::vector<int> written_by(2, 0);
+    spawn_ranks(2, [&](Communicator& comm) {
+      Replica replica(-1.0);
+      replica.strategy.replicated = replicated;
+      Outcome& o = outcomes[comm.rank()];
+      try {
+        Checkpointer c(dir_.string(), comm.rank(), 2, resume_fingerprint(Config{}));
+        if (auto position = c.load_latest(comm, *replica.model, replica.optimizer,
+                                          replica.strategy)) {
+          o.step = position->step;
+          written_by[comm.rank()] = position->world;
+        }
+      } catch (const ConfigError& e) {
+        o.error = e.what();
+      }
+      o.value = replica.value();
+    });
+    for (int r = 0; r < 2; ++r) {
+      if (replicated) {
+        EXPECT_EQ(outcomes[r].step, 2) << outcomes[r].error;
+        EXPECT_EQ(outcomes[r].value, 2.0);
+        EXPECT_EQ(written_by[r], kRanks);
+      } else {
+        EXPECT_NE(outcomes[r].error.find("written by 3 ranks"), std::string::npos)
+            << outcomes[r].error;
+        EXPECT_NE(outcomes[r].error.find("per-rank state"), std::string::npos);
+        EXPECT_EQ(outcomes[r].value, -1.0) << "restored although refused";
+      }
+    }
   }
 }
 

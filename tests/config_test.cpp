@@ -194,7 +194,7 @@ TEST(Config, ToYamlPrintsEveryKeyAndHashFollowsValues) {
         "runtime:\n"}) {
     EXPECT_NE(yaml.find(section), std::string::npos) << section;
   }
-  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 8 + 39);  // 8 sections, 39 keys
+  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 8 + 43);  // 8 sections, 43 keys
   EXPECT_NE(yaml.find("  lr: 0.05\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  bucket_mb: 4.0\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  cost_model: \"\"\n"), std::string::npos) << yaml;
@@ -246,7 +246,7 @@ const BadCase kBadCases[] = {
      "runtime:\n  colour: true\n",
      {},
      {"unknown key 'runtime.colour' (valid keys in runtime: threads, timeout_s, debug_checks, "
-      "log_level, trace)"}},
+      "log_level, trace, progress)"}},
     {"FarSectionListsTheSections", "hyperparameters:\n  x: 1\n", {}, {"(valid sections: run, model"}},
     {"ReservedSection",
      "outer:\n  lr: 0.7\n",
