@@ -165,6 +165,12 @@ std::function<int()> prepare_bench_train(World& world, const BenchTrainOptions& 
   auto config = std::make_shared<Config>(load_config(options.config_path, overrides));
   const std::string fingerprint = config_fingerprint(*config);
   std::optional<Baseline> baseline;
+  const fs::path baseline_dir = fs::path(options.baseline).parent_path();
+  if (!options.baseline.empty() && world.size() == 1 && !baseline_dir.empty() &&
+      !fs::is_directory(baseline_dir)) {
+    throw ConfigError(str_cat("--baseline '", options.baseline, "': no directory '",
+                              baseline_dir.string(), "' to write it in"));
+  }
   if (!options.baseline.empty() && world.size() > 1) {
     baseline = read_baseline(options.baseline);
     if (baseline->batch_per_rank != config->data.batch_size ||
