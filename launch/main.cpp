@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/version.h"
 #include "launch/bench_allreduce.h"
+#include "launch/bench_train.h"
 #include "launch/commands.h"
 #include "runtime/cost_model_file.h"
 #include "runtime/world.h"
@@ -109,6 +110,18 @@ int main(int argc, char** argv) {
   bench_ar->add_flag("--debug-checks", ar.debug_checks,
                      "Cross-check every collective across ranks");
 
+  braid::BenchTrainOptions bt;
+  auto* bench_train = bench->add_subcommand(
+      "train", "Training throughput of a config: samples/s, compute vs exposed communication");
+  bench_train->add_option("config", bt.config_path, "YAML config file")->required();
+  bench_train->add_option("--steps", bt.steps, "Timed steps")->capture_default_str();
+  bench_train->add_option("--warmup", bt.warmup, "Untimed steps before them")
+      ->capture_default_str();
+  bench_train->add_option("--set", bt.overrides, "Override a key: section.key=value")->take_all();
+  bench_train->add_option("--baseline", bt.baseline,
+                          "One-rank result FILE: written at np=1, read at np>1 for efficiency");
+  bench_train->add_flag("--json", bt.json, "One JSON object instead of the table");
+
   braid::TrainOptions train_options;
   auto* train = app.add_subcommand("train", "Train a model from a YAML config (run under mpirun)");
   train->add_option("config", train_options.config_path, "YAML config file")->required();
@@ -135,6 +148,11 @@ int main(int argc, char** argv) {
     return run_in_world(&argc, &argv, [&](braid::World& world) -> Run {
       if (!ar.cost_model.empty()) braid::load_cost_model(ar.cost_model);  // readable everywhere?
       return [&] { return braid::bench_allreduce(world, ar); };
+    });
+  }
+  if (bench_train->parsed()) {
+    return run_in_world(&argc, &argv, [&](braid::World& world) -> Run {
+      return braid::prepare_bench_train(world, bt);
     });
   }
   if (train->parsed()) {
