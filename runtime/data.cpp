@@ -108,9 +108,10 @@ std::vector<fs::path> text_files(const fs::path& path) {
     throw ConfigError(str_cat(where(path, "text"), ": not a file or directory; ", kTextExpected));
   }
   if (fs::is_regular_file(path / fashion_files().front(), ec)) {
-    throw ConfigError(str_cat(where(path, "text"),
-                              ": holds the Fashion-MNIST idx files, not text; ", kTextExpected,
-                              ", or data.name fashion_mnist for this directory"));
+    throw ConfigError(str_cat(
+        where(path, "text"),
+        ": holds the Fashion-MNIST idx files (data.name fashion_mnist reads them), not text; ",
+        kTextExpected));
   }
   std::vector<fs::path> files;
   for (const fs::directory_entry& entry : fs::directory_iterator(path, ec)) {
