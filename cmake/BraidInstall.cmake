@@ -1,5 +1,6 @@
-# Install tree: libraries, headers under include/braid/, the braid executable, and a CMake
-# package so that users write find_package(braid) and link braid::braid.
+# Install tree: libraries, headers under include/braid/ (users include <braid/...> only), the
+# braid executable, and a CMake package so that users write find_package(braid) and link
+# braid::braid.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -9,13 +10,14 @@ install(TARGETS ${BRAID_LIBRARIES} EXPORT braidTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(TARGETS braid RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(PROGRAMS launch/braid-slowlink DESTINATION ${CMAKE_INSTALL_BINDIR})
-foreach(layer common collectives optimizers runtime)
-  install(DIRECTORY ${layer}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/braid/${layer}
-          FILES_MATCHING PATTERN "*.h" PATTERN "braid" EXCLUDE)
-endforeach()
-install(FILES ${PROJECT_BINARY_DIR}/generated/common/version.h
-        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/braid/common)
-install(FILES runtime/braid/braid.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/braid)
+# Headers: include/braid/braid.h and include/braid/<layer>/*.h, including each other as
+# <braid/...>; the interface include directory is <prefix>/include alone (BraidTarget.cmake).
+install(CODE "
+  set(BRAID_SOURCE_DIR \"${PROJECT_SOURCE_DIR}\")
+  set(BRAID_BINARY_DIR \"${PROJECT_BINARY_DIR}\")
+  set(BRAID_LAYERS common collectives optimizers runtime)
+  set(BRAID_INCLUDE_DIR \"${CMAKE_INSTALL_INCLUDEDIR}/braid\")
+  include(\"${PROJECT_SOURCE_DIR}/cmake/BraidInstallHeaders.cmake\")")
 install(EXPORT braidTargets NAMESPACE braid:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/braid)
 
 configure_package_config_file(cmake/braidConfig.cmake.in

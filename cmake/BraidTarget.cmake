@@ -12,7 +12,6 @@ function(braid_library name)
   target_include_directories(${name} PUBLIC
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
     $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/generated>
-    $<INSTALL_INTERFACE:include/braid>
     $<INSTALL_INTERFACE:include>)
   target_compile_options(${name} PRIVATE ${BRAID_WARNINGS})
   target_link_libraries(${name} PUBLIC ${ARG_DEPS})

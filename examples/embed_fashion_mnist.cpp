@@ -4,13 +4,11 @@
 //   mpirun -np 2 ./embed_fashion_mnist [steps]
 //
 // Prints the test accuracy on rank 0; exits 1 if training did not lower the loss.
-#include <braid/braid.h>
+#include <braid/braid.h>  // also braid's Fashion-MNIST reader and per-rank sharding
 #include <torch/torch.h>
 
 #include <cstdio>
 #include <cstdlib>
-
-#include "runtime/data.h"  // braid's Fashion-MNIST reader and per-rank sharding
 
 struct Net : torch::nn::Module {
   torch::nn::Linear fc1{register_module("fc1", torch::nn::Linear(784, 128))};

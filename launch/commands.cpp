@@ -4,6 +4,8 @@
 
 #include "common/error.h"
 #include "runtime/config.h"
+#include "runtime/cost_model_file.h"
+#include "runtime/data.h"
 #include "runtime/trainer.h"
 #include "runtime/world.h"
 
@@ -13,6 +15,8 @@ namespace {
 Config resolve(const TrainOptions& options) {
   std::vector<std::string> overrides = options.overrides;
   if (!options.run_dir.empty()) overrides.push_back("run.dir=" + options.run_dir);
+  if (options.debug_checks) overrides.push_back("runtime.debug_checks=true");
+  if (!options.progress.empty()) overrides.push_back("runtime.progress=" + options.progress);
   return load_config(options.config_path, overrides);
 }
 }  // namespace
@@ -29,7 +33,11 @@ std::function<int()> prepare_train_command(World& world, const TrainOptions& opt
 
 int config_check_command(const TrainOptions& options) {
   try {
-    fmt::print("{}", resolve(options).to_yaml());
+    const Config config = resolve(options);
+    // The same local checks as prepare_training, in the same order, without loading anything.
+    if (!config.sync.cost_model.empty()) load_cost_model(config.sync.cost_model);
+    check_data(config.data);
+    fmt::print("{}", config.to_yaml());
     return 0;
   } catch (const ConfigError& e) {
     fmt::print(stderr, "braid: {}\n", e.what());

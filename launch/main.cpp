@@ -67,6 +67,20 @@ int run_in_world(int* argc, char*** argv, const std::function<Run(braid::World&)
   }
 }
 
+// The options `braid train` and `braid config check` share, so that a command line checked is
+// the command line trained.
+void add_train_options(CLI::App* command, braid::TrainOptions& options) {
+  command->add_option("config", options.config_path, "YAML config file")->required();
+  command->add_option("--set", options.overrides, "Override a key: section.key=value")->take_all();
+  command->add_option("--run-dir", options.run_dir, "Run directory (overrides run.dir)");
+  command->add_flag("--debug-checks", options.debug_checks,
+                    "Cross-check every collective across ranks (runtime.debug_checks=true)");
+  command
+      ->add_option("--progress", options.progress,
+                   "Rank 0's output: a bar, plain lines, or auto (runtime.progress)")
+      ->check(CLI::IsMember({"auto", "bar", "lines"}));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -124,17 +138,12 @@ int main(int argc, char** argv) {
 
   braid::TrainOptions train_options;
   auto* train = app.add_subcommand("train", "Train a model from a YAML config (run under mpirun)");
-  train->add_option("config", train_options.config_path, "YAML config file")->required();
-  train->add_option("--set", train_options.overrides, "Override a key: section.key=value")
-      ->take_all();
-  train->add_option("--run-dir", train_options.run_dir, "Run directory (overrides run.dir)");
+  add_train_options(train, train_options);
 
   auto* config = app.add_subcommand("config", "Config tools")->require_subcommand(1);
   braid::TrainOptions check_options;
   auto* check = config->add_subcommand("check", "Validate a config and print it resolved");
-  check->add_option("config", check_options.config_path, "YAML config file")->required();
-  check->add_option("--set", check_options.overrides, "Override a key: section.key=value")
-      ->take_all();
+  add_train_options(check, check_options);
 
   try {
     app.parse(argc, argv);

@@ -36,6 +36,109 @@ using Bytes = std::vector<std::uint8_t>;
   throw ConfigError(str_cat("data.path '", dir.string(), "': ", file, ": ", what));
 }
 
+// The start of every data.path message: where, and for which data set.
+std::string where(const fs::path& path, const std::string& name) {
+  return str_cat("data.path '", path.string(), "' (data.name ", name, ")");
+}
+
+const std::vector<std::string>& fashion_files() {
+  static const std::vector<std::string> files = {
+      "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+      "t10k-labels-idx1-ubyte.gz"};
+  return files;
+}
+
+std::string fashion_expected() {
+  return str_cat("expected a directory holding the Fashion-MNIST idx files ", join(fashion_files()),
+                 " (apt-get install dataset-fashion-mnist)");
+}
+
+constexpr const char* kTextExpected =
+    "expected a text file, or a directory of text files such as Debian's fortunes (apt-get "
+    "install fortunes)";
+
+void check_fashion(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) {
+    throw ConfigError(
+        str_cat(where(dir, "fashion_mnist"), ": does not exist; ", fashion_expected()));
+  }
+  if (!fs::is_directory(dir, ec)) {
+    throw ConfigError(
+        str_cat(where(dir, "fashion_mnist"), ": not a directory; ", fashion_expected()));
+  }
+  for (const std::string& file : fashion_files()) {
+    if (!fs::is_regular_file(dir / file, ec)) {
+      throw ConfigError(
+          str_cat(where(dir, "fashion_mnist"), ": ", file, " is missing; ", fashion_expected()));
+    }
+  }
+}
+
+// A text file has no NUL byte and no gzip magic in its first 4 KiB: that tells fortunes and
+// other text from images, archives and the idx files without reading a whole corpus.
+bool looks_like_text(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return false;
+  char head[4096];
+  in.read(head, sizeof head);
+  const std::streamsize n = in.gcount();
+  if (n >= 2 && static_cast<unsigned char>(head[0]) == 0x1f &&
+      static_cast<unsigned char>(head[1]) == 0x8b) {
+    return false;
+  }
+  return std::find(head, head + n, '\0') == head + n;
+}
+
+// The files the text corpus is made of, in the order they are concatenated: data.path itself
+// when it is a file; else every regular file of the directory but the fortune indexes (.dat)
+// and UTF-8 copies (.u8), in sorted name order. Throws ConfigError when that is not text.
+std::vector<fs::path> text_files(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    throw ConfigError(str_cat(where(path, "text"), ": does not exist; ", kTextExpected));
+  }
+  if (fs::is_regular_file(path, ec)) {
+    if (!looks_like_text(path)) {
+      throw ConfigError(str_cat(where(path, "text"), ": not a text file; ", kTextExpected));
+    }
+    return {path};
+  }
+  if (!fs::is_directory(path, ec)) {
+    throw ConfigError(str_cat(where(path, "text"), ": not a file or directory; ", kTextExpected));
+  }
+  if (fs::is_regular_file(path / fashion_files().front(), ec)) {
+    throw ConfigError(str_cat(
+        where(path, "text"),
+        ": holds the Fashion-MNIST idx files (data.name fashion_mnist reads them), not text; ",
+        kTextExpected));
+  }
+  std::vector<fs::path> files;
+  for (const fs::directory_entry& entry : fs::directory_iterator(path, ec)) {
+    const fs::path& p = entry.path();
+    if (entry.is_regular_file() && p.extension() != ".dat" && p.extension() != ".u8") {
+      files.push_back(p);
+    }
+  }
+  if (ec) throw ConfigError(str_cat(where(path, "text"), ": ", ec.message()));
+  if (files.empty()) {
+    throw ConfigError(str_cat(where(path, "text"), ": no text files; ", kTextExpected));
+  }
+  std::sort(files.begin(), files.end());
+  for (const fs::path& file : files) {
+    if (!looks_like_text(file)) {
+      throw ConfigError(str_cat(where(path, "text"), ": ", file.filename().string(),
+                                " is not a text file; ", kTextExpected));
+    }
+  }
+  return files;
+}
+
+fs::path resolved_path(const DataConfig& data) {
+  if (!data.path.empty()) return data.path;
+  return data.name == "text" ? kTextPath : kFashionMnistPath;
+}
+
 std::int64_t apply_limit(std::int64_t available, std::int64_t limit) {
   return limit == 0 ? available : std::min(available, limit);
 }
@@ -145,36 +248,15 @@ Dataset make_windows(const std::uint8_t* bytes, std::int64_t length, std::int64_
 }
 
 DataSplits load_text(const DataConfig& data, const ModelConfig& model) {
-  const fs::path dir = data.path.empty() ? kTextPath : data.path;
   if (model.context <= 0)
     throw ConfigError(str_cat("model.context must be > 0, got ", model.context));
-  if (!(data.test_fraction >= 0.0 && data.test_fraction < 1.0)) {
-    throw ConfigError(str_cat("data.test_fraction must be in [0, 1), got ", data.test_fraction));
-  }
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) {
-    throw ConfigError(str_cat("data.path '", dir.string(),
-                              "': not a directory (text data needs "
-                              "the fortune files; apt-get install fortunes)"));
-  }
-  std::vector<std::string> names;
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
-    const fs::path& p = entry.path();
-    if (entry.is_regular_file() && p.extension() != ".dat" && p.extension() != ".u8") {
-      names.push_back(p.filename().string());
-    }
-  }
-  if (ec) throw ConfigError(str_cat("data.path '", dir.string(), "': ", ec.message()));
-  if (names.empty()) throw ConfigError(str_cat("data.path '", dir.string(), "': no fortune files"));
-  std::sort(names.begin(), names.end());
-
   Bytes corpus;
-  for (const std::string& name : names) {
-    std::ifstream in(dir / name, std::ios::binary);
-    if (!in) fail(dir, name, "cannot open");
+  for (const fs::path& file : text_files(resolved_path(data))) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) fail(file.parent_path(), file.filename().string(), "cannot open");
     corpus.insert(corpus.end(), std::istreambuf_iterator<char>(in),
                   std::istreambuf_iterator<char>());
-    if (in.bad()) fail(dir, name, "read error");
+    if (in.bad()) fail(file.parent_path(), file.filename().string(), "read error");
   }
 
   const auto total = static_cast<std::int64_t>(corpus.size());
@@ -196,30 +278,34 @@ const std::vector<std::string>& dataset_names() {
   return names;
 }
 
-DataSplits load_data(const DataConfig& data, const ModelConfig& model) {
+void check_data(const DataConfig& data) {
   if (data.train_limit < 0) {
     throw ConfigError(str_cat("data.train_limit must be >= 0, got ", data.train_limit));
   }
   if (data.test_limit < 0) {
     throw ConfigError(str_cat("data.test_limit must be >= 0, got ", data.test_limit));
   }
-  if (data.name == "fashion_mnist") {
-    const fs::path dir = data.path.empty() ? kFashionMnistPath : data.path;
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec)) {
-      throw ConfigError(str_cat("data.path '", dir.string(),
-                                "': not a directory (Fashion-MNIST "
-                                "needs apt-get install dataset-fashion-mnist)"));
+  if (data.name == "fashion_mnist") return check_fashion(resolved_path(data));
+  if (data.name == "text") {
+    if (!(data.test_fraction >= 0.0 && data.test_fraction < 1.0)) {
+      throw ConfigError(str_cat("data.test_fraction must be in [0, 1), got ", data.test_fraction));
     }
-    DataSplits splits;
-    splits.train = load_fashion_split(dir, "train", data.train_limit);
-    splits.test = load_fashion_split(dir, "t10k", data.test_limit);
-    splits.num_classes = kFashionClasses;
-    return splits;
+    text_files(resolved_path(data));
+    return;
   }
+  throw ConfigError(str_cat("data.name: unknown data set '", data.name,
+                            "' (valid: ", join(dataset_names()), ")"));
+}
+
+DataSplits load_data(const DataConfig& data, const ModelConfig& model) {
+  check_data(data);
   if (data.name == "text") return load_text(data, model);
-  throw ConfigError(
-      str_cat("data.name: unknown data set '", data.name, "' (valid: ", join(dataset_names()), ")"));
+  const fs::path dir = resolved_path(data);
+  DataSplits splits;
+  splits.train = load_fashion_split(dir, "train", data.train_limit);
+  splits.test = load_fashion_split(dir, "t10k", data.test_limit);
+  splits.num_classes = kFashionClasses;
+  return splits;
 }
 
 DataPlan::DataPlan(std::int64_t samples, int rank, int world, std::int64_t batch_size,

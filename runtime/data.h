@@ -3,10 +3,12 @@
 // Fashion-MNIST comes from the idx files of Debian's dataset-fashion-mnist package
 // (train-images-idx3-ubyte.gz, ...; read through zlib); images become float32 [N, 1, 28, 28]
 // scaled to [0, 1] then normalized with mean 0.2860 and std 0.3530, labels int64 [N].
-// Text is the Debian fortunes corpus as byte tokens: every fortune file under data.path (not
-// the .dat indexes, not the .u8 copies), in sorted name order, concatenated; the last
-// test_fraction of the bytes is the test split. A sample is a window of `context` bytes
-// (inputs, int64 [N, context]) and the same window shifted by one (targets).
+// Text is a corpus of byte tokens: data.path itself when it is a text file, else every file
+// of the directory data.path (by default the Debian fortunes; not the .dat indexes, not the
+// .u8 copies), in sorted name order, concatenated. A file with a NUL byte or gzip magic in
+// its first 4 KiB is not text and is refused, so a Fashion-MNIST directory is never read as
+// text. The last test_fraction of the bytes is the test split. A sample is a window of
+// `context` bytes (inputs, int64 [N, context]) and the same window shifted by one (targets).
 //
 // DataPlan: which samples a rank reads. Each epoch shuffles the training indices with a
 // generator seeded from (seed, epoch), the same permutation on every rank. Global step s
@@ -40,8 +42,14 @@ struct DataSplits {
 // The names load_data reads: fashion_mnist, text.
 const std::vector<std::string>& dataset_names();
 
-// Throws ConfigError naming data.path and the file when something is missing or unreadable,
-// and naming data.name for an unknown data set.
+// The cheap start-up check of what load_data will read, without reading it: data.path exists,
+// is of the right kind (directory or file) and holds the named data set's files (text files
+// for text). Throws ConfigError naming data.path, data.name and what was expected there, so
+// `braid config check` refuses what `braid train` would.
+void check_data(const DataConfig& data);
+
+// check_data, then the loading. Throws ConfigError naming data.path and the file when
+// something is missing, unreadable or malformed, and naming data.name for an unknown data set.
 DataSplits load_data(const DataConfig& data, const ModelConfig& model);
 
 class DataPlan {

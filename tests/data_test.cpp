@@ -77,6 +77,13 @@ void write_fashion(const fs::path& dir, std::uint32_t train = 12, std::uint32_t 
   }
 }
 
+DataConfig text_config(const fs::path& path) {
+  DataConfig data;
+  data.name = "text";
+  data.path = path.string();
+  return data;
+}
+
 // Loads expecting a ConfigError; returns its message.
 std::string load_error(const DataConfig& data, const ModelConfig& model = {}) {
   try {
@@ -217,6 +224,52 @@ TEST(FashionMnist, MissingFileAndMissingDirectory) {
   EXPECT_NE(message.find("nowhere"), std::string::npos) << message;
 }
 
+// Expects a ConfigError from check_data; returns its message.
+std::string check_error(const DataConfig& data) {
+  try {
+    check_data(data);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no ConfigError from check_data";
+  return "";
+}
+
+void expect_contains(const std::string& message, const std::vector<std::string>& parts) {
+  for (const std::string& part : parts) {
+    EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
+  }
+}
+
+TEST(FashionMnist, WrongPathSaysWhatWasExpected) {
+  TempDir dir;
+  write_file(dir.path() / "file", "x");
+  const std::vector<std::string> expected = {
+      "data.name fashion_mnist", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+      "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
+  for (const fs::path& path : {dir.path() / "file", dir.path() / "nowhere", dir.path()}) {
+    const std::string message = load_error(fashion_config(path));
+    expect_contains(message, {"data.path '" + path.string() + "'"});
+    expect_contains(message, expected);
+    EXPECT_EQ(check_error(fashion_config(path)), message);
+  }
+  expect_contains(load_error(fashion_config(dir.path() / "file")), {"not a directory"});
+  expect_contains(load_error(fashion_config(dir.path() / "nowhere")), {"does not exist"});
+}
+
+TEST(CheckData, AcceptsWhatLoadsWithoutReadingIt) {
+  TempDir dir;
+  write_fashion(dir.path());
+  check_data(fashion_config(dir.path()));
+  // A truncated file is found by loading, not by the cheap check.
+  write_file(dir.path() / "train-labels-idx1-ubyte.gz", "\x1f\x8b");
+  check_data(fashion_config(dir.path()));
+  expect_contains(load_error(fashion_config(dir.path())), {"train-labels-idx1-ubyte.gz"});
+  if (fs::is_directory("/usr/share/games/fortunes")) {
+    check_data(text_config("/usr/share/games/fortunes"));
+  }
+}
+
 TEST(LoadData, UnknownNameAndNegativeLimit) {
   DataConfig data;
   data.name = "imagenet";
@@ -224,13 +277,6 @@ TEST(LoadData, UnknownNameAndNegativeLimit) {
   data = fashion_config();
   data.train_limit = -1;
   EXPECT_NE(load_error(data).find("data.train_limit"), std::string::npos);
-}
-
-DataConfig text_config(const fs::path& path) {
-  DataConfig data;
-  data.name = "text";
-  data.path = path.string();
-  return data;
 }
 
 ModelConfig text_model(std::int64_t context) {
@@ -312,9 +358,44 @@ TEST(TextData, MissingOrEmptyDirectory) {
   EXPECT_NE(message.find("data.path"), std::string::npos) << message;
   write_file(dir.path() / "only.dat", "x");
   message = load_error(text_config(dir.path()), text_model(8));
-  EXPECT_NE(message.find("data.path"), std::string::npos) << message;
+  expect_contains(message, {"data.path", "no text files", "expected a text file"});
   message = load_error(text_config(dir.path() / "nowhere"), text_model(8));
   EXPECT_NE(message.find("data.path"), std::string::npos) << message;
+}
+
+// Changing data.name to text while data.path still names Fashion-MNIST must not train on the
+// gzip bytes of the images.
+TEST(TextData, RefusesFashionMnistAndBinaryFiles) {
+  TempDir fashion;
+  write_fashion(fashion.path());
+  std::string message = load_error(text_config(fashion.path()), text_model(8));
+  expect_contains(message, {"data.path '" + fashion.path().string() + "'", "data.name text",
+                            "Fashion-MNIST idx files", "expected a text file"});
+  EXPECT_EQ(check_error(text_config(fashion.path())), message);
+
+  TempDir mixed;
+  write_file(mixed.path() / "a", "some text\n");
+  write_file(mixed.path() / "b.bin", std::string("ab\0cd", 5));
+  message = load_error(text_config(mixed.path()), text_model(8));
+  expect_contains(message, {"data.name text", "b.bin is not a text file", "expected a text file"});
+  EXPECT_EQ(check_error(text_config(mixed.path())), message);
+
+  message = load_error(text_config(fashion.path() / "t10k-labels-idx1-ubyte.gz"), text_model(8));
+  expect_contains(message, {"not a text file", "expected a text file"});
+}
+
+TEST(TextData, SingleFile) {
+  TempDir dir;
+  write_file(dir.path() / "corpus.txt", "abcdefghijklmnopqrst");
+  write_file(dir.path() / "other", "zzzzzzzzzzzzzzzzzzzz");
+  DataConfig data = text_config(dir.path() / "corpus.txt");
+  data.test_fraction = 0.25;
+  check_data(data);
+  const DataSplits d = load_data(data, text_model(4));
+  ASSERT_EQ(d.train.size(), 3);
+  ASSERT_EQ(d.test.size(), 1);
+  EXPECT_EQ(as_string(d.train.inputs[0]), "abcd");
+  EXPECT_EQ(as_string(d.test.targets[0]), "qrst");
 }
 
 std::vector<std::int64_t> to_vector(const at::Tensor& t) {

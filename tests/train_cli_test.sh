@@ -9,6 +9,8 @@
 #   uneven        5 ranks on a data set of 1003 samples finish
 #   configs       every ready config in configs/ passes `config check` and trains a few steps
 #   trace         runtime.trace writes a Chrome trace per rank with every phase of a step
+#   config_check  `config check` refuses (exit 2) what `train` refuses at start, with the same
+#                 message; --debug-checks and --progress reach the resolved config
 set -euo pipefail
 mode=$1 braid=$(realpath "$2") src=$(realpath "$3")
 mpirun=(mpirun --oversubscribe)
@@ -174,6 +176,62 @@ for rank in (0, 1):
     assert want <= names, f"rank {rank} lacks {want - names}"
     print(f"rank {rank}: {len(events)} events")
 PY
+  ;;
+config_check)
+  mlp="$src/configs/fashion_mnist_mlp.yaml" text="$src/configs/fortunes_char_transformer.yaml"
+  # Each case: config, then overrides. The message of `config check` must be the one of `train`.
+  cases=("$mlp|data.path=$work/nowhere|does not exist"
+         "$mlp|data.path=$src/README.md|not a directory"
+         "$text|data.path=/usr/share/datasets/fashion-mnist|holds the Fashion-MNIST idx files"
+         "$mlp|sync.cost_model=$work/no-cost.yaml|cost model file")
+  for case in "${cases[@]}"; do
+    IFS='|' read -r config set want <<< "$case"
+    set +e
+    check=$("$braid" config check "$config" --set "$set" 2>&1 >/dev/null)
+    check_code=$?
+    trained=$(train 1 "$config" --run-dir "$work/refused" --set "$set" 2>&1)
+    train_code=$?
+    set -e
+    echo "$set: $check"
+    [ "$check_code" -eq 2 ] || fail "config check with $set: exit $check_code, expected 2"
+    [ "$train_code" -eq 2 ] || fail "train with $set: exit $train_code, expected 2"
+    echo "$check" | grep -q "$want" || fail "config check with $set: no '$want' in: $check"
+    [ "$check" = "$(echo "$trained" | grep '^braid: ')" ] ||
+      fail "config check and train say different things for $set: '$check' vs '$trained'"
+    [ ! -e "$work/refused" ] || fail "train with $set created a run directory"
+  done
+  # A single text file is a corpus: checked and trained.
+  "$braid" config check "$text" --set data.path=/usr/share/games/fortunes/computers > /dev/null
+  train 1 "$text" --run-dir "$work/one-file" --set data.path=/usr/share/games/fortunes/computers \
+    --set train.max_steps=2 --set train.log_every=1 --set data.test_limit=20
+  [ "$(json_number "$work/one-file/summary.json" steps)" -eq 2 ] || fail "single text file: expected 2 steps"
+  # --debug-checks is runtime.debug_checks=true, for config check and for train.
+  "$braid" config check "$mlp" --debug-checks | grep -q '^  debug_checks: true' ||
+    fail "config check --debug-checks: debug_checks not true"
+  train 2 "$mlp" --run-dir "$work/debug" --debug-checks --set train.max_steps=2 --set data.test_limit=100
+  grep -q '^  debug_checks: true' "$work/debug/config.yaml" || fail "train --debug-checks: not in config.yaml"
+  # --progress takes auto, bar or lines (and is runtime.progress), nothing else.
+  for value in auto bar lines; do
+    set +e
+    out=$("$braid" config check "$mlp" --progress "$value" 2>&1)
+    code=$?
+    set -e
+    if "$braid" config check "$mlp" | grep -q '^  progress:'; then
+      [ "$code" -eq 0 ] || fail "--progress $value: exit $code: $out"
+      echo "$out" | grep -q "^  progress: \"$value\"" || fail "--progress $value: not in the resolved config"
+    else  # runtime.progress not in this version yet: the flag is accepted and becomes the override
+      echo "$out" | grep -q "override 'runtime.progress=$value'" || fail "--progress $value: $out"
+    fi
+  done
+  for command in "config check" train; do
+    set +e
+    # shellcheck disable=SC2086
+    out=$("$braid" $command "$mlp" --progress fancy 2>&1)
+    code=$?
+    set -e
+    [ "$code" -eq 2 ] || fail "$command --progress fancy: exit $code, expected 2"
+    echo "$out" | grep -q -- "--progress" || fail "$command --progress fancy: no message naming --progress"
+  done
   ;;
 *)
   echo "unknown mode $mode"; exit 2 ;;
