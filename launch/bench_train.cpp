@@ -150,7 +150,8 @@ std::function<int()> prepare_bench_train(World& world, const BenchTrainOptions& 
   }
   // Defaults the user may override, then the user's, then what the measurement needs. run.dir
   // is a placeholder that does not exist until phase 2 agrees on the real one.
-  std::vector<std::string> overrides = {"data.test_limit=500", "runtime.log_level=warn"};
+  std::vector<std::string> overrides = {"data.test_limit=500", "runtime.log_level=warn",
+                                        "runtime.progress=lines"};
   overrides.insert(overrides.end(), options.overrides.begin(), options.overrides.end());
   const fs::path placeholder =
       fs::temp_directory_path() /

@@ -19,6 +19,7 @@
 #include "runtime/evaluation.h"
 #include "runtime/interrupt.h"
 #include "runtime/metrics.h"
+#include "runtime/model_export.h"
 #include "runtime/optimizer_factory.h"
 #include "runtime/progress.h"
 #include "runtime/resume_fingerprint.h"
@@ -413,6 +414,8 @@ TrainSummary Trainer::finish(double train_seconds) {
   summary.bytes_sent = stats.bytes_sent;
   summary.bytes_recv = stats.bytes_recv;
   if (rank_ == 0) {
+    // Replicas are identical, so rank 0's weights are the model; torch.load reads the file.
+    export_model(*model_, (run_dir_ / "model.pt").string());
     std::ofstream(run_dir_ / "summary.json")
         << "{" << field("steps", summary.steps) << "," << field("test_loss", summary.test_loss)
         << "," << field("test_accuracy", summary.test_accuracy) << ","

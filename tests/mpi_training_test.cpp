@@ -192,6 +192,38 @@ TEST(NegativeControl, ASumInsteadOfAMeanFailsTheGradientBound) {
   EXPECT_GT(averaged_gradient_error("ring", 1.0), 1.0);
 }
 
+// Gradient accumulation: 2 micro-batches of b per rank and step (the first inside no_sync(),
+// overlap on) follow one process with batch 2Pb, in float64.
+TEST(GradientAccumulation, TwoMicroStepsOfBFollowOneProcessWithBatch2PB) {
+  const int P = world->size();
+  const std::int64_t samples = fashion().train.size();
+  auto reference = seeded_model("mlp", torch::kFloat64);
+  DataPlan whole(samples, 0, 1, 2 * P * kBatch, 7);
+  train_steps(*reference, whole, kSteps, nullptr);
+
+  auto model = seeded_model("mlp", torch::kFloat64);
+  DataParallel dp(*world, named_parameters(*model), options_for("ring"));
+  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
+  DataPlan micro(samples, world->rank(), 2 * P, kBatch, 7);  // partition j*P + r: micro j
+  const Dataset& train = fashion().train;
+  for (int step = 0; step < kSteps; ++step) {
+    optimizer.zero_grad();
+    for (int j = 0; j < 2; ++j) {
+      at::Tensor idx = micro.partition_indices(0, step, j * P + world->rank());
+      at::Tensor loss = model->loss(model->forward(train.inputs.index_select(0, idx).to(torch::kFloat64)),
+                                    train.targets.index_select(0, idx)) / 2;
+      if (j == 0) {
+        auto scope = dp.no_sync();
+        loss.backward();
+      } else {
+        loss.backward();
+      }
+    }
+    dp.step(optimizer);
+  }
+  EXPECT_LT(max_relative_difference(*model, *reference), kTrajectoryTolerance);
+}
+
 TEST(DataParallel, ModelThatDiffersAcrossRanksIsRefusedOnEveryRank) {
   if (world->size() < 2) GTEST_SKIP() << "needs 2 ranks";
   auto model = seeded_model("mlp", torch::kFloat32, world->rank() == 1 ? 32 : 64);

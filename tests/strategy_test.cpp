@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <mutex>
 
 #include "optimizers/replicas.h"
@@ -114,6 +115,60 @@ TEST(AllreduceStrategy, ParameterUnusedOnEveryRankGetsNoMomentumOrWeightDecaySte
     EXPECT_FALSE(at::equal(model->sometimes->weight, sometimes_before)) << "rank " << comm.rank();
     check_replicas_identical(comm, model->parameters());
   });
+}
+
+// optimizer.clip_norm: the averaged gradient is clipped to the global norm before the step, on
+// every rank alike; without clipping the same step moves the weights farther (control).
+TEST(AllreduceStrategy, ClipNormBoundsTheAveragedGradient) {
+  for (double clip : {0.0, 0.01}) {
+    spawn_ranks(2, [&](Communicator& comm) {
+      auto model = make_seeded(comm.rank());
+      torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(1.0));
+      std::shared_ptr<Communicator> shared(&comm, [](Communicator*) {});
+      DataParallelOptions options;
+      options.clip_norm = clip;
+      DataParallel dp(shared, named_parameters(*model), options);
+      std::vector<at::Tensor> before;
+      for (const auto& p : model->parameters()) before.push_back(p.detach().clone());
+      optimizer.zero_grad();
+      model->forward(at::full({4, 8}, 1.0 + comm.rank()), true).sum().backward();
+      dp.step(optimizer);
+      double moved = 0;  // lr 1: the step is the (clipped) gradient
+      for (std::size_t i = 0; i < before.size(); ++i) {
+        moved += (model->parameters()[i] - before[i]).to(at::kDouble).pow(2).sum().item<double>();
+      }
+      if (clip > 0) {
+        EXPECT_LE(std::sqrt(moved), clip * (1 + 1e-5));
+      } else {
+        EXPECT_GT(std::sqrt(moved), 1.0);  // the unclipped gradient is far larger
+      }
+      check_replicas_identical(comm, model->parameters());
+    });
+  }
+}
+
+// sync.broadcast_buffers: running statistics that forward passes on different data change
+// differently end equal on every rank after each step; without it they drift apart (control).
+TEST(DataParallelBuffers, BroadcastKeepsRunningStatisticsEqual) {
+  for (bool broadcast : {true, false}) {
+    std::vector<at::Tensor> means(2);
+    spawn_ranks(2, [&](Communicator& comm) {
+      torch::nn::BatchNorm1d norm(4);
+      torch::optim::SGD optimizer(norm->parameters(), torch::optim::SGDOptions(0.1));
+      std::shared_ptr<Communicator> shared(&comm, [](Communicator*) {});
+      DataParallelOptions options;
+      options.broadcast_buffers = broadcast;
+      DataParallel dp(shared, named_parameters(*norm), options, named_buffers(*norm));
+      for (int step = 0; step < 3; ++step) {
+        optimizer.zero_grad();
+        norm->forward(at::full({8, 4}, 1.0 + 10 * comm.rank()) + at::arange(8).view({8, 1}))
+            .pow(2).sum().backward();
+        dp.step(optimizer);
+      }
+      means[comm.rank()] = norm->running_mean.clone();
+    });
+    EXPECT_EQ(at::equal(means[0], means[1]), broadcast) << "broadcast_buffers " << broadcast;
+  }
 }
 
 }  // namespace

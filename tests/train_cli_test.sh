@@ -11,6 +11,12 @@
 #   trace         runtime.trace writes a Chrome trace per rank with every phase of a step
 #   config_check  `config check` refuses (exit 2) what `train` refuses at start, with the same
 #                 message; --debug-checks and --progress reach the resolved config
+#   interrupt     SIGTERM and SIGINT to the ranks: a checkpoint on every rank, exit 143 / 130,
+#                 and rerunning continues with the losses of an uninterrupted run
+#   rerun         a finished run rerun changes nothing; byte totals continue across a resume;
+#                 a run resumed at another rank count continues at the same sample
+#   progress      --progress auto draws no bar into a file even though mpirun gives ranks a
+#                 pseudo-terminal; bar draws one; model.pt is written
 set -euo pipefail
 mode=$1 braid=$(realpath "$2") src=$(realpath "$3")
 mpirun=(mpirun --oversubscribe)
@@ -161,6 +167,78 @@ configs)
     [ "$(json_number "$work/$name/summary.json" steps)" -eq 6 ] || fail "$config: expected 6 steps"
     echo "$name: $(grep -o '"test_accuracy":[0-9.]*' "$work/$name/summary.json")"
   done
+  ;;
+interrupt)
+  common=(--set train.log_every=1 --set data.train_limit=4096 --set model.hidden=64
+          --set train.max_steps=400 --set train.eval_every=0 --set data.test_limit=200)
+  train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/whole" "${common[@]}" > /dev/null 2>&1
+  losses() { grep '"loss"' "$1/metrics.jsonl" | grep -o '"step":[0-9]*,"epoch":[0-9]*,"loss":[^,]*'; }
+  for signal in TERM INT; do
+    run="$work/$signal"
+    "${mpirun[@]}" -np 2 "$braid" train "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$run" \
+      "${common[@]}" > "$work/out" 2>&1 &
+    launcher=$!
+    # Wait (bounded) until training is under way, then signal the ranks themselves.
+    for _ in $(seq 600); do
+      [ "$(grep -c '"loss"' "$run/metrics.jsonl" 2>/dev/null || true)" -ge 5 ] && break
+      sleep 0.1
+    done
+    pkill "-$signal" -P "$launcher" || fail "no rank to signal"
+    set +e
+    wait "$launcher"
+    code=$?
+    set -e
+    want=$([ "$signal" = TERM ] && echo 143 || echo 130)
+    [ "$code" -eq "$want" ] || { cat "$work/out"; fail "SIG$signal: exit $code, expected $want"; }
+    grep -q "interrupted at step [0-9]* (SIG$signal); checkpoint written; rerun the same command" \
+      "$work/out" || { cat "$work/out"; fail "no interruption message"; }
+    step=$(cat "$run/checkpoints/latest")
+    [ -f "$run/checkpoints/$step/rank-00000.ckpt" ] && [ -f "$run/checkpoints/$step/rank-00001.ckpt" ] ||
+      fail "no checkpoint on every rank"
+    echo "SIG$signal: stopped at $step"
+    train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$run" "${common[@]}" \
+      --set train.resume=auto > /dev/null 2>&1
+    diff <(losses "$work/whole") <(losses "$run") || fail "SIG$signal: the continued run's losses differ"
+  done
+  ;;
+rerun)
+  common=(--set train.log_every=5 --set data.train_limit=4096 --set model.hidden=64
+          --set train.eval_every=0 --set data.test_limit=200 --set train.resume=auto)
+  train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/a" "${common[@]}" --set train.max_steps=20
+  before=$(md5sum "$work/a/metrics.jsonl" "$work/a/summary.json" "$work/a/checkpoints/latest")
+  out=$(train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/a" "${common[@]}" \
+        --set train.max_steps=20 2>&1)
+  echo "$out" | grep -q "is finished: it reached step 20" || { echo "$out"; fail "no 'finished' message"; }
+  [ "$before" = "$(md5sum "$work/a/metrics.jsonl" "$work/a/summary.json" "$work/a/checkpoints/latest")" ] ||
+    fail "rerunning a finished run changed it"
+  # Byte totals continue: every line's bytes_sent is larger than the one before.
+  train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/a" "${common[@]}" --set train.max_steps=30
+  /usr/bin/python3 - "$work/a/metrics.jsonl" <<'PY' || fail "bytes_sent restarted after the resume"
+import json, sys
+sent = [json.loads(l)["bytes_sent"] for l in open(sys.argv[1]) if '"loss"' in l]
+assert all(b > a for a, b in zip(sent, sent[1:])), sent
+PY
+  # Another rank count: 2 ranks x 64 stop at step 20 (2560 samples of epoch 0); 3 ranks go on
+  # at that sample: (4096 - 2560) / 192 = 8 more steps end the epoch.
+  train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/b" "${common[@]}" --set train.max_steps=20
+  out=$(train 3 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/b" "${common[@]}" \
+        --set train.epochs=1 2>&1) || { echo "$out"; fail "resuming at 3 ranks failed"; }
+  echo "$out" | grep -q "written by 2 ranks, this run has 3: the global batch changes from 128 to 192 samples; continuing at sample 2560 of epoch 0" ||
+    { echo "$out"; fail "no message about the changed global batch"; }
+  [ "$(json_number "$work/b/summary.json" steps)" -eq 28 ] || fail "expected 28 steps in all"
+  ;;
+progress)
+  # As a user at a terminal would run it: TERM set, not CI, output redirected to a file.
+  env -u CI TERM=xterm "${mpirun[@]}" -np 2 "$braid" train "$src/configs/fashion_mnist_mlp.yaml" \
+    --run-dir "$work/auto" --set train.max_steps=30 --set train.log_every=5 \
+    --set data.test_limit=200 > "$work/auto.log" 2>&1
+  if grep -q $'\r' "$work/auto.log"; then fail "--progress auto drew a bar into a file"; fi
+  grep -q "step 30/30" "$work/auto.log" || fail "no plain progress lines"
+  env -u CI TERM=xterm "${mpirun[@]}" -np 2 "$braid" train "$src/configs/fashion_mnist_mlp.yaml" \
+    --run-dir "$work/bar" --set train.max_steps=30 --set data.test_limit=200 --progress bar \
+    > "$work/bar.log" 2>&1
+  grep -q $'\r\[' "$work/bar.log" || fail "--progress bar drew no bar"
+  [ -s "$work/auto/model.pt" ] || fail "no model.pt at the end of the run"
   ;;
 trace)
   train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/run" --set train.max_steps=4 \
