@@ -1,7 +1,6 @@
 #include "runtime/checkpoint.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <fcntl.h>
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
 #include <torch/csrc/autograd/grad_mode.h>
@@ -9,11 +8,9 @@
 #include <torch/optim/optimizer.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +18,7 @@
 #include <sstream>
 
 #include "collectives/communicator.h"
+#include "runtime/durable_file.h"
 #include "common/error.h"
 #include "optimizers/replicas.h"
 #include "optimizers/sync_strategy.h"
@@ -48,47 +46,6 @@ std::uint32_t crc32_of(const std::string& bytes) {
     offset += chunk;
   }
   return static_cast<std::uint32_t>(crc);
-}
-
-[[noreturn]] void throw_errno(const char* what, const fs::path& path) {
-  throw CheckpointError(str_cat("cannot ", what, " ", path.string(), ": ", std::strerror(errno)));
-}
-
-// Closes the descriptor on every path out, keeping errno of the call that failed.
-struct FileDescriptor {
-  int fd;
-  ~FileDescriptor() {
-    const int saved = errno;
-    if (fd >= 0) ::close(fd);
-    errno = saved;
-  }
-};
-
-// What makes a write or a rename (for a directory) survive a power loss.
-void sync_path(const fs::path& path) {
-  FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (file.fd < 0) throw_errno("open", path);
-  if (::fsync(file.fd) != 0) throw_errno("fsync", path);
-}
-
-// Temporary file, fsync, rename, fsync of the directory: readers see the old file or the whole
-// new one, also after a crash.
-void write_durably(const fs::path& path, const std::string& bytes) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    FileDescriptor file{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
-    if (file.fd < 0) throw_errno("create", tmp);
-    for (std::size_t done = 0; done < bytes.size();) {
-      const ssize_t n = ::write(file.fd, bytes.data() + done, bytes.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw_errno("write", tmp);
-      done += static_cast<std::size_t>(n);
-    }
-    if (::fsync(file.fd) != 0) throw_errno("fsync", tmp);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) throw_errno("rename into place", tmp);
-  sync_path(path.parent_path());
 }
 
 std::string step_dir_name(std::int64_t step) { return fmt::format("step-{:08d}", step); }
