@@ -15,6 +15,7 @@ packages=(
   dataset-fashion-mnist fortunes        # real data: images and text
   iproute2                              # ip and tc for launch/braid-slowlink
   python3                               # tests read metrics and traces as JSON
+  procps                                # pkill: the interrupt test signals the ranks
   python3-matplotlib python3-munkres    # scripts/plot_runs.py (munkres: no scipy, 200 MB, for fonttools)
 )
 missing=()
