@@ -64,8 +64,8 @@ with open("bench/results/scaling.md", "w") as f:
 per rank, synchronous allreduce with overlap), {steps} timed steps after 5 warm-up; per rank
 count, the run with the median samples/s of {repeats} rounds. Efficiency = samples/s at P / (P x samples/s at 1 rank).
 
-Machine: {cores} cores; load average {load_before} before, {load_after} after (other jobs
-shared the machine). With more ranks than cores the ranks **oversubscribe** the cores: at
+Machine: {cores} cores; load average {load_before} before, {load_after} after (a load above
+the core count means other jobs shared the machine). With more ranks than cores the ranks **oversubscribe** the cores: at
 np={max(nps)} on {cores} cores, ranks take turns on a core, so compute_ms grows and waiting for
 a descheduled peer shows up as comm_ms. These numbers measure the machine's core count, not
 braid's scaling; the command is meant for clusters, one rank per core group or GPU.
