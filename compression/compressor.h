@@ -1,0 +1,72 @@
+// Compressor: the door between a strategy's exchange and the encodings of the papers
+// (shared/design ALGORITHMS.md sections 5, 7 and 9). A compressor turns one bucket's flat
+// tensor (float32 or float64) into a self-describing payload of bytes and adds decoded payloads
+// back into an accumulator. It sends nothing itself; the strategy moves the payloads:
+//  - summable() compressors (dense fp16/bf16) produce payloads that are element-wise sums on
+//    the wire: the strategy allreduces the payload as a tensor of wire_dtype() elements;
+//  - the others (sparse indices + values, signs, quantized codes) are gathered from every rank
+//    (Communicator::allgather_bytes) and each rank decodes and sums them in the bucket's dtype,
+//    in rank order, so every rank gets the bitwise same result.
+// Randomised compressors draw from a generator seeded by (seed, bucket, step), so a payload is
+// reproducible and ranks that must agree (random-k's shared indices) do.
+//
+// Payloads are validated on decode: wrong magic or kind, a length that does not match the
+// header, an element count other than the accumulator's, an index out of range or a code out
+// of range is a CommError naming the source rank and the bucket; a decoder never reads or
+// writes out of bounds, whatever the bytes.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "collectives/buffer.h"
+
+namespace braid {
+
+struct CompressionOptions {
+  std::string name = "none";  // compressor_names()
+  double ratio = 0.01;        // topk, randomk: fraction of elements kept, in (0, 1]
+  int bits = 4;               // qsgd: bits per level index, 1..8 (2^bits - 1 levels)
+  std::uint64_t seed = 0;     // qsgd, randomk
+};
+
+// Where a payload is going or coming from, for seeds and error messages.
+struct PayloadContext {
+  int bucket = 0;
+  std::int64_t step = 0;
+  int source_rank = 0;  // decode: the rank that encoded it
+};
+
+class Compressor {
+ public:
+  virtual ~Compressor() = default;
+  virtual const char* name() const = 0;
+
+  // Payloads can be summed element-wise as wire_dtype() values (then the exchange is an
+  // allreduce of the payload, and decode_add() reads a summed payload).
+  virtual bool summable() const { return false; }
+  virtual DType wire_dtype() const { return DType::kUInt8; }
+
+  // Encodes `input` (flat, contiguous float32 or float64 CPU tensor).
+  virtual std::vector<std::uint8_t> encode(const at::Tensor& input,
+                                           const PayloadContext& context) = 0;
+  // What the payload stands for, written into `output` (same numel and dtype as the encoded
+  // tensor); CommError on a malformed payload.
+  virtual void decode(const std::uint8_t* data, std::size_t size, at::Tensor& output,
+                      const PayloadContext& context) const = 0;
+  // Adds what the payload stands for into `accumulator`; the default decodes and adds.
+  virtual void decode_add(const std::uint8_t* data, std::size_t size, at::Tensor& accumulator,
+                          const PayloadContext& context) const;
+};
+
+// none, fp16, bf16, qsgd, topk, randomk, sign.
+const std::vector<std::string>& compressor_names();
+// Throws ConfigError naming compression.name (and the valid names) or the bad option.
+std::unique_ptr<Compressor> make_compressor(const CompressionOptions& options);
+
+}  // namespace braid
