@@ -4,7 +4,7 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-set(BRAID_LIBRARIES braid_common braid_collectives braid_optimizers braid_runtime)
+set(BRAID_LIBRARIES braid_common braid_collectives braid_compression braid_optimizers braid_runtime)
 install(TARGETS ${BRAID_LIBRARIES} EXPORT braidTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
@@ -15,7 +15,7 @@ install(PROGRAMS launch/braid-slowlink DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(CODE "
   set(BRAID_SOURCE_DIR \"${PROJECT_SOURCE_DIR}\")
   set(BRAID_BINARY_DIR \"${PROJECT_BINARY_DIR}\")
-  set(BRAID_LAYERS common collectives optimizers runtime)
+  set(BRAID_LAYERS common collectives compression optimizers runtime)
   set(BRAID_INCLUDE_DIR \"${CMAKE_INSTALL_INCLUDEDIR}/braid\")
   include(\"${PROJECT_SOURCE_DIR}/cmake/BraidInstallHeaders.cmake\")")
 install(EXPORT braidTargets NAMESPACE braid:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/braid)

@@ -62,6 +62,10 @@ class Compressor {
   // Adds what the payload stands for into `accumulator`; the default decodes and adds.
   virtual void decode_add(const std::uint8_t* data, std::size_t size, at::Tensor& accumulator,
                           const PayloadContext& context) const;
+
+  // topk, randomk: how many of `count` elements a keep-ratio keeps,
+  // max(1, round(ratio * count)) (0 for an empty tensor), never more than count.
+  static std::int64_t kept_elements(double ratio, std::int64_t count);
 };
 
 // none, fp16, bf16, qsgd, topk, randomk, sign.

@@ -1,0 +1,78 @@
+// ErrorFeedback: the decorator around a Compressor that keeps, per bucket, what compression has
+// not yet delivered (ALGORITHMS.md section 7), in gradient units. Per bucket and step a rank calls
+// encode() (what to send), the strategy exchanges the payloads and forms the mean of the decoded
+// payloads over ranks, and finish() turns that mean, in place, into the direction the optimizer
+// must use. With g the local input (a gradient or, for local-update methods, a pseudo-gradient):
+//   none:     Delta = C(g);                                       update = mean(Delta)
+//   ef:       p = g + e; Delta = C(p); e = p - Delta;             update = mean(Delta)
+//   ef21:     Delta = C(g - h_i); h_i += Delta; h += mean(Delta); update = h
+//   econtrol: Delta = C(eta e + g - h_i); e += g - h_i - Delta; h_i += Delta;
+//             h += mean(Delta);                                   update = h
+// Delta is the payload decoded on this rank exactly as the receivers decode it, so the state
+// here and the state the other ranks imply stay in step.
+//
+// Initial state: e = 0, h_i = 0, h = 0, and step 0 is an ordinary step. For EF21 that makes
+// h_i after step 0 equal C(g^0), the paper's compressed initialisation. For EControl the same
+// holds for h_i, and e keeps g^0 - C(g^0) instead of being dropped: nothing of g^0 is lost, the
+// telescoping invariant sum_t g_t - sum_t h_{i,t+1} = e_T holds from step 0 (as
+// algorithms_checks.py computes it), and eta = 0 reproduces EF21 exactly.
+//
+// State tensors have the bucket's dtype and live on the CPU; state() and load_state() name them
+// "<bucket>.error", "<bucket>.estimate" (h_i) and "<bucket>.mean_estimate" (h). Not thread-safe:
+// one strategy owns one ErrorFeedback.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "compression/compressor.h"
+
+namespace braid {
+
+enum class ErrorFeedbackKind { kNone, kEf, kEf21, kEControl };
+
+// none, ef, ef21, econtrol.
+const std::vector<std::string>& error_feedback_names();
+// Throws ConfigError naming compression.error_feedback and the valid names.
+ErrorFeedbackKind parse_error_feedback(const std::string& name);
+
+class ErrorFeedback {
+ public:
+  // The same alias as optimizers/sync_strategy.h's NamedTensors (this layer sits below it).
+  using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+
+  // eta: EControl's feedback strength (ignored by the others); ConfigError naming
+  // compression.eta unless it is finite and >= 0.
+  explicit ErrorFeedback(ErrorFeedbackKind kind, double eta = 0.0);
+  ErrorFeedbackKind kind() const { return kind_; }
+
+  // Encodes what this rank sends for `bucket` (context.bucket is set to it; context.source_rank
+  // must be this rank) and updates this rank's e and h_i. `gradient` is not modified.
+  std::vector<std::uint8_t> encode(int bucket, const at::Tensor& gradient, Compressor& compressor,
+                                   PayloadContext context);
+  // `mean_of_decoded` (the mean over ranks of the decoded payloads) becomes the update.
+  void finish(int bucket, at::Tensor& mean_of_decoded);
+
+  NamedTensors state() const;
+  // Replaces all state; CheckpointError on a name it does not know.
+  void load_state(const NamedTensors& state);
+
+ private:
+  struct BucketState {
+    at::Tensor error;          // e (ef, econtrol)
+    at::Tensor estimate;       // h_i (ef21, econtrol)
+    at::Tensor mean_estimate;  // h (ef21, econtrol)
+  };
+  BucketState& bucket_state(int bucket, const at::Tensor& like);
+
+  ErrorFeedbackKind kind_;
+  double eta_;
+  std::map<int, BucketState> buckets_;
+};
+
+}  // namespace braid
