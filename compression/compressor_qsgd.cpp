@@ -77,7 +77,7 @@ void CompressorQsgd::decode(const std::uint8_t* data, std::size_t size, at::Tens
   if (bits != bits_) reader.fail(str_cat("encoded with ", int{bits}, " bits, expected ", bits_));
   std::vector<float> norms(chunks);
   const std::uint8_t* norm_bytes = reader.take_items(chunks, sizeof(float), "chunk norms");
-  std::memcpy(norms.data(), norm_bytes, norms.size() * sizeof(float));
+  if (chunks > 0) std::memcpy(norms.data(), norm_bytes, norms.size() * sizeof(float));
   for (std::int64_t c = 0; c < chunks; ++c) {
     if (!(std::isfinite(norms[c]) && norms[c] >= 0)) {
       reader.fail(str_cat("chunk ", c, " has norm ", norms[c], " (must be finite and >= 0)"));
