@@ -43,6 +43,10 @@ void AllreduceStrategy::attach(const NamedTensors& parameters) {
   check_same_model(*comm_, parameters);
   for (const auto& [name, tensor] : parameters) params_.push_back(tensor);
   buckets_.emplace(params_, options_.bucket_mb, /*usage_slots=*/true);
+  const CompressedExchangeOptions& c = options_.compression;
+  if (c.compression.name != "none" || c.error_feedback != "none") {
+    exchange_ = std::make_unique<CompressedExchange>(comm_, c);
+  }
   broadcast_parameters(*comm_, params_, 0);
   check_replicas_identical(*comm_, params_);
   for (int i = 0; i < static_cast<int>(params_.size()); ++i) {
@@ -68,8 +72,9 @@ void AllreduceStrategy::launch_ready_buckets(bool force) {
     const int b = static_cast<int>(works_.size());
     if (!force && !buckets_->complete(b)) return;
     buckets_->finalize(b);
-    works_.push_back(
-        comm_->allreduce(as_buffer(buckets_->flat(b)), ReduceOp::kAvg, options_.algorithm));
+    works_.push_back(exchange_ ? exchange_->launch(b, buckets_->gradients(b), buckets_->usage(b), steps_)
+                               : comm_->allreduce(as_buffer(buckets_->flat(b)), ReduceOp::kAvg,
+                                                  options_.algorithm));
   }
 }
 
@@ -122,6 +127,7 @@ void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
     optimizer.step();
   }
   buckets_->reset();
+  ++steps_;
 }
 
 void AllreduceStrategy::quiesce() {
@@ -138,7 +144,31 @@ void AllreduceStrategy::quiesce() {
 }
 
 SyncStats AllreduceStrategy::stats() const {
-  return {comm_->bytes_sent(), comm_->bytes_recv(), exposed_comm_s_};
+  SyncStats stats{comm_->bytes_sent(), comm_->bytes_recv(), exposed_comm_s_};
+  stats.bytes_dense = exchange_ ? exchange_->bytes_dense() : stats.bytes_sent;
+  return stats;
+}
+
+bool AllreduceStrategy::state_is_replicated() const {
+  return !exchange_ || exchange_->state_is_replicated();
+}
+
+NamedTensors AllreduceStrategy::state() const {
+  NamedTensors state = exchange_ ? exchange_->state() : NamedTensors{};
+  state.emplace_back("steps", at::scalar_tensor(steps_, at::kLong));
+  return state;
+}
+
+void AllreduceStrategy::load_state(const NamedTensors& state) {
+  NamedTensors feedback;
+  for (const auto& [name, tensor] : state) {
+    if (name == "steps") {
+      steps_ = tensor.item<std::int64_t>();
+    } else {
+      feedback.emplace_back(name, tensor);
+    }
+  }
+  if (exchange_) exchange_->load_state(feedback);
 }
 
 }  // namespace braid

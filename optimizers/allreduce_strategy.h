@@ -10,7 +10,8 @@
 // order, so every rank issues the same collectives in the same order even when gradients arrive
 // in a different order. step() launches what is left (parameters without a gradient this step
 // count as zeros, so an unused parameter never hangs the job), waits, writes the averages into
-// .grad, clips it to `clip_norm` if set, and runs the optimizer. With gradient accumulation
+// .grad, clips it to `clip_norm` if set, and runs the optimizer. With a compressor or error
+// feedback configured, each bucket goes through CompressedExchange instead of an allreduce. With gradient accumulation
 // (set_gradient_sync(false) for all but the last micro-step) the buckets add the micro-steps'
 // gradients up and only the last backward launches them. Each bucket carries usage slots, so knowing which parameters
 // got a gradient anywhere costs no extra message. attach() broadcasts rank 0's parameters and
@@ -22,6 +23,7 @@
 #include <optional>
 
 #include "collectives/communicator.h"
+#include "optimizers/compressed_exchange.h"
 #include "optimizers/grad_buckets.h"
 #include "optimizers/sync_strategy.h"
 
@@ -32,6 +34,8 @@ struct AllreduceStrategyOptions {
   double bucket_mb = 4.0;
   bool overlap = true;  // false: all buckets are reduced in step(), after backward
   double clip_norm = 0;  // > 0: clip the averaged gradient to this global L2 norm
+  // compression.name other than none, or error feedback: buckets go through CompressedExchange.
+  CompressedExchangeOptions compression;
 };
 
 class AllreduceStrategy : public SyncStrategy {
@@ -45,7 +49,9 @@ class AllreduceStrategy : public SyncStrategy {
   void step(torch::optim::Optimizer& optimizer) override;
   void quiesce() override;
   void set_gradient_sync(bool enabled) override;
-  bool state_is_replicated() const override { return true; }
+  bool state_is_replicated() const override;
+  NamedTensors state() const override;
+  void load_state(const NamedTensors& state) override;
   SyncStats stats() const override;
 
   std::size_t bucket_count() const { return buckets_ ? buckets_->bucket_count() : 0; }
@@ -60,6 +66,8 @@ class AllreduceStrategy : public SyncStrategy {
   std::vector<at::Tensor> params_;
   std::vector<unsigned> hooks_;
   std::optional<GradBuckets> buckets_;
+  std::unique_ptr<CompressedExchange> exchange_;  // null: plain allreduce of the buckets
+  std::int64_t steps_ = 0;  // steps taken: seeds randomised compressors, so it is state
   std::vector<Work> works_;  // one per bucket launched this step, in index order
   bool sync_ = true;         // false inside no_sync(): backward only accumulates
   std::mutex mutex_;         // hooks may run on autograd worker threads

@@ -45,6 +45,11 @@ at::Tensor GradBuckets::gradients(int bucket) const {
   return buckets_[bucket].flat.narrow(0, 0, buckets_[bucket].gradient_elements);
 }
 
+at::Tensor GradBuckets::usage(int bucket) const {
+  const Bucket& b = buckets_[bucket];
+  return b.flat.narrow(0, b.gradient_elements, b.flat.numel() - b.gradient_elements);
+}
+
 at::Tensor GradBuckets::view(int param) const {
   return buckets_[bucket_of_[param]].flat.narrow(0, offset_of_[param], params_[param].numel());
 }

@@ -37,6 +37,8 @@ class GradBuckets {
   const at::Tensor& flat(int bucket) const { return buckets_[bucket].flat; }
   // The gradient part of a bucket, and one parameter's gradient view (flat, numel elements).
   at::Tensor gradients(int bucket) const;
+  // The usage slots of a bucket (empty without them).
+  at::Tensor usage(int bucket) const;
   at::Tensor view(int param) const;
 
   // Copies (or, on a second arrival in the step, adds) `grad` into the parameter's view.

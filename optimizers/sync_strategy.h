@@ -48,6 +48,9 @@ struct SyncStats {
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_recv = 0;
   double exposed_comm_s = 0;  // time the training thread waited for communication, total
+  // What the same exchanges would have sent uncompressed (dense float ring allreduce): the
+  // compression ratio is bytes_dense / bytes_sent.
+  std::uint64_t bytes_dense = 0;
 };
 
 class SyncStrategy {

@@ -126,6 +126,7 @@ std::string serialize(const TrainPosition& position, int rank, int world,
   archive.write("meta/epoch_offset", scalar(position.epoch_offset));
   archive.write("meta/bytes_sent", scalar(static_cast<std::int64_t>(position.bytes_sent)));
   archive.write("meta/bytes_recv", scalar(static_cast<std::int64_t>(position.bytes_recv)));
+  archive.write("meta/bytes_dense", scalar(static_cast<std::int64_t>(position.bytes_dense)));
   archive.write("meta/world", scalar(world));
   archive.write("meta/rank", scalar(rank));
   archive.write("meta/resume", c10::IValue(encode_fingerprint(fingerprint)));
@@ -260,8 +261,14 @@ TrainPosition restore_state(InputArchive& archive, torch::nn::Module& model,
   archive.read("optimizer", optimizer_archive);
   optimizer.load(optimizer_archive);
   archive.read("strategy", strategy_archive);
-  NamedTensors state = strategy.state();
-  for (auto& [name, tensor] : state) strategy_archive.read(name, tensor);
+  // Every stored entry: a strategy may create its state lazily (per-bucket error feedback), so
+  // a fresh one cannot list the names it will be given.
+  NamedTensors state;
+  for (const std::string& name : strategy_archive.keys()) {
+    at::Tensor tensor;
+    strategy_archive.read(name, tensor);
+    state.emplace_back(name, tensor);
+  }
   strategy.load_state(state);
   at::Tensor rng;
   archive.read("rng", rng);
@@ -280,6 +287,7 @@ TrainPosition restore_state(InputArchive& archive, torch::nn::Module& model,
   position.time_s = time_s.item<double>();
   position.bytes_sent = static_cast<std::uint64_t>(read_int(archive, "meta/bytes_sent"));
   position.bytes_recv = static_cast<std::uint64_t>(read_int(archive, "meta/bytes_recv"));
+  position.bytes_dense = static_cast<std::uint64_t>(read_int(archive, "meta/bytes_dense"));
   position.world = static_cast<int>(read_int(archive, "meta/world"));
   return position;
 }

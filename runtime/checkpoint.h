@@ -52,6 +52,7 @@ struct TrainPosition {
   double time_s = 0;               // training seconds so far (metrics' time_s continues)
   std::uint64_t bytes_sent = 0;    // this rank's totals so far (metrics' bytes continue)
   std::uint64_t bytes_recv = 0;
+  std::uint64_t bytes_dense = 0;   // what the exchanges would have sent uncompressed
   int world = 0;                   // restored: the rank count of the run that wrote it
 };
 

@@ -23,6 +23,8 @@
 
 #include "collectives/allreduce.h"
 #include "common/error.h"
+#include "compression/compressor.h"
+#include "compression/error_feedback.h"
 #include "runtime/data.h"
 #include "runtime/models.h"
 #include "runtime/optimizer_factory.h"
@@ -69,6 +71,10 @@ void for_each_key(C& c, Visit&& visit) {
   visit("sync", "cost_model", c.sync.cost_model, {});
   visit("sync", "broadcast_buffers", c.sync.broadcast_buffers, {});
   visit("compression", "name", c.compression.name, compressor_names());
+  visit("compression", "ratio", c.compression.ratio, {});
+  visit("compression", "bits", c.compression.bits, {});
+  visit("compression", "error_feedback", c.compression.error_feedback, error_feedback_names());
+  visit("compression", "eta", c.compression.eta, {});
   visit("train", "epochs", c.train.epochs, {});
   visit("train", "max_steps", c.train.max_steps, {});
   visit("train", "eval_every", c.train.eval_every, {});
@@ -396,6 +402,11 @@ void validate(const Config& c, const std::string& source) {
                               "' is not implemented yet (implemented: ", join(implemented), ")"));
   }
   require(c.sync.bucket_mb > 0, "sync.bucket_mb", "> 0", c.sync.bucket_mb);
+  require(c.compression.ratio > 0 && c.compression.ratio <= 1, "compression.ratio", "in (0, 1]",
+          c.compression.ratio);
+  require(c.compression.bits >= 1 && c.compression.bits <= 8, "compression.bits", "in 1..8",
+          c.compression.bits);
+  require(c.compression.eta >= 0, "compression.eta", ">= 0", c.compression.eta);
 
   require(c.train.max_steps >= 0, "train.max_steps", ">= 0", c.train.max_steps);
   if (c.train.max_steps == 0) {

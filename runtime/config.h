@@ -56,7 +56,11 @@ struct SyncConfig {
 
 // compression: how a strategy encodes what it exchanges (the compression/ layer's names).
 struct CompressionConfig {
-  std::string name = "none";  // none
+  std::string name = "none";            // compressor_names()
+  double ratio = 0.01;                  // topk, randomk: fraction of elements kept, in (0, 1]
+  std::int64_t bits = 4;                // qsgd: bits per level, 1..8
+  std::string error_feedback = "none";  // none | ef | ef21 | econtrol
+  double eta = 1e-3;                    // econtrol: weight of the fed-back error
 };
 
 struct TrainConfig {

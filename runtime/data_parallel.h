@@ -15,6 +15,7 @@
 #include <string>
 
 #include "collectives/communicator.h"
+#include "optimizers/compressed_exchange.h"
 #include "optimizers/sync_strategy.h"
 
 namespace torch::nn {
@@ -35,6 +36,7 @@ struct DataParallelOptions {
   bool debug_checks = false;           // runtime.debug_checks
   double clip_norm = 0;                // optimizer.clip_norm: > 0 clips the averaged gradient
   bool broadcast_buffers = true;       // sync.broadcast_buffers
+  CompressedExchangeOptions compression;  // the compression: section
 };
 
 // The module's parameters (recursively, registration order) with their dotted names.

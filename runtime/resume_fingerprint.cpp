@@ -26,6 +26,8 @@ ResumeFingerprint resume_fingerprint(const Config& c) {
       {"data.batch_size", std::to_string(c.data.batch_size)},
       {"data.train_limit", std::to_string(c.data.train_limit)},
       {"train.accumulate_steps", std::to_string(c.train.accumulate_steps)},
+      {"compression.name", quoted(c.compression.name)},
+      {"compression.error_feedback", quoted(c.compression.error_feedback)},
       {"optimizer.name", quoted(c.optimizer.name)},
       {"optimizer.schedule", quoted(c.optimizer.schedule)},
       {"optimizer.warmup_steps", std::to_string(c.optimizer.warmup_steps)},

@@ -13,18 +13,13 @@ const std::vector<std::string>& strategy_names(bool planned_too) {
   return planned_too ? with_planned : implemented;
 }
 
-const std::vector<std::string>& compressor_names() {
-  static const std::vector<std::string> names = {"none"};
-  return names;
-}
-
 std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
                                             const DataParallelOptions& options) {
   if (options.strategy == "allreduce") {
     return std::make_unique<AllreduceStrategy>(
         std::move(comm),
         AllreduceStrategyOptions{options.algorithm, options.bucket_mb, options.overlap,
-                                 options.clip_norm});
+                                 options.clip_norm, options.compression});
   }
   throw ConfigError(str_cat("sync.strategy: unknown strategy '", options.strategy,
                             "' (valid: ", join(strategy_names()), ")"));

@@ -1,5 +1,5 @@
-// The factory of sync strategies (and, until the compression/ layer lands, of compressors):
-// the one place their names are listed. Config validation accepts exactly these names; a new
+// The factory of sync strategies: the one place their names are listed (compressors are
+// listed by compression/compressor.h's factory). Config validation accepts exactly these names; a new
 // strategy is a new file in optimizers/ plus one line here.
 #pragma once
 
@@ -17,8 +17,6 @@ struct DataParallelOptions;
 // Implemented strategies; with `planned_too`, also the names reserved for methods still to
 // come, which the config accepts so that it can say "not implemented yet".
 const std::vector<std::string>& strategy_names(bool planned_too = false);
-// compression.name values: none.
-const std::vector<std::string>& compressor_names();
 
 // Throws ConfigError naming sync.strategy and the valid names for an unknown strategy.
 std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,

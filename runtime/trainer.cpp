@@ -85,6 +85,12 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.debug_checks = config.runtime.debug_checks;
   o.clip_norm = config.optimizer.clip_norm;
   o.broadcast_buffers = config.sync.broadcast_buffers;
+  o.compression.compression.name = config.compression.name;
+  o.compression.compression.ratio = config.compression.ratio;
+  o.compression.compression.bits = static_cast<int>(config.compression.bits);
+  o.compression.compression.seed = config.run.seed;
+  o.compression.error_feedback = config.compression.error_feedback;
+  o.compression.eta = config.compression.eta;
   return o;
 }
 
@@ -266,6 +272,7 @@ SyncStats Trainer::totals() const {
   SyncStats stats = dp_->stats();
   stats.bytes_sent += position_.bytes_sent;
   stats.bytes_recv += position_.bytes_recv;
+  stats.bytes_dense += position_.bytes_dense;
   return stats;
 }
 
@@ -288,7 +295,12 @@ void Trainer::log_training() {
                      field("loss", loss), field("lr", last_lr_),
                      field("samples_per_s", line.samples_per_s), field("step_ms", line.step_ms),
                      field("comm_ms", line.comm_ms), field("bytes_sent", stats.bytes_sent),
-                     field("bytes_recv", stats.bytes_recv), field("time_s", time_s())});
+                     field("bytes_recv", stats.bytes_recv),
+                     field("compression_ratio", stats.bytes_sent
+                                                    ? static_cast<double>(stats.bytes_dense) /
+                                                          static_cast<double>(stats.bytes_sent)
+                                                    : 1.0),
+                     field("time_s", time_s())});
   }
   progress_.show(line);
   window_start_ = SteadyClock::now();
@@ -321,6 +333,7 @@ void Trainer::save_checkpoint() {
   const SyncStats stats = totals();
   saved.bytes_sent = stats.bytes_sent;
   saved.bytes_recv = stats.bytes_recv;
+  saved.bytes_dense = stats.bytes_dense;
   checkpointer_.save(*comm_, saved, *model_, *optimizer_, dp_->strategy());
   last_checkpoint_ = position_.step;
 }

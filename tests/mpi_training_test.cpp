@@ -224,6 +224,59 @@ TEST(GradientAccumulation, TwoMicroStepsOfBFollowOneProcessWithBatch2PB) {
   EXPECT_LT(max_relative_difference(*model, *reference), kTrajectoryTolerance);
 }
 
+// ALGORITHMS.md's identities for compressed exchange: top-k and random-k keeping every element
+// are dense averaging (the gathered payloads are summed in rank order, so the only difference
+// from the reference is float64 reordering), with or without error feedback (whose residual
+// then stays zero).
+class CompressedEquivalence
+    : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+
+TEST_P(CompressedEquivalence, KeepingEveryElementFollowsOneProcessInFloat64) {
+  const auto& [compressor, feedback] = GetParam();
+  const int P = world->size();
+  const std::int64_t samples = fashion().train.size();
+  auto reference = seeded_model("mlp", torch::kFloat64);
+  DataPlan whole(samples, 0, 1, P * kBatch, 7);
+  train_steps(*reference, whole, kSteps, nullptr);
+
+  auto model = seeded_model("mlp", torch::kFloat64);
+  DataParallelOptions options = options_for("ring");
+  options.compression.compression.name = compressor;
+  options.compression.compression.ratio = 1.0;
+  options.compression.error_feedback = feedback;
+  DataParallel dp(*world, named_parameters(*model), options);
+  DataPlan mine(samples, world->rank(), P, kBatch, 7);
+  train_steps(*model, mine, kSteps, &dp);
+  EXPECT_LT(max_relative_difference(*model, *reference), kTrajectoryTolerance)
+      << compressor << " with " << feedback;
+  std::vector<at::Tensor> parameters = model->parameters();
+  EXPECT_NO_THROW(check_replicas_identical(dp.communicator(), parameters));
+}
+
+INSTANTIATE_TEST_SUITE_P(RatioOne, CompressedEquivalence,
+                         ::testing::Combine(::testing::Values("topk", "randomk"),
+                                            ::testing::Values("none", "ef")),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" + std::get<1>(info.param);
+                         });
+
+// A compressor that drops information must fail the same tolerance (control): top-k at 10%.
+TEST(NegativeControl, TopkTenPercentLeavesTheTrajectory) {
+  const int P = world->size();
+  const std::int64_t samples = fashion().train.size();
+  auto reference = seeded_model("mlp", torch::kFloat64);
+  DataPlan whole(samples, 0, 1, P * kBatch, 7);
+  train_steps(*reference, whole, kSteps, nullptr);
+  auto model = seeded_model("mlp", torch::kFloat64);
+  DataParallelOptions options = options_for("ring");
+  options.compression.compression.name = "topk";
+  options.compression.compression.ratio = 0.1;
+  DataParallel dp(*world, named_parameters(*model), options);
+  DataPlan mine(samples, world->rank(), P, kBatch, 7);
+  train_steps(*model, mine, kSteps, &dp);
+  EXPECT_GT(max_relative_difference(*model, *reference), 1e3 * kTrajectoryTolerance);
+}
+
 TEST(DataParallel, ModelThatDiffersAcrossRanksIsRefusedOnEveryRank) {
   if (world->size() < 2) GTEST_SKIP() << "needs 2 ranks";
   auto model = seeded_model("mlp", torch::kFloat32, world->rank() == 1 ? 32 : 64);

@@ -15,6 +15,8 @@
 #                 and rerunning continues with the losses of an uninterrupted run
 #   rerun         a finished run rerun changes nothing; byte totals continue across a resume;
 #                 a run resumed at another rank count continues at the same sample
+#   compression   top-k 10% with error feedback: the residuals are saved, so a resumed run logs
+#                 the losses of an uninterrupted one; compression_ratio is reported
 #   progress      --progress auto draws no bar into a file even though mpirun gives ranks a
 #                 pseudo-terminal; bar draws one; model.pt is written
 set -euo pipefail
@@ -226,6 +228,20 @@ PY
   echo "$out" | grep -q "written by 2 ranks, this run has 3: the global batch changes from 128 to 192 samples; continuing at sample 2560 of epoch 0" ||
     { echo "$out"; fail "no message about the changed global batch"; }
   [ "$(json_number "$work/b/summary.json" steps)" -eq 28 ] || fail "expected 28 steps in all"
+  ;;
+compression)
+  common=(--set train.log_every=5 --set train.checkpoint_every=10 --set data.train_limit=4096
+          --set model.hidden=64 --set compression.name=topk --set compression.ratio=0.1
+          --set compression.error_feedback=ef --set data.test_limit=200)
+  train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/a" "${common[@]}" --set train.max_steps=20
+  train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/b" "${common[@]}" --set train.max_steps=10
+  train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/b" "${common[@]}" --set train.max_steps=20 \
+    --set train.resume=auto
+  losses() { grep '"loss"' "$1/metrics.jsonl" | grep -o '"step":[0-9]*,"epoch":[0-9]*,"loss":[^,]*'; }
+  diff <(losses "$work/a") <(losses "$work/b") || fail "a resumed run with error feedback differs"
+  ratio=$(json_number "$work/a/metrics.jsonl" compression_ratio)
+  echo "compression_ratio $ratio"
+  awk -v r="$ratio" 'BEGIN { exit !(r > 3) }' || fail "top-k 10% sent more than a third of dense bytes"
   ;;
 progress)
   # As a user at a terminal would run it: TERM set, not CI, output redirected to a file.

@@ -1,0 +1,62 @@
+// CompressedExchange: one gradient bucket's exchange through a Compressor (compression/), with
+// error feedback, as one collective on the communication thread, so encoding and decoding
+// overlap backward like a plain allreduce does.
+//
+// Per bucket and step, on every rank: error feedback turns the bucket's gradient into what is
+// compressed and encodes it; summable payloads (fp16, bf16) are allreduced as wire values and
+// decoded once; the others are gathered from every rank (allgather_bytes) and decoded and
+// summed in rank order, so every rank computes the bitwise same sum; the sum is divided by the
+// rank count, error feedback turns the mean of the decoded payloads into the gradient the
+// optimizer uses (EF: the mean itself; EF21 and EControl: the updated estimate h), and the
+// bucket's usage slots are summed with a small allreduce. bytes_dense() counts what a ring
+// allreduce of the uncompressed buckets would have sent, for the compression ratio.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "collectives/communicator.h"
+#include "compression/compressor.h"
+#include "compression/error_feedback.h"
+#include "optimizers/sync_strategy.h"
+
+namespace braid {
+
+struct CompressedExchangeOptions {
+  CompressionOptions compression;
+  std::string error_feedback = "none";  // none | ef | ef21 | econtrol
+  double eta = 1e-3;                    // econtrol
+};
+
+class CompressedExchange {
+ public:
+  CompressedExchange(std::shared_ptr<Communicator> comm, const CompressedExchangeOptions& options);
+
+  // Starts bucket `bucket`'s exchange of `gradients` (written back with the result) and
+  // `usage` (summed); both must stay alive and untouched until the Work completes.
+  [[nodiscard]] Work launch(int bucket, at::Tensor gradients, at::Tensor usage, std::int64_t step);
+
+  // Error-feedback state: call only when no exchange is in flight.
+  NamedTensors state() const;
+  void load_state(const NamedTensors& state);
+  // Whether the state is the same on every rank (no per-rank residuals).
+  bool state_is_replicated() const;
+
+  std::uint64_t bytes_dense() const { return bytes_dense_.load(std::memory_order_relaxed); }
+
+ private:
+  void exchange(OpContext& ctx, int bucket, at::Tensor& gradients, std::int64_t step);
+
+  std::shared_ptr<Communicator> comm_;
+  std::unique_ptr<Compressor> compressor_;
+  std::unique_ptr<ErrorFeedback> feedback_;
+  std::unique_ptr<Allreduce> ring_;  // for summable payloads and usage slots, on the comm thread
+  ErrorFeedbackKind kind_;
+  std::atomic<std::uint64_t> bytes_dense_{0};
+};
+
+}  // namespace braid
