@@ -1,8 +1,13 @@
-// CompressorSign: scaled sign, C(x) = (||x||_1 / n) * sign(x) (ALGORITHMS.md 7.1): the scale
-// that minimises ||x - a sign(x)||^2, which makes it contractive (the l2/sqrt(n) scale of 1-bit
-// Adam is not). Zero counts as positive. Biased: use it under error feedback.
+// CompressorSign: scaled sign per chunk of kChunk elements, C(x)_i = (||x_c||_1 / |c|) sign(x_i)
+// for the chunk c holding i (ALGORITHMS.md 7.1): per chunk, the scale that minimises
+// ||x_c - a sign(x_c)||^2, which makes it contractive (the l2/sqrt(n) scale of 1-bit Adam is
+// not). One scale per chunk, not per bucket: a bucket holds many layers, and one mean magnitude
+// for all of them gives layers with small gradients steps far too large (EF-signSGD scales per
+// layer; chunks approximate that without knowing the layout). Zero counts as positive. Biased:
+// use it under error feedback. 1 + 32 / kChunk bits per element.
 //
-// Payload body: scale (float32, finite and >= 0) | n sign bits packed (1 = negative).
+// Payload body: ceil(n / kChunk) scales (float32, finite and >= 0) | n sign bits packed
+// (1 = negative).
 #pragma once
 
 #include "compression/compressor.h"
@@ -11,6 +16,7 @@ namespace braid {
 
 class CompressorSign : public Compressor {
  public:
+  static constexpr std::int64_t kChunk = 512;
   const char* name() const override { return "sign"; }
   std::vector<std::uint8_t> encode(const at::Tensor& input, const PayloadContext& context) override;
   void decode(const std::uint8_t* data, std::size_t size, at::Tensor& output,

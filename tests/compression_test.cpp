@@ -161,14 +161,18 @@ TEST(CompressionRoundTrip, RandomKSharesIndicesAcrossRanksOnly) {
   EXPECT_EQ((y != 0).sum().item<std::int64_t>(), 50);
 }
 
-TEST(CompressionRoundTrip, SignScaleIsMeanAbsolute) {
-  at::Tensor x = random_vector(1001, at::kFloat);
+TEST(CompressionRoundTrip, SignScaleIsEachChunksMeanAbsolute) {
+  at::Tensor x = random_vector(1001, at::kFloat);  // chunks of 512 and 489
+  x.narrow(0, 512, 489).mul_(100);                 // a second "layer" with larger values
   auto c = make("sign");
   Bytes payload = c->encode(x, {});
-  EXPECT_EQ(payload.size(), kPayloadHeaderBytes + 4 + (1001 + 7) / 8);
+  EXPECT_EQ(payload.size(), kPayloadHeaderBytes + 2 * 4 + (1001 + 7) / 8);
   at::Tensor y = decode(*c, payload, x);
-  float scale = static_cast<float>(x.to(at::kDouble).abs().sum().item<double>() / 1001);
-  EXPECT_TRUE(at::equal(y.abs(), at::full_like(x, scale)));
+  for (auto [begin, count] : {std::pair<std::int64_t, std::int64_t>{0, 512}, {512, 489}}) {
+    at::Tensor xc = x.narrow(0, begin, count), yc = y.narrow(0, begin, count);
+    float scale = static_cast<float>(xc.to(at::kDouble).abs().sum().item<double>() / count);
+    EXPECT_TRUE(at::equal(yc.abs(), at::full_like(xc, scale))) << "chunk at " << begin;
+  }
   EXPECT_TRUE(at::equal(y < 0, x < 0));
 }
 

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Compressed gradient exchange against dense in the same script: Fashion-MNIST cnn, np=4 (on a
+# 2-core machine the ranks oversubscribe the cores; accuracy and bytes do not depend on that),
+# 2 epochs, batch 64 per rank, evaluation every 117 steps. Per method: final test accuracy,
+# bytes sent per rank (rank 0's, all traffic included), and compression_ratio from
+# metrics.jsonl. Writes bench/results/compression.md and compression.png (test accuracy against
+# bytes sent, scripts/plot_runs.py).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+np=${NP:-4}
+epochs=${EPOCHS:-2}
+flags=(--oversubscribe)
+[ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
+work=${WORK:-$(mktemp -d)}
+methods=(
+  "dense|"
+  "fp16|--set compression.name=fp16"
+  "qsgd-4bit|--set compression.name=qsgd --set compression.bits=4"
+  "topk-1%-ef|--set compression.name=topk --set compression.ratio=0.01 --set compression.error_feedback=ef"
+  "sign|--set compression.name=sign"
+  "sign-ef|--set compression.name=sign --set compression.error_feedback=ef"
+  "topk-1%-econtrol|--set compression.name=topk --set compression.ratio=0.01 --set compression.error_feedback=econtrol --set compression.eta=0.1"
+)
+names=()
+for entry in "${methods[@]}"; do
+  name=${entry%%|*}
+  names+=("$name")
+  # shellcheck disable=SC2206
+  extra=(${entry#*|})
+  rm -rf "${work:?}/$name"
+  TERM=dumb mpirun "${flags[@]}" -np "$np" build/bin/braid train configs/fashion_mnist_cnn.yaml \
+    --run-dir "$work/$name" --set train.epochs="$epochs" --set train.eval_every=117 \
+    --set train.checkpoint_every=0 --set train.resume=never --set train.log_every=39 \
+    --progress lines "${extra[@]}" > "$work/$name.log" 2>&1 || { tail -5 "$work/$name.log"; exit 1; }
+  echo "$name: $(grep -o '"test_accuracy":[0-9.]*' "$work/$name/summary.json")"
+done
+/usr/bin/python3 - "$work" "${names[@]}" <<'PY' | tee bench/results/compression.md
+import json, sys
+work, names = sys.argv[1], sys.argv[2:]
+def summary(n): return json.load(open(f"{work}/{n}/summary.json"))
+def ratio(n):
+    lines = [json.loads(l) for l in open(f"{work}/{n}/metrics.jsonl") if '"compression_ratio"' in l]
+    return lines[-1]["compression_ratio"]
+dense = summary("dense")
+print("| method | test accuracy | vs dense (points) | MB sent per rank | fewer bytes than dense | compression_ratio |")
+print("|---|---:|---:|---:|---:|---:|")
+for n in names:
+    s = summary(n)
+    print(f"| {n} | {s['test_accuracy']:.4f} | {100 * (s['test_accuracy'] - dense['test_accuracy']):+.2f} "
+          f"| {s['bytes_sent'] / 1e6:.1f} | {dense['bytes_sent'] / s['bytes_sent']:.1f}x | {ratio(n):.1f} |")
+PY
+/usr/bin/python3 scripts/plot_runs.py "${names[@]/#/$work/}" --x bytes_sent --y test_accuracy \
+  -o bench/results/compression.png
+echo "wrote bench/results/compression.md and compression.png (runs in $work)"
