@@ -100,26 +100,35 @@ DataParallelOptions options_for(const std::string& algorithm) {
   return options;
 }
 
+// One process, no communication, batch `global_batch` (all ranks' samples of a step) in
+// float64: the trajectory every data-parallel variant must follow.
+std::shared_ptr<Model> reference_run(const std::string& model_name, std::int64_t global_batch) {
+  auto reference = seeded_model(model_name, torch::kFloat64);
+  DataPlan whole(fashion().train.size(), 0, 1, global_batch, 7);
+  train_steps(*reference, whole, kSteps, nullptr);
+  return reference;
+}
+
+// This rank's float64 model trained for kSteps with DataParallel and `options`.
+std::shared_ptr<Model> data_parallel_run(const std::string& model_name,
+                                         const DataParallelOptions& options, double lr_scale = 1) {
+  auto model = seeded_model(model_name, torch::kFloat64);
+  DataParallel dp(*world, named_parameters(*model), options);
+  DataPlan mine(fashion().train.size(), world->rank(), world->size(), kBatch, 7);
+  train_steps(*model, mine, kSteps, &dp, lr_scale);
+  std::vector<at::Tensor> parameters = model->parameters();
+  EXPECT_NO_THROW(check_replicas_identical(dp.communicator(), parameters));
+  return model;
+}
+
 class Equivalence : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 TEST_P(Equivalence, RanksWithBatchBFollowOneProcessWithBatchPBInFloat64) {
   const auto& [model_name, algorithm] = GetParam();
-  const int P = world->size();
-  const std::int64_t samples = fashion().train.size();
-
-  auto reference = seeded_model(model_name, torch::kFloat64);
-  DataPlan whole(samples, 0, 1, P * kBatch, 7);
-  train_steps(*reference, whole, kSteps, nullptr);
-
-  auto model = seeded_model(model_name, torch::kFloat64);
-  DataParallel dp(*world, named_parameters(*model), options_for(algorithm));
-  DataPlan mine(samples, world->rank(), P, kBatch, 7);
-  train_steps(*model, mine, kSteps, &dp);
-
+  auto reference = reference_run(model_name, world->size() * kBatch);
+  auto model = data_parallel_run(model_name, options_for(algorithm));
   EXPECT_LT(max_relative_difference(*model, *reference), kTrajectoryTolerance)
       << model_name << " with " << algorithm << " on rank " << world->rank();
-  std::vector<at::Tensor> parameters = model->parameters();
-  EXPECT_NO_THROW(check_replicas_identical(dp.communicator(), parameters));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -132,19 +141,14 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(NegativeControl, NoAveragingAndSummingBothFailTheTrajectoryTolerance) {
   const int P = world->size();
   const std::int64_t samples = fashion().train.size();
-  auto reference = seeded_model("mlp", torch::kFloat64);
-  DataPlan whole(samples, 0, 1, P * kBatch, 7);
-  train_steps(*reference, whole, kSteps, nullptr);
+  auto reference = reference_run("mlp", P * kBatch);
 
   auto local_only = seeded_model("mlp", torch::kFloat64);
   DataPlan mine(samples, world->rank(), P, kBatch, 7);
   train_steps(*local_only, mine, kSteps, nullptr);
   EXPECT_GT(max_relative_difference(*local_only, *reference), 1e3 * kTrajectoryTolerance);
 
-  auto summed = seeded_model("mlp", torch::kFloat64);
-  DataParallel dp(*world, named_parameters(*summed), options_for("ring"));
-  DataPlan mine_again(samples, world->rank(), P, kBatch, 7);
-  train_steps(*summed, mine_again, kSteps, &dp, /*lr_scale=*/P);
+  auto summed = data_parallel_run("mlp", options_for("ring"), /*lr_scale=*/P);
   EXPECT_GT(max_relative_difference(*summed, *reference), 1e3 * kTrajectoryTolerance);
 }
 
@@ -197,9 +201,7 @@ TEST(NegativeControl, ASumInsteadOfAMeanFailsTheGradientBound) {
 TEST(GradientAccumulation, TwoMicroStepsOfBFollowOneProcessWithBatch2PB) {
   const int P = world->size();
   const std::int64_t samples = fashion().train.size();
-  auto reference = seeded_model("mlp", torch::kFloat64);
-  DataPlan whole(samples, 0, 1, 2 * P * kBatch, 7);
-  train_steps(*reference, whole, kSteps, nullptr);
+  auto reference = reference_run("mlp", 2 * P * kBatch);
 
   auto model = seeded_model("mlp", torch::kFloat64);
   DataParallel dp(*world, named_parameters(*model), options_for("ring"));
@@ -233,24 +235,14 @@ class CompressedEquivalence
 
 TEST_P(CompressedEquivalence, KeepingEveryElementFollowsOneProcessInFloat64) {
   const auto& [compressor, feedback] = GetParam();
-  const int P = world->size();
-  const std::int64_t samples = fashion().train.size();
-  auto reference = seeded_model("mlp", torch::kFloat64);
-  DataPlan whole(samples, 0, 1, P * kBatch, 7);
-  train_steps(*reference, whole, kSteps, nullptr);
-
-  auto model = seeded_model("mlp", torch::kFloat64);
+  auto reference = reference_run("mlp", world->size() * kBatch);
   DataParallelOptions options = options_for("ring");
   options.compression.compression.name = compressor;
   options.compression.compression.ratio = 1.0;
   options.compression.error_feedback = feedback;
-  DataParallel dp(*world, named_parameters(*model), options);
-  DataPlan mine(samples, world->rank(), P, kBatch, 7);
-  train_steps(*model, mine, kSteps, &dp);
+  auto model = data_parallel_run("mlp", options);
   EXPECT_LT(max_relative_difference(*model, *reference), kTrajectoryTolerance)
       << compressor << " with " << feedback;
-  std::vector<at::Tensor> parameters = model->parameters();
-  EXPECT_NO_THROW(check_replicas_identical(dp.communicator(), parameters));
 }
 
 INSTANTIATE_TEST_SUITE_P(RatioOne, CompressedEquivalence,
@@ -262,18 +254,11 @@ INSTANTIATE_TEST_SUITE_P(RatioOne, CompressedEquivalence,
 
 // A compressor that drops information must fail the same tolerance (control): top-k at 10%.
 TEST(NegativeControl, TopkTenPercentLeavesTheTrajectory) {
-  const int P = world->size();
-  const std::int64_t samples = fashion().train.size();
-  auto reference = seeded_model("mlp", torch::kFloat64);
-  DataPlan whole(samples, 0, 1, P * kBatch, 7);
-  train_steps(*reference, whole, kSteps, nullptr);
-  auto model = seeded_model("mlp", torch::kFloat64);
+  auto reference = reference_run("mlp", world->size() * kBatch);
   DataParallelOptions options = options_for("ring");
   options.compression.compression.name = "topk";
   options.compression.compression.ratio = 0.1;
-  DataParallel dp(*world, named_parameters(*model), options);
-  DataPlan mine(samples, world->rank(), P, kBatch, 7);
-  train_steps(*model, mine, kSteps, &dp);
+  auto model = data_parallel_run("mlp", options);
   EXPECT_GT(max_relative_difference(*model, *reference), 1e3 * kTrajectoryTolerance);
 }
 
