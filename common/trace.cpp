@@ -67,8 +67,8 @@ void complete(const std::string& name, const char* category, Clock::time_point b
   if (!enabled()) return;
   const Clock::time_point end = Clock::now();
   Recorder& r = recorder();
-  const auto tid = static_cast<unsigned>(std::hash<std::thread::id>{}(std::this_thread::get_id()) &
-                                         0x7fffffff);
+  const auto tid =
+      static_cast<unsigned>(std::hash<std::thread::id>{}(std::this_thread::get_id()) & 0x7fffffff);
   std::lock_guard<std::mutex> lock(r.mutex);
   if (!r.file) return;
   const double ts = std::chrono::duration<double, std::micro>(begin - r.origin).count();

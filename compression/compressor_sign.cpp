@@ -19,8 +19,7 @@ std::vector<std::uint8_t> CompressorSign::encode(const at::Tensor& input,
                                                  const PayloadContext& context) {
   DType dtype = payload_value_dtype(input);
   const std::int64_t n = input.numel(), chunks = chunks_of(n);
-  PayloadWriter writer(PayloadKind::kSign, dtype, n,
-                       chunks * sizeof(float) + packed_bytes(n, 1));
+  PayloadWriter writer(PayloadKind::kSign, dtype, n, chunks * sizeof(float) + packed_bytes(n, 1));
   dispatch_value(dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* x = input.data_ptr<T>();

@@ -1,9 +1,11 @@
 #include "optimizers/allreduce_strategy.h"
 
 #include <ATen/ATen.h>
-#include <torch/types.h>  // clip_grad.h is not self-contained
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/optimizer.h>
+#include <torch/types.h>
+
+// After <torch/types.h>: clip_grad.h uses torch::Tensor without including it.
+#include <torch/nn/utils/clip_grad.h>
 
 #include <algorithm>
 #include <chrono>
@@ -26,8 +28,8 @@ AllreduceStrategy::~AllreduceStrategy() {
   for (std::size_t i = 0; i < hooks_.size(); ++i) params_[i].remove_hook(hooks_[i]);
   // Buckets still in flight mean a step failed half-way: the ranks are out of step, so break
   // the communicator rather than wait for peers until the deadline.
-  const bool in_flight = std::any_of(works_.begin(), works_.end(),
-                                     [](const Work& w) { return !w.is_completed(); });
+  const bool in_flight =
+      std::any_of(works_.begin(), works_.end(), [](const Work& w) { return !w.is_completed(); });
   if (in_flight) comm_->abort("a sync strategy was destroyed with buckets in flight");
   for (Work& work : works_) {
     try {
@@ -72,9 +74,10 @@ void AllreduceStrategy::launch_ready_buckets(bool force) {
     const int b = static_cast<int>(works_.size());
     if (!force && !buckets_->complete(b)) return;
     buckets_->finalize(b);
-    works_.push_back(exchange_ ? exchange_->launch(b, buckets_->gradients(b), buckets_->usage(b), steps_)
-                               : comm_->allreduce(as_buffer(buckets_->flat(b)), ReduceOp::kAvg,
-                                                  options_.algorithm));
+    works_.push_back(
+        exchange_
+            ? exchange_->launch(b, buckets_->gradients(b), buckets_->usage(b), steps_)
+            : comm_->allreduce(as_buffer(buckets_->flat(b)), ReduceOp::kAvg, options_.algorithm));
   }
 }
 

@@ -11,11 +11,11 @@
 // in a different order. step() launches what is left (parameters without a gradient this step
 // count as zeros, so an unused parameter never hangs the job), waits, writes the averages into
 // .grad, clips it to `clip_norm` if set, and runs the optimizer. With a compressor or error
-// feedback configured, each bucket goes through CompressedExchange instead of an allreduce. With gradient accumulation
-// (set_gradient_sync(false) for all but the last micro-step) the buckets add the micro-steps'
-// gradients up and only the last backward launches them. Each bucket carries usage slots, so knowing which parameters
-// got a gradient anywhere costs no extra message. attach() broadcasts rank 0's parameters and
-// checks a fingerprint of names and shapes first.
+// feedback configured, each bucket goes through CompressedExchange instead of an allreduce. With
+// gradient accumulation (set_gradient_sync(false) for all but the last micro-step) the buckets add
+// the micro-steps' gradients up and only the last backward launches them. Each bucket carries usage
+// slots, so knowing which parameters got a gradient anywhere costs no extra message. attach()
+// broadcasts rank 0's parameters and checks a fingerprint of names and shapes first.
 #pragma once
 
 #include <memory>
@@ -32,7 +32,7 @@ namespace braid {
 struct AllreduceStrategyOptions {
   std::string algorithm = "auto";
   double bucket_mb = 4.0;
-  bool overlap = true;  // false: all buckets are reduced in step(), after backward
+  bool overlap = true;   // false: all buckets are reduced in step(), after backward
   double clip_norm = 0;  // > 0: clip the averaged gradient to this global L2 norm
   // compression.name other than none, or error feedback: buckets go through CompressedExchange.
   CompressedExchangeOptions compression;
@@ -67,7 +67,7 @@ class AllreduceStrategy : public SyncStrategy {
   std::vector<unsigned> hooks_;
   std::optional<GradBuckets> buckets_;
   std::unique_ptr<CompressedExchange> exchange_;  // null: plain allreduce of the buckets
-  std::int64_t steps_ = 0;  // steps taken: seeds randomised compressors, so it is state
+  std::int64_t steps_ = 0;   // steps taken: seeds randomised compressors, so it is state
   std::vector<Work> works_;  // one per bucket launched this step, in index order
   bool sync_ = true;         // false inside no_sync(): backward only accumulates
   std::mutex mutex_;         // hooks may run on autograd worker threads

@@ -40,7 +40,8 @@ void CompressedExchange::exchange(OpContext& ctx, int bucket, at::Tensor& gradie
     const DType wire = compressor_->wire_dtype();
     BRAID_CHECK(mine.size() % dtype_size(wire) == 0, compressor_->name(),
                 ": a summable payload of ", mine.size(), " bytes");
-    ring_->run(ctx, Buffer{mine.data(), static_cast<std::int64_t>(mine.size() / dtype_size(wire)), wire},
+    ring_->run(ctx,
+               Buffer{mine.data(), static_cast<std::int64_t>(mine.size() / dtype_size(wire)), wire},
                ReduceOp::kSum);
     compressor_->decode(mine.data(), mine.size(), sum, PayloadContext{bucket, step, ctx.rank()});
   } else {

@@ -8,8 +8,8 @@
 // Readiness: add_gradient() copies a parameter's gradient into its view (adding to it if the
 // view already holds this step's gradient: a second arrival, or an earlier micro-step of
 // gradient accumulation) and says when the bucket's last parameter arrived in this backward
-// pass. new_backward() starts counting arrivals afresh but keeps the accumulated values. A bucket can
-// also carry one usage slot per parameter after its gradients (1 if the parameter got a
+// pass. new_backward() starts counting arrivals afresh but keeps the accumulated values. A bucket
+// can also carry one usage slot per parameter after its gradients (1 if the parameter got a
 // gradient on this rank this step, else 0): exchanged with the gradients, the slots tell every
 // rank which parameters got a gradient anywhere without a separate message. Not thread-safe:
 // the owning strategy serialises calls (hooks may run on autograd worker threads).
@@ -72,8 +72,8 @@ class GradBuckets {
   std::vector<int> bucket_of_;
   std::vector<std::int64_t> offset_of_;  // element offset of a parameter's view in its bucket
   std::vector<int> slot_of_;             // position among its bucket's parameters
-  std::vector<bool> arrived_;    // in this backward pass
-  std::vector<bool> has_value_;  // in this step
+  std::vector<bool> arrived_;            // in this backward pass
+  std::vector<bool> has_value_;          // in this step
   bool usage_slots_;
 };
 

@@ -13,7 +13,8 @@
 //   quiesce()                         before a checkpoint: finish every exchange in flight
 // state()/load_state() carry what a checkpoint must hold beyond model and optimizer (error
 // residuals, outer momenta, fragment schedules); non-tensor values (counters, positions) go as
-// 0-dim int64 or float64 tensors. Bytes and exposed communication time feed the metrics. Only the training thread calls a strategy; its hooks run on the autograd thread.
+// 0-dim int64 or float64 tensors. Bytes and exposed communication time feed the metrics. Only the
+// training thread calls a strategy; its hooks run on the autograd thread.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -18,10 +18,10 @@
 #include <sstream>
 
 #include "collectives/communicator.h"
-#include "runtime/durable_file.h"
 #include "common/error.h"
 #include "optimizers/replicas.h"
 #include "optimizers/sync_strategy.h"
+#include "runtime/durable_file.h"
 
 namespace braid {
 
@@ -446,8 +446,10 @@ std::optional<TrainPosition> Checkpointer::load_latest(Communicator& comm, torch
       if (!strategy.state_is_replicated()) {
         throw ConfigError(str_cat("resume: ", step_dir_name(steps[i]), " in ", dir_,
                                   " was written by ", written_by, " ranks and sync.strategy '",
-                                  strategy.name(), "' keeps per-rank state, which cannot be "
-                                  "carried to ", world_, " ranks; rerun with ", written_by,
+                                  strategy.name(),
+                                  "' keeps per-rank state, which cannot be "
+                                  "carried to ",
+                                  world_, " ranks; rerun with ", written_by,
                                   " ranks or use a new run.dir (nothing was changed)"));
       }
       source = rank_ % written_by;

@@ -49,11 +49,11 @@ struct TrainPosition {
   // Samples of the current epoch consumed before its step 0 by a run of another rank count
   // (a resume at a new rank count continues mid-epoch at the same sample).
   std::int64_t epoch_offset = 0;
-  double time_s = 0;               // training seconds so far (metrics' time_s continues)
-  std::uint64_t bytes_sent = 0;    // this rank's totals so far (metrics' bytes continue)
+  double time_s = 0;             // training seconds so far (metrics' time_s continues)
+  std::uint64_t bytes_sent = 0;  // this rank's totals so far (metrics' bytes continue)
   std::uint64_t bytes_recv = 0;
-  std::uint64_t bytes_dense = 0;   // what the exchanges would have sent uncompressed
-  int world = 0;                   // restored: the rank count of the run that wrote it
+  std::uint64_t bytes_dense = 0;  // what the exchanges would have sent uncompressed
+  int world = 0;                  // restored: the rank count of the run that wrote it
 };
 
 class Checkpointer {

@@ -140,8 +140,8 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
   for (std::size_t i = 1; i <= a.size(); ++i) {
     for (std::size_t j = 1; j <= b.size(); ++j) {
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
-                          d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      d[i][j] = std::min(
+          {d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
       if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
         d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
       }
@@ -194,8 +194,8 @@ ConfigError unknown_key(const std::string& where, const std::string& section,
                         const std::string& key, bool sections_too) {
   std::string name = section.empty() ? key : section + "." + key;
   if (const char* what = reserved_for(section)) {
-    return ConfigError(str_cat(where, "'", name, "': the '", section, "' section configures ",
-                               what, ", which this version of braid does not implement yet"));
+    return ConfigError(str_cat(where, "'", name, "': the '", section, "' section configures ", what,
+                               ", which this version of braid does not implement yet"));
   }
   const std::string closest = closest_key(section, key, sections_too);
   if (closest.empty()) {

@@ -29,7 +29,8 @@ std::shared_ptr<Communicator> make_communicator(const World& world,
   // waiting in that collective.
   std::string error;
   try {
-    if (!options.cost_model.empty()) comm.allreduce.cost_model = load_cost_model(options.cost_model);
+    if (!options.cost_model.empty())
+      comm.allreduce.cost_model = load_cost_model(options.cost_model);
   } catch (const ConfigError& e) {
     error = e.what();
   }

@@ -27,15 +27,15 @@ namespace braid {
 class World;
 
 struct DataParallelOptions {
-  std::string strategy = "allreduce";  // sync.strategy
-  std::string algorithm = "auto";      // sync.algorithm
-  double bucket_mb = 4.0;              // sync.bucket_mb
-  bool overlap = true;                 // sync.overlap
-  std::string cost_model;              // sync.cost_model (file; empty: the defaults)
-  double timeout_s = 300.0;            // runtime.timeout_s
-  bool debug_checks = false;           // runtime.debug_checks
-  double clip_norm = 0;                // optimizer.clip_norm: > 0 clips the averaged gradient
-  bool broadcast_buffers = true;       // sync.broadcast_buffers
+  std::string strategy = "allreduce";     // sync.strategy
+  std::string algorithm = "auto";         // sync.algorithm
+  double bucket_mb = 4.0;                 // sync.bucket_mb
+  bool overlap = true;                    // sync.overlap
+  std::string cost_model;                 // sync.cost_model (file; empty: the defaults)
+  double timeout_s = 300.0;               // runtime.timeout_s
+  bool debug_checks = false;              // runtime.debug_checks
+  double clip_norm = 0;                   // optimizer.clip_norm: > 0 clips the averaged gradient
+  bool broadcast_buffers = true;          // sync.broadcast_buffers
   CompressedExchangeOptions compression;  // the compression: section
 };
 
@@ -54,8 +54,8 @@ class DataParallel {
  public:
   // `buffers` (named_buffers(model)) get rank 0's values at construction and, with
   // broadcast_buffers, after every step, as PyTorch DDP does, so running statistics agree.
-  DataParallel(const World& world, const NamedTensors& parameters,
-               DataParallelOptions options = {}, const NamedTensors& buffers = {});
+  DataParallel(const World& world, const NamedTensors& parameters, DataParallelOptions options = {},
+               const NamedTensors& buffers = {});
   // Over an existing communicator (any transport; the tests use threads).
   DataParallel(std::shared_ptr<Communicator> comm, const NamedTensors& parameters,
                DataParallelOptions options = {}, const NamedTensors& buffers = {});

@@ -20,7 +20,8 @@ class InterruptWatch {
   static int received();
 
  private:
-  struct sigaction previous_int_ {}, previous_term_ {};
+  struct sigaction previous_int_ {
+  }, previous_term_{};
 };
 
 }  // namespace braid

@@ -67,14 +67,12 @@ std::string progress_bar_text(const ProgressLine& p, int columns) {
                                        p.total_steps, p.loss, p.samples_per_s, eta / 60, eta % 60);
   const int room = columns - 1 - static_cast<int>(tail.size()) - 2;  // 2 for the brackets
   if (room < 5) {
-    const std::string short_tail =
-        fmt::format("{}/{} loss {:.4f} ETA {}:{:02d}", p.step, p.total_steps, p.loss, eta / 60,
-                    eta % 60);
+    const std::string short_tail = fmt::format("{}/{} loss {:.4f} ETA {}:{:02d}", p.step,
+                                               p.total_steps, p.loss, eta / 60, eta % 60);
     return short_tail.substr(0, static_cast<std::size_t>(std::max(columns - 1, 0)));
   }
   const int width = std::min(room, 30);
-  const int filled =
-      static_cast<int>(width * p.step / std::max<std::int64_t>(p.total_steps, 1));
+  const int filled = static_cast<int>(width * p.step / std::max<std::int64_t>(p.total_steps, 1));
   std::string bar(static_cast<std::size_t>(filled), '=');
   if (filled < width) bar += '>' + std::string(static_cast<std::size_t>(width - filled - 1), ' ');
   return "[" + bar + "]" + tail;

@@ -1,6 +1,6 @@
 // The factory of sync strategies: the one place their names are listed (compressors are
-// listed by compression/compressor.h's factory). Config validation accepts exactly these names; a new
-// strategy is a new file in optimizers/ plus one line here.
+// listed by compression/compressor.h's factory). Config validation accepts exactly these names; a
+// new strategy is a new file in optimizers/ plus one line here.
 #pragma once
 
 #include <memory>

@@ -6,9 +6,9 @@
 
 #include <chrono>
 #include <csignal>
-#include <optional>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -173,7 +173,8 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
 // Steps from the restored position to the end: train.max_steps, or the rest of this epoch
 // (which may have begun at another rank count) and the remaining epochs.
 std::int64_t Trainer::steps_left_in_run() const {
-  if (config_.train.max_steps > 0) return std::max<std::int64_t>(0, config_.train.max_steps - position_.step);
+  if (config_.train.max_steps > 0)
+    return std::max<std::int64_t>(0, config_.train.max_steps - position_.step);
   const std::int64_t this_epoch =
       plan_.steps_in_epoch(position_.epoch_offset) - position_.step_in_epoch;
   const std::int64_t later = config_.train.epochs - position_.epoch - 1;
@@ -291,16 +292,15 @@ void Trainer::log_training() {
   line.comm_ms = 1e3 * (stats.exposed_comm_s - window_comm_start_) / window_steps_;
   line.eta_s = (total_steps_ - position_.step) * seconds / window_steps_;
   if (metrics_) {
-    metrics_->write({field("step", position_.step), field("epoch", position_.epoch),
-                     field("loss", loss), field("lr", last_lr_),
-                     field("samples_per_s", line.samples_per_s), field("step_ms", line.step_ms),
-                     field("comm_ms", line.comm_ms), field("bytes_sent", stats.bytes_sent),
-                     field("bytes_recv", stats.bytes_recv),
-                     field("compression_ratio", stats.bytes_sent
-                                                    ? static_cast<double>(stats.bytes_dense) /
-                                                          static_cast<double>(stats.bytes_sent)
-                                                    : 1.0),
-                     field("time_s", time_s())});
+    metrics_->write(
+        {field("step", position_.step), field("epoch", position_.epoch), field("loss", loss),
+         field("lr", last_lr_), field("samples_per_s", line.samples_per_s),
+         field("step_ms", line.step_ms), field("comm_ms", line.comm_ms),
+         field("bytes_sent", stats.bytes_sent), field("bytes_recv", stats.bytes_recv),
+         field("compression_ratio", stats.bytes_sent ? static_cast<double>(stats.bytes_dense) /
+                                                           static_cast<double>(stats.bytes_sent)
+                                                     : 1.0),
+         field("time_s", time_s())});
   }
   progress_.show(line);
   window_start_ = SteadyClock::now();
@@ -400,7 +400,10 @@ TrainSummary Trainer::finish_interrupted(int signal) {
     progress_.interrupt();
     spdlog::warn(
         "interrupted at step {} ({}); checkpoint written; rerun the same command to continue",
-        position_.step, signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal");
+        position_.step,
+        signal == SIGINT    ? "SIGINT"
+        : signal == SIGTERM ? "SIGTERM"
+                            : "signal");
   }
   TrainSummary summary;
   summary.steps = position_.step;

@@ -30,8 +30,8 @@ struct TrainSummary {
   std::int64_t steps = 0;
   double test_loss = 0;
   double test_accuracy = 0;
-  double samples_per_s = 0;  // all ranks, over the whole run (resumed part only after resume)
-  double train_seconds = 0;  // wall time of the training loop of this run (resumed part only)
+  double samples_per_s = 0;   // all ranks, over the whole run (resumed part only after resume)
+  double train_seconds = 0;   // wall time of the training loop of this run (resumed part only)
   double exposed_comm_s = 0;  // of which rank 0 waited for communication (not hidden by compute)
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_recv = 0;

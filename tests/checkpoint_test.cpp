@@ -319,8 +319,8 @@ TEST_F(CheckpointTest, AnotherRankCountResumesReplicatedStateAndRefusesPerRankSt
       Outcome& o = outcomes[comm.rank()];
       try {
         Checkpointer c(dir_.string(), comm.rank(), 2, resume_fingerprint(Config{}));
-        if (auto position = c.load_latest(comm, *replica.model, replica.optimizer,
-                                          replica.strategy)) {
+        if (auto position =
+                c.load_latest(comm, *replica.model, replica.optimizer, replica.strategy)) {
           o.step = position->step;
           written_by[comm.rank()] = position->world;
         }

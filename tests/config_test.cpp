@@ -189,9 +189,8 @@ TEST(Config, ToYamlRoundTrips) {
 
 TEST(Config, ToYamlPrintsEveryKeyAndHashFollowsValues) {
   const std::string yaml = parse_config("", {}, "x").to_yaml();
-  for (const char* section :
-       {"run:\n", "model:\n", "data:\n", "optimizer:\n", "sync:\n", "compression:\n", "train:\n",
-        "runtime:\n"}) {
+  for (const char* section : {"run:\n", "model:\n", "data:\n", "optimizer:\n", "sync:\n",
+                              "compression:\n", "train:\n", "runtime:\n"}) {
     EXPECT_NE(yaml.find(section), std::string::npos) << section;
   }
   EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 8 + 47);  // 8 sections, 47 keys
@@ -247,7 +246,10 @@ const BadCase kBadCases[] = {
      {},
      {"unknown key 'runtime.colour' (valid keys in runtime: threads, timeout_s, debug_checks, "
       "log_level, trace, progress)"}},
-    {"FarSectionListsTheSections", "hyperparameters:\n  x: 1\n", {}, {"(valid sections: run, model"}},
+    {"FarSectionListsTheSections",
+     "hyperparameters:\n  x: 1\n",
+     {},
+     {"(valid sections: run, model"}},
     {"ReservedSection",
      "outer:\n  lr: 0.7\n",
      {},

@@ -212,8 +212,10 @@ TEST(GradientAccumulation, TwoMicroStepsOfBFollowOneProcessWithBatch2PB) {
     optimizer.zero_grad();
     for (int j = 0; j < 2; ++j) {
       at::Tensor idx = micro.partition_indices(0, step, j * P + world->rank());
-      at::Tensor loss = model->loss(model->forward(train.inputs.index_select(0, idx).to(torch::kFloat64)),
-                                    train.targets.index_select(0, idx)) / 2;
+      at::Tensor loss =
+          model->loss(model->forward(train.inputs.index_select(0, idx).to(torch::kFloat64)),
+                      train.targets.index_select(0, idx)) /
+          2;
       if (j == 0) {
         auto scope = dp.no_sync();
         loss.backward();

@@ -162,7 +162,9 @@ TEST(DataParallelBuffers, BroadcastKeepsRunningStatisticsEqual) {
       for (int step = 0; step < 3; ++step) {
         optimizer.zero_grad();
         norm->forward(at::full({8, 4}, 1.0 + 10 * comm.rank()) + at::arange(8).view({8, 1}))
-            .pow(2).sum().backward();
+            .pow(2)
+            .sum()
+            .backward();
         dp.step(optimizer);
       }
       means[comm.rank()] = norm->running_mean.clone();
