@@ -383,7 +383,9 @@ TrainSummary Trainer::run() {
     }
     if (const int signal = agreed_interrupt()) return finish_interrupted(signal);
     if (every(config_.train.eval_every) && position_.step < total_steps_) log_evaluation();
-    if (every(config_.train.checkpoint_every)) save_checkpoint();
+    // The last step's checkpoint is written by finish(), after the final evaluation, so the
+    // time_s it carries covers everything this run logged.
+    if (every(config_.train.checkpoint_every) && position_.step < total_steps_) save_checkpoint();
   }
   stop_work_.wait();
   return finish(seconds_since(start_));
