@@ -1,5 +1,8 @@
 #include "compression/compressor.h"
 
+#include "compression/payload.h"
+#include "compression/sparse_compressor.h"
+
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -12,6 +15,13 @@ void Compressor::decode_add(const std::uint8_t* data, std::size_t size, at::Tens
   at::Tensor decoded = at::empty_like(accumulator);
   decode(data, size, decoded, context);
   accumulator.add_(decoded);
+}
+
+void SparseCompressor::decode(const std::uint8_t* data, std::size_t size, at::Tensor& output,
+                              const PayloadContext& context) const {
+  payload_value_dtype(output);  // checks the tensor before it is touched
+  output.zero_();
+  decode_add(data, size, output, context);
 }
 
 std::int64_t Compressor::kept_elements(double ratio, std::int64_t count) {

@@ -1,7 +1,6 @@
 #include "compression/compressor_randomk.h"
 
 #include <algorithm>
-#include <cstring>
 #include <unordered_set>
 
 #include "common/error.h"
@@ -54,13 +53,6 @@ std::vector<std::uint8_t> CompressorRandomK::encode(const at::Tensor& input,
   return writer.finish();
 }
 
-void CompressorRandomK::decode(const std::uint8_t* data, std::size_t size, at::Tensor& output,
-                               const PayloadContext& context) const {
-  payload_value_dtype(output);
-  output.zero_();
-  decode_add(data, size, output, context);
-}
-
 void CompressorRandomK::decode_add(const std::uint8_t* data, std::size_t size,
                                    at::Tensor& accumulator, const PayloadContext& context) const {
   DType dtype = payload_value_dtype(accumulator);
@@ -72,16 +64,7 @@ void CompressorRandomK::decode_add(const std::uint8_t* data, std::size_t size,
     reader.fail(str_cat("k = ", k, ", expected ", expected, " for ratio ", ratio_));
   const std::uint8_t* values = reader.take_items(k, dtype_size(dtype), "values");
   reader.expect_end();
-  std::vector<std::int64_t> kept = indices(n, context);
-  dispatch_value(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    T* acc = accumulator.data_ptr<T>();
-    for (std::int64_t i = 0; i < k; ++i) {
-      T value;
-      std::memcpy(&value, values + i * sizeof(T), sizeof(T));
-      acc[kept[i]] += value;
-    }
-  });
+  add_values_at(accumulator, indices(n, context), values);
 }
 
 }  // namespace braid

@@ -8,17 +8,15 @@
 // Payload body: k (int64, must equal the decoder's own k for n) | k values in the tensor's dtype.
 #pragma once
 
-#include "compression/compressor.h"
+#include "compression/sparse_compressor.h"
 
 namespace braid {
 
-class CompressorRandomK : public Compressor {
+class CompressorRandomK : public SparseCompressor {
  public:
   CompressorRandomK(double ratio, std::uint64_t seed) : ratio_(ratio), seed_(seed) {}
   const char* name() const override { return "randomk"; }
   std::vector<std::uint8_t> encode(const at::Tensor& input, const PayloadContext& context) override;
-  void decode(const std::uint8_t* data, std::size_t size, at::Tensor& output,
-              const PayloadContext& context) const override;
   void decode_add(const std::uint8_t* data, std::size_t size, at::Tensor& accumulator,
                   const PayloadContext& context) const override;
   // The sorted indices every rank keeps for a bucket of n elements at (bucket, step).

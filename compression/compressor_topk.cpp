@@ -57,13 +57,6 @@ std::vector<std::uint8_t> CompressorTopK::encode(const at::Tensor& input,
   return writer.finish();
 }
 
-void CompressorTopK::decode(const std::uint8_t* data, std::size_t size, at::Tensor& output,
-                            const PayloadContext& context) const {
-  payload_value_dtype(output);
-  output.zero_();
-  decode_add(data, size, output, context);
-}
-
 void CompressorTopK::decode_add(const std::uint8_t* data, std::size_t size, at::Tensor& accumulator,
                                 const PayloadContext& context) const {
   DType dtype = payload_value_dtype(accumulator);
@@ -90,15 +83,7 @@ void CompressorTopK::decode_add(const std::uint8_t* data, std::size_t size, at::
                           " at position ", i));
     }
   }
-  dispatch_value(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    T* acc = accumulator.data_ptr<T>();
-    for (std::int64_t i = 0; i < k; ++i) {
-      T value;
-      std::memcpy(&value, value_data + i * sizeof(T), sizeof(T));
-      acc[indices[i]] += value;
-    }
-  });
+  add_values_at(accumulator, indices, value_data);
 }
 
 }  // namespace braid

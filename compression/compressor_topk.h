@@ -8,17 +8,15 @@
 // strictly increasing (a duplicate would count one entry twice), before touching the output.
 #pragma once
 
-#include "compression/compressor.h"
+#include "compression/sparse_compressor.h"
 
 namespace braid {
 
-class CompressorTopK : public Compressor {
+class CompressorTopK : public SparseCompressor {
  public:
   explicit CompressorTopK(double ratio) : ratio_(ratio) {}
   const char* name() const override { return "topk"; }
   std::vector<std::uint8_t> encode(const at::Tensor& input, const PayloadContext& context) override;
-  void decode(const std::uint8_t* data, std::size_t size, at::Tensor& output,
-              const PayloadContext& context) const override;
   void decode_add(const std::uint8_t* data, std::size_t size, at::Tensor& accumulator,
                   const PayloadContext& context) const override;
 

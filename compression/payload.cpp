@@ -1,5 +1,7 @@
 #include "compression/payload.h"
 
+#include <cstring>
+
 #include "collectives/tensor.h"
 #include "common/error.h"
 
@@ -81,6 +83,19 @@ const std::uint8_t* PayloadReader::take_items(std::uint64_t count, std::size_t i
 
 void PayloadReader::expect_end() const {
   if (remaining() != 0) fail(str_cat(remaining(), " bytes past the end of the payload"));
+}
+
+void add_values_at(at::Tensor& accumulator, const std::vector<std::int64_t>& indices,
+                   const std::uint8_t* values) {
+  dispatch_value(payload_value_dtype(accumulator), [&](auto tag) {
+    using T = decltype(tag);
+    T* acc = accumulator.data_ptr<T>();
+    for (std::size_t i = 0; i < indices.size(); ++i) {
+      T value;
+      std::memcpy(&value, values + i * sizeof(T), sizeof(T));
+      acc[indices[i]] += value;
+    }
+  });
 }
 
 }  // namespace braid

@@ -42,6 +42,11 @@ decltype(auto) dispatch_value(DType dtype, Fn&& fn) {
 
 [[noreturn]] void throw_payload_error(const PayloadContext& context, const std::string& what);
 
+// Sparse payloads (topk, randomk): accumulator[indices[i]] += value i, the values packed in the
+// accumulator's dtype (unaligned). The caller has checked every index against the accumulator.
+void add_values_at(at::Tensor& accumulator, const std::vector<std::int64_t>& indices,
+                   const std::uint8_t* values);
+
 class PayloadWriter {
  public:
   // Reserves the header and `body_bytes` more; finish() checks the body filled exactly that.
