@@ -35,6 +35,11 @@ constexpr std::int64_t kMaxGatheredBytes = std::int64_t{1} << 34;
 std::vector<std::vector<std::uint8_t>> allgather_bytes(OpContext& ctx,
                                                        const std::vector<std::uint8_t>& mine);
 
+// Variable-size alltoall of raw bytes: to_each[i] goes to rank i; returns what each rank sent
+// this one, indexed by rank. Byte counts travel first (an alltoallv of one int64 each) and are
+// validated as allgather_bytes validates them. Cost: sends the bytes for other ranks once.
+std::vector<std::vector<std::uint8_t>> alltoall_bytes(
+    OpContext& ctx, const std::vector<std::vector<std::uint8_t>>& to_each);
 // Binomial-tree broadcast from `root`: ceil(log2 P) rounds; the root sends S up to log2 P times,
 // every other rank receives S once.
 void broadcast(OpContext& ctx, Buffer buffer, int root);

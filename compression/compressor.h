@@ -33,6 +33,9 @@ struct CompressionOptions {
   double ratio = 0.01;        // topk, randomk: fraction of elements kept, in (0, 1]
   int bits = 4;               // qsgd: bits per level index, 1..8 (2^bits - 1 levels)
   std::uint64_t seed = 0;     // qsgd, randomk
+  int rank = 2;               // powersgd: rank of the approximation of each matrix, >= 1
+  // How gathered (non-summable) payloads travel: auto | gather | two_phase (bucket_exchange.h).
+  std::string exchange = "auto";
 };
 
 // Where a payload is going or coming from, for seeds and error messages.
@@ -40,6 +43,10 @@ struct PayloadContext {
   int bucket = 0;
   std::int64_t step = 0;
   int source_rank = 0;  // decode: the rank that encoded it
+  // A two-phase exchange compresses chunk `part` of a bucket on its own, first on every rank
+  // (stage 0), then once more on the chunk's owner (stage 1); seeds mix both in.
+  int part = 0;
+  int stage = 0;
 };
 
 class Compressor {
@@ -68,7 +75,8 @@ class Compressor {
   static std::int64_t kept_elements(double ratio, std::int64_t count);
 };
 
-// none, fp16, bf16, qsgd, topk, randomk, sign.
+// The payload compressors: none, fp16, bf16, qsgd, topk, randomk, sign. compression.name also
+// accepts powersgd, which is an exchange of its own (bucket_exchange.h: compression_names()).
 const std::vector<std::string>& compressor_names();
 // Throws ConfigError naming compression.name (and the valid names) or the bad option.
 std::unique_ptr<Compressor> make_compressor(const CompressionOptions& options);

@@ -33,9 +33,10 @@ std::vector<std::uint8_t> CompressorQsgd::encode(const at::Tensor& input,
   PayloadWriter writer(PayloadKind::kQsgd, dtype, n,
                        1 + chunks * sizeof(float) + packed_bytes(n, width));
   writer.put(static_cast<std::uint8_t>(bits_));
-  SeededRng rng({kQsgdSalt, seed_, static_cast<std::uint64_t>(context.bucket),
-                 static_cast<std::uint64_t>(context.step),
-                 static_cast<std::uint64_t>(context.source_rank)});
+  SeededRng rng(
+      {kQsgdSalt, seed_, static_cast<std::uint64_t>(context.bucket),
+       static_cast<std::uint64_t>(context.step), static_cast<std::uint64_t>(context.source_rank),
+       static_cast<std::uint64_t>(context.part), static_cast<std::uint64_t>(context.stage)});
   dispatch_value(dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* x = input.data_ptr<T>();

@@ -23,7 +23,8 @@ std::vector<std::int64_t> CompressorRandomK::indices(std::int64_t n,
   }
   // Floyd's algorithm: k distinct uniform indices in O(k) draws, whatever n is.
   SeededRng rng({kRandomKSalt, seed_, static_cast<std::uint64_t>(context.bucket),
-                 static_cast<std::uint64_t>(context.step)});
+                 static_cast<std::uint64_t>(context.step),
+                 static_cast<std::uint64_t>(context.part)});
   std::unordered_set<std::int64_t> seen;
   seen.reserve(k);
   for (std::int64_t j = n - k; j < n; ++j) {

@@ -1,8 +1,10 @@
 // CompressorRandomK: keeps k = kept_elements(ratio, n) entries chosen uniformly at random,
 // unscaled (contractive with delta = k/n in expectation, ALGORITHMS.md 7.1; the d/k-rescaled
 // variant is unbiased but not contractive, so it is not offered). The indices come from
-// SeededRng(seed, bucket, step) only, with no rank in it: every rank picks the same indices, so
-// only the values travel and the receiver regenerates the indices (sorted, Floyd's sampling).
+// SeededRng(seed, bucket, step, part) only, with no rank or stage in it: every rank picks the same
+// indices, so only the values travel and the receiver regenerates the indices (sorted, Floyd's
+// sampling), and a two-phase exchange's owner re-selects exactly the indices its chunk's sum
+// holds, so its second compression loses nothing.
 // The decoder must therefore be given the encoder's bucket and step in its PayloadContext.
 //
 // Payload body: k (int64, must equal the decoder's own k for n) | k values in the tensor's dtype.

@@ -52,24 +52,35 @@ ErrorFeedback::BucketState& ErrorFeedback::bucket_state(int bucket, const at::Te
   return state;
 }
 
+at::Tensor ErrorFeedback::prepare(int bucket, const at::Tensor& gradient) {
+  if (kind_ == ErrorFeedbackKind::kNone) return gradient;
+  BucketState& state = bucket_state(bucket, gradient);
+  if (kind_ == ErrorFeedbackKind::kEf) return gradient + state.error;
+  // EF21 is EControl without its error term.
+  at::Tensor target = gradient - state.estimate;
+  return kind_ == ErrorFeedbackKind::kEControl ? target + eta_ * state.error : target;
+}
+
+void ErrorFeedback::commit(int bucket, const at::Tensor& gradient, const at::Tensor& input,
+                           const at::Tensor& delta) {
+  if (kind_ == ErrorFeedbackKind::kNone) return;
+  BucketState& state = bucket_state(bucket, gradient);
+  if (kind_ == ErrorFeedbackKind::kEf) {
+    state.error = input - delta;
+    return;
+  }
+  if (kind_ == ErrorFeedbackKind::kEControl) state.error += gradient - state.estimate - delta;
+  state.estimate += delta;
+}
+
 std::vector<std::uint8_t> ErrorFeedback::encode(int bucket, const at::Tensor& gradient,
                                                 Compressor& compressor, PayloadContext context) {
   context.bucket = bucket;
-  if (kind_ == ErrorFeedbackKind::kNone) return compressor.encode(gradient, context);
-  BucketState& state = bucket_state(bucket, gradient);
-  if (kind_ == ErrorFeedbackKind::kEf) {
-    at::Tensor p = gradient + state.error;
-    std::vector<std::uint8_t> payload = compressor.encode(p, context);
-    state.error = p - decode_own(compressor, payload, p, context);
-    return payload;
-  }
-  // EF21 is EControl without its error term.
-  at::Tensor target = gradient - state.estimate;
-  at::Tensor input = kind_ == ErrorFeedbackKind::kEControl ? target + eta_ * state.error : target;
+  at::Tensor input = prepare(bucket, gradient);
   std::vector<std::uint8_t> payload = compressor.encode(input, context);
-  at::Tensor delta = decode_own(compressor, payload, input, context);
-  if (kind_ == ErrorFeedbackKind::kEControl) state.error += target - delta;
-  state.estimate += delta;
+  if (kind_ != ErrorFeedbackKind::kNone) {
+    commit(bucket, gradient, input, decode_own(compressor, payload, input, context));
+  }
   return payload;
 }
 

@@ -51,6 +51,21 @@ class ErrorFeedback {
   explicit ErrorFeedback(ErrorFeedbackKind kind, double eta = 0.0);
   ErrorFeedbackKind kind() const { return kind_; }
 
+  // The two halves of encode() for exchanges that are not one payload (two-phase, PowerSGD):
+  // prepare() returns what to compress (for none, `gradient` itself); once the exchange knows
+  // `delta`, what this rank's compressed `input` stands for as the receivers decode it, commit()
+  // updates e and h_i. Between the two no other call for the bucket may come.
+  at::Tensor prepare(int bucket, const at::Tensor& gradient);
+  void commit(int bucket, const at::Tensor& gradient, const at::Tensor& input,
+              const at::Tensor& delta);
+  // Whether commit() needs delta (every kind but none).
+  bool needs_delta() const { return kind_ != ErrorFeedbackKind::kNone; }
+  // Whether finish() needs the mean of exactly the deltas committed on each rank (ef21 and
+  // econtrol keep h = mean_i h_i), so an exchange may not recompress on the way.
+  bool needs_exact_mean() const {
+    return kind_ == ErrorFeedbackKind::kEf21 || kind_ == ErrorFeedbackKind::kEControl;
+  }
+
   // Encodes what this rank sends for `bucket` (context.bucket is set to it; context.source_rank
   // must be this rank) and updates this rank's e and h_i. `gradient` is not modified.
   std::vector<std::uint8_t> encode(int bucket, const at::Tensor& gradient, Compressor& compressor,

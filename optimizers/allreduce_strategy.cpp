@@ -48,6 +48,8 @@ void AllreduceStrategy::attach(const NamedTensors& parameters) {
   const CompressedExchangeOptions& c = options_.compression;
   if (c.compression.name != "none" || c.error_feedback != "none") {
     exchange_ = std::make_unique<CompressedExchange>(comm_, c);
+    for (int b = 0; b < buckets_->bucket_count(); ++b)
+      exchange_->set_layout(b, buckets_->layout(b));
   }
   broadcast_parameters(*comm_, params_, 0);
   check_replicas_identical(*comm_, params_);

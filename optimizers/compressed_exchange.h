@@ -1,15 +1,15 @@
-// CompressedExchange: one gradient bucket's exchange through a Compressor (compression/), with
-// error feedback, as one collective on the communication thread, so encoding and decoding
-// overlap backward like a plain allreduce does.
+// CompressedExchange: one bucket's exchange through the compression layer, with error feedback,
+// as one collective on the communication thread, so encoding and decoding overlap backward like
+// a plain allreduce does. Nothing here assumes the tensor is a gradient.
 //
-// Per bucket and step, on every rank: error feedback turns the bucket's gradient into what is
-// compressed and encodes it; summable payloads (fp16, bf16) are allreduced as wire values and
-// decoded once; the others are gathered from every rank (allgather_bytes) and decoded and
-// summed in rank order, so every rank computes the bitwise same sum; the sum is divided by the
-// rank count, error feedback turns the mean of the decoded payloads into the gradient the
-// optimizer uses (EF: the mean itself; EF21 and EControl: the updated estimate h), and the
-// bucket's usage slots are summed with a small allreduce. bytes_dense() counts what a ring
-// allreduce of the uncompressed buckets would have sent, for the compression ratio.
+// Per bucket and step, on every rank: error feedback turns the bucket's tensor into what is
+// compressed (ErrorFeedback::prepare); the BucketExchange of the compressor and rank count
+// (compression/bucket_exchange.h: allreduce, gather, two_phase or powersgd) produces the mean
+// over ranks and this rank's delivered part; error feedback commits the delta and turns the mean
+// into the tensor the optimizer uses (EF: the mean itself; EF21 and EControl: the updated
+// estimate h); and the bucket's usage slots are summed with a small allreduce. bytes_dense()
+// counts what a ring allreduce of the uncompressed buckets would have sent, for the compression
+// ratio.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -20,6 +20,7 @@
 #include <string>
 
 #include "collectives/communicator.h"
+#include "compression/bucket_exchange.h"
 #include "compression/compressor.h"
 #include "compression/error_feedback.h"
 #include "optimizers/sync_strategy.h"
@@ -40,7 +41,12 @@ class CompressedExchange {
   // `usage` (summed); both must stay alive and untouched until the Work completes.
   [[nodiscard]] Work launch(int bucket, at::Tensor gradients, at::Tensor usage, std::int64_t step);
 
-  // Error-feedback state: call only when no exchange is in flight.
+  // The tensors packed in `bucket` (PowerSGD compresses each matrix); before its first launch.
+  void set_layout(int bucket, BucketLayout layout);
+  const char* path() const { return path_->path(); }
+
+  // Error feedback's and the exchange path's state ("exchange." names the latter): call only
+  // when no exchange is in flight.
   NamedTensors state() const;
   void load_state(const NamedTensors& state);
   // Whether the state is the same on every rank (no per-rank residuals).
@@ -52,10 +58,9 @@ class CompressedExchange {
   void exchange(OpContext& ctx, int bucket, at::Tensor& gradients, std::int64_t step);
 
   std::shared_ptr<Communicator> comm_;
-  std::unique_ptr<Compressor> compressor_;
   std::unique_ptr<ErrorFeedback> feedback_;
-  std::unique_ptr<Allreduce> ring_;  // for summable payloads and usage slots, on the comm thread
-  ErrorFeedbackKind kind_;
+  std::unique_ptr<BucketExchange> path_;
+  std::unique_ptr<Allreduce> ring_;  // for the usage slots, on the comm thread
   std::atomic<std::uint64_t> bytes_dense_{0};
 };
 

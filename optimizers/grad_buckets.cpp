@@ -54,6 +54,14 @@ at::Tensor GradBuckets::view(int param) const {
   return buckets_[bucket_of_[param]].flat.narrow(0, offset_of_[param], params_[param].numel());
 }
 
+BucketLayout GradBuckets::layout(int bucket) const {
+  BucketLayout layout;
+  for (int param : buckets_[bucket].params) {
+    layout.push_back({offset_of_[param], params_[param].sizes().vec()});
+  }
+  return layout;
+}
+
 bool GradBuckets::add_gradient(int param, const at::Tensor& grad) {
   at::Tensor slice = view(param);
   if (has_value_[param]) {

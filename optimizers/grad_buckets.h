@@ -20,6 +20,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "compression/bucket_exchange.h"
+
 namespace braid {
 
 class GradBuckets {
@@ -40,6 +42,8 @@ class GradBuckets {
   // The usage slots of a bucket (empty without them).
   at::Tensor usage(int bucket) const;
   at::Tensor view(int param) const;
+  // Where each parameter of a bucket sits in it, with its shape (for per-matrix compression).
+  BucketLayout layout(int bucket) const;
 
   // Copies (or, on a second arrival in the step, adds) `grad` into the parameter's view.
   // Returns true when this made the parameter's bucket complete.

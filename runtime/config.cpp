@@ -23,6 +23,7 @@
 
 #include "collectives/allreduce.h"
 #include "common/error.h"
+#include "compression/bucket_exchange.h"
 #include "compression/compressor.h"
 #include "compression/error_feedback.h"
 #include "runtime/data.h"
@@ -70,11 +71,13 @@ void for_each_key(C& c, Visit&& visit) {
   visit("sync", "overlap", c.sync.overlap, {});
   visit("sync", "cost_model", c.sync.cost_model, {});
   visit("sync", "broadcast_buffers", c.sync.broadcast_buffers, {});
-  visit("compression", "name", c.compression.name, compressor_names());
+  visit("compression", "name", c.compression.name, compression_names());
   visit("compression", "ratio", c.compression.ratio, {});
   visit("compression", "bits", c.compression.bits, {});
   visit("compression", "error_feedback", c.compression.error_feedback, error_feedback_names());
   visit("compression", "eta", c.compression.eta, {});
+  visit("compression", "rank", c.compression.rank, {});
+  visit("compression", "exchange", c.compression.exchange, exchange_path_names());
   visit("train", "epochs", c.train.epochs, {});
   visit("train", "max_steps", c.train.max_steps, {});
   visit("train", "eval_every", c.train.eval_every, {});
@@ -407,6 +410,8 @@ void validate(const Config& c, const std::string& source) {
   require(c.compression.bits >= 1 && c.compression.bits <= 8, "compression.bits", "in 1..8",
           c.compression.bits);
   require(c.compression.eta >= 0, "compression.eta", ">= 0", c.compression.eta);
+  require(c.compression.rank >= 1 && c.compression.rank <= 1024, "compression.rank", "in 1..1024",
+          c.compression.rank);
 
   require(c.train.max_steps >= 0, "train.max_steps", ">= 0", c.train.max_steps);
   if (c.train.max_steps == 0) {

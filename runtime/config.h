@@ -61,6 +61,8 @@ struct CompressionConfig {
   std::int64_t bits = 4;                // qsgd: bits per level, 1..8
   std::string error_feedback = "none";  // none | ef | ef21 | econtrol
   double eta = 1e-3;                    // econtrol: weight of the fed-back error
+  std::int64_t rank = 2;                // powersgd: rank of each matrix's approximation, >= 1
+  std::string exchange = "auto";        // auto | gather | two_phase (gathered compressors)
 };
 
 struct TrainConfig {

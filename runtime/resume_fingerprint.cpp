@@ -32,6 +32,13 @@ ResumeFingerprint resume_fingerprint(const Config& c) {
       {"optimizer.schedule", quoted(c.optimizer.schedule)},
       {"optimizer.warmup_steps", std::to_string(c.optimizer.warmup_steps)},
   };
+  // Recorded only where they matter, so checkpoints of runs that never set them still match.
+  if (c.compression.exchange != "auto") {
+    f.emplace_back("compression.exchange", quoted(c.compression.exchange));
+  }
+  if (c.compression.name == "powersgd") {
+    f.emplace_back("compression.rank", std::to_string(c.compression.rank));
+  }
   // A decaying schedule spreads over the total number of steps, so its length is part of the
   // run; a constant one is not, and a finished run may be extended.
   if (c.optimizer.schedule != "constant") {

@@ -89,6 +89,8 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.compression.compression.ratio = config.compression.ratio;
   o.compression.compression.bits = static_cast<int>(config.compression.bits);
   o.compression.compression.seed = config.run.seed;
+  o.compression.compression.rank = static_cast<int>(config.compression.rank);
+  o.compression.compression.exchange = config.compression.exchange;
   o.compression.error_feedback = config.compression.error_feedback;
   o.compression.eta = config.compression.eta;
   return o;

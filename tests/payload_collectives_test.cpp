@@ -1,6 +1,6 @@
 // Tier 1: threads as ranks. The collectives for compressed payloads and gradient coding
-// (allgather_bytes, gather_first_k), and the agreement of "auto" across ranks (rank 0's cost
-// model shared by the communicator; the resolved algorithm in the debug cross-check).
+// (allgather_bytes, alltoall_bytes, gather_first_k), and the agreement of "auto" across ranks (rank
+// 0's cost model shared by the communicator; the resolved algorithm in the debug cross-check).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -102,6 +102,50 @@ TEST(AllgatherBytes, NegativeOrHugeCountFromAPeerIsACommErrorNamingIt) {
     EXPECT_NE(message.find(str_cat("rank 1 announced ", lie, " bytes")), std::string::npos)
         << message;
     EXPECT_TRUE(liar_failed) << "rank 1 cannot complete without rank 0's bytes";
+  }
+}
+
+// Rank r sends rank q a payload whose size depends on both (0 included): each gets its own.
+TEST(AlltoallBytes, EveryRankReadsWhatEachRankAddressedToIt) {
+  auto message = [](int from, int to) {
+    return payload_of(from * 7 + to, (from + 2 * to) % 5 * 3);
+  };
+  for (int P : {1, 2, 3, 5}) {
+    spawn_ranks(P, [&](Communicator& comm) {
+      std::vector<std::vector<std::uint8_t>> to_each(P), got;
+      for (int q = 0; q < P; ++q) to_each[q] = message(comm.rank(), q);
+      comm.submit(OpDesc{"alltoall_bytes", "pairwise", 0, DType::kUInt8},
+                  [&](OpContext& ctx) { got = alltoall_bytes(ctx, to_each); })
+          .wait();
+      ASSERT_EQ(got.size(), static_cast<std::size_t>(P));
+      for (int q = 0; q < P; ++q) EXPECT_EQ(got[q], message(q, comm.rank())) << "from rank " << q;
+    });
+  }
+}
+
+TEST(AlltoallBytes, NegativeOrHugeCountFromAPeerIsACommErrorNamingIt) {
+  for (std::int64_t lie : {std::int64_t{-5}, std::int64_t{1} << 40}) {
+    auto world = ThreadTransport::create_world(2);
+    auto liar = std::make_shared<LyingTransport>(world[1]);
+    CommOptions options;
+    options.timeout = std::chrono::milliseconds(500);  // rank 1 waits for bytes that never come
+    std::string message;
+    spawn_ranks(
+        2,
+        [&](Communicator& comm) {
+          if (comm.rank() == 1) liar->arm(lie);
+          std::vector<std::vector<std::uint8_t>> to_each = {payload_of(0, 3), payload_of(1, 3)};
+          try {
+            comm.submit(OpDesc{"alltoall_bytes", "pairwise", 0, DType::kUInt8},
+                        [&](OpContext& ctx) { alltoall_bytes(ctx, to_each); })
+                .wait();
+          } catch (const Error& e) {
+            if (comm.rank() == 0) message = e.what();
+          }
+        },
+        options, {world[0], liar});
+    EXPECT_NE(message.find(str_cat("rank 1 announced ", lie, " bytes")), std::string::npos)
+        << message;
   }
 }
 

@@ -1,0 +1,118 @@
+#include "compression/bucket_exchange.h"
+
+#include <ATen/ATen.h>
+
+#include "collectives/allreduce.h"
+#include "collectives/collectives.h"
+#include "common/error.h"
+#include "compression/two_phase_exchange.h"
+
+namespace braid {
+namespace {
+
+// Summable payloads (fp16, bf16): one ring allreduce of the wire values, decoded once.
+class AllreduceExchange : public BucketExchange {
+ public:
+  explicit AllreduceExchange(std::unique_ptr<Compressor> compressor)
+      : compressor_(std::move(compressor)), ring_(make_allreduce("ring")) {}
+  const char* path() const override { return "allreduce"; }
+
+  void run(OpContext& ctx, const at::Tensor& input, const PayloadContext& context, at::Tensor& mean,
+           at::Tensor* delta) override {
+    PayloadContext own = context;
+    own.source_rank = ctx.rank();
+    std::vector<std::uint8_t> payload = compressor_->encode(input, own);
+    if (delta) compressor_->decode(payload.data(), payload.size(), *delta, own);
+    const DType wire = compressor_->wire_dtype();
+    BRAID_CHECK(payload.size() % dtype_size(wire) == 0, compressor_->name(),
+                ": a summable payload of ", payload.size(), " bytes");
+    ring_->run(
+        ctx,
+        Buffer{payload.data(), static_cast<std::int64_t>(payload.size() / dtype_size(wire)), wire},
+        ReduceOp::kSum);
+    compressor_->decode(payload.data(), payload.size(), mean, own);
+    mean.div_(ctx.size());
+  }
+
+ private:
+  std::unique_ptr<Compressor> compressor_;
+  std::unique_ptr<Allreduce> ring_;
+};
+
+// Everything else: allgather of every rank's payload, decoded and summed in rank order.
+class GatherExchange : public BucketExchange {
+ public:
+  explicit GatherExchange(std::unique_ptr<Compressor> compressor)
+      : compressor_(std::move(compressor)) {}
+  const char* path() const override { return "gather"; }
+
+  void run(OpContext& ctx, const at::Tensor& input, const PayloadContext& context, at::Tensor& mean,
+           at::Tensor* delta) override {
+    PayloadContext own = context;
+    own.source_rank = ctx.rank();
+    std::vector<std::uint8_t> payload = compressor_->encode(input, own);
+    if (delta) compressor_->decode(payload.data(), payload.size(), *delta, own);
+    const std::vector<std::vector<std::uint8_t>> all = allgather_bytes(ctx, payload);
+    mean.zero_();
+    for (int r = 0; r < ctx.size(); ++r) {
+      PayloadContext from = context;
+      from.source_rank = r;
+      compressor_->decode_add(all[r].data(), all[r].size(), mean, from);
+    }
+    mean.div_(ctx.size());
+  }
+
+ private:
+  std::unique_ptr<Compressor> compressor_;
+};
+
+}  // namespace
+
+void BucketExchange::load_state(const NamedTensors& state) {
+  if (!state.empty()) {
+    throw CheckpointError(str_cat("the ", path(),
+                                  " exchange keeps no state, but the checkpoint has '",
+                                  state.front().first, "'"));
+  }
+}
+
+const std::vector<std::string>& compression_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> all = compressor_names();
+    all.push_back("powersgd");
+    return all;
+  }();
+  return names;
+}
+
+const std::vector<std::string>& exchange_path_names() {
+  static const std::vector<std::string> names = {"auto", "gather", "two_phase"};
+  return names;
+}
+
+std::unique_ptr<BucketExchange> make_bucket_exchange(const CompressionOptions& options,
+                                                     ErrorFeedbackKind feedback, int ranks) {
+  const std::string& path = options.exchange;
+  if (path != "auto" && path != "gather" && path != "two_phase") {
+    throw ConfigError(str_cat("compression.exchange: unknown path '", path,
+                              "' (valid: ", join(exchange_path_names()), ")"));
+  }
+  if (options.name == "powersgd") {
+    throw ConfigError("compression.name: powersgd is not available in this build");
+  }
+  std::unique_ptr<Compressor> compressor = make_compressor(options);
+  if (compressor->summable()) return std::make_unique<AllreduceExchange>(std::move(compressor));
+  const bool exact_mean =
+      feedback == ErrorFeedbackKind::kEf21 || feedback == ErrorFeedbackKind::kEControl;
+  if (path == "two_phase" && exact_mean) {
+    throw ConfigError(
+        "compression.exchange: two_phase recompresses on the way, but ef21 and econtrol need the "
+        "exact mean of what every rank sent; use gather (or auto) with them");
+  }
+  const bool two_phase = path == "two_phase" || (path == "auto" && ranks >= 3 && !exact_mean);
+  if (!two_phase) return std::make_unique<GatherExchange>(std::move(compressor));
+  return std::make_unique<TwoPhaseExchange>(std::move(compressor),
+                                            /*server_feedback=*/feedback == ErrorFeedbackKind::kEf);
+}
+
+}  // namespace braid
