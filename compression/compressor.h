@@ -32,7 +32,7 @@ struct CompressionOptions {
   std::string name = "none";  // compressor_names()
   double ratio = 0.01;        // topk, randomk: fraction of elements kept, in (0, 1]
   int bits = 4;               // qsgd: bits per level index, 1..8 (2^bits - 1 levels)
-  std::uint64_t seed = 0;     // qsgd, randomk
+  std::uint64_t seed = 0;     // qsgd, randomk, topk (its threshold sample)
   int rank = 2;               // powersgd: rank of the approximation of each matrix, >= 1
   // How gathered (non-summable) payloads travel: auto | gather | two_phase (bucket_exchange.h).
   std::string exchange = "auto";

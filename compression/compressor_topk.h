@@ -1,12 +1,15 @@
-// CompressorTopK: keeps the k = kept_elements(ratio, n) entries of largest magnitude (exact
-// selection with at::topk; ties at the threshold go whichever way at::topk breaks them) and
-// sends them as (index, value) pairs. Contractive with delta >= k/n (ALGORITHMS.md 7.1), so it
-// belongs under error feedback.
+// CompressorTopK: keeps the k = kept_elements(ratio, n) entries of largest magnitude, ties at the
+// k-th magnitude to the lowest indices, and sends them as a sparse payload (sparse_select.h:
+// varint index skips, then the values in the tensor's dtype). Large buckets find the k entries
+// through DGC's sampled threshold (select_top_k), seeded by (seed, bucket, step, encoding rank);
+// the kept set is the exact top-k either way, only the cost changes. Contractive with
+// delta >= k/n (ALGORITHMS.md 7.1), so it belongs under error feedback.
 //
-// Payload body: k (int64) | k indices, strictly increasing, uint32 when n < 2^32 else uint64 |
-// k values in the tensor's dtype. Decoding rejects k > n, an index >= n and indices that are not
-// strictly increasing (a duplicate would count one entry twice), before touching the output.
+// Decoding (decode_sparse) validates k <= n, every varint, every index < n and the payload's
+// length before touching the output.
 #pragma once
+
+#include <cstdint>
 
 #include "compression/sparse_compressor.h"
 
@@ -14,7 +17,7 @@ namespace braid {
 
 class CompressorTopK : public SparseCompressor {
  public:
-  explicit CompressorTopK(double ratio) : ratio_(ratio) {}
+  CompressorTopK(double ratio, std::uint64_t seed) : ratio_(ratio), seed_(seed) {}
   const char* name() const override { return "topk"; }
   std::vector<std::uint8_t> encode(const at::Tensor& input, const PayloadContext& context) override;
   void decode_add(const std::uint8_t* data, std::size_t size, at::Tensor& accumulator,
@@ -22,6 +25,7 @@ class CompressorTopK : public SparseCompressor {
 
  private:
   double ratio_;
+  std::uint64_t seed_;
 };
 
 }  // namespace braid

@@ -41,7 +41,7 @@ std::unique_ptr<Compressor> make_compressor(const CompressionOptions& options) {
   }
   if (name == "topk") {
     check_ratio(options.ratio);
-    return std::make_unique<CompressorTopK>(options.ratio);
+    return std::make_unique<CompressorTopK>(options.ratio, options.seed);
   }
   if (name == "randomk") {
     check_ratio(options.ratio);

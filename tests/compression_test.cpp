@@ -18,6 +18,7 @@
 #include "compression/compressor_randomk.h"
 #include "compression/error_feedback.h"
 #include "compression/payload.h"
+#include "compression/sparse_select.h"
 
 namespace braid {
 namespace {
@@ -130,10 +131,13 @@ TEST(CompressionRoundTrip, TopKKeepsTheLargestAndIsSmall) {
   at::Tensor x = random_vector(1000);
   auto c = make("topk", 0.05);
   Bytes payload = c->encode(x, {});
-  // header + k + 50 uint32 indices + 50 float64 values
-  EXPECT_EQ(payload.size(), kPayloadHeaderBytes + 8 + 50 * (4 + 8));
   at::Tensor y = decode(*c, payload, x);
   at::Tensor kept = y != 0;
+  // header + varint k + 50 varint index skips + 50 float64 values, smaller than uint32 indices
+  at::Tensor indices = kept.nonzero().view({-1}).contiguous();
+  EXPECT_EQ(payload.size(), kPayloadHeaderBytes + 1 +
+                                index_skips_size(indices.data_ptr<std::int64_t>(), 50) + 50 * 8);
+  EXPECT_LT(payload.size(), kPayloadHeaderBytes + 8 + 50 * (4 + 8));
   EXPECT_EQ(kept.sum().item<std::int64_t>(), 50);
   EXPECT_TRUE(at::equal(y.masked_select(kept), x.masked_select(kept)));
   double smallest_kept = x.abs().masked_select(kept).min().item<double>();
@@ -300,30 +304,23 @@ TEST(CompressionValidation, ErrorsNameRankAndBucket) {
 }
 
 TEST(CompressionValidation, TopKIndicesOutOfRangeOrRepeated) {
+  // Body: varint k | varint skips | values (sparse_select.h); sparse_select_test covers the codec.
   at::Tensor x = random_vector(300);
   auto c = make("topk", 0.1);
   Bytes payload = c->encode(x, {});
-  const std::size_t indices = kPayloadHeaderBytes + 8;
-  auto with_index = [&](int position, std::uint32_t value) {
-    Bytes bad = payload;
-    std::memcpy(bad.data() + indices + 4 * position, &value, 4);
+  auto with_body = [&](const Bytes& varints, std::size_t values) {
+    Bytes bad(payload.begin(), payload.begin() + kPayloadHeaderBytes);
+    for (std::uint8_t byte : varints) bad.push_back(byte);
+    bad.resize(bad.size() + values * 8);
     return bad;
   };
-  std::uint32_t first, second;
-  std::memcpy(&first, payload.data() + indices, 4);
-  std::memcpy(&second, payload.data() + indices + 4, 4);
-  expect_comm_error(*c, with_index(29, 300), x, "index == n");
-  expect_comm_error(*c, with_index(29, 0xffffffffu), x, "index 2^32 - 1");
-  expect_comm_error(*c, with_index(1, first), x, "duplicate");
-  expect_comm_error(*c, with_index(0, second + 0), x, "duplicate at the start");
-  // k larger than n.
-  Bytes big_k = payload;
-  std::int64_t k = 301;
-  std::memcpy(big_k.data() + kPayloadHeaderBytes, &k, 8);
-  expect_comm_error(*c, big_k, x, "k > n");
+  EXPECT_NO_THROW(decode(*c, with_body({2, 0, 0x80 | 42, 2}, 2), x));  // indices 0 and 299
+  expect_comm_error(*c, with_body({2, 0, 0x80 | 43, 2}, 2), x, "index == n");
+  expect_comm_error(*c, with_body({1, 0xff, 0xff, 0xff, 0xff, 0x0f}, 1), x, "index 2^32 - 1");
+  expect_comm_error(*c, with_body({0x80 | 45, 2}, 301), x, "k > n");
   // A failed decode_add leaves the accumulator untouched.
   at::Tensor acc = at::ones_like(x);
-  Bytes bad = with_index(29, 300);
+  Bytes bad = with_body({2, 0, 0x80 | 43, 2}, 2);
   EXPECT_THROW(c->decode_add(bad.data(), bad.size(), acc, {}), CommError);
   EXPECT_TRUE(at::equal(acc, at::ones_like(x)));
 }
