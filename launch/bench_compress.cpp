@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -174,6 +175,9 @@ void print_row(const Row& row, const Row& dense, int ranks, bool json) {
 
 int run_bench(World& world, const BenchCompressOptions& options,
               const std::vector<std::string>& names) {
+  // One intra-op thread per rank, runtime.threads' default, so that the codecs run as they do in
+  // training and ranks sharing cores do not also fight over torch's thread pools.
+  at::set_num_threads(1);
   CommOptions comm_options;
   comm_options.timeout =
       std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_s * 1000));

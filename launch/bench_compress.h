@@ -12,7 +12,7 @@
 // The dense row is always measured first (ratio and speedup need it). Times are medians over
 // `iters` iterations, each started after a barrier; bytes exclude the barriers. Every rank's
 // input is a normal tensor from a fixed seed (seed + rank). --json prints one JSON object per
-// row instead of the table.
+// row instead of the table. Torch runs one intra-op thread per rank (runtime.threads' default).
 #pragma once
 
 #include <cstddef>
