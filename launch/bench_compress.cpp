@@ -185,7 +185,7 @@ int run_bench(World& world, const BenchCompressOptions& options,
   const int P = comm->size();
   const bool root = comm->rank() == 0;
   if (root && !options.json) print_header(P, names, options);
-  const at::Tensor usage = at::zeros({1});  // the bucket's usage slot, summed by the exchange
+  at::Tensor usage = at::zeros({1});  // the bucket's usage slot, summed by the exchange
   for (std::size_t size : sweep_sizes(options)) {
     const auto count = static_cast<std::int64_t>(size / 4);
     at::Generator generator = at::detail::createCPUGenerator(kInputSeed + comm->rank());
