@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/version.h"
 #include "launch/bench_allreduce.h"
+#include "launch/bench_compress.h"
 #include "launch/bench_train.h"
 #include "launch/commands.h"
 #include "runtime/cost_model_file.h"
@@ -124,6 +125,34 @@ int main(int argc, char** argv) {
   bench_ar->add_flag("--debug-checks", ar.debug_checks,
                      "Cross-check every collective across ranks");
 
+  braid::BenchCompressOptions bc;
+  auto* bench_compress = bench->add_subcommand(
+      "compress", "Compressors' encode/decode time and exchange time and bytes against dense");
+  bench_compress
+      ->add_option("--compressors", bc.compressors,
+                   "Comma list of compressors (default: all but none); a dense row is always added")
+      ->capture_default_str();
+  bench_compress->add_option("--min-bytes,-b", bc.min_bytes, "Smallest float32 bucket (K, M, G)")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  bench_compress->add_option("--max-bytes,-e", bc.max_bytes, "Largest float32 bucket (K, M, G)")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  bench_compress->add_option("--factor,-f", bc.factor, "Size multiplier between rows")
+      ->capture_default_str();
+  bench_compress->add_option("--ratio", bc.ratio, "topk, randomk: fraction kept")
+      ->capture_default_str();
+  bench_compress->add_option("--bits", bc.bits, "qsgd: bits per level")->capture_default_str();
+  bench_compress->add_option("--error-feedback", bc.error_feedback, "none | ef | ef21 | econtrol")
+      ->capture_default_str();
+  bench_compress->add_option("--iters,-n", bc.iters, "Timed iterations per row (median)")
+      ->capture_default_str();
+  bench_compress->add_option("--warmup,-w", bc.warmup, "Untimed iterations per row")
+      ->capture_default_str();
+  bench_compress->add_flag("--json", bc.json, "One JSON object per row");
+  bench_compress->add_option("--timeout-s", bc.timeout_s, "Deadline of one collective")
+      ->capture_default_str();
+
   braid::BenchTrainOptions bt;
   auto* bench_train = bench->add_subcommand(
       "train", "Training throughput of a config: samples/s, compute vs exposed communication");
@@ -157,6 +186,11 @@ int main(int argc, char** argv) {
     return run_in_world(&argc, &argv, [&](braid::World& world) -> Run {
       if (!ar.cost_model.empty()) braid::load_cost_model(ar.cost_model);  // readable everywhere?
       return [&] { return braid::bench_allreduce(world, ar); };
+    });
+  }
+  if (bench_compress->parsed()) {
+    return run_in_world(&argc, &argv, [&](braid::World& world) -> Run {
+      return braid::prepare_bench_compress(world, bc);
     });
   }
   if (bench_train->parsed()) {
