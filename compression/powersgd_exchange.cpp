@@ -82,13 +82,16 @@ at::Tensor matrix_view(const at::Tensor& t, std::int64_t offset, std::int64_t ro
 
 }  // namespace
 
-PowerSgdExchange::PowerSgdExchange(const CompressionOptions& options)
-    : rank_(options.rank), seed_(options.seed), ring_(make_allreduce("ring")) {
+PowerSgdExchange::PowerSgdExchange(const CompressionOptions& options, double min_compression_rate)
+    : rank_(options.rank),
+      min_rate_(min_compression_rate),
+      seed_(options.seed),
+      ring_(make_allreduce("ring")) {
   BRAID_CHECK(rank_ >= 1, "powersgd: rank ", rank_);
 }
 
 std::vector<PowerSgdExchange::Matrix> PowerSgdExchange::compressed_matrices(
-    const BucketLayout& layout, int rank) {
+    const BucketLayout& layout, int rank, double min_compression_rate) {
   std::vector<Matrix> out;
   for (int s = 0; s < static_cast<int>(layout.size()); ++s) {
     const TensorSegment& segment = layout[s];
@@ -97,8 +100,9 @@ std::vector<PowerSgdExchange::Matrix> PowerSgdExchange::compressed_matrices(
     for (std::size_t d = 1; d < segment.shape.size(); ++d) cols *= segment.shape[d];
     const std::int64_t rows = segment.shape[0];
     const std::int64_t r = std::min<std::int64_t>({rank, rows, cols});
-    // Minimum compression rate 2: r(m + n) values must be at most half of mn.
-    if (r < 1 || 2 * r * (rows + cols) > rows * cols) continue;
+    // Minimum compression rate (2 by default): r(m + n) values at most half of mn.
+    const auto sent = static_cast<double>(r * (rows + cols));
+    if (r < 1 || min_compression_rate * sent > static_cast<double>(rows * cols)) continue;
     BRAID_CHECK(segment.offset >= 0, "powersgd: segment ", s, " at offset ", segment.offset);
     out.push_back(Matrix{s, segment.offset, rows, cols, r});
   }
@@ -112,7 +116,7 @@ std::vector<PowerSgdExchange::Matrix> PowerSgdExchange::compressed_matrices(
 }
 
 void PowerSgdExchange::set_layout(int bucket, BucketLayout layout) {
-  matrices_[bucket] = compressed_matrices(layout, rank_);
+  matrices_[bucket] = compressed_matrices(layout, rank_, min_rate_);
 }
 
 at::Tensor PowerSgdExchange::initial_query(int bucket, const Matrix& matrix) const {

@@ -45,7 +45,9 @@ namespace braid {
 
 class PowerSgdExchange : public BucketExchange {
  public:
-  explicit PowerSgdExchange(const CompressionOptions& options);
+  // A matrix is compressed when min_compression_rate * r(m + n) <= mn; tests pass 0 to compress
+  // every matrix, even at full rank.
+  explicit PowerSgdExchange(const CompressionOptions& options, double min_compression_rate = 2);
   const char* path() const override { return "powersgd"; }
   void run(OpContext& ctx, const at::Tensor& input, const PayloadContext& context, at::Tensor& mean,
            at::Tensor* delta) override;
@@ -61,14 +63,16 @@ class PowerSgdExchange : public BucketExchange {
     int segment = 0;
     std::int64_t offset = 0, rows = 0, cols = 0, rank = 0;
   };
-  // The compressed matrices of a layout at `rank`, by offset; CheckError if they overlap.
-  static std::vector<Matrix> compressed_matrices(const BucketLayout& layout, int rank);
+  // The compressed matrices of a layout, by offset; CheckError if they overlap.
+  static std::vector<Matrix> compressed_matrices(const BucketLayout& layout, int rank,
+                                                 double min_compression_rate = 2);
 
  private:
   at::Tensor& query(int bucket, const Matrix& matrix, const at::Tensor& like);
   at::Tensor initial_query(int bucket, const Matrix& matrix) const;
 
   int rank_;
+  double min_rate_;
   std::uint64_t seed_;
   std::unique_ptr<Allreduce> ring_;
   std::map<int, std::vector<Matrix>> matrices_;        // by bucket
