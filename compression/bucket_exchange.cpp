@@ -5,6 +5,7 @@
 #include "collectives/allreduce.h"
 #include "collectives/collectives.h"
 #include "common/error.h"
+#include "compression/powersgd_exchange.h"
 #include "compression/two_phase_exchange.h"
 
 namespace braid {
@@ -97,9 +98,7 @@ std::unique_ptr<BucketExchange> make_bucket_exchange(const CompressionOptions& o
     throw ConfigError(str_cat("compression.exchange: unknown path '", path,
                               "' (valid: ", join(exchange_path_names()), ")"));
   }
-  if (options.name == "powersgd") {
-    throw ConfigError("compression.name: powersgd is not available in this build");
-  }
+  if (options.name == "powersgd") return std::make_unique<PowerSgdExchange>(options);
   std::unique_ptr<Compressor> compressor = make_compressor(options);
   if (compressor->summable()) return std::make_unique<AllreduceExchange>(std::move(compressor));
   const bool exact_mean =
