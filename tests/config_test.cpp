@@ -257,7 +257,7 @@ const BadCase kBadCases[] = {
     {"UnknownCompressor",
      "compression:\n  name: zip\n",
      {},
-     {"compression.name: expected one of none, fp16, bf16, qsgd, topk, randomk, sign, powersgd, got 'zip'"}},
+     {"compression.name: expected one of none, fp16, bf16, qsgd, topk, randomk, sign, dgc, powersgd, got 'zip'"}},
     {"NotAnInteger",
      "data:\n  batch_size: abc\n",
      {},
