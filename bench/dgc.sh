@@ -6,7 +6,8 @@
 # Per method: final test accuracy, and bytes sent per step in the second epoch (rank 0's, all
 # traffic included): metrics.jsonl logs bytes_sent cumulatively, so the difference between the
 # last line of epoch 0 and of epoch 1 divided by the steps between them. "topk-0.1%-ef" is plain
-# top-k with error feedback and the optimizer's own momentum (no DGC corrections, no warm-up).
+# top-k with error feedback and the optimizer's own momentum (no DGC corrections, no warm-up);
+# "dgc-0.1%-no-masking" is DGC without momentum factor masking.
 # Writes bench/results/dgc.md and dgc.png (test accuracy against bytes sent, scripts/plot_runs.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,7 @@ work=${WORK:-$(mktemp -d)}
 methods=(
   "dense|"
   "dgc-0.1%|--set compression.name=dgc --set compression.ratio=0.001 --set compression.warmup_epochs=1"
+  "dgc-0.1%-no-masking|--set compression.name=dgc --set compression.ratio=0.001 --set compression.warmup_epochs=1 --set compression.momentum_masking=false"
   "topk-0.1%-ef|--set compression.name=topk --set compression.ratio=0.001 --set compression.error_feedback=ef"
 )
 names=()
