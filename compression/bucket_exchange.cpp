@@ -101,6 +101,16 @@ std::unique_ptr<BucketExchange> make_bucket_exchange(const CompressionOptions& o
   if (options.name == "powersgd") return std::make_unique<PowerSgdExchange>(options);
   std::unique_ptr<Compressor> compressor = make_compressor(options);
   if (compressor->summable()) return std::make_unique<AllreduceExchange>(std::move(compressor));
+  if (options.name == "dgc") {
+    // DGC clears from its velocity exactly what it sent (dgc_memory.h), so every rank must receive
+    // exactly that: a second compression on the way would lose what it drops.
+    if (path == "two_phase") {
+      throw ConfigError(
+          "compression.exchange: dgc needs every rank's sparse payload as sent, but two_phase "
+          "recompresses on the way; use gather (or auto)");
+    }
+    return std::make_unique<GatherExchange>(std::move(compressor));
+  }
   const bool exact_mean =
       feedback == ErrorFeedbackKind::kEf21 || feedback == ErrorFeedbackKind::kEControl;
   if (path == "two_phase" && exact_mean) {

@@ -72,10 +72,10 @@ const std::vector<std::string>& compression_names();
 const std::vector<std::string>& exchange_path_names();
 
 // The path for `options` at `ranks` ranks with error feedback `feedback`: powersgd for
-// powersgd; allreduce for summable compressors; else options.exchange, where auto means
-// two_phase from three ranks on unless the feedback needs the exact mean of the deltas (ef21,
+// powersgd; allreduce for summable compressors; gather for dgc; else options.exchange, where auto
+// means two_phase from three ranks on unless the feedback needs the exact mean of the deltas (ef21,
 // econtrol), and gather otherwise. ConfigError naming the key for a combination that cannot
-// work (two_phase with ef21 or econtrol, an unknown path).
+// work (two_phase with ef21, econtrol or dgc, an unknown path).
 std::unique_ptr<BucketExchange> make_bucket_exchange(const CompressionOptions& options,
                                                      ErrorFeedbackKind feedback, int ranks);
 

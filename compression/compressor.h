@@ -28,14 +28,26 @@
 
 namespace braid {
 
+// dgc (Lin et al., ICLR 2018; dgc_memory.h): the corrections DGC adds around top-k.
+struct DgcOptions {
+  double momentum = 0.9;         // m of the locally accumulated velocity u = m u + g
+  bool nesterov = false;         // u = m (u + g), v += u + g
+  bool momentum_masking = true;  // clear u where v was sent
+  // Warm-up: the kept ratio during epoch e < warmup_epochs is ratio^((e+1)/(warmup_epochs+1)),
+  // with e = step / steps_per_epoch (the strategy counts steps; the trainer knows the epoch).
+  std::int64_t warmup_epochs = 0;
+  std::int64_t steps_per_epoch = 0;
+};
+
 struct CompressionOptions {
   std::string name = "none";  // compressor_names()
-  double ratio = 0.01;        // topk, randomk: fraction of elements kept, in (0, 1]
+  double ratio = 0.01;        // topk, randomk, dgc: fraction of elements kept, in (0, 1]
   int bits = 4;               // qsgd: bits per level index, 1..8 (2^bits - 1 levels)
   std::uint64_t seed = 0;     // qsgd, randomk, topk (its threshold sample)
   int rank = 2;               // powersgd: rank of the approximation of each matrix, >= 1
   // How gathered (non-summable) payloads travel: auto | gather | two_phase (bucket_exchange.h).
   std::string exchange = "auto";
+  DgcOptions dgc;
 };
 
 // Where a payload is going or coming from, for seeds and error messages.
@@ -75,7 +87,8 @@ class Compressor {
   static std::int64_t kept_elements(double ratio, std::int64_t count);
 };
 
-// The payload compressors: none, fp16, bf16, qsgd, topk, randomk, sign. compression.name also
+// The payload compressors: none, fp16, bf16, qsgd, topk, randomk, sign, dgc (top-k whose ratio
+// follows DGC's warm-up; its corrections live in dgc_memory.h). compression.name also
 // accepts powersgd, which is an exchange of its own (bucket_exchange.h: compression_names()).
 const std::vector<std::string>& compressor_names();
 // Throws ConfigError naming compression.name (and the valid names) or the bad option.

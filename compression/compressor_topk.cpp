@@ -19,7 +19,7 @@ std::vector<std::uint8_t> CompressorTopK::encode(const at::Tensor& input,
   SeededRng rng({kTopKSalt, seed_, static_cast<std::uint64_t>(context.bucket),
                  static_cast<std::uint64_t>(context.step),
                  static_cast<std::uint64_t>(context.source_rank)});
-  at::Tensor indices = select_top_k(flat, kept_elements(ratio_, n), rng).indices;
+  at::Tensor indices = select_top_k(flat, kept_elements(kept_ratio(context.step), n), rng).indices;
   return encode_sparse(PayloadKind::kTopK, n, indices, flat.index_select(0, indices));
 }
 

@@ -23,6 +23,10 @@ class CompressorTopK : public SparseCompressor {
   void decode_add(const std::uint8_t* data, std::size_t size, at::Tensor& accumulator,
                   const PayloadContext& context) const override;
 
+ protected:
+  // The keep-ratio of `step`'s payloads (DGC's warm-up changes it with the step).
+  virtual double kept_ratio(std::int64_t step) const { return ratio_; }
+
  private:
   double ratio_;
   std::uint64_t seed_;

@@ -19,7 +19,7 @@
 //
 // State tensors have the bucket's dtype and live on the CPU; state() and load_state() name them
 // "<bucket>.error", "<bucket>.estimate" (h_i) and "<bucket>.mean_estimate" (h). Not thread-safe:
-// one strategy owns one ErrorFeedback.
+// one strategy owns one ErrorFeedback. It is one of the BucketMemory kinds (bucket_memory.h).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "compression/bucket_memory.h"
 #include "compression/compressor.h"
 
 namespace braid {
@@ -41,11 +42,8 @@ const std::vector<std::string>& error_feedback_names();
 // Throws ConfigError naming compression.error_feedback and the valid names.
 ErrorFeedbackKind parse_error_feedback(const std::string& name);
 
-class ErrorFeedback {
+class ErrorFeedback : public BucketMemory {
  public:
-  // The same alias as optimizers/sync_strategy.h's NamedTensors (this layer sits below it).
-  using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
-
   // eta: EControl's feedback strength (ignored by the others); ConfigError naming
   // compression.eta unless it is finite and >= 0.
   explicit ErrorFeedback(ErrorFeedbackKind kind, double eta = 0.0);
@@ -55,11 +53,11 @@ class ErrorFeedback {
   // prepare() returns what to compress (for none, `gradient` itself); once the exchange knows
   // `delta`, what this rank's compressed `input` stands for as the receivers decode it, commit()
   // updates e and h_i. Between the two no other call for the bucket may come.
-  at::Tensor prepare(int bucket, const at::Tensor& gradient);
+  at::Tensor prepare(int bucket, const at::Tensor& gradient) override;
   void commit(int bucket, const at::Tensor& gradient, const at::Tensor& input,
-              const at::Tensor& delta);
+              const at::Tensor& delta) override;
   // Whether commit() needs delta (every kind but none).
-  bool needs_delta() const { return kind_ != ErrorFeedbackKind::kNone; }
+  bool needs_delta() const override { return kind_ != ErrorFeedbackKind::kNone; }
   // Whether finish() needs the mean of exactly the deltas committed on each rank (ef21 and
   // econtrol keep h = mean_i h_i), so an exchange may not recompress on the way.
   bool needs_exact_mean() const {
@@ -71,11 +69,12 @@ class ErrorFeedback {
   std::vector<std::uint8_t> encode(int bucket, const at::Tensor& gradient, Compressor& compressor,
                                    PayloadContext context);
   // `mean_of_decoded` (the mean over ranks of the decoded payloads) becomes the update.
-  void finish(int bucket, at::Tensor& mean_of_decoded);
+  void finish(int bucket, at::Tensor& mean_of_decoded) override;
 
-  NamedTensors state() const;
+  NamedTensors state() const override;
   // Replaces all state; CheckpointError on a name it does not know.
-  void load_state(const NamedTensors& state);
+  void load_state(const NamedTensors& state) override;
+  bool state_is_replicated() const override { return kind_ == ErrorFeedbackKind::kNone; }
 
  private:
   struct BucketState {

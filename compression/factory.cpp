@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "compression/compressor.h"
+#include "compression/compressor_dgc.h"
 #include "compression/compressor_half.h"
 #include "compression/compressor_none.h"
 #include "compression/compressor_qsgd.h"
@@ -24,7 +25,7 @@ void check_ratio(double ratio) {
 
 const std::vector<std::string>& compressor_names() {
   static const std::vector<std::string> names = {"none", "fp16",    "bf16", "qsgd",
-                                                 "topk", "randomk", "sign"};
+                                                 "topk", "randomk", "sign", "dgc"};
   return names;
 }
 
@@ -48,6 +49,10 @@ std::unique_ptr<Compressor> make_compressor(const CompressionOptions& options) {
     return std::make_unique<CompressorRandomK>(options.ratio, options.seed);
   }
   if (name == "sign") return std::make_unique<CompressorSign>();
+  if (name == "dgc") {
+    check_ratio(options.ratio);
+    return std::make_unique<CompressorDgc>(options.ratio, options.dgc, options.seed);
+  }
   throw ConfigError(str_cat("compression.name: unknown compressor '", name,
                             "' (valid: ", join(compressor_names()), ")"));
 }

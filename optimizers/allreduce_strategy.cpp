@@ -45,8 +45,9 @@ void AllreduceStrategy::attach(const NamedTensors& parameters) {
   check_same_model(*comm_, parameters);
   for (const auto& [name, tensor] : parameters) params_.push_back(tensor);
   buckets_.emplace(params_, options_.bucket_mb, /*usage_slots=*/true);
-  const CompressedExchangeOptions& c = options_.compression;
+  CompressedExchangeOptions c = options_.compression;
   if (c.compression.name != "none" || c.error_feedback != "none") {
+    c.clip_norm = options_.clip_norm;  // the memory decides where clipping happens (dgc: locally)
     exchange_ = std::make_unique<CompressedExchange>(comm_, c);
     for (int b = 0; b < buckets_->bucket_count(); ++b)
       exchange_->set_layout(b, buckets_->layout(b));
@@ -119,7 +120,7 @@ void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
       grad = average.clone();
     }
   }
-  if (options_.clip_norm > 0) {
+  if (options_.clip_norm > 0 && !(exchange_ && exchange_->clips_locally())) {
     std::vector<at::Tensor> with_grad;
     for (std::size_t i = 0; i < params_.size(); ++i) {
       if (used[i]) with_grad.push_back(params_[i]);

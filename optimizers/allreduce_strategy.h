@@ -10,7 +10,8 @@
 // order, so every rank issues the same collectives in the same order even when gradients arrive
 // in a different order. step() launches what is left (parameters without a gradient this step
 // count as zeros, so an unused parameter never hangs the job), waits, writes the averages into
-// .grad, clips it to `clip_norm` if set, and runs the optimizer. With a compressor or error
+// .grad, clips it to `clip_norm` if set (unless the compression clipped each rank's gradient
+// itself: dgc), and runs the optimizer. With a compressor or error
 // feedback configured, each bucket goes through CompressedExchange instead of an allreduce. With
 // gradient accumulation (set_gradient_sync(false) for all but the last micro-step) the buckets add
 // the micro-steps' gradients up and only the last backward launches them. Each bucket carries usage

@@ -14,9 +14,10 @@ constexpr const char* kExchangePrefix = "exchange.";
 CompressedExchange::CompressedExchange(std::shared_ptr<Communicator> comm,
                                        const CompressedExchangeOptions& options)
     : comm_(std::move(comm)),
-      feedback_(std::make_unique<ErrorFeedback>(parse_error_feedback(options.error_feedback),
-                                                options.eta)),
-      path_(make_bucket_exchange(options.compression, feedback_->kind(), comm_->size())),
+      memory_(make_bucket_memory(options.compression, options.error_feedback, options.eta,
+                                 comm_->size(), options.clip_norm)),
+      path_(make_bucket_exchange(options.compression, parse_error_feedback(options.error_feedback),
+                                 comm_->size())),
       ring_(make_allreduce("ring")) {}
 
 void CompressedExchange::set_layout(int bucket, BucketLayout layout) {
@@ -37,18 +38,18 @@ Work CompressedExchange::launch(int bucket, at::Tensor gradients, at::Tensor usa
 
 void CompressedExchange::exchange(OpContext& ctx, int bucket, at::Tensor& gradients,
                                   std::int64_t step) {
-  at::Tensor input = feedback_->prepare(bucket, gradients);
+  at::Tensor input = memory_->prepare(bucket, gradients);
   at::Tensor mean = at::empty_like(gradients);
-  at::Tensor delta = feedback_->needs_delta() ? at::empty_like(gradients) : at::Tensor();
+  at::Tensor delta = memory_->needs_delta() ? at::empty_like(gradients) : at::Tensor();
   path_->run(ctx, input, PayloadContext{bucket, step, ctx.rank()}, mean,
              delta.defined() ? &delta : nullptr);
-  if (delta.defined()) feedback_->commit(bucket, gradients, input, delta);
-  feedback_->finish(bucket, mean);
+  if (delta.defined()) memory_->commit(bucket, gradients, input, delta);
+  memory_->finish(bucket, mean);
   gradients.copy_(mean);
 }
 
 NamedTensors CompressedExchange::state() const {
-  NamedTensors state = feedback_->state();
+  NamedTensors state = memory_->state();
   for (const auto& [name, tensor] : path_->state())
     state.emplace_back(kExchangePrefix + name, tensor);
   return state;
@@ -63,12 +64,12 @@ void CompressedExchange::load_state(const NamedTensors& state) {
       feedback.emplace_back(name, tensor);
     }
   }
-  feedback_->load_state(feedback);
+  memory_->load_state(feedback);
   path_->load_state(path);
 }
 
 bool CompressedExchange::state_is_replicated() const {
-  return feedback_->kind() == ErrorFeedbackKind::kNone && path_->state_is_replicated();
+  return memory_->state_is_replicated() && path_->state_is_replicated();
 }
 
 }  // namespace braid

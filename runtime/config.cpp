@@ -78,6 +78,8 @@ void for_each_key(C& c, Visit&& visit) {
   visit("compression", "eta", c.compression.eta, {});
   visit("compression", "rank", c.compression.rank, {});
   visit("compression", "exchange", c.compression.exchange, exchange_path_names());
+  visit("compression", "momentum_masking", c.compression.momentum_masking, {});
+  visit("compression", "warmup_epochs", c.compression.warmup_epochs, {});
   visit("train", "epochs", c.train.epochs, {});
   visit("train", "max_steps", c.train.max_steps, {});
   visit("train", "eval_every", c.train.eval_every, {});
@@ -412,6 +414,19 @@ void validate(const Config& c, const std::string& source) {
   require(c.compression.eta >= 0, "compression.eta", ">= 0", c.compression.eta);
   require(c.compression.rank >= 1 && c.compression.rank <= 1024, "compression.rank", "in 1..1024",
           c.compression.rank);
+  require(c.compression.warmup_epochs >= 0, "compression.warmup_epochs", ">= 0",
+          c.compression.warmup_epochs);
+  if (c.compression.name == "dgc") {
+    // DGC's momentum correction replaces the optimizer's momentum and sends sparse gradients
+    // through the allreduce strategy's buckets; its accumulated velocity is its error feedback.
+    require(c.sync.strategy == "allreduce", "sync.strategy", "allreduce with compression.name dgc",
+            c.sync.strategy);
+    require(c.optimizer.name == "sgd", "optimizer.name", "sgd with compression.name dgc",
+            c.optimizer.name);
+    require(c.compression.error_feedback == "none", "compression.error_feedback",
+            "none with compression.name dgc (its velocity is its error feedback)",
+            c.compression.error_feedback);
+  }
 
   require(c.train.max_steps >= 0, "train.max_steps", ">= 0", c.train.max_steps);
   if (c.train.max_steps == 0) {

@@ -56,13 +56,15 @@ struct SyncConfig {
 
 // compression: how a strategy encodes what it exchanges (the compression/ layer's names).
 struct CompressionConfig {
-  std::string name = "none";            // compressor_names()
-  double ratio = 0.01;                  // topk, randomk: fraction of elements kept, in (0, 1]
+  std::string name = "none";            // compression_names()
+  double ratio = 0.01;                  // topk, randomk, dgc: fraction of elements kept, (0, 1]
   std::int64_t bits = 4;                // qsgd: bits per level, 1..8
   std::string error_feedback = "none";  // none | ef | ef21 | econtrol
   double eta = 1e-3;                    // econtrol: weight of the fed-back error
   std::int64_t rank = 2;                // powersgd: rank of each matrix's approximation, >= 1
   std::string exchange = "auto";        // auto | gather | two_phase (gathered compressors)
+  bool momentum_masking = true;         // dgc: clear the momentum where the velocity was sent
+  std::int64_t warmup_epochs = 0;       // dgc: epochs of exponentially rising sparsity
 };
 
 struct TrainConfig {

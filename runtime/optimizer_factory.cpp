@@ -20,15 +20,20 @@ const std::vector<std::string>& schedule_names() {
   return names;
 }
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerConfig& o,
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Config& config,
                                                         std::vector<at::Tensor> parameters) {
+  const OptimizerConfig& o = config.optimizer;
   if (o.name == "adamw") {
     return std::make_unique<torch::optim::AdamW>(
         parameters, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
   }
   BRAID_CHECK(o.name == "sgd", "optimizer.name '", o.name, "' passed validation");
+  // DGC takes the momentum over (momentum correction: u = m u + g is accumulated per rank before
+  // sparsifying, and the averaged sparse update is applied as plain SGD); a momentum here would
+  // apply it twice. Weight decay stays local and uncompressed, as in the DGC reimplementation.
+  const double momentum = config.compression.name == "dgc" ? 0.0 : o.momentum;
   return std::make_unique<torch::optim::SGD>(
-      parameters, torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay));
+      parameters, torch::optim::SGDOptions(o.lr).momentum(momentum).weight_decay(o.weight_decay));
 }
 
 double learning_rate(const OptimizerConfig& o, std::int64_t step, std::int64_t total_steps) {

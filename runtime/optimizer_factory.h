@@ -16,7 +16,9 @@ namespace braid {
 const std::vector<std::string>& optimizer_names();  // sgd, adamw
 const std::vector<std::string>& schedule_names();   // constant, warmup_cosine
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerConfig& config,
+// The optimizer of config.optimizer. With compression.name dgc the SGD momentum is 0: DGC
+// accumulates the momentum itself, per rank, before sparsifying (momentum correction).
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Config& config,
                                                         std::vector<at::Tensor> parameters);
 
 // The schedule's learning rate at `step` of `total_steps`: constant, or linear warm-up over

@@ -93,6 +93,10 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.compression.compression.exchange = config.compression.exchange;
   o.compression.error_feedback = config.compression.error_feedback;
   o.compression.eta = config.compression.eta;
+  DgcOptions& dgc = o.compression.compression.dgc;
+  dgc.momentum = config.optimizer.momentum;
+  dgc.momentum_masking = config.compression.momentum_masking;
+  dgc.warmup_epochs = config.compression.warmup_epochs;
   return o;
 }
 
@@ -161,9 +165,12 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
       plan_(data_.train.size(), rank_, P_ * accumulate_, config.data.batch_size, config.run.seed),
       checkpointer_(config.run.dir, rank_, P_, resume_fingerprint(config)),
       progress_(rank_ == 0, config.runtime.progress) {
-  dp_ = std::make_unique<DataParallel>(comm_, named_parameters(*model_),
-                                       data_parallel_options(config_), named_buffers(*model_));
-  optimizer_ = make_optimizer(config_.optimizer, model_->parameters());
+  DataParallelOptions options = data_parallel_options(config_);
+  // The strategy counts steps; schedules by epoch (DGC's warm-up) need this run's epoch length.
+  options.compression.compression.dgc.steps_per_epoch = plan_.steps_per_epoch();
+  dp_ = std::make_unique<DataParallel>(comm_, named_parameters(*model_), options,
+                                       named_buffers(*model_));
+  optimizer_ = make_optimizer(config_, model_->parameters());
   // Before anything is written: a resume that refuses the config leaves the run untouched.
   if (config_.train.resume == "auto") restore();
   total_steps_ = position_.step + steps_left_in_run();

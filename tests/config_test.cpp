@@ -193,7 +193,7 @@ TEST(Config, ToYamlPrintsEveryKeyAndHashFollowsValues) {
                               "compression:\n", "train:\n", "runtime:\n"}) {
     EXPECT_NE(yaml.find(section), std::string::npos) << section;
   }
-  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 8 + 47);  // 8 sections, 47 keys
+  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 8 + 51);  // 8 sections, 51 keys
   EXPECT_NE(yaml.find("  lr: 0.05\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  bucket_mb: 4.0\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  cost_model: \"\"\n"), std::string::npos) << yaml;
@@ -257,7 +257,7 @@ const BadCase kBadCases[] = {
     {"UnknownCompressor",
      "compression:\n  name: zip\n",
      {},
-     {"compression.name: expected one of none, fp16, bf16, qsgd, topk, randomk, sign, powersgd, got 'zip'"}},
+     {"compression.name: expected one of none, fp16, bf16, qsgd, topk, randomk, sign, dgc, powersgd, got 'zip'"}},
     {"NotAnInteger",
      "data:\n  batch_size: abc\n",
      {},

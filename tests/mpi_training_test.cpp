@@ -264,6 +264,71 @@ TEST(NegativeControl, TopkTenPercentLeavesTheTrajectory) {
   EXPECT_GT(max_relative_difference(*model, *reference), 1e3 * kTrajectoryTolerance);
 }
 
+// ---- Deep Gradient Compression (compression/dgc_memory.h; unit tests in dgc_test.cpp) --------
+// DGC keeping every element (ratio 1, no clipping) with momentum factor masking off is momentum
+// SGD with dense averaging: every rank sends its whole v = u, and mean_r (m u_r + g_r) is the
+// momentum buffer of the averaged gradient, so the trajectory is reference_run's up to float64
+// reordering. With masking on, u is cleared wherever v was sent, i.e. everywhere: plain SGD.
+// The masking-on run must leave the momentum trajectory (control).
+namespace dgc {
+
+void sgd_steps(Model& model, DataPlan& plan, DataParallel* dp, double momentum) {
+  torch::optim::SGD optimizer(model.parameters(),
+                              torch::optim::SGDOptions(0.05).momentum(momentum));
+  const Dataset& train = fashion().train;
+  for (int step = 0; step < kSteps; ++step) {
+    at::Tensor idx = plan.batch_indices(0, step);
+    optimizer.zero_grad();
+    model
+        .loss(model.forward(train.inputs.index_select(0, idx).to(torch::kFloat64)),
+              train.targets.index_select(0, idx))
+        .backward();
+    if (dp) {
+      dp->step(optimizer);
+    } else {
+      optimizer.step();
+    }
+  }
+}
+
+std::shared_ptr<Model> plain_sgd_reference() {
+  auto reference = seeded_model("mlp", torch::kFloat64);
+  DataPlan whole(fashion().train.size(), 0, 1, world->size() * kBatch, 7);
+  sgd_steps(*reference, whole, nullptr, 0.0);
+  return reference;
+}
+
+std::shared_ptr<Model> run(bool masking) {
+  auto model = seeded_model("mlp", torch::kFloat64);
+  DataParallelOptions options = options_for("ring");
+  options.compression.compression.name = "dgc";
+  options.compression.compression.ratio = 1.0;
+  options.compression.compression.dgc.momentum = 0.9;
+  options.compression.compression.dgc.momentum_masking = masking;
+  DataParallel dp(*world, named_parameters(*model), options);
+  DataPlan mine(fashion().train.size(), world->rank(), world->size(), kBatch, 7);
+  sgd_steps(*model, mine, &dp, 0.0);  // no optimizer momentum: DGC took it over
+  std::vector<at::Tensor> parameters = model->parameters();
+  EXPECT_NO_THROW(check_replicas_identical(dp.communicator(), parameters));
+  return model;
+}
+
+TEST(Dgc, RatioOneWithoutMaskingIsMomentumSgdWithDenseAveraging) {
+  auto reference = reference_run("mlp", world->size() * kBatch);
+  EXPECT_LT(max_relative_difference(*run(false), *reference), kTrajectoryTolerance);
+}
+
+TEST(Dgc, RatioOneWithMaskingIsPlainSgd) {
+  auto model = run(true);
+  EXPECT_LT(max_relative_difference(*model, *plain_sgd_reference()), kTrajectoryTolerance);
+  // Control: masking matters, so it does not follow momentum SGD.
+  auto momentum = reference_run("mlp", world->size() * kBatch);
+  EXPECT_GT(max_relative_difference(*model, *momentum), 1e3 * kTrajectoryTolerance);
+}
+
+}  // namespace dgc
+// ---- end of Deep Gradient Compression ------------------------------------------------------
+
 TEST(DataParallel, ModelThatDiffersAcrossRanksIsRefusedOnEveryRank) {
   if (world->size() < 2) GTEST_SKIP() << "needs 2 ranks";
   auto model = seeded_model("mlp", torch::kFloat32, world->rank() == 1 ? 32 : 64);

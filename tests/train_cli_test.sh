@@ -15,8 +15,9 @@
 #                 and rerunning continues with the losses of an uninterrupted run
 #   rerun         a finished run rerun changes nothing; byte totals continue across a resume;
 #                 a run resumed at another rank count continues at the same sample
-#   compression   top-k 10% with error feedback: the residuals are saved, so a resumed run logs
-#                 the losses of an uninterrupted one; compression_ratio is reported
+#   compression   top-k 10% with error feedback, and dgc across its warm-up: the residuals (and
+#                 dgc's velocities) are saved, so a resumed run logs the losses of an uninterrupted
+#                 one; compression_ratio is reported
 #   progress      --progress auto draws no bar into a file even though mpirun gives ranks a
 #                 pseudo-terminal; bar draws one; model.pt is written
 set -euo pipefail
@@ -242,6 +243,18 @@ compression)
   ratio=$(json_number "$work/a/metrics.jsonl" compression_ratio)
   echo "compression_ratio $ratio"
   awk -v r="$ratio" 'BEGIN { exit !(r > 3) }' || fail "top-k 10% sent more than a third of dense bytes"
+  # DGC: u and v are saved, and the warm-up (32 steps per epoch here) is a function of the step,
+  # so a run resumed at step 20 logs the losses of an uninterrupted one across the epoch boundary.
+  dgc=(--set compression.name=dgc --set compression.error_feedback=none --set compression.ratio=0.01
+       --set compression.warmup_epochs=1 --set optimizer.clip_norm=1)
+  train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/c" "${common[@]}" "${dgc[@]}" \
+    --set train.max_steps=40
+  train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/d" "${common[@]}" "${dgc[@]}" \
+    --set train.max_steps=20
+  train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/d" "${common[@]}" "${dgc[@]}" \
+    --set train.max_steps=40 --set train.resume=auto
+  diff <(losses "$work/c") <(losses "$work/d") || fail "a resumed dgc run differs"
+  [ "$(losses "$work/d" | wc -l)" -eq 8 ] || fail "expected 8 dgc loss lines"
   ;;
 progress)
   # As a user at a terminal would run it: TERM set, not CI, output redirected to a file.

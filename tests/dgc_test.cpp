@@ -1,0 +1,262 @@
+// Deep Gradient Compression (Lin et al., ICLR 2018; compression/dgc_memory.h), per rank and bucket:
+//   g = clip(g, c / sqrt(N));  u = m u + g;  v += u;  send v[top-k];  v[sent] = 0;  u[sent] = 0
+// checked here on one rank in float64 (the trajectories over ranks are in mpi_training_test.cpp):
+//  - the warm-up schedule is ratio^((e+1)/(W+1)), the paper's 0.25, 0.0625, 0.0156, 0.0039,
+//    0.001 for ratio 0.001 and 4 warm-up epochs, as a pure function of the step;
+//  - momentum factor masking zeroes u exactly on the coordinates the payload carries, and
+//    nowhere else (masking off: u is untouched), v likewise;
+//  - conservation per coordinate: sum_t sent_t + v_T == sum_t u_t (u_t post-update, pre-mask)
+//    within float64 rounding of T additions; a control that drops one step's payload fails it;
+//  - local clipping scales the bucket to clip_norm / sqrt(ranks); Nesterov's update rule;
+//  - the state restores bit for bit: a restored memory continues exactly as the original;
+//  - dgc with adamw, with error feedback, with two_phase or a negative warm-up is a ConfigError
+//    naming the key.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "compression/bucket_exchange.h"
+#include "compression/bucket_memory.h"
+#include "compression/compressor_dgc.h"
+#include "compression/dgc_memory.h"
+#include "compression/payload.h"
+#include "compression/sparse_select.h"
+#include "runtime/config.h"
+
+namespace braid {
+namespace {
+
+constexpr double kEps = 2.220446049250313e-16;  // float64 unit roundoff * 2
+
+at::Tensor gradient_at(int step, std::int64_t n) {
+  at::manual_seed(1000 + step);
+  return at::randn({n}, at::kDouble);
+}
+
+at::Tensor named(const BucketMemory& memory, const std::string& name) {
+  for (const auto& [key, tensor] : memory.state()) {
+    if (key == name) return tensor.clone();
+  }
+  ADD_FAILURE() << "no state entry " << name;
+  return {};
+}
+
+// One DGC step on bucket 0 as CompressedExchange runs it on one rank: returns the payload.
+std::vector<std::uint8_t> dgc_step(DgcMemory& memory, Compressor& compressor, const at::Tensor& g,
+                                   int step, at::Tensor* delta_out = nullptr) {
+  at::Tensor input = memory.prepare(0, g);
+  PayloadContext context{0, step, 0};
+  std::vector<std::uint8_t> payload = compressor.encode(input, context);
+  at::Tensor delta = at::empty_like(g);
+  compressor.decode(payload.data(), payload.size(), delta, context);
+  memory.commit(0, g, input, delta);
+  if (delta_out) *delta_out = delta;
+  return payload;
+}
+
+DgcOptions options_with(double momentum, bool masking) {
+  DgcOptions o;
+  o.momentum = momentum;
+  o.momentum_masking = masking;
+  return o;
+}
+
+TEST(DgcWarmup, FollowsThePapersSequenceThenTheTargetRatio) {
+  DgcOptions o;
+  o.warmup_epochs = 4;
+  o.steps_per_epoch = 10;
+  // The paper's keep ratios (75%, 93.75%, 98.4375%, 99.6% sparsity), then the target.
+  const std::vector<double> paper = {0.25, 0.0625, 0.015625, 0.0039, 0.001};
+  for (int epoch = 0; epoch < 5; ++epoch) {
+    for (int step : {epoch * 10, epoch * 10 + 9}) {
+      const double r = dgc_kept_ratio(0.001, o, step);
+      const double exact = epoch < 4 ? std::pow(0.001, (epoch + 1) / 5.0) : 0.001;
+      EXPECT_NEAR(r, exact, 4 * kEps * exact) << "step " << step;
+      // ratio^(1/5) = 0.2512 against the paper's 0.25: 0.5% per epoch, 2% by epoch 3.
+      EXPECT_NEAR(r / paper[epoch], 1.0, 0.025) << "epoch " << epoch;
+    }
+  }
+  EXPECT_EQ(dgc_kept_ratio(0.001, o, 1000000), 0.001);
+  o.warmup_epochs = 0;
+  EXPECT_EQ(dgc_kept_ratio(0.001, o, 0), 0.001);
+}
+
+TEST(DgcWarmup, NeedsTheEpochLengthAndANonNegativeCount) {
+  DgcOptions o;
+  o.warmup_epochs = 2;
+  EXPECT_THROW(CompressorDgc(0.01, o, 0), ConfigError);  // steps_per_epoch unknown
+  o.warmup_epochs = -1;
+  o.steps_per_epoch = 5;
+  try {
+    CompressorDgc(0.01, o, 0);
+    ADD_FAILURE() << "a negative warm-up was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("compression.warmup_epochs"), std::string::npos);
+  }
+}
+
+TEST(DgcWarmup, TheCompressorKeepsTheScheduledCount) {
+  DgcOptions o;
+  o.warmup_epochs = 1;
+  o.steps_per_epoch = 3;
+  CompressorDgc compressor(0.01, o, 7);
+  const std::int64_t n = 10000;
+  for (int step : {0, 2, 3}) {
+    std::vector<std::uint8_t> payload = compressor.encode(gradient_at(step, n), {0, step, 0});
+    SparsePayload sparse =
+        decode_sparse(payload.data(), payload.size(), PayloadKind::kTopK, DType::kFloat64, n, {});
+    const double ratio = step < 3 ? 0.1 : 0.01;  // 0.01^(1/2), then 0.01
+    EXPECT_EQ(static_cast<std::int64_t>(sparse.indices.size()), Compressor::kept_elements(ratio, n))
+        << "step " << step;
+  }
+}
+
+// Masking on or off: u and v are zeroed exactly on the payload's indices; elsewhere v and (with
+// masking) u keep their pre-commit values bit for bit.
+void check_masking(bool masking) {
+  DgcMemory memory(options_with(0.9, masking), 1, 0);
+  CompressorTopK compressor(0.05, 3);
+  const std::int64_t n = 2000;
+  for (int step = 0; step < 6; ++step) {
+    at::Tensor g = gradient_at(step, n);
+    at::Tensor input = memory.prepare(0, g);
+    at::Tensor u_before = named(memory, "0.momentum"), v_before = input.clone();
+    PayloadContext context{0, step, 0};
+    std::vector<std::uint8_t> payload = compressor.encode(input, context);
+    at::Tensor delta = at::empty_like(g);
+    compressor.decode(payload.data(), payload.size(), delta, context);
+    memory.commit(0, g, input, delta);
+    SparsePayload sparse =
+        decode_sparse(payload.data(), payload.size(), PayloadKind::kTopK, DType::kFloat64, n, {});
+    at::Tensor sent = at::zeros({n}, at::kBool);
+    for (std::int64_t i : sparse.indices) sent[i] = true;
+    ASSERT_EQ(static_cast<std::int64_t>(sparse.indices.size()), Compressor::kept_elements(0.05, n));
+    const at::Tensor u = named(memory, "0.momentum"), v = named(memory, "0.velocity");
+    EXPECT_TRUE(at::equal(v, v_before.masked_fill(sent, 0))) << "step " << step;
+    EXPECT_TRUE(at::equal(u, masking ? u_before.masked_fill(sent, 0) : u_before))
+        << "step " << step;
+    // Random float64 data: every sent coordinate was non-zero before, so the mask is visible.
+    EXPECT_EQ(u_before.index({sent}).ne(0).sum().item<std::int64_t>(),
+              static_cast<std::int64_t>(sparse.indices.size()));
+  }
+}
+
+TEST(DgcMemory, MomentumMaskingZeroesExactlyTheSentCoordinates) { check_masking(true); }
+TEST(DgcMemory, WithoutMaskingOnlyTheVelocityIsCleared) { check_masking(false); }
+
+// sum_t sent_t + v_T == sum_t u_t per coordinate. Each side is a sum of T terms in float64, plus
+// v's own T additions and clearings, so the difference is bounded by a few T eps sum_t |u_t|.
+TEST(DgcMemory, NothingIsLostOnlyDelayed) {
+  for (bool masking : {true, false}) {
+    DgcMemory memory(options_with(0.9, masking), 1, 0);
+    CompressorTopK compressor(0.02, 5);
+    const std::int64_t n = 3000;
+    const int T = 40;
+    at::Tensor sent_sum = at::zeros({n}, at::kDouble), u_sum = at::zeros_like(sent_sum);
+    at::Tensor u_abs = at::zeros_like(sent_sum), last_sent;
+    for (int step = 0; step < T; ++step) {
+      at::Tensor g = gradient_at(step, n);
+      at::Tensor input = memory.prepare(0, g);
+      at::Tensor u = named(memory, "0.momentum");  // post-update, pre-mask
+      u_sum += u;
+      u_abs += u.abs();
+      PayloadContext context{0, step, 0};
+      std::vector<std::uint8_t> payload = compressor.encode(input, context);
+      at::Tensor delta = at::empty_like(g);
+      compressor.decode(payload.data(), payload.size(), delta, context);
+      memory.commit(0, g, input, delta);
+      sent_sum += delta;
+      last_sent = delta;
+    }
+    const at::Tensor v = named(memory, "0.velocity");
+    const at::Tensor bound = 4 * T * kEps * u_abs + 1e-300;
+    EXPECT_TRUE(((sent_sum + v - u_sum).abs() <= bound).all().item<bool>()) << masking;
+    // Control: losing the last step's payload breaks the identity far beyond the bound.
+    EXPECT_FALSE(((sent_sum - last_sent + v - u_sum).abs() <= bound).all().item<bool>());
+  }
+}
+
+TEST(DgcMemory, ClipsEachBucketToClipNormOverSqrtRanks) {
+  DgcMemory memory(options_with(0.9, true), 4, 2.0);  // 2 / sqrt(4) = 1
+  EXPECT_TRUE(memory.clips_locally());
+  at::Tensor g = gradient_at(0, 500);
+  g *= 10 / g.norm().item<double>();
+  memory.prepare(0, g);
+  const at::Tensor u = named(memory, "0.momentum");
+  EXPECT_NEAR(u.norm().item<double>(), 1.0, 1e-6);  // torch's clip: 1 / (norm + 1e-6)
+  EXPECT_TRUE(at::allclose(u * 10, g, 1e-6, 0));    // the direction is kept
+  // Below the threshold a gradient passes unchanged.
+  DgcMemory small(options_with(0.9, true), 4, 2.0);
+  at::Tensor h = g * 0.05;  // norm 0.5
+  small.prepare(0, h);
+  EXPECT_TRUE(at::equal(named(small, "0.momentum"), h));
+}
+
+TEST(DgcMemory, NesterovAccumulatesMTimesUPlusGAndAddsG) {
+  DgcOptions o = options_with(0.5, false);
+  o.nesterov = true;
+  DgcMemory memory(o, 1, 0);
+  at::Tensor g = at::full({4}, 2.0, at::kDouble);
+  memory.prepare(0, g);  // u = 0.5 (0 + 2) = 1, v = 1 + 2 = 3
+  memory.commit(0, g, g, at::zeros_like(g));
+  memory.prepare(0, g);  // u = 0.5 (1 + 2) = 1.5, v = 3 + 1.5 + 2 = 6.5
+  EXPECT_TRUE(at::equal(named(memory, "0.momentum"), at::full({4}, 1.5, at::kDouble)));
+  EXPECT_TRUE(at::equal(named(memory, "0.velocity"), at::full({4}, 6.5, at::kDouble)));
+}
+
+TEST(DgcMemory, RestoredStateContinuesBitForBit) {
+  DgcMemory a(options_with(0.9, true), 2, 1.0), b(options_with(0.9, true), 2, 1.0);
+  CompressorTopK compressor(0.05, 9);
+  const std::int64_t n = 1000;
+  for (int step = 0; step < 5; ++step) dgc_step(a, compressor, gradient_at(step, n), step);
+  b.load_state(a.state());
+  EXPECT_FALSE(b.state_is_replicated());
+  for (int step = 5; step < 10; ++step) {
+    const auto pa = dgc_step(a, compressor, gradient_at(step, n), step);
+    const auto pb = dgc_step(b, compressor, gradient_at(step, n), step);
+    EXPECT_EQ(pa, pb) << "step " << step;
+  }
+  EXPECT_TRUE(at::equal(named(a, "0.velocity"), named(b, "0.velocity")));
+  EXPECT_TRUE(at::equal(named(a, "0.momentum"), named(b, "0.momentum")));
+  EXPECT_THROW(b.load_state({{"0.error", at::zeros({n}, at::kDouble)}}), CheckpointError);
+  EXPECT_THROW(b.load_state({{"0.velocity", at::zeros({n}, at::kDouble)}}), CheckpointError);
+}
+
+void expect_config_error(const std::string& yaml, const std::string& key) {
+  try {
+    parse_config(yaml, {}, "dgc.yaml");
+    ADD_FAILURE() << "accepted:\n" << yaml;
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+  }
+}
+
+TEST(DgcConfig, RefusesWhatItCannotRunNamingTheKey) {
+  const std::string dgc = "compression:\n  name: dgc\n";
+  EXPECT_NO_THROW(parse_config(dgc + "  warmup_epochs: 2\n  momentum_masking: false\n", {}, "x"));
+  expect_config_error(dgc + "optimizer:\n  name: adamw\n", "optimizer.name");
+  expect_config_error(dgc + "  error_feedback: ef\n", "compression.error_feedback");
+  expect_config_error(dgc + "  warmup_epochs: -1\n", "compression.warmup_epochs");
+  expect_config_error(dgc + "  ratio: 0\n", "compression.ratio");
+}
+
+TEST(DgcConfig, TheLayerRefusesErrorFeedbackAndTwoPhaseAndGathers) {
+  CompressionOptions o;
+  o.name = "dgc";
+  o.ratio = 0.01;
+  EXPECT_THROW(make_bucket_memory(o, "ef", 0, 4, 0), ConfigError);
+  EXPECT_TRUE(make_bucket_memory(o, "none", 0, 4, 0)->clips_locally());
+  EXPECT_FALSE(make_bucket_memory(o, "none", 0, 4, 0)->state_is_replicated());
+  EXPECT_STREQ(make_bucket_exchange(o, ErrorFeedbackKind::kNone, 4)->path(), "gather");
+  o.exchange = "two_phase";
+  EXPECT_THROW(make_bucket_exchange(o, ErrorFeedbackKind::kNone, 4), ConfigError);
+  o.name = "topk";  // control: topk itself may take two_phase
+  EXPECT_STREQ(make_bucket_exchange(o, ErrorFeedbackKind::kNone, 4)->path(), "two_phase");
+}
+
+}  // namespace
+}  // namespace braid
