@@ -93,6 +93,8 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.compression.compression.exchange = config.compression.exchange;
   o.compression.error_feedback = config.compression.error_feedback;
   o.compression.eta = config.compression.eta;
+  o.outer.steps = config.outer.steps;
+  o.outer.optimizer = {config.outer.optimizer, config.outer.lr, config.outer.momentum};
   return o;
 }
 
