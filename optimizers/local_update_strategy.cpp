@@ -134,8 +134,9 @@ void LocalUpdateStrategy::load_state(const NamedTensors& state) {
   for (std::size_t i = 0; i < params_.size(); ++i) {
     auto it = anchors.find(params_[i].first);
     if (it == anchors.end() || !it->second.sizes().equals(anchors_[i].sizes())) {
-      throw CheckpointError(str_cat("has no anchor for parameter '", params_[i].first, "' of shape ",
-                                    anchors_[i].sizes(), " (written by another sync.strategy?)"));
+      throw CheckpointError(str_cat("has no anchor for parameter '", params_[i].first,
+                                    "' of shape ", anchors_[i].sizes(),
+                                    " (written by another sync.strategy?)"));
     }
     anchors_[i].copy_(it->second);
   }
@@ -146,8 +147,8 @@ void LocalUpdateStrategy::load_state(const NamedTensors& state) {
 
 SyncStats LocalUpdateStrategy::stats() const {
   SyncStats stats{comm_->bytes_sent(), comm_->bytes_recv(), exposed_comm_s_};
-  stats.bytes_dense = exchange_ && exchange_->compressed() ? exchange_->bytes_dense()
-                                                           : stats.bytes_sent;
+  stats.bytes_dense =
+      exchange_ && exchange_->compressed() ? exchange_->bytes_dense() : stats.bytes_sent;
   return stats;
 }
 

@@ -41,9 +41,9 @@ Work ParameterExchange::launch(std::int64_t round) {
   std::vector<Work> works;
   for (int b = 0; b < buckets_.bucket_count(); ++b) {
     at::Tensor flat = buckets_.gradients(b);
-    works.push_back(compressed_ ? compressed_->launch(b, flat, no_usage_, round)
-                                : comm_->allreduce(as_buffer(flat), ReduceOp::kAvg,
-                                                   options_.algorithm));
+    works.push_back(compressed_
+                        ? compressed_->launch(b, flat, no_usage_, round)
+                        : comm_->allreduce(as_buffer(flat), ReduceOp::kAvg, options_.algorithm));
   }
   // The communication thread runs jobs in order, so this one runs after every bucket's and
   // completes with the first bucket error (a broken communicator fails every later job).

@@ -67,10 +67,10 @@ struct CompressionConfig {
 
 // outer: the local-update strategies (local_sgd, diloco; streaming_diloco and co2 to come).
 struct OuterConfig {
-  std::int64_t steps = 20;            // H: inner steps per outer round
+  std::int64_t steps = 20;             // H: inner steps per outer round
   std::string optimizer = "nesterov";  // outer_optimizer_names(): nesterov | sgd (diloco)
-  double lr = 0.7;                    // diloco: outer learning rate
-  double momentum = 0.9;              // diloco: outer momentum
+  double lr = 0.7;                     // diloco: outer learning rate
+  double momentum = 0.9;               // diloco: outer momentum
 };
 
 struct TrainConfig {

@@ -202,7 +202,7 @@ TEST(Config, ToYamlPrintsEveryKeyAndHashFollowsValues) {
                               "compression:\n", "outer:\n", "train:\n", "runtime:\n"}) {
     EXPECT_NE(yaml.find(section), std::string::npos) << section;
   }
-  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 9 + 51);  // 9 sections, 51 keys
+  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 9 + 53);  // 9 sections, 53 keys
   EXPECT_NE(yaml.find("  lr: 0.05\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  bucket_mb: 4.0\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  cost_model: \"\"\n"), std::string::npos) << yaml;
@@ -273,7 +273,8 @@ const BadCase kBadCases[] = {
     {"UnknownCompressor",
      "compression:\n  name: zip\n",
      {},
-     {"compression.name: expected one of none, fp16, bf16, qsgd, topk, randomk, sign, powersgd, got 'zip'"}},
+     {"compression.name: expected one of none, fp16, bf16, qsgd, topk, randomk, sign, powersgd, "
+      "got 'zip'"}},
     {"NotAnInteger",
      "data:\n  batch_size: abc\n",
      {},
