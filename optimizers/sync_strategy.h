@@ -78,6 +78,10 @@ class SyncStrategy {
   // Whether every rank holds the same strategy state (synchronous methods), so a checkpoint can
   // be resumed at another rank count from any rank's file.
   virtual bool state_is_replicated() const = 0;
+  // Whether every rank's parameters are identical now, between steps (after step() or
+  // load_state()): always for synchronous methods; for local-update methods only at the end of
+  // an outer round. A restored checkpoint is checked for identical replicas only when true.
+  virtual bool parameters_replicated() const { return true; }
 
   virtual NamedTensors state() const { return {}; }
   virtual void load_state(const NamedTensors& state) {}

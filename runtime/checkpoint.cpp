@@ -305,8 +305,9 @@ TrainPosition restore_agreed(Communicator& comm, InputArchive& archive, const st
     error = str_cat(path, ": ", e.what());
   }
   agree_or_throw(comm, error, "restoring the checkpoint failed");
-  // Ranks that restored different states must not train on as if they were replicas.
-  check_replicas_identical(comm, model.parameters());
+  // Ranks that restored different states must not train on as if they were replicas (a
+  // local-update method's replicas differ legitimately within an outer round).
+  if (strategy.parameters_replicated()) check_replicas_identical(comm, model.parameters());
   return position;
 }
 

@@ -26,6 +26,7 @@
 #include "compression/bucket_exchange.h"
 #include "compression/compressor.h"
 #include "compression/error_feedback.h"
+#include "optimizers/outer_optimizer.h"
 #include "runtime/data.h"
 #include "runtime/models.h"
 #include "runtime/optimizer_factory.h"
@@ -80,6 +81,10 @@ void for_each_key(C& c, Visit&& visit) {
   visit("compression", "exchange", c.compression.exchange, exchange_path_names());
   visit("compression", "momentum_masking", c.compression.momentum_masking, {});
   visit("compression", "warmup_epochs", c.compression.warmup_epochs, {});
+  visit("outer", "steps", c.outer.steps, {});
+  visit("outer", "optimizer", c.outer.optimizer, outer_optimizer_names());
+  visit("outer", "lr", c.outer.lr, {});
+  visit("outer", "momentum", c.outer.momentum, {});
   visit("train", "epochs", c.train.epochs, {});
   visit("train", "max_steps", c.train.max_steps, {});
   visit("train", "eval_every", c.train.eval_every, {});
@@ -100,7 +105,6 @@ void for_each_key(C& c, Visit&& visit) {
 // rather than "unknown section", and so that later methods add keys without a new section.
 const std::vector<std::pair<const char*, const char*>>& reserved_sections() {
   static const std::vector<std::pair<const char*, const char*>> sections = {
-      {"outer", "the local-update strategies (local_sgd, diloco, streaming_diloco, co2)"},
       {"coding", "gradient coding (sync.strategy: gradient_coding)"},
       {"inject", "straggler injection"},
   };
@@ -427,6 +431,11 @@ void validate(const Config& c, const std::string& source) {
             "none with compression.name dgc (its velocity is its error feedback)",
             c.compression.error_feedback);
   }
+
+  require(c.outer.steps >= 1, "outer.steps", ">= 1", c.outer.steps);
+  require(c.outer.lr > 0, "outer.lr", "> 0", c.outer.lr);
+  require(c.outer.momentum >= 0 && c.outer.momentum < 1, "outer.momentum", "in [0, 1)",
+          c.outer.momentum);
 
   require(c.train.max_steps >= 0, "train.max_steps", ">= 0", c.train.max_steps);
   if (c.train.max_steps == 0) {

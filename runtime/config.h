@@ -67,6 +67,14 @@ struct CompressionConfig {
   std::int64_t warmup_epochs = 0;       // dgc: epochs of exponentially rising sparsity
 };
 
+// outer: the local-update strategies (local_sgd, diloco; streaming_diloco and co2 to come).
+struct OuterConfig {
+  std::int64_t steps = 20;             // H: inner steps per outer round
+  std::string optimizer = "nesterov";  // outer_optimizer_names(): nesterov | sgd (diloco)
+  double lr = 0.7;                     // diloco: outer learning rate
+  double momentum = 0.9;               // diloco: outer momentum
+};
+
 struct TrainConfig {
   std::int64_t epochs = 1;
   std::int64_t max_steps = 0;          // > 0: stop at this step whatever epochs says
@@ -94,6 +102,7 @@ struct Config {
   OptimizerConfig optimizer;
   SyncConfig sync;
   CompressionConfig compression;
+  OuterConfig outer;
   TrainConfig train;
   RuntimeConfig runtime;
 

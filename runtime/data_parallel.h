@@ -16,6 +16,7 @@
 
 #include "collectives/communicator.h"
 #include "optimizers/compressed_exchange.h"
+#include "optimizers/local_update_strategy.h"
 #include "optimizers/sync_strategy.h"
 
 namespace torch::nn {
@@ -37,6 +38,7 @@ struct DataParallelOptions {
   double clip_norm = 0;                   // optimizer.clip_norm: > 0 clips the averaged gradient
   bool broadcast_buffers = true;          // sync.broadcast_buffers
   CompressedExchangeOptions compression;  // the compression: section
+  OuterOptions outer;                     // the outer: section (local-update strategies)
 };
 
 // The module's parameters (recursively, registration order) with their dotted names.

@@ -39,6 +39,16 @@ ResumeFingerprint resume_fingerprint(const Config& c) {
   if (c.compression.name == "powersgd") {
     f.emplace_back("compression.rank", std::to_string(c.compression.rank));
   }
+  // The local-update strategies: their schedule (H) and outer optimizer shape the trajectory.
+  if (c.sync.strategy != "allreduce") {
+    f.emplace_back("sync.strategy", quoted(c.sync.strategy));
+    f.emplace_back("outer.steps", std::to_string(c.outer.steps));
+  }
+  if (c.sync.strategy == "diloco") {
+    f.emplace_back("outer.optimizer", quoted(c.outer.optimizer));
+    f.emplace_back("outer.lr", fmt::format("{}", c.outer.lr));
+    f.emplace_back("outer.momentum", fmt::format("{}", c.outer.momentum));
+  }
   // A decaying schedule spreads over the total number of steps, so its length is part of the
   // run; a constant one is not, and a finished run may be extended.
   if (c.optimizer.schedule != "constant") {

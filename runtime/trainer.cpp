@@ -97,6 +97,8 @@ DataParallelOptions data_parallel_options(const Config& config) {
   dgc.momentum = config.optimizer.momentum;
   dgc.momentum_masking = config.compression.momentum_masking;
   dgc.warmup_epochs = config.compression.warmup_epochs;
+  o.outer.steps = config.outer.steps;
+  o.outer.optimizer = {config.outer.optimizer, config.outer.lr, config.outer.momentum};
   return o;
 }
 

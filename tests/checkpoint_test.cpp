@@ -224,6 +224,27 @@ TEST_F(CheckpointTest, ScheduleLengthMattersOnlyForADecayingSchedule) {
             "train.max_steps was 0 in checkpoint f, the config says 100");
 }
 
+// outer.* keys count only for the strategies that use them, so allreduce checkpoints still match.
+TEST_F(CheckpointTest, OuterKeysMatterOnlyForTheStrategiesThatUseThem) {
+  Config before, after;
+  after.outer.steps = 5;
+  after.outer.lr = 0.3;
+  EXPECT_EQ(fingerprint_changes(resume_fingerprint(before), resume_fingerprint(after), "f"), "");
+  before.sync.strategy = after.sync.strategy = "local_sgd";
+  EXPECT_EQ(fingerprint_changes(resume_fingerprint(before), resume_fingerprint(after), "f"),
+            "outer.steps was 20 in checkpoint f, the config says 5");
+  before.sync.strategy = after.sync.strategy = "diloco";
+  before.outer.steps = 5;
+  EXPECT_EQ(fingerprint_changes(resume_fingerprint(before), resume_fingerprint(after), "f"),
+            "outer.lr was 0.7 in checkpoint f, the config says 0.3");
+  EXPECT_EQ(fingerprint_changes(resume_fingerprint(Config{}), resume_fingerprint(after), "f"),
+            "sync.strategy was not recorded in checkpoint f, the config says \"diloco\"; "
+            "outer.steps was not recorded in checkpoint f, the config says 5; "
+            "outer.optimizer was not recorded in checkpoint f, the config says \"nesterov\"; "
+            "outer.lr was not recorded in checkpoint f, the config says 0.3; "
+            "outer.momentum was not recorded in checkpoint f, the config says 0.9");
+}
+
 TEST_F(CheckpointTest, FailedWriteOnOneRankFailsEveryRankAndLatestKeepsThePreviousStep) {
   std::vector<std::string> errors(kRanks);
   spawn_ranks(kRanks, [&](Communicator& comm) {

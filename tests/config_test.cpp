@@ -48,6 +48,11 @@ sync:
   bucket_mb: 25
   overlap: false
   cost_model: /tmp/cost.yaml
+outer:
+  steps: 50
+  optimizer: sgd
+  lr: 0.5
+  momentum: 0.8
 train:
   epochs: 3
   max_steps: 500
@@ -121,6 +126,10 @@ TEST(Config, EverySectionParsed) {
   EXPECT_DOUBLE_EQ(c.sync.bucket_mb, 25.0);
   EXPECT_FALSE(c.sync.overlap);
   EXPECT_EQ(c.sync.cost_model, "/tmp/cost.yaml");
+  EXPECT_EQ(c.outer.steps, 50);
+  EXPECT_EQ(c.outer.optimizer, "sgd");
+  EXPECT_DOUBLE_EQ(c.outer.lr, 0.5);
+  EXPECT_DOUBLE_EQ(c.outer.momentum, 0.8);
   EXPECT_EQ(c.train.epochs, 3);
   EXPECT_EQ(c.train.max_steps, 500);
   EXPECT_EQ(c.train.eval_every, 50);
@@ -190,10 +199,10 @@ TEST(Config, ToYamlRoundTrips) {
 TEST(Config, ToYamlPrintsEveryKeyAndHashFollowsValues) {
   const std::string yaml = parse_config("", {}, "x").to_yaml();
   for (const char* section : {"run:\n", "model:\n", "data:\n", "optimizer:\n", "sync:\n",
-                              "compression:\n", "train:\n", "runtime:\n"}) {
+                              "compression:\n", "outer:\n", "train:\n", "runtime:\n"}) {
     EXPECT_NE(yaml.find(section), std::string::npos) << section;
   }
-  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 8 + 51);  // 8 sections, 51 keys
+  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 9 + 55);  // 9 sections, 55 keys
   EXPECT_NE(yaml.find("  lr: 0.05\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  bucket_mb: 4.0\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  cost_model: \"\"\n"), std::string::npos) << yaml;
@@ -251,13 +260,21 @@ const BadCase kBadCases[] = {
      {},
      {"(valid sections: run, model"}},
     {"ReservedSection",
-     "outer:\n  lr: 0.7\n",
+     "coding:\n  s: 1\n",
      {},
-     {"'outer.lr': the 'outer' section configures the local-update strategies"}},
+     {"'coding.s': the 'coding' section configures gradient coding"}},
+    {"OuterStepsZero", "outer:\n  steps: 0\n", {}, {"outer.steps: must be >= 1, got 0"}},
+    {"OuterLrZero", "outer:\n  lr: 0\n", {}, {"outer.lr: must be > 0"}},
+    {"OuterMomentumOne", "outer:\n  momentum: 1\n", {}, {"outer.momentum: must be in [0, 1)"}},
+    {"UnknownOuterOptimizer",
+     "outer:\n  optimizer: adam\n",
+     {},
+     {"outer.optimizer: expected one of nesterov, sgd, got 'adam'"}},
     {"UnknownCompressor",
      "compression:\n  name: zip\n",
      {},
-     {"compression.name: expected one of none, fp16, bf16, qsgd, topk, randomk, sign, dgc, powersgd, got 'zip'"}},
+     {"compression.name: expected one of none, fp16, bf16, qsgd, topk, randomk, sign, dgc, "
+      "powersgd, got 'zip'"}},
     {"NotAnInteger",
      "data:\n  batch_size: abc\n",
      {},
@@ -337,9 +354,9 @@ const BadCase kBadCases[] = {
      {},
      {"sync.strategy: expected one of allreduce"}},
     {"PlannedStrategy",
-     "sync:\n  strategy: diloco\n",
+     "sync:\n  strategy: co2\n",
      {},
-     {"sync.strategy 'diloco' is not implemented yet"}},
+     {"sync.strategy 'co2' is not implemented yet (implemented: allreduce, local_sgd, diloco)"}},
     {"UnknownAlgorithm",
      "sync:\n  algorithm: tree\n",
      {},

@@ -26,66 +26,30 @@
 #include "runtime/data_parallel.h"
 #include "runtime/models.h"
 #include "runtime/world.h"
+#include "training_helpers.h"
 
 namespace braid {
 namespace {
 
 World* world = nullptr;
-
-const DataSplits& fashion() {
-  static DataSplits data = [] {
-    DataConfig config;
-    config.path = "/usr/share/datasets/fashion-mnist";
-    config.train_limit = 2048;
-    config.test_limit = 1;
-    return load_data(config, ModelConfig{});
-  }();
-  return data;
-}
-
-std::shared_ptr<Model> seeded_model(const std::string& name, c10::ScalarType dtype,
-                                    std::int64_t hidden = 64) {
-  torch::manual_seed(1234);
-  ModelConfig config;
-  config.name = name;
-  config.hidden = hidden;
-  auto model = make_model(config);
-  model->to(dtype);
-  return model;
-}
+using test::fashion;
+using test::max_relative_difference;
+using test::seeded_model;
 
 // Trains `steps` SGD steps on the plan's batches; `dp` null means no communication.
 // `lr_scale` lets a negative control train with a summed instead of an averaged gradient.
 void train_steps(Model& model, DataPlan& plan, int steps, DataParallel* dp, double lr_scale = 1) {
   torch::optim::SGD optimizer(model.parameters(),
                               torch::optim::SGDOptions(0.05 * lr_scale).momentum(0.9));
-  const Dataset& train = fashion().train;
-  const auto dtype = model.parameters().front().scalar_type();
   for (int step = 0; step < steps; ++step) {
-    at::Tensor idx = plan.batch_indices(0, step);
     optimizer.zero_grad();
-    model
-        .loss(model.forward(train.inputs.index_select(0, idx).to(dtype)),
-              train.targets.index_select(0, idx))
-        .backward();
+    test::backward_on(model, plan.batch_indices(0, step));
     if (dp) {
       dp->step(optimizer);
     } else {
       optimizer.step();
     }
   }
-}
-
-// Largest |a - b| / (1 + |b|) over all parameters, in float64.
-double max_relative_difference(Model& a, Model& b) {
-  double worst = 0;
-  auto theirs = b.named_parameters();
-  for (const auto& item : a.named_parameters()) {
-    at::Tensor x = item.value().detach().to(torch::kFloat64);
-    at::Tensor y = theirs[item.key()].detach().to(torch::kFloat64);
-    worst = std::max(worst, ((x - y).abs() / (1 + y.abs())).max().item<double>());
-  }
-  return worst;
 }
 
 constexpr std::int64_t kBatch = 8;

@@ -18,6 +18,9 @@
 #   compression   top-k 10% with error feedback, and dgc across its warm-up: the residuals (and
 #                 dgc's velocities) are saved, so a resumed run logs the losses of an uninterrupted
 #                 one; compression_ratio is reported
+#   local_update  diloco and local_sgd at 2 ranks: a run resumed from a mid-round checkpoint
+#                 logs the losses of an uninterrupted one; a changed outer.lr is refused;
+#                 outer.steps 0 exits 2 naming the key
 #   progress      --progress auto draws no bar into a file even though mpirun gives ranks a
 #                 pseudo-terminal; bar draws one; model.pt is written
 set -euo pipefail
@@ -255,6 +258,43 @@ compression)
     --set train.max_steps=40 --set train.resume=auto
   diff <(losses "$work/c") <(losses "$work/d") || fail "a resumed dgc run differs"
   [ "$(losses "$work/d" | wc -l)" -eq 8 ] || fail "expected 8 dgc loss lines"
+  ;;
+local_update)
+  losses() { grep '"loss"' "$1/metrics.jsonl" | grep -o '"step":[0-9]*,"epoch":[0-9]*,"loss":[^,]*'; }
+  # H = 4: the checkpoint at step 6 is in the middle of a round (replicas differ there).
+  base=(--set train.log_every=2 --set data.train_limit=4096 --set model.hidden=64
+        --set data.test_limit=200 --set outer.steps=4)
+  for strategy in diloco local_sgd; do
+    common=("${base[@]}" --set sync.strategy=$strategy)
+    train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/$strategy-a" "${common[@]}" \
+      --set train.max_steps=10
+    train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/$strategy-b" "${common[@]}" \
+      --set train.max_steps=6
+    train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/$strategy-b" "${common[@]}" \
+      --set train.max_steps=10 --set train.resume=auto
+    diff <(losses "$work/$strategy-a") <(losses "$work/$strategy-b") ||
+      fail "$strategy: the resumed run's losses differ"
+    [ "$(losses "$work/$strategy-b" | wc -l)" -eq 5 ] || fail "$strategy: expected 5 loss lines"
+    echo "$strategy resumed mid-round, losses identical: $(losses "$work/$strategy-b" | tail -1)"
+  done
+  # The outer optimizer shapes the trajectory: a resume with another outer.lr is refused.
+  set +e
+  out=$(train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/diloco-b" "${base[@]}" --set sync.strategy=diloco \
+        --set train.max_steps=12 --set train.resume=auto --set outer.lr=0.3 2>&1)
+  code=$?
+  set -e
+  [ "$code" -eq 2 ] || fail "a changed outer.lr: exit $code, expected 2"
+  echo "$out" | grep -q "resume: outer.lr was 0.7 in checkpoint .*, the config says 0.3" ||
+    fail "no message naming outer.lr"
+  set +e
+  out=$(train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/bad" --set sync.strategy=diloco \
+        --set outer.steps=0 2>&1)
+  code=$?
+  set -e
+  echo "$out" | grep '^braid: ' || true
+  [ "$code" -eq 2 ] || fail "outer.steps=0: exit $code, expected 2"
+  echo "$out" | grep -q "outer.steps: must be >= 1, got 0" || fail "no message naming outer.steps"
+  [ ! -e "$work/bad" ] || fail "outer.steps=0 created a run directory"
   ;;
 progress)
   # As a user at a terminal would run it: TERM set, not CI, output redirected to a file.

@@ -1,0 +1,155 @@
+#include "optimizers/local_update_strategy.h"
+
+#include <ATen/ATen.h>
+#include <torch/optim/optimizer.h>
+#include <torch/types.h>
+
+// After <torch/types.h>: clip_grad.h uses torch::Tensor without including it.
+#include <torch/nn/utils/clip_grad.h>
+
+#include <chrono>
+#include <map>
+
+#include "common/error.h"
+#include "common/trace.h"
+#include "optimizers/replicas.h"
+
+namespace braid {
+namespace {
+
+constexpr const char* kAnchorPrefix = "anchor.";
+constexpr const char* kOuterPrefix = "outer.";
+constexpr const char* kExchangePrefix = "exchange.";
+
+bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+// Anchors keep at least float32 precision (ALGORITHMS.md 2.6: a bf16 subtraction of two nearby
+// weights loses most of the update).
+at::ScalarType anchor_dtype(const at::Tensor& p) {
+  return at::promote_types(p.scalar_type(), at::kFloat);
+}
+
+}  // namespace
+
+LocalUpdateStrategy::LocalUpdateStrategy(std::shared_ptr<Communicator> comm,
+                                         LocalUpdateOptions options)
+    : comm_(std::move(comm)), options_(std::move(options)) {
+  if (options_.outer.steps < 1) {
+    throw ConfigError(str_cat("outer.steps: must be >= 1, got ", options_.outer.steps));
+  }
+}
+
+void LocalUpdateStrategy::attach(const NamedTensors& parameters) {
+  BRAID_CHECK(params_.empty(), "attach() called twice");
+  check_same_model(*comm_, parameters);
+  std::vector<at::Tensor> tensors;
+  for (const auto& [name, tensor] : parameters) tensors.push_back(tensor);
+  broadcast_parameters(*comm_, tensors, 0);
+  check_replicas_identical(*comm_, tensors);
+  params_ = parameters;
+  for (const at::Tensor& p : tensors)
+    anchors_.push_back(p.detach().to(anchor_dtype(p), /*non_blocking=*/false, /*copy=*/true));
+  outer_.emplace(options_.outer.optimizer, anchors_);
+  exchange_ = std::make_unique<ParameterExchange>(
+      comm_, anchors_,
+      ParameterExchangeOptions{options_.algorithm, options_.bucket_mb, options_.compression});
+}
+
+void LocalUpdateStrategy::step(torch::optim::Optimizer& optimizer) {
+  BRAID_CHECK(exchange_, "step() before attach()");
+  if (options_.clip_norm > 0) {
+    std::vector<at::Tensor> with_grad;
+    for (const auto& [name, p] : params_) {
+      if (p.grad().defined()) with_grad.push_back(p);
+    }
+    torch::nn::utils::clip_grad_norm_(with_grad, options_.clip_norm);
+  }
+  {
+    trace::Scope scope("optimizer step", "compute");
+    optimizer.step();
+  }
+  ++steps_;
+  if (steps_ % options_.outer.steps == 0) outer_round();
+}
+
+void LocalUpdateStrategy::outer_round() {
+  at::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor slot = exchange_->view(static_cast<int>(i));
+    at::sub_out(slot, anchors_[i], params_[i].second.detach().to(slot.scalar_type()));
+  }
+  const std::int64_t round = steps_ / options_.outer.steps - 1;
+  Work work = exchange_->launch(round);
+  {
+    trace::Scope scope("wait for outer round", "comm");
+    const auto start = std::chrono::steady_clock::now();
+    work.wait();
+    exposed_comm_s_ +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  trace::Scope scope("outer step", "compute");
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    outer_->step(static_cast<int>(i), anchors_[i], exchange_->view(static_cast<int>(i)));
+    params_[i].second.detach().copy_(anchors_[i]);
+  }
+}
+
+bool LocalUpdateStrategy::state_is_replicated() const {
+  return !exchange_ || exchange_->state_is_replicated();
+}
+
+bool LocalUpdateStrategy::parameters_replicated() const {
+  return steps_ % options_.outer.steps == 0;
+}
+
+NamedTensors LocalUpdateStrategy::state() const {
+  NamedTensors state{{"steps", at::scalar_tensor(steps_, at::kLong)}};
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    state.emplace_back(kAnchorPrefix + params_[i].first, anchors_[i]);
+  for (const auto& [name, tensor] : outer_->state())
+    state.emplace_back(kOuterPrefix + name, tensor);
+  for (const auto& [name, tensor] : exchange_->state())
+    state.emplace_back(kExchangePrefix + name, tensor);
+  return state;
+}
+
+void LocalUpdateStrategy::load_state(const NamedTensors& state) {
+  std::map<std::string, at::Tensor> anchors;
+  NamedTensors outer, exchange;
+  std::optional<std::int64_t> steps;
+  for (const auto& [name, tensor] : state) {
+    if (name == "steps") {
+      steps = tensor.item<std::int64_t>();
+    } else if (starts_with(name, kAnchorPrefix)) {
+      anchors[name.substr(std::string(kAnchorPrefix).size())] = tensor;
+    } else if (starts_with(name, kOuterPrefix)) {
+      outer.emplace_back(name.substr(std::string(kOuterPrefix).size()), tensor);
+    } else if (starts_with(name, kExchangePrefix)) {
+      exchange.emplace_back(name.substr(std::string(kExchangePrefix).size()), tensor);
+    } else {
+      throw CheckpointError(str_cat("unknown strategy state '", name, "'"));
+    }
+  }
+  if (!steps) throw CheckpointError("has no strategy state 'steps'");
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    auto it = anchors.find(params_[i].first);
+    if (it == anchors.end() || !it->second.sizes().equals(anchors_[i].sizes())) {
+      throw CheckpointError(str_cat("has no anchor for parameter '", params_[i].first,
+                                    "' of shape ", anchors_[i].sizes(),
+                                    " (written by another sync.strategy?)"));
+    }
+    anchors_[i].copy_(it->second);
+  }
+  outer_->load_state(outer);
+  exchange_->load_state(exchange);
+  steps_ = *steps;
+}
+
+SyncStats LocalUpdateStrategy::stats() const {
+  SyncStats stats{comm_->bytes_sent(), comm_->bytes_recv(), exposed_comm_s_};
+  stats.bytes_dense =
+      exchange_ && exchange_->compressed() ? exchange_->bytes_dense() : stats.bytes_sent;
+  return stats;
+}
+
+}  // namespace braid

@@ -1,0 +1,77 @@
+// LocalUpdateStrategy: the shared machinery of the local-update methods (local SGD and DiLoCo
+// here; Streaming DiLoCo and CO2 build on the same pieces). Every rank steps its inner optimizer
+// on its own gradients, with no gradient exchange at all; every H = `outer.steps` steps an outer
+// round synchronises the replicas:
+//   delta_r = anchor - theta_r               pseudo-gradient, in the anchor's dtype
+//   Delta   = mean_r delta_r                 ParameterExchange (compressed if configured)
+//   anchor  = OuterOptimizer(anchor, Delta)  identical on every rank
+//   theta_r = anchor                         every replica continues from the new anchor
+// The anchors are float32 (float64 for a float64 model), so a bf16 model's small updates are
+// not lost in the subtraction. The inner optimizer's state is kept across rounds (the DiLoCo
+// paper keeps it; its learning-rate schedule runs on the global step). The position within the
+// round is steps % H, so the schedule is a pure function of the step and a resumed run
+// continues it. Between rounds the replicas differ (parameters_replicated() is false); the
+// anchors, the outer momentum and the step count are identical on every rank and are the state
+// a checkpoint saves ("steps", "anchor.<name>", "outer.momentum.<i>", and "exchange.*" for
+// compression's error feedback, which is per rank). The outer round is synchronous: step()
+// returns with the replicas identical, so quiesce() has nothing to finish.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "collectives/communicator.h"
+#include "optimizers/outer_optimizer.h"
+#include "optimizers/parameter_exchange.h"
+#include "optimizers/sync_strategy.h"
+
+namespace braid {
+
+// The outer: section.
+struct OuterOptions {
+  std::int64_t steps = 20;          // outer.steps: H, inner steps per outer round
+  OuterOptimizerOptions optimizer;  // outer.optimizer, outer.lr, outer.momentum
+};
+
+struct LocalUpdateOptions {
+  std::string algorithm = "auto";  // sync.algorithm, for the outer allreduce
+  double bucket_mb = 4.0;          // sync.bucket_mb
+  double clip_norm = 0;            // > 0: clip each rank's local gradient to this L2 norm
+  CompressedExchangeOptions compression;
+  OuterOptions outer;
+};
+
+class LocalUpdateStrategy : public SyncStrategy {
+ public:
+  LocalUpdateStrategy(std::shared_ptr<Communicator> comm, LocalUpdateOptions options);
+  void attach(const NamedTensors& parameters) override;
+  void step(torch::optim::Optimizer& optimizer) override;
+  // Nothing is exchanged per step, so gradients simply accumulate in .grad.
+  void set_gradient_sync(bool) override {}
+  bool state_is_replicated() const override;
+  bool parameters_replicated() const override;
+  NamedTensors state() const override;
+  void load_state(const NamedTensors& state) override;
+  SyncStats stats() const override;
+
+  const std::vector<at::Tensor>& anchors() const { return anchors_; }
+  std::int64_t steps() const { return steps_; }
+
+ protected:
+  // Collective: one outer round (the formulas above).
+  void outer_round();
+
+ private:
+  std::shared_ptr<Communicator> comm_;
+  LocalUpdateOptions options_;
+  NamedTensors params_;
+  std::vector<at::Tensor> anchors_;
+  std::optional<OuterOptimizer> outer_;
+  std::unique_ptr<ParameterExchange> exchange_;
+  std::int64_t steps_ = 0;  // inner steps taken; the round position is steps_ % H
+  double exposed_comm_s_ = 0;
+};
+
+}  // namespace braid
