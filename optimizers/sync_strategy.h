@@ -33,6 +33,7 @@ class Optimizer;
 namespace braid {
 
 class Communicator;
+class ExchangingOptimizer;
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
@@ -78,6 +79,12 @@ class SyncStrategy {
   // Whether every rank holds the same strategy state (synchronous methods), so a checkpoint can
   // be resumed at another rank count from any rank's file.
   virtual bool state_is_replicated() const = 0;
+
+  // An optimizer that exchanges for itself from some step on (exchanging_optimizer.h: 1-bit
+  // Adam): the strategy connects it to its communicator and stops averaging gradients on the
+  // steps it claims. Call once, after attach() and before the first backward. The default
+  // throws ConfigError: only strategies that average gradients every step can host one.
+  virtual void host_optimizer(ExchangingOptimizer& optimizer);
 
   virtual NamedTensors state() const { return {}; }
   virtual void load_state(const NamedTensors& state) {}
