@@ -110,6 +110,11 @@ void OnebitAdam::compressed_step(double lr) {
               "in the sync strategy first (SyncStrategy::host_optimizer)");
   at::Tensor input = m_.mul(o.beta1).add_(flat_gradient(), 1 - o.beta1);
   exchange_momentum(input);
+  // Coordinates that never had a gradient in the warm-up (unused embedding rows, always-zero
+  // inputs) froze with v = 0: sign compression never sends them a zero, and m / eps would throw
+  // them off by lr * scale / eps per step. Their momentum is zeroed (DeepSpeed's exp_avg_mask,
+  // derived here from v). With freeze_step 0 every v is 0 and nothing is masked.
+  if (o.freeze_step > 0) m_.masked_fill_(v_ == 0, 0);
   const double correction1 = 1 - std::pow(o.beta1, static_cast<double>(steps_));
   // v froze with its bias correction at step F (none to apply when F = 0: v stayed 0).
   const double correction2 =

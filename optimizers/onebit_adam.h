@@ -8,6 +8,7 @@
 //     x = x - lr ( m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps) + wd x )
 //   compression, t > F (no gradient allreduce: g_r is this rank's own gradient):
 //     m = C_allreduce(b1 m + (1 - b1) g_r)   identical on every rank; v stays frozen
+//     m = m * [v > 0]                        (momentum mask, below)
 //     x = x - lr ( m / (1 - b1^t) / (sqrt(v / (1 - b2^F)) + eps) + wd x )
 // C_allreduce is the two-phase compressed allreduce (compression/two_phase_exchange.h) with
 // error feedback at the worker (ErrorFeedback kEf: z = u + e_w, e_w = z - C(z)) and at the
@@ -20,6 +21,11 @@
 //    phase v is frozen together with its correction 1 - b2^F: without it, a short warm-up
 //    (F = 40 gives 1 - b2^F = 0.04) would freeze a variance 25x too small and take 5x too
 //    large steps for the rest of the run. freeze_step 0 leaves v = 0 (denominator eps).
+//  - Momentum mask: coordinates whose frozen v is exactly 0 (no gradient in the whole warm-up:
+//    unused embedding rows, always-zero inputs) get m = 0 after each exchange. The sign
+//    compressor never delivers an exact zero, and m / (sqrt(0) + eps) would move them by
+//    lr * scale / eps per step (ALGORITHMS.md 6.6). DeepSpeed leaves this mask (exp_avg_mask)
+//    to the user; here it is derived from v. Not applied with freeze_step 0 (all of v is 0).
 //  - Weight decay is decoupled and applied outside the preconditioner (DeepSpeed, AdamW), as
 //    x *= 1 - lr wd before the Adam step, like torch's AdamW.
 //  - The compressor is CompressorSign: one l1 scale per 512-element chunk (contractive),

@@ -7,6 +7,7 @@
 //    (u_r,t = b1 m + (1 - b1) g_r,t what rank r compressed, out_t the exchanged momentum);
 //  - no gradient allreduce runs in the compression phase: a step sends under d/4 bytes for d
 //    float64 parameters, while a warm-up step sends the dense 2(P-1)/P * 8d;
+//  - coordinates with no gradient in the warm-up (v = 0) get a masked momentum;
 //  - save()/load() in the compression phase continues the trajectory bit for bit;
 //  - optimizer.freeze_step is validated and part of the resume fingerprint of onebit_adam only.
 #include <gtest/gtest.h>
@@ -269,6 +270,31 @@ TEST(OnebitAdam, SaveAndLoadContinueTheTrajectoryBitForBit) {
     EXPECT_TRUE(at::equal(resumed[r], uninterrupted[r])) << "rank " << r;
     EXPECT_FALSE(at::equal(without_errors[r], uninterrupted[r])) << "rank " << r;
   }
+}
+
+// A parameter whose gradient is exactly zero through the warm-up freezes with v = 0; its
+// momentum is masked afterwards, so it moves only by weight decay. Negative control: the other
+// parameter does move by more than that.
+TEST(OnebitAdam, CoordinatesWithoutGradientInTheWarmupOnlyDecay) {
+  const int steps = 6, freeze = 2;
+  spawn_ranks(3, [&](Communicator& comm) {
+    std::vector<at::Tensor> params = {at::linspace(-1, 1, 1000, at::kDouble).requires_grad_(),
+                                      at::linspace(-1, 1, 600, at::kDouble).requires_grad_()};
+    const at::Tensor start = params[1].detach().clone();
+    OnebitAdam optimizer(params, onebit_options(freeze));
+    DataParallel dp(borrow(comm), named(params), DataParallelOptions{});
+    dp.strategy().host_optimizer(optimizer);
+    for (int step = 0; step < steps; ++step) {
+      optimizer.zero_grad();
+      at::Tensor target = at::cos(at::arange(1000, at::kDouble) + comm.rank() + step);
+      (0.5 * (params[0] - target).pow(2).sum() + 0 * params[1].sum()).backward();
+      dp.step(optimizer);
+    }
+    const at::Tensor decayed = start * std::pow(1 - kLr * kWd, steps);
+    EXPECT_LE(max_abs_diff(params[1].detach(), decayed), 1e-15);
+    EXPECT_TRUE(optimizer.momentum().narrow(0, 1000, 600).eq(0).all().item<bool>());
+    EXPECT_GT(max_abs_diff(params[0].detach(), at::linspace(-1, 1, 1000, at::kDouble)), 1e-3);
+  });
 }
 
 TEST(OnebitAdam, StepWithoutHostingIsAClearError) {

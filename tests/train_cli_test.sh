@@ -17,6 +17,9 @@
 #                 a run resumed at another rank count continues at the same sample
 #   compression   top-k 10% with error feedback: the residuals are saved, so a resumed run logs
 #                 the losses of an uninterrupted one; compression_ratio is reported
+#   onebit_adam   1-bit Adam on 3 ranks, freezing after 5 steps: momentum, frozen variance and both
+#                 error buffers are saved, so a run resumed in the compression phase logs the
+#                 losses of an uninterrupted one; compression_ratio is reported
 #   progress      --progress auto draws no bar into a file even though mpirun gives ranks a
 #                 pseudo-terminal; bar draws one; model.pt is written
 set -euo pipefail
@@ -242,6 +245,20 @@ compression)
   ratio=$(json_number "$work/a/metrics.jsonl" compression_ratio)
   echo "compression_ratio $ratio"
   awk -v r="$ratio" 'BEGIN { exit !(r > 3) }' || fail "top-k 10% sent more than a third of dense bytes"
+  ;;
+onebit_adam)
+  common=(--set train.log_every=5 --set train.checkpoint_every=10 --set data.train_limit=4096
+          --set model.hidden=64 --set optimizer.name=onebit_adam --set optimizer.lr=0.001
+          --set optimizer.freeze_step=5 --set data.test_limit=200)
+  train 3 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/a" "${common[@]}" --set train.max_steps=20
+  train 3 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/b" "${common[@]}" --set train.max_steps=10
+  train 3 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/b" "${common[@]}" --set train.max_steps=20 \
+    --set train.resume=auto
+  losses() { grep '"loss"' "$1/metrics.jsonl" | grep -o '"step":[0-9]*,"epoch":[0-9]*,"loss":[^,]*'; }
+  diff <(losses "$work/a") <(losses "$work/b") || fail "a resumed onebit_adam run differs"
+  ratio=$(json_number "$work/a/metrics.jsonl" compression_ratio)
+  echo "compression_ratio $ratio"
+  awk -v r="$ratio" 'BEGIN { exit !(r > 2) }' || fail "onebit_adam sent more than half of dense bytes"
   ;;
 progress)
   # As a user at a terminal would run it: TERM set, not CI, output redirected to a file.
