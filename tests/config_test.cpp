@@ -193,7 +193,7 @@ TEST(Config, ToYamlPrintsEveryKeyAndHashFollowsValues) {
                               "compression:\n", "train:\n", "runtime:\n"}) {
     EXPECT_NE(yaml.find(section), std::string::npos) << section;
   }
-  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 8 + 47);  // 8 sections, 47 keys
+  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 8 + 50);  // 8 sections, 50 keys
   EXPECT_NE(yaml.find("  lr: 0.05\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  bucket_mb: 4.0\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  cost_model: \"\"\n"), std::string::npos) << yaml;
