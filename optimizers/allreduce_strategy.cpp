@@ -69,7 +69,9 @@ void AllreduceStrategy::on_gradient(int i, const at::Tensor& grad) {
                         "backward calls needs sync.overlap=false)"));
   }
   const bool complete = buckets_->add_gradient(i, grad);
-  if (complete && sync_ && options_.overlap) launch_ready_buckets(/*force=*/false);
+  if (complete && sync_ && options_.overlap && !optimizer_exchanges()) {
+    launch_ready_buckets(/*force=*/false);
+  }
 }
 
 void AllreduceStrategy::launch_ready_buckets(bool force) {
@@ -99,13 +101,15 @@ void AllreduceStrategy::set_gradient_sync(bool enabled) {
   sync_ = enabled;
 }
 
-void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    BRAID_CHECK(sync_, "step() inside no_sync(): the last micro-step must synchronise");
-    launch_ready_buckets(/*force=*/true);
-  }
-  wait_launched();
+void AllreduceStrategy::host_optimizer(ExchangingOptimizer& optimizer) {
+  BRAID_CHECK(!hosted_, "host_optimizer() called twice");
+  BRAID_CHECK(buckets_, "host_optimizer() before attach()");
+  hosted_ = &optimizer;
+  optimizer.connect(comm_);
+}
+
+// The averages of the buckets into .grad; a parameter no rank computed a gradient for gets none.
+void AllreduceStrategy::give_averaged_gradients() {
   const std::vector<bool> used = buckets_->used_anywhere();
   for (std::size_t i = 0; i < params_.size(); ++i) {
     at::Tensor& grad = params_[i].mutable_grad();
@@ -128,9 +132,58 @@ void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
     // Every rank clips the same averaged gradient, so replicas stay identical.
     torch::nn::utils::clip_grad_norm_(with_grad, options_.clip_norm);
   }
+}
+
+// This rank's accumulated gradients into .grad (the hosted optimizer exchanges for itself).
+// Clipping, if configured, clips the local gradient: the only one there is.
+void AllreduceStrategy::give_local_gradients() {
+  std::vector<at::Tensor> with_grad;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor& grad = params_[i].mutable_grad();
+    if (!buckets_->has_gradient(static_cast<int>(i))) {
+      grad = at::Tensor();
+      continue;
+    }
+    at::Tensor local = buckets_->view(static_cast<int>(i)).view(params_[i].sizes());
+    if (grad.defined()) {
+      grad.copy_(local);
+    } else {
+      grad = local.clone();
+    }
+    with_grad.push_back(params_[i]);
+  }
+  if (options_.clip_norm > 0) torch::nn::utils::clip_grad_norm_(with_grad, options_.clip_norm);
+}
+
+void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
+  auto* exchanging = dynamic_cast<ExchangingOptimizer*>(&optimizer);
+  BRAID_CHECK(exchanging == hosted_, "step(): ",
+              exchanging ? "this optimizer exchanges for itself: call host_optimizer() with it "
+                           "before the first backward"
+                         : "not the optimizer given to host_optimizer()");
+  const bool local = optimizer_exchanges();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    BRAID_CHECK(sync_, "step() inside no_sync(): the last micro-step must synchronise");
+    if (!local) launch_ready_buckets(/*force=*/true);
+  }
+  wait_launched();
+  if (local) {
+    give_local_gradients();
+  } else {
+    give_averaged_gradients();
+  }
+  const std::uint64_t sent_before = comm_->bytes_sent();
   {
     trace::Scope scope("optimizer step", "compute");
     optimizer.step();
+  }
+  if (local) {
+    optimizer_bytes_sent_ += comm_->bytes_sent() - sent_before;
+    const int P = comm_->size();
+    std::uint64_t dense = 0;
+    for (const at::Tensor& p : params_) dense += p.numel() * p.element_size();
+    optimizer_bytes_dense_ += P > 1 ? dense * 2 * (P - 1) / P : 0;
   }
   buckets_->reset();
   ++steps_;
@@ -151,12 +204,15 @@ void AllreduceStrategy::quiesce() {
 
 SyncStats AllreduceStrategy::stats() const {
   SyncStats stats{comm_->bytes_sent(), comm_->bytes_recv(), exposed_comm_s_};
-  stats.bytes_dense = exchange_ ? exchange_->bytes_dense() : stats.bytes_sent;
+  stats.bytes_dense =
+      (exchange_ ? exchange_->bytes_dense() : stats.bytes_sent - optimizer_bytes_sent_) +
+      optimizer_bytes_dense_;
   return stats;
 }
 
 bool AllreduceStrategy::state_is_replicated() const {
-  return !exchange_ || exchange_->state_is_replicated();
+  return (!exchange_ || exchange_->state_is_replicated()) &&
+         (!hosted_ || hosted_->state_is_replicated());
 }
 
 NamedTensors AllreduceStrategy::state() const {

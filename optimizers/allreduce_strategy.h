@@ -17,6 +17,11 @@
 // the micro-steps' gradients up and only the last backward launches them. Each bucket carries usage
 // slots, so knowing which parameters got a gradient anywhere costs no extra message. attach()
 // broadcasts rank 0's parameters and checks a fingerprint of names and shapes first.
+//
+// A hosted ExchangingOptimizer (1-bit Adam after its warm-up) takes the exchange over: on the
+// steps it claims, the hooks only accumulate this rank's gradients, no bucket is launched, and
+// step() hands the local gradients to the optimizer, whose own exchange (on this strategy's
+// communicator) is then all the step sends.
 #pragma once
 
 #include <memory>
@@ -25,6 +30,7 @@
 
 #include "collectives/communicator.h"
 #include "optimizers/compressed_exchange.h"
+#include "optimizers/exchanging_optimizer.h"
 #include "optimizers/grad_buckets.h"
 #include "optimizers/sync_strategy.h"
 
@@ -51,6 +57,7 @@ class AllreduceStrategy : public SyncStrategy {
   void quiesce() override;
   void set_gradient_sync(bool enabled) override;
   bool state_is_replicated() const override;
+  void host_optimizer(ExchangingOptimizer& optimizer) override;
   NamedTensors state() const override;
   void load_state(const NamedTensors& state) override;
   SyncStats stats() const override;
@@ -61,6 +68,10 @@ class AllreduceStrategy : public SyncStrategy {
   void on_gradient(int param, const at::Tensor& grad);
   void launch_ready_buckets(bool force);
   void wait_launched();
+  // Whether the hosted optimizer exchanges for itself in the coming step.
+  bool optimizer_exchanges() const { return hosted_ && hosted_->exchanges_next_step(); }
+  void give_local_gradients();
+  void give_averaged_gradients();
 
   std::shared_ptr<Communicator> comm_;
   AllreduceStrategyOptions options_;
@@ -73,6 +84,10 @@ class AllreduceStrategy : public SyncStrategy {
   bool sync_ = true;         // false inside no_sync(): backward only accumulates
   std::mutex mutex_;         // hooks may run on autograd worker threads
   double exposed_comm_s_ = 0;
+  ExchangingOptimizer* hosted_ = nullptr;
+  // Steps the hosted optimizer exchanged for itself: what it sent, and what a dense allreduce
+  // of the gradients would have sent instead (for the compression ratio).
+  std::uint64_t optimizer_bytes_sent_ = 0, optimizer_bytes_dense_ = 0;
 };
 
 }  // namespace braid

@@ -1,11 +1,18 @@
 #include "optimizers/sync_strategy.h"
 
 #include "collectives/communicator.h"
+#include "common/error.h"
 
 namespace braid {
 
 BatchAssignment SyncStrategy::assign_batch(std::int64_t, int rank, int) const {
   return {{rank}, {1.0}};
+}
+
+void SyncStrategy::host_optimizer(ExchangingOptimizer&) {
+  throw ConfigError(str_cat("sync.strategy '", name(),
+                            "' cannot host an optimizer that exchanges for itself "
+                            "(optimizer.name onebit_adam needs sync.strategy allreduce)"));
 }
 
 }  // namespace braid

@@ -33,6 +33,7 @@ class Optimizer;
 namespace braid {
 
 class Communicator;
+class ExchangingOptimizer;
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
@@ -82,6 +83,12 @@ class SyncStrategy {
   // load_state()): always for synchronous methods; for local-update methods only at the end of
   // an outer round. A restored checkpoint is checked for identical replicas only when true.
   virtual bool parameters_replicated() const { return true; }
+
+  // An optimizer that exchanges for itself from some step on (exchanging_optimizer.h: 1-bit
+  // Adam): the strategy connects it to its communicator and stops averaging gradients on the
+  // steps it claims. Call once, after attach() and before the first backward. The default
+  // throws ConfigError: only strategies that average gradients every step can host one.
+  virtual void host_optimizer(ExchangingOptimizer& optimizer);
 
   virtual NamedTensors state() const { return {}; }
   virtual void load_state(const NamedTensors& state) {}

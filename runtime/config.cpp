@@ -64,6 +64,7 @@ void for_each_key(C& c, Visit&& visit) {
   visit("optimizer", "warmup_steps", c.optimizer.warmup_steps, {});
   visit("optimizer", "min_lr_ratio", c.optimizer.min_lr_ratio, {});
   visit("optimizer", "clip_norm", c.optimizer.clip_norm, {});
+  visit("optimizer", "freeze_step", c.optimizer.freeze_step, {});
   // The planned strategies parse, so that validate() can say "not implemented yet" rather
   // than "unknown".
   visit("sync", "strategy", c.sync.strategy, strategy_names(/*planned_too=*/true));
@@ -404,6 +405,7 @@ void validate(const Config& c, const std::string& source) {
           "in [0, 1]", c.optimizer.min_lr_ratio);
   require(c.optimizer.clip_norm >= 0, "optimizer.clip_norm", ">= 0 (0: no clipping)",
           c.optimizer.clip_norm);
+  require(c.optimizer.freeze_step >= 0, "optimizer.freeze_step", ">= 0", c.optimizer.freeze_step);
 
   const auto& implemented = strategy_names(/*planned_too=*/false);
   if (std::find(implemented.begin(), implemented.end(), c.sync.strategy) == implemented.end()) {

@@ -35,7 +35,7 @@ struct DataConfig {
 };
 
 struct OptimizerConfig {
-  std::string name = "sgd";  // sgd | adamw
+  std::string name = "sgd";  // sgd | adamw | onebit_adam
   double lr = 0.05;
   double momentum = 0.9;  // sgd
   double weight_decay = 0.0;
@@ -43,6 +43,7 @@ struct OptimizerConfig {
   std::int64_t warmup_steps = 0;      // warmup_cosine
   double min_lr_ratio = 0.0;          // warmup_cosine: final lr = lr * min_lr_ratio
   double clip_norm = 0.0;             // > 0: clip the averaged gradient's global L2 norm
+  std::int64_t freeze_step = 100000;  // onebit_adam: warm-up steps before the variance freezes
 };
 
 struct SyncConfig {

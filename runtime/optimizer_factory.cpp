@@ -7,11 +7,12 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "optimizers/onebit_adam.h"
 
 namespace braid {
 
 const std::vector<std::string>& optimizer_names() {
-  static const std::vector<std::string> names = {"sgd", "adamw"};
+  static const std::vector<std::string> names = {"sgd", "adamw", "onebit_adam"};
   return names;
 }
 
@@ -26,6 +27,12 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Config& config,
   if (o.name == "adamw") {
     return std::make_unique<torch::optim::AdamW>(
         parameters, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  }
+  if (o.name == "onebit_adam") {
+    OnebitAdamOptions options(o.lr);
+    options.weight_decay = o.weight_decay;
+    options.freeze_step = o.freeze_step;
+    return std::make_unique<OnebitAdam>(parameters, options);
   }
   BRAID_CHECK(o.name == "sgd", "optimizer.name '", o.name, "' passed validation");
   // DGC takes the momentum over (momentum correction: u = m u + g is accumulated per rank before

@@ -36,6 +36,9 @@ ResumeFingerprint resume_fingerprint(const Config& c) {
   if (c.compression.exchange != "auto") {
     f.emplace_back("compression.exchange", quoted(c.compression.exchange));
   }
+  if (c.optimizer.name == "onebit_adam") {
+    f.emplace_back("optimizer.freeze_step", std::to_string(c.optimizer.freeze_step));
+  }
   if (c.compression.name == "powersgd") {
     f.emplace_back("compression.rank", std::to_string(c.compression.rank));
   }

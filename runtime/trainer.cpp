@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/trace.h"
+#include "optimizers/exchanging_optimizer.h"
 #include "runtime/checkpoint.h"
 #include "runtime/cost_model_file.h"
 #include "runtime/data_parallel.h"
@@ -173,6 +174,9 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
   dp_ = std::make_unique<DataParallel>(comm_, named_parameters(*model_), options,
                                        named_buffers(*model_));
   optimizer_ = make_optimizer(config_, model_->parameters());
+  if (auto* exchanging = dynamic_cast<ExchangingOptimizer*>(optimizer_.get())) {
+    dp_->strategy().host_optimizer(*exchanging);  // before restore(): load() may check sizes
+  }
   // Before anything is written: a resume that refuses the config leaves the run untouched.
   if (config_.train.resume == "auto") restore();
   total_steps_ = position_.step + steps_left_in_run();

@@ -21,6 +21,9 @@
 #   local_update  diloco and local_sgd at 2 ranks: a run resumed from a mid-round checkpoint
 #                 logs the losses of an uninterrupted one; a changed outer.lr is refused;
 #                 outer.steps 0 exits 2 naming the key
+#   onebit_adam   1-bit Adam on 3 ranks, freezing after 5 steps: momentum, frozen variance and both
+#                 error buffers are saved, so a run resumed in the compression phase logs the
+#                 losses of an uninterrupted one; compression_ratio is reported
 #   progress      --progress auto draws no bar into a file even though mpirun gives ranks a
 #                 pseudo-terminal; bar draws one; model.pt is written
 set -euo pipefail
@@ -295,6 +298,20 @@ local_update)
   [ "$code" -eq 2 ] || fail "outer.steps=0: exit $code, expected 2"
   echo "$out" | grep -q "outer.steps: must be >= 1, got 0" || fail "no message naming outer.steps"
   [ ! -e "$work/bad" ] || fail "outer.steps=0 created a run directory"
+  ;;
+onebit_adam)
+  common=(--set train.log_every=5 --set train.checkpoint_every=10 --set data.train_limit=4096
+          --set model.hidden=64 --set optimizer.name=onebit_adam --set optimizer.lr=0.001
+          --set optimizer.freeze_step=5 --set data.test_limit=200)
+  train 3 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/a" "${common[@]}" --set train.max_steps=20
+  train 3 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/b" "${common[@]}" --set train.max_steps=10
+  train 3 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/b" "${common[@]}" --set train.max_steps=20 \
+    --set train.resume=auto
+  losses() { grep '"loss"' "$1/metrics.jsonl" | grep -o '"step":[0-9]*,"epoch":[0-9]*,"loss":[^,]*'; }
+  diff <(losses "$work/a") <(losses "$work/b") || fail "a resumed onebit_adam run differs"
+  ratio=$(json_number "$work/a/metrics.jsonl" compression_ratio)
+  echo "compression_ratio $ratio"
+  awk -v r="$ratio" 'BEGIN { exit !(r > 2) }' || fail "onebit_adam sent more than half of dense bytes"
   ;;
 progress)
   # As a user at a terminal would run it: TERM set, not CI, output redirected to a file.
