@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "compression/dgc_memory.h"
 #include "compression/error_feedback.h"
+#include "compression/momentum_correction.h"
 
 namespace braid {
 
@@ -10,7 +11,11 @@ std::unique_ptr<BucketMemory> make_bucket_memory(const CompressionOptions& optio
                                                  const std::string& error_feedback, double eta,
                                                  int ranks, double clip_norm) {
   const ErrorFeedbackKind kind = parse_error_feedback(error_feedback);
-  if (options.name != "dgc") return std::make_unique<ErrorFeedback>(kind, eta);
+  if (options.name != "dgc") {
+    auto feedback = std::make_unique<ErrorFeedback>(kind, eta);
+    if (!options.momentum_correction) return feedback;
+    return std::make_unique<MomentumCorrection>(options.dgc.momentum, std::move(feedback));
+  }
   if (kind != ErrorFeedbackKind::kNone) {
     throw ConfigError(
         str_cat("compression.error_feedback: dgc keeps its own memory (the "

@@ -40,6 +40,9 @@ struct DgcOptions {
 };
 
 struct CompressionOptions {
+  // Accumulate the optimizer's momentum (dgc.momentum) per rank before compressing, for any
+  // compressor (momentum_correction.h); dgc always does.
+  bool momentum_correction = false;
   std::string name = "none";  // compressor_names()
   double ratio = 0.01;        // topk, randomk, dgc: fraction of elements kept, in (0, 1]
   int bits = 4;               // qsgd: bits per level index, 1..8 (2^bits - 1 levels)

@@ -80,6 +80,7 @@ void for_each_key(C& c, Visit&& visit) {
   visit("compression", "eta", c.compression.eta, {});
   visit("compression", "rank", c.compression.rank, {});
   visit("compression", "exchange", c.compression.exchange, exchange_path_names());
+  visit("compression", "momentum_correction", c.compression.momentum_correction, {});
   visit("compression", "momentum_masking", c.compression.momentum_masking, {});
   visit("compression", "warmup_epochs", c.compression.warmup_epochs, {});
   visit("outer", "steps", c.outer.steps, {});
@@ -422,6 +423,15 @@ void validate(const Config& c, const std::string& source) {
           c.compression.rank);
   require(c.compression.warmup_epochs >= 0, "compression.warmup_epochs", ">= 0",
           c.compression.warmup_epochs);
+  if (c.compression.momentum_correction) {
+    // The momentum moves from the optimizer into the gradient exchange of the allreduce strategy.
+    require(c.sync.strategy == "allreduce", "sync.strategy",
+            "allreduce with compression.momentum_correction", c.sync.strategy);
+    require(c.optimizer.name == "sgd", "optimizer.name", "sgd with compression.momentum_correction",
+            c.optimizer.name);
+    require(c.compression.name != "dgc", "compression.momentum_correction",
+            "false with compression.name dgc (dgc always corrects the momentum)", "true");
+  }
   if (c.compression.name == "dgc") {
     // DGC's momentum correction replaces the optimizer's momentum and sends sparse gradients
     // through the allreduce strategy's buckets; its accumulated velocity is its error feedback.

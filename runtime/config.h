@@ -64,6 +64,7 @@ struct CompressionConfig {
   double eta = 1e-3;                    // econtrol: weight of the fed-back error
   std::int64_t rank = 2;                // powersgd: rank of each matrix's approximation, >= 1
   std::string exchange = "auto";        // auto | gather | two_phase (gathered compressors)
+  bool momentum_correction = false;     // accumulate the momentum per rank before compressing
   bool momentum_masking = true;         // dgc: clear the momentum where the velocity was sent
   std::int64_t warmup_epochs = 0;       // dgc: epochs of exponentially rising sparsity
 };

@@ -38,7 +38,9 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Config& config,
   // DGC takes the momentum over (momentum correction: u = m u + g is accumulated per rank before
   // sparsifying, and the averaged sparse update is applied as plain SGD); a momentum here would
   // apply it twice. Weight decay stays local and uncompressed, as in the DGC reimplementation.
-  const double momentum = config.compression.name == "dgc" ? 0.0 : o.momentum;
+  // compression.momentum_correction moves it there too, for any compressor.
+  const bool corrected = config.compression.name == "dgc" || config.compression.momentum_correction;
+  const double momentum = corrected ? 0.0 : o.momentum;
   return std::make_unique<torch::optim::SGD>(
       parameters, torch::optim::SGDOptions(o.lr).momentum(momentum).weight_decay(o.weight_decay));
 }

@@ -39,6 +39,7 @@ ResumeFingerprint resume_fingerprint(const Config& c) {
   if (c.optimizer.name == "onebit_adam") {
     f.emplace_back("optimizer.freeze_step", std::to_string(c.optimizer.freeze_step));
   }
+  if (c.compression.momentum_correction) f.emplace_back("compression.momentum_correction", "true");
   if (c.compression.name == "powersgd") {
     f.emplace_back("compression.rank", std::to_string(c.compression.rank));
   }

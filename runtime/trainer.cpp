@@ -97,6 +97,7 @@ DataParallelOptions data_parallel_options(const Config& config) {
   DgcOptions& dgc = o.compression.compression.dgc;
   dgc.momentum = config.optimizer.momentum;
   dgc.momentum_masking = config.compression.momentum_masking;
+  o.compression.compression.momentum_correction = config.compression.momentum_correction;
   dgc.warmup_epochs = config.compression.warmup_epochs;
   o.outer.steps = config.outer.steps;
   o.outer.optimizer = {config.outer.optimizer, config.outer.lr, config.outer.momentum};

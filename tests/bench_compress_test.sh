@@ -40,7 +40,7 @@ PY
 
 bench 2 > "$work/all.json"
 cat "$work/all.json"
-check "$work/all.json" 2 dense,fp16,bf16,qsgd,topk,randomk,sign || fail "default rows"
+check "$work/all.json" 2 dense,fp16,bf16,qsgd,topk,randomk,sign,dgc || fail "default rows"
 
 # Negative control: fp16 sending as much as dense must be rejected by the same checks.
 python3 - "$work/all.json" > "$work/bad.json" <<'PY'
@@ -50,7 +50,7 @@ for r in rows:
     if r["compressor"] == "fp16": r["bytes_sent"] = rows[0]["bytes_sent"]
     print(json.dumps(r))
 PY
-if check "$work/bad.json" 2 dense,fp16,bf16,qsgd,topk,randomk,sign 2>/dev/null; then
+if check "$work/bad.json" 2 dense,fp16,bf16,qsgd,topk,randomk,sign,dgc 2>/dev/null; then
   fail "the checks accepted fp16 sending as many bytes as dense"
 fi
 
@@ -63,6 +63,6 @@ code=$?
 set -e
 cat "$work/bad.log"
 [ "$code" -ne 0 ] || fail "an unknown compressor: expected a non-zero exit"
-grep -q "unknown compressor 'zip' (valid: dense, none, fp16, bf16, qsgd, topk, randomk, sign)" \
+grep -q "unknown compressor 'zip' (valid: dense, none, fp16, bf16, qsgd, topk, randomk, sign, dgc)" \
   "$work/bad.log" || fail "no list of valid names"
 echo PASS

@@ -23,6 +23,7 @@
 #include "compression/bucket_memory.h"
 #include "compression/compressor_dgc.h"
 #include "compression/dgc_memory.h"
+#include "compression/momentum_correction.h"
 #include "compression/payload.h"
 #include "compression/sparse_select.h"
 #include "runtime/config.h"
@@ -256,6 +257,50 @@ TEST(DgcConfig, TheLayerRefusesErrorFeedbackAndTwoPhaseAndGathers) {
   EXPECT_THROW(make_bucket_exchange(o, ErrorFeedbackKind::kNone, 4), ConfigError);
   o.name = "topk";  // control: topk itself may take two_phase
   EXPECT_STREQ(make_bucket_exchange(o, ErrorFeedbackKind::kNone, 4)->path(), "two_phase");
+}
+
+// compression.momentum_correction (compression/momentum_correction.h): DGC's momentum correction
+// around any error feedback. What the inner memory compresses is u = m u + g, so EF's identity
+// holds in u's units: sent + new residual = u + old residual.
+TEST(MomentumCorrection, ErrorFeedbackActsOnTheAccumulatedMomentum) {
+  CompressionOptions o;
+  o.name = "sign";
+  o.momentum_correction = true;
+  o.dgc.momentum = 0.5;
+  auto memory = make_bucket_memory(o, "ef", 0, 4, 0);
+  auto compressor = make_compressor(o);
+  const std::int64_t n = 1000;
+  at::Tensor u = at::zeros({n}, at::kDouble), error = at::zeros({n}, at::kDouble);
+  for (int step = 0; step < 6; ++step) {
+    const at::Tensor g = gradient_at(step, n);
+    u = 0.5 * u + g;
+    const at::Tensor input = memory->prepare(0, g);
+    EXPECT_TRUE(at::equal(input, u + error)) << "step " << step;
+    std::vector<std::uint8_t> payload = compressor->encode(input, PayloadContext{0, step, 0});
+    at::Tensor delta = at::empty_like(input);
+    compressor->decode(payload.data(), payload.size(), delta, PayloadContext{0, step, 0});
+    memory->commit(0, g, input, delta);
+    error = input - delta;
+    EXPECT_TRUE(at::equal(named(*memory, "0.error"), error)) << "step " << step;
+    EXPECT_TRUE(at::equal(named(*memory, "0.momentum"), u)) << "step " << step;
+  }
+  // The state restores: a fresh memory continues with the same input.
+  auto restored = make_bucket_memory(o, "ef", 0, 4, 0);
+  restored->load_state(memory->state());
+  const at::Tensor g = gradient_at(6, n);
+  EXPECT_TRUE(at::equal(restored->prepare(0, g), memory->prepare(0, g)));
+  EXPECT_FALSE(restored->state_is_replicated());
+  EXPECT_THROW(restored->load_state({{"0.velocity", at::zeros({n}, at::kDouble)}}),
+               CheckpointError);
+}
+
+TEST(MomentumCorrection, ConfigRefusesWhatItCannotRunNamingTheKey) {
+  const std::string mc = "compression:\n  name: sign\n  momentum_correction: true\n";
+  EXPECT_NO_THROW(parse_config(mc + "  error_feedback: ef\n", {}, "x"));
+  expect_config_error(mc + "optimizer:\n  name: adamw\n", "optimizer.name");
+  expect_config_error(mc + "sync:\n  strategy: diloco\n", "sync.strategy");
+  expect_config_error("compression:\n  name: dgc\n  momentum_correction: true\n",
+                      "compression.momentum_correction");
 }
 
 }  // namespace

@@ -290,6 +290,33 @@ TEST(Dgc, RatioOneWithMaskingIsPlainSgd) {
   EXPECT_GT(max_relative_difference(*model, *momentum), 1e3 * kTrajectoryTolerance);
 }
 
+// compression.momentum_correction (compression/momentum_correction.h): with a lossless compressor
+// (top-k keeping everything) and any error feedback, accumulating u = m u + g per rank and
+// averaging u is momentum SGD with dense averaging; the optimizer runs without momentum.
+class MomentumCorrection : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MomentumCorrection, LosslessIsMomentumSgdWithDenseAveraging) {
+  auto model = seeded_model("mlp", torch::kFloat64);
+  DataParallelOptions options = options_for("ring");
+  options.compression.compression.name = "topk";
+  options.compression.compression.ratio = 1.0;
+  options.compression.compression.momentum_correction = true;
+  options.compression.compression.dgc.momentum = 0.9;
+  options.compression.error_feedback = GetParam();
+  options.compression.eta = 0;
+  DataParallel dp(*world, named_parameters(*model), options);
+  DataPlan mine(fashion().train.size(), world->rank(), world->size(), kBatch, 7);
+  sgd_steps(*model, mine, &dp, 0.0);
+  auto reference = reference_run("mlp", world->size() * kBatch);
+  EXPECT_LT(max_relative_difference(*model, *reference), kTrajectoryTolerance) << GetParam();
+  // Control: the correction carries the momentum; plain SGD does not follow momentum SGD.
+  EXPECT_GT(max_relative_difference(*plain_sgd_reference(), *reference),
+            1e3 * kTrajectoryTolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(ErrorFeedback, MomentumCorrection,
+                         ::testing::Values("none", "ef", "ef21", "econtrol"));
+
 }  // namespace dgc
 // ---- end of Deep Gradient Compression ------------------------------------------------------
 
