@@ -33,6 +33,13 @@ namespace braid {
 struct OuterOptions {
   std::int64_t steps = 20;          // outer.steps: H, inner steps per outer round
   OuterOptimizerOptions optimizer;  // outer.optimizer, outer.lr, outer.momentum
+  // streaming_diloco (streaming_diloco_strategy.h): outer.fragments, outer.fragment_pattern,
+  // outer.delay_steps (tau), outer.mix (alpha), outer.wire.
+  std::int64_t fragments = 2;
+  std::string fragment_pattern = "strided";
+  std::int64_t delay_steps = 1;
+  double mix = 0.5;
+  std::string wire = "e3m0";
 };
 
 struct LocalUpdateOptions {

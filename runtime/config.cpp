@@ -26,7 +26,9 @@
 #include "compression/bucket_exchange.h"
 #include "compression/compressor.h"
 #include "compression/error_feedback.h"
+#include "compression/wire_codec.h"
 #include "optimizers/outer_optimizer.h"
+#include "optimizers/streaming_diloco_strategy.h"
 #include "runtime/data.h"
 #include "runtime/models.h"
 #include "runtime/optimizer_factory.h"
@@ -87,6 +89,11 @@ void for_each_key(C& c, Visit&& visit) {
   visit("outer", "optimizer", c.outer.optimizer, outer_optimizer_names());
   visit("outer", "lr", c.outer.lr, {});
   visit("outer", "momentum", c.outer.momentum, {});
+  visit("outer", "fragments", c.outer.fragments, {});
+  visit("outer", "fragment_pattern", c.outer.fragment_pattern, fragment_pattern_names());
+  visit("outer", "delay_steps", c.outer.delay_steps, {});
+  visit("outer", "mix", c.outer.mix, {});
+  visit("outer", "wire", c.outer.wire, wire_names());
   visit("train", "epochs", c.train.epochs, {});
   visit("train", "max_steps", c.train.max_steps, {});
   visit("train", "eval_every", c.train.eval_every, {});
@@ -448,6 +455,20 @@ void validate(const Config& c, const std::string& source) {
   require(c.outer.lr > 0, "outer.lr", "> 0", c.outer.lr);
   require(c.outer.momentum >= 0 && c.outer.momentum < 1, "outer.momentum", "in [0, 1)",
           c.outer.momentum);
+  require(c.outer.fragments >= 1, "outer.fragments", ">= 1", c.outer.fragments);
+  require(c.outer.delay_steps >= 0, "outer.delay_steps", ">= 0", c.outer.delay_steps);
+  require(c.outer.mix >= 0 && c.outer.mix <= 1, "outer.mix", "in [0, 1]", c.outer.mix);
+  if (c.sync.strategy == "streaming_diloco") {
+    require(c.outer.fragments <= c.outer.steps, "outer.fragments",
+            "<= outer.steps (each fragment syncs at its own offset)", c.outer.fragments);
+    require(c.outer.delay_steps < c.outer.steps, "outer.delay_steps", "< outer.steps",
+            c.outer.delay_steps);
+    if (c.compression.name != "none" || c.compression.error_feedback != "none") {
+      require(c.outer.wire == "float32", "outer.wire",
+              "float32 with compression (the compressor encodes the pseudo-gradients)",
+              c.outer.wire);
+    }
+  }
 
   require(c.train.max_steps >= 0, "train.max_steps", ">= 0", c.train.max_steps);
   if (c.train.max_steps == 0) {

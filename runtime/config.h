@@ -75,6 +75,12 @@ struct OuterConfig {
   std::string optimizer = "nesterov";  // outer_optimizer_names(): nesterov | sgd (diloco)
   double lr = 0.7;                     // diloco: outer learning rate
   double momentum = 0.9;               // diloco: outer momentum
+  // streaming_diloco (optimizers/streaming_diloco_strategy.h)
+  std::int64_t fragments = 2;                // F: fragments, each synced every H steps
+  std::string fragment_pattern = "strided";  // strided (layer l -> l mod F) | sequential
+  std::int64_t delay_steps = 1;              // tau: steps between a fragment's send and merge
+  double mix = 0.5;                          // alpha: theta = (1 - alpha) global + alpha local
+  std::string wire = "e3m0";                 // float32 | bfloat16 | e3m0 (4-bit)
 };
 
 struct TrainConfig {

@@ -48,10 +48,17 @@ ResumeFingerprint resume_fingerprint(const Config& c) {
     f.emplace_back("sync.strategy", quoted(c.sync.strategy));
     f.emplace_back("outer.steps", std::to_string(c.outer.steps));
   }
-  if (c.sync.strategy == "diloco") {
+  if (c.sync.strategy == "diloco" || c.sync.strategy == "streaming_diloco") {
     f.emplace_back("outer.optimizer", quoted(c.outer.optimizer));
     f.emplace_back("outer.lr", fmt::format("{}", c.outer.lr));
     f.emplace_back("outer.momentum", fmt::format("{}", c.outer.momentum));
+  }
+  if (c.sync.strategy == "streaming_diloco") {
+    f.emplace_back("outer.fragments", std::to_string(c.outer.fragments));
+    f.emplace_back("outer.fragment_pattern", quoted(c.outer.fragment_pattern));
+    f.emplace_back("outer.delay_steps", std::to_string(c.outer.delay_steps));
+    f.emplace_back("outer.mix", fmt::format("{}", c.outer.mix));
+    f.emplace_back("outer.wire", quoted(c.outer.wire));
   }
   // A decaying schedule spreads over the total number of steps, so its length is part of the
   // run; a constant one is not, and a finished run may be extended.

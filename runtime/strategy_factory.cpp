@@ -4,12 +4,14 @@
 #include "optimizers/allreduce_strategy.h"
 #include "optimizers/diloco_strategy.h"
 #include "optimizers/local_sgd_strategy.h"
+#include "optimizers/streaming_diloco_strategy.h"
 #include "runtime/data_parallel.h"
 
 namespace braid {
 
 const std::vector<std::string>& strategy_names(bool planned_too) {
-  static const std::vector<std::string> implemented = {"allreduce", "local_sgd", "diloco"};
+  static const std::vector<std::string> implemented = {"allreduce", "local_sgd", "diloco",
+                                                       "streaming_diloco"};
   static const std::vector<std::string> with_planned = {"allreduce", "local_sgd", "diloco",
                                                         "streaming_diloco", "co2"};
   return planned_too ? with_planned : implemented;
@@ -27,6 +29,9 @@ std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
                                  options.compression, options.outer};
   if (options.strategy == "local_sgd") return std::make_unique<LocalSgdStrategy>(comm, local);
   if (options.strategy == "diloco") return std::make_unique<DilocoStrategy>(comm, local);
+  if (options.strategy == "streaming_diloco") {
+    return std::make_unique<StreamingDilocoStrategy>(comm, local);
+  }
   throw ConfigError(str_cat("sync.strategy: unknown strategy '", options.strategy,
                             "' (valid: ", join(strategy_names()), ")"));
 }

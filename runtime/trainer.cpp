@@ -101,6 +101,11 @@ DataParallelOptions data_parallel_options(const Config& config) {
   dgc.warmup_epochs = config.compression.warmup_epochs;
   o.outer.steps = config.outer.steps;
   o.outer.optimizer = {config.outer.optimizer, config.outer.lr, config.outer.momentum};
+  o.outer.fragments = config.outer.fragments;
+  o.outer.fragment_pattern = config.outer.fragment_pattern;
+  o.outer.delay_steps = config.outer.delay_steps;
+  o.outer.mix = config.outer.mix;
+  o.outer.wire = config.outer.wire;
   return o;
 }
 

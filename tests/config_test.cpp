@@ -202,7 +202,7 @@ TEST(Config, ToYamlPrintsEveryKeyAndHashFollowsValues) {
                               "compression:\n", "outer:\n", "train:\n", "runtime:\n"}) {
     EXPECT_NE(yaml.find(section), std::string::npos) << section;
   }
-  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 9 + 57);  // 9 sections, 57 keys
+  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 9 + 62);  // 9 sections, 62 keys
   EXPECT_NE(yaml.find("  lr: 0.05\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  bucket_mb: 4.0\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  cost_model: \"\"\n"), std::string::npos) << yaml;
@@ -356,7 +356,8 @@ const BadCase kBadCases[] = {
     {"PlannedStrategy",
      "sync:\n  strategy: co2\n",
      {},
-     {"sync.strategy 'co2' is not implemented yet (implemented: allreduce, local_sgd, diloco)"}},
+     {"sync.strategy 'co2' is not implemented yet (implemented: allreduce, local_sgd, diloco, "
+      "streaming_diloco)"}},
     {"UnknownAlgorithm",
      "sync:\n  algorithm: tree\n",
      {},

@@ -21,6 +21,9 @@
 #   local_update  diloco and local_sgd at 2 ranks: a run resumed from a mid-round checkpoint
 #                 logs the losses of an uninterrupted one; a changed outer.lr is refused;
 #                 outer.steps 0 exits 2 naming the key
+#   streaming_diloco  at 2 ranks: a run resumed from a checkpoint with a fragment in flight logs
+#                 the losses of an uninterrupted one; a changed outer.wire is refused;
+#                 outer.delay_steps >= outer.steps exits 2 naming the key
 #   onebit_adam   1-bit Adam on 3 ranks, freezing after 5 steps: momentum, frozen variance and both
 #                 error buffers are saved, so a run resumed in the compression phase logs the
 #                 losses of an uninterrupted one; compression_ratio is reported
@@ -298,6 +301,37 @@ local_update)
   [ "$code" -eq 2 ] || fail "outer.steps=0: exit $code, expected 2"
   echo "$out" | grep -q "outer.steps: must be >= 1, got 0" || fail "no message naming outer.steps"
   [ ! -e "$work/bad" ] || fail "outer.steps=0 created a run directory"
+  ;;
+streaming_diloco)
+  losses() { grep '"loss"' "$1/metrics.jsonl" | grep -o '"step":[0-9]*,"epoch":[0-9]*,"loss":[^,]*'; }
+  # H 4, 2 fragments (offsets 2 and 4), tau 2: the checkpoint at step 6 has fragment 0 in flight
+  # (sent at 6, merged at 8); its received mean is saved and merged at step 8 after the resume.
+  common=(--set train.log_every=2 --set data.train_limit=4096 --set model.hidden=64
+          --set data.test_limit=200 --set sync.strategy=streaming_diloco --set outer.steps=4
+          --set outer.fragments=2 --set outer.delay_steps=2 --set outer.wire=e3m0)
+  train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/a" "${common[@]}" --set train.max_steps=10
+  train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/b" "${common[@]}" --set train.max_steps=6
+  train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/b" "${common[@]}" --set train.max_steps=10 \
+    --set train.resume=auto
+  diff <(losses "$work/a") <(losses "$work/b") || fail "the resumed run's losses differ"
+  [ "$(losses "$work/b" | wc -l)" -eq 5 ] || fail "expected 5 loss lines"
+  echo "streaming_diloco resumed with a fragment in flight, losses identical: $(losses "$work/b" | tail -1)"
+  # The wire format shapes the trajectory: a resume with another outer.wire is refused.
+  set +e
+  out=$(train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/b" "${common[@]}" \
+        --set train.max_steps=12 --set train.resume=auto --set outer.wire=bfloat16 2>&1)
+  code=$?
+  set -e
+  [ "$code" -eq 2 ] || fail "a changed outer.wire: exit $code, expected 2"
+  echo "$out" | grep -q 'outer.wire' || fail "no message naming outer.wire"
+  set +e
+  out=$(train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/bad" "${common[@]}" \
+        --set outer.delay_steps=4 2>&1)
+  code=$?
+  set -e
+  [ "$code" -eq 2 ] || fail "outer.delay_steps=4: exit $code, expected 2"
+  echo "$out" | grep -q "outer.delay_steps: must be < outer.steps, got 4" ||
+    fail "no message naming outer.delay_steps"
   ;;
 onebit_adam)
   common=(--set train.log_every=5 --set train.checkpoint_every=10 --set data.train_limit=4096

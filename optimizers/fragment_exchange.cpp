@@ -1,0 +1,105 @@
+#include "optimizers/fragment_exchange.h"
+
+#include <ATen/ATen.h>
+
+#include "collectives/tensor.h"
+#include "common/error.h"
+
+namespace braid {
+
+FragmentExchange::FragmentExchange(std::shared_ptr<Communicator> comm,
+                                   const std::vector<at::Tensor>& like, WireFormat wire,
+                                   const ParameterExchangeOptions& dense, int fragment)
+    : comm_(std::move(comm)), wire_(wire), fragment_(fragment), like_(like) {
+  BRAID_CHECK(!like.empty(), "fragment ", fragment, " has no tensors");
+  for (const at::Tensor& t : like) {
+    offsets_.push_back(numel_);
+    numel_ += t.numel();
+  }
+  if (wire_ == WireFormat::kFloat32) {
+    dense_ = std::make_unique<ParameterExchange>(comm_, like, dense);
+    return;
+  }
+  for (const at::Tensor& t : like) {
+    BRAID_CHECK(t.scalar_type() == like.front().scalar_type(), "fragment ", fragment,
+                " mixes anchor dtypes");
+  }
+  flat_ = at::zeros({numel_}, like.front().options());
+  const auto bytes = static_cast<std::int64_t>(wire_bytes(wire_, numel_));
+  mine_ = at::zeros({bytes}, at::kByte);
+  gathered_ = at::zeros({bytes * comm_->size()}, at::kByte);
+}
+
+FragmentExchange::~FragmentExchange() {
+  if (!in_flight()) return;
+  comm_->abort("a fragment exchange was destroyed while in flight");
+  try {
+    last_.wait();
+  } catch (const std::exception&) {
+    // Whoever launched it failed already; its error was or will be reported there.
+  }
+}
+
+at::Tensor FragmentExchange::view(int k) const {
+  if (dense_) return dense_->view(k);
+  return flat_.narrow(0, offsets_.at(k), like_.at(k).numel()).view(like_.at(k).sizes());
+}
+
+Work FragmentExchange::launch(std::int64_t round) {
+  BRAID_CHECK(!in_flight(), "fragment ", fragment_, " launched with an exchange in flight");
+  ++launches_;
+  if (dense_) return last_ = dense_->launch(round);
+  // The jobs run in order on the communication thread and hold the tensors they touch.
+  const WireFormat wire = wire_;
+  at::Tensor flat = flat_, mine = mine_, gathered = gathered_;
+  (void)comm_->submit({"fragment_encode", "", numel_, DType::kUInt8},
+                      [=](OpContext&) { wire_encode(wire, flat, mine.data_ptr<std::uint8_t>()); });
+  (void)comm_->allgather(as_buffer(mine_), as_buffer(gathered_));
+  const int size = comm_->size(), fragment = fragment_;
+  last_ = comm_->submit({"fragment_decode", "", numel_, DType::kUInt8}, [=](OpContext&) {
+    at::Tensor sum = flat;
+    sum.zero_();
+    const std::size_t bytes = static_cast<std::size_t>(mine.numel());
+    for (int r = 0; r < size; ++r) {
+      PayloadContext context;
+      context.bucket = fragment;
+      context.step = round;
+      context.source_rank = r;
+      wire_decode_add(wire, gathered.data_ptr<std::uint8_t>() + r * bytes, bytes, sum, context);
+    }
+    sum.div_(size);
+  });
+  return last_;
+}
+
+std::uint64_t FragmentExchange::bytes_per_launch() const {
+  const auto P = static_cast<std::uint64_t>(comm_->size());
+  const auto dense = static_cast<std::uint64_t>(2 * (P - 1) * 4 * numel_ / P);
+  if (wire_ == WireFormat::kFloat32) return dense;
+  return (P - 1) * wire_bytes(wire_, numel_);
+}
+
+std::uint64_t FragmentExchange::bytes_dense() const {
+  if (dense_) return dense_->compressed() ? dense_->bytes_dense() : 0;
+  const auto P = static_cast<std::uint64_t>(comm_->size());
+  return launches_ * static_cast<std::uint64_t>(2 * (P - 1) * 4 * numel_ / P);
+}
+
+bool FragmentExchange::compressed() const { return !dense_ || dense_->compressed(); }
+
+NamedTensors FragmentExchange::state() const { return dense_ ? dense_->state() : NamedTensors{}; }
+
+void FragmentExchange::load_state(const NamedTensors& state) {
+  if (dense_) {
+    dense_->load_state(state);
+  } else if (!state.empty()) {
+    throw CheckpointError(
+        str_cat("has compression state '", state.front().first, "' but outer.wire is not float32"));
+  }
+}
+
+bool FragmentExchange::state_is_replicated() const {
+  return !dense_ || dense_->state_is_replicated();
+}
+
+}  // namespace braid

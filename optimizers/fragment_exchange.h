@@ -1,0 +1,65 @@
+// FragmentExchange: averages one Streaming DiLoCo fragment's pseudo-gradients over ranks in the
+// background, in the configured wire format (compression/wire_codec.h):
+//  - float32: a ParameterExchange (ring allreduce of the anchors' dtype, or any compressor of the
+//    compression layer); bytes sent per rank per launch 2(P-1)/P x 4 x numel (float32 ring).
+//  - bfloat16, e3m0: every rank encodes its own pseudo-gradient (on the communication thread),
+//    the payloads are allgathered (ring), and each rank decodes all P payloads and sums them in
+//    rank order in the anchors' dtype (float32 or float64), then divides by P. Nothing is
+//    re-quantised, so the mean carries one rounding per rank; every rank sums the same payloads
+//    in the same order, so the means are bitwise identical. Bytes sent per rank per launch:
+//    (P-1) x wire_bytes(numel).
+// The owner writes the pseudo-gradients into view(k), launches, and reads the mean from the same
+// views once the Work completed; the views stay untouched while in flight.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "collectives/communicator.h"
+#include "compression/wire_codec.h"
+#include "optimizers/parameter_exchange.h"
+
+namespace braid {
+
+class FragmentExchange {
+ public:
+  // `like`: the fragment's anchors (shape and dtype of each slot; one dtype for bf16/e3m0).
+  // `fragment` names the fragment in payload errors.
+  FragmentExchange(std::shared_ptr<Communicator> comm, const std::vector<at::Tensor>& like,
+                   WireFormat wire, const ParameterExchangeOptions& dense, int fragment);
+  ~FragmentExchange();
+
+  at::Tensor view(int k) const;
+  std::int64_t numel() const { return numel_; }
+  // Starts the exchange; at most one in flight.
+  [[nodiscard]] Work launch(std::int64_t round);
+  bool in_flight() const { return !last_.is_completed(); }
+
+  // Bytes one launch sends per rank (the formulas above; exact for equal ring chunks).
+  std::uint64_t bytes_per_launch() const;
+  // What a dense float ring allreduce of the same launches would have sent.
+  std::uint64_t bytes_dense() const;
+  bool compressed() const;
+  // Compression's error feedback (float32 wire only); none otherwise.
+  NamedTensors state() const;
+  void load_state(const NamedTensors& state);
+  bool state_is_replicated() const;
+
+ private:
+  std::shared_ptr<Communicator> comm_;
+  WireFormat wire_;
+  int fragment_;
+  std::int64_t numel_ = 0;
+  std::unique_ptr<ParameterExchange> dense_;  // float32 wire
+  // bf16 / e3m0: the pseudo-gradient, then the mean, flat; the payloads sent and gathered.
+  at::Tensor flat_, mine_, gathered_;
+  std::vector<std::int64_t> offsets_;
+  std::vector<at::Tensor> like_;
+  std::uint64_t launches_ = 0;
+  Work last_;
+};
+
+}  // namespace braid
