@@ -33,6 +33,10 @@ namespace braid {
 struct OuterOptions {
   std::int64_t steps = 20;          // outer.steps: H, inner steps per outer round
   OuterOptimizerOptions optimizer;  // outer.optimizer, outer.lr, outer.momentum
+  // co2 (co2_strategy.h): the stale mean is divided by 1 + staleness_penalty; clip_norm > 0
+  // bounds the L2 norm of the outer step (0: off).
+  double staleness_penalty = 0;  // outer.staleness_penalty
+  double clip_norm = 0;          // outer.clip_norm
 };
 
 struct LocalUpdateOptions {

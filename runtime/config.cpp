@@ -86,6 +86,8 @@ void for_each_key(C& c, Visit&& visit) {
   visit("outer", "optimizer", c.outer.optimizer, outer_optimizer_names());
   visit("outer", "lr", c.outer.lr, {});
   visit("outer", "momentum", c.outer.momentum, {});
+  visit("outer", "staleness_penalty", c.outer.staleness_penalty, {});
+  visit("outer", "clip_norm", c.outer.clip_norm, {});
   visit("train", "epochs", c.train.epochs, {});
   visit("train", "max_steps", c.train.max_steps, {});
   visit("train", "eval_every", c.train.eval_every, {});
@@ -438,6 +440,9 @@ void validate(const Config& c, const std::string& source) {
   require(c.outer.lr > 0, "outer.lr", "> 0", c.outer.lr);
   require(c.outer.momentum >= 0 && c.outer.momentum < 1, "outer.momentum", "in [0, 1)",
           c.outer.momentum);
+  require(c.outer.staleness_penalty >= 0, "outer.staleness_penalty", ">= 0 (0: no penalty)",
+          c.outer.staleness_penalty);
+  require(c.outer.clip_norm >= 0, "outer.clip_norm", ">= 0 (0: no clipping)", c.outer.clip_norm);
 
   require(c.train.max_steps >= 0, "train.max_steps", ">= 0", c.train.max_steps);
   if (c.train.max_steps == 0) {

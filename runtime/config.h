@@ -74,6 +74,10 @@ struct OuterConfig {
   std::string optimizer = "nesterov";  // outer_optimizer_names(): nesterov | sgd (diloco)
   double lr = 0.7;                     // diloco: outer learning rate
   double momentum = 0.9;               // diloco: outer momentum
+  // co2: the stale mean is divided by 1 + staleness_penalty; clip_norm > 0 bounds the L2 norm of
+  // the outer step (0: off).
+  double staleness_penalty = 0;
+  double clip_norm = 0;
 };
 
 struct TrainConfig {

@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 #include "optimizers/allreduce_strategy.h"
+#include "optimizers/co2_strategy.h"
 #include "optimizers/diloco_strategy.h"
 #include "optimizers/local_sgd_strategy.h"
 #include "runtime/data_parallel.h"
@@ -9,7 +10,7 @@
 namespace braid {
 
 const std::vector<std::string>& strategy_names(bool planned_too) {
-  static const std::vector<std::string> implemented = {"allreduce", "local_sgd", "diloco"};
+  static const std::vector<std::string> implemented = {"allreduce", "local_sgd", "diloco", "co2"};
   static const std::vector<std::string> with_planned = {"allreduce", "local_sgd", "diloco",
                                                         "streaming_diloco", "co2"};
   return planned_too ? with_planned : implemented;
@@ -27,6 +28,7 @@ std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
                                  options.compression, options.outer};
   if (options.strategy == "local_sgd") return std::make_unique<LocalSgdStrategy>(comm, local);
   if (options.strategy == "diloco") return std::make_unique<DilocoStrategy>(comm, local);
+  if (options.strategy == "co2") return std::make_unique<Co2Strategy>(comm, local);
   throw ConfigError(str_cat("sync.strategy: unknown strategy '", options.strategy,
                             "' (valid: ", join(strategy_names()), ")"));
 }

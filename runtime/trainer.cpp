@@ -100,6 +100,8 @@ DataParallelOptions data_parallel_options(const Config& config) {
   dgc.warmup_epochs = config.compression.warmup_epochs;
   o.outer.steps = config.outer.steps;
   o.outer.optimizer = {config.outer.optimizer, config.outer.lr, config.outer.momentum};
+  o.outer.staleness_penalty = config.outer.staleness_penalty;
+  o.outer.clip_norm = config.outer.clip_norm;
   return o;
 }
 
