@@ -40,6 +40,10 @@ struct OuterOptions {
   std::int64_t delay_steps = 1;
   double mix = 0.5;
   std::string wire = "e3m0";
+  // co2 (co2_strategy.h): the stale mean is divided by 1 + staleness_penalty; clip_norm > 0
+  // bounds the L2 norm of the outer step (0: off).
+  double staleness_penalty = 0;  // outer.staleness_penalty
+  double clip_norm = 0;          // outer.clip_norm
 };
 
 struct LocalUpdateOptions {

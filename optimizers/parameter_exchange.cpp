@@ -25,10 +25,12 @@ ParameterExchange::ParameterExchange(std::shared_ptr<Communicator> comm,
 
 ParameterExchange::~ParameterExchange() {
   if (!last_.is_completed()) comm_->abort("a parameter exchange was destroyed while in flight");
-  try {
-    last_.wait();
-  } catch (const std::exception&) {
-    // Whoever launched it failed already; its error was or will be reported there.
+  for (const Work& w : parts_) {
+    try {
+      w.wait();
+    } catch (const std::exception&) {
+      // Whoever launched it failed already; its error was or will be reported there.
+    }
   }
 }
 
@@ -51,6 +53,8 @@ Work ParameterExchange::launch(std::int64_t round) {
   last_ = comm_->submit(desc, [works](OpContext&) {
     for (const Work& w : works) w.wait();
   });
+  parts_ = std::move(works);
+  parts_.push_back(last_);
   return last_;
 }
 

@@ -74,6 +74,9 @@ class ParameterExchange {
   std::unique_ptr<CompressedExchange> compressed_;  // null: plain allreduce
   at::Tensor no_usage_;                             // CompressedExchange's usage slots: none
   Work last_;
+  // The last launch's bucket jobs: abort() completes the queued join at once while a bucket's
+  // job may still be running, so the destructor waits for these too.
+  std::vector<Work> parts_;
 };
 
 }  // namespace braid

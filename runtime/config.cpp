@@ -94,6 +94,8 @@ void for_each_key(C& c, Visit&& visit) {
   visit("outer", "delay_steps", c.outer.delay_steps, {});
   visit("outer", "mix", c.outer.mix, {});
   visit("outer", "wire", c.outer.wire, wire_names());
+  visit("outer", "staleness_penalty", c.outer.staleness_penalty, {});
+  visit("outer", "clip_norm", c.outer.clip_norm, {});
   visit("train", "epochs", c.train.epochs, {});
   visit("train", "max_steps", c.train.max_steps, {});
   visit("train", "eval_every", c.train.eval_every, {});
@@ -469,6 +471,9 @@ void validate(const Config& c, const std::string& source) {
               c.outer.wire);
     }
   }
+  require(c.outer.staleness_penalty >= 0, "outer.staleness_penalty", ">= 0 (0: no penalty)",
+          c.outer.staleness_penalty);
+  require(c.outer.clip_norm >= 0, "outer.clip_norm", ">= 0 (0: no clipping)", c.outer.clip_norm);
 
   require(c.train.max_steps >= 0, "train.max_steps", ">= 0", c.train.max_steps);
   if (c.train.max_steps == 0) {

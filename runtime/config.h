@@ -81,6 +81,10 @@ struct OuterConfig {
   std::int64_t delay_steps = 1;              // tau: steps between a fragment's send and merge
   double mix = 0.5;                          // alpha: theta = (1 - alpha) global + alpha local
   std::string wire = "e3m0";                 // float32 | bfloat16 | e3m0 (4-bit)
+  // co2: the stale mean is divided by 1 + staleness_penalty; clip_norm > 0 bounds the L2 norm of
+  // the outer step (0: off).
+  double staleness_penalty = 0;
+  double clip_norm = 0;
 };
 
 struct TrainConfig {

@@ -48,7 +48,8 @@ ResumeFingerprint resume_fingerprint(const Config& c) {
     f.emplace_back("sync.strategy", quoted(c.sync.strategy));
     f.emplace_back("outer.steps", std::to_string(c.outer.steps));
   }
-  if (c.sync.strategy == "diloco" || c.sync.strategy == "streaming_diloco") {
+  if (c.sync.strategy == "diloco" || c.sync.strategy == "streaming_diloco" ||
+      c.sync.strategy == "co2") {
     f.emplace_back("outer.optimizer", quoted(c.outer.optimizer));
     f.emplace_back("outer.lr", fmt::format("{}", c.outer.lr));
     f.emplace_back("outer.momentum", fmt::format("{}", c.outer.momentum));
@@ -59,6 +60,10 @@ ResumeFingerprint resume_fingerprint(const Config& c) {
     f.emplace_back("outer.delay_steps", std::to_string(c.outer.delay_steps));
     f.emplace_back("outer.mix", fmt::format("{}", c.outer.mix));
     f.emplace_back("outer.wire", quoted(c.outer.wire));
+  }
+  if (c.sync.strategy == "co2") {
+    f.emplace_back("outer.staleness_penalty", fmt::format("{}", c.outer.staleness_penalty));
+    f.emplace_back("outer.clip_norm", fmt::format("{}", c.outer.clip_norm));
   }
   // A decaying schedule spreads over the total number of steps, so its length is part of the
   // run; a constant one is not, and a finished run may be extended.

@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 #include "optimizers/allreduce_strategy.h"
+#include "optimizers/co2_strategy.h"
 #include "optimizers/diloco_strategy.h"
 #include "optimizers/local_sgd_strategy.h"
 #include "optimizers/streaming_diloco_strategy.h"
@@ -11,7 +12,7 @@ namespace braid {
 
 const std::vector<std::string>& strategy_names(bool planned_too) {
   static const std::vector<std::string> implemented = {"allreduce", "local_sgd", "diloco",
-                                                       "streaming_diloco"};
+                                                       "streaming_diloco", "co2"};
   static const std::vector<std::string> with_planned = {"allreduce", "local_sgd", "diloco",
                                                         "streaming_diloco", "co2"};
   return planned_too ? with_planned : implemented;
@@ -32,6 +33,7 @@ std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
   if (options.strategy == "streaming_diloco") {
     return std::make_unique<StreamingDilocoStrategy>(comm, local);
   }
+  if (options.strategy == "co2") return std::make_unique<Co2Strategy>(comm, local);
   throw ConfigError(str_cat("sync.strategy: unknown strategy '", options.strategy,
                             "' (valid: ", join(strategy_names()), ")"));
 }

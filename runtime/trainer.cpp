@@ -106,6 +106,8 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.outer.delay_steps = config.outer.delay_steps;
   o.outer.mix = config.outer.mix;
   o.outer.wire = config.outer.wire;
+  o.outer.staleness_penalty = config.outer.staleness_penalty;
+  o.outer.clip_norm = config.outer.clip_norm;
   return o;
 }
 

@@ -202,7 +202,7 @@ TEST(Config, ToYamlPrintsEveryKeyAndHashFollowsValues) {
                               "compression:\n", "outer:\n", "train:\n", "runtime:\n"}) {
     EXPECT_NE(yaml.find(section), std::string::npos) << section;
   }
-  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 9 + 62);  // 9 sections, 62 keys
+  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 9 + 64);  // 9 sections, 64 keys
   EXPECT_NE(yaml.find("  lr: 0.05\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  bucket_mb: 4.0\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  cost_model: \"\"\n"), std::string::npos) << yaml;
@@ -266,6 +266,14 @@ const BadCase kBadCases[] = {
     {"OuterStepsZero", "outer:\n  steps: 0\n", {}, {"outer.steps: must be >= 1, got 0"}},
     {"OuterLrZero", "outer:\n  lr: 0\n", {}, {"outer.lr: must be > 0"}},
     {"OuterMomentumOne", "outer:\n  momentum: 1\n", {}, {"outer.momentum: must be in [0, 1)"}},
+    {"OuterStalenessPenaltyNegative",
+     "outer:\n  staleness_penalty: -1\n",
+     {},
+     {"outer.staleness_penalty: must be >= 0 (0: no penalty), got -1"}},
+    {"OuterClipNormNegative",
+     "outer:\n  clip_norm: -0.5\n",
+     {},
+     {"outer.clip_norm: must be >= 0 (0: no clipping), got -0.5"}},
     {"UnknownOuterOptimizer",
      "outer:\n  optimizer: adam\n",
      {},
@@ -353,11 +361,6 @@ const BadCase kBadCases[] = {
      "sync:\n  strategy: gossip\n",
      {},
      {"sync.strategy: expected one of allreduce"}},
-    {"PlannedStrategy",
-     "sync:\n  strategy: co2\n",
-     {},
-     {"sync.strategy 'co2' is not implemented yet (implemented: allreduce, local_sgd, diloco, "
-      "streaming_diloco)"}},
     {"UnknownAlgorithm",
      "sync:\n  algorithm: tree\n",
      {},

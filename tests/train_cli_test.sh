@@ -18,7 +18,7 @@
 #   compression   top-k 10% with error feedback, and dgc across its warm-up: the residuals (and
 #                 dgc's velocities) are saved, so a resumed run logs the losses of an uninterrupted
 #                 one; compression_ratio is reported
-#   local_update  diloco and local_sgd at 2 ranks: a run resumed from a mid-round checkpoint
+#   local_update  diloco, local_sgd and co2 at 2 ranks: a run resumed from a mid-round checkpoint
 #                 logs the losses of an uninterrupted one; a changed outer.lr is refused;
 #                 outer.steps 0 exits 2 naming the key
 #   streaming_diloco  at 2 ranks: a run resumed from a checkpoint with a fragment in flight logs
@@ -267,11 +267,13 @@ compression)
   ;;
 local_update)
   losses() { grep '"loss"' "$1/metrics.jsonl" | grep -o '"step":[0-9]*,"epoch":[0-9]*,"loss":[^,]*'; }
-  # H = 4: the checkpoint at step 6 is in the middle of a round (replicas differ there).
+  # H = 4: the checkpoint at step 6 is in the middle of a round (replicas differ there); for co2
+  # round 0's exchange is in flight there, so the checkpoint holds its received mean.
   base=(--set train.log_every=2 --set data.train_limit=4096 --set model.hidden=64
         --set data.test_limit=200 --set outer.steps=4)
-  for strategy in diloco local_sgd; do
+  for strategy in diloco local_sgd co2; do
     common=("${base[@]}" --set sync.strategy=$strategy)
+    [ "$strategy" = co2 ] && common+=(--set outer.staleness_penalty=0.5 --set outer.clip_norm=1)
     train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/$strategy-a" "${common[@]}" \
       --set train.max_steps=10
     train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/$strategy-b" "${common[@]}" \

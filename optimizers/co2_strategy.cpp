@@ -1,0 +1,214 @@
+#include "optimizers/co2_strategy.h"
+
+#include <ATen/ATen.h>
+#include <torch/optim/optimizer.h>
+#include <torch/types.h>
+
+// After <torch/types.h>: clip_grad.h uses torch::Tensor without including it.
+#include <torch/nn/utils/clip_grad.h>
+
+#include <chrono>
+#include <cmath>
+#include <map>
+
+#include "common/error.h"
+#include "common/trace.h"
+#include "optimizers/replicas.h"
+
+namespace braid {
+namespace {
+
+constexpr const char* kAnchorPrefix = "anchor.";
+constexpr const char* kStartPrefix = "start.";
+constexpr const char* kPendingPrefix = "pending.";
+constexpr const char* kOuterPrefix = "outer.";
+constexpr const char* kExchangePrefix = "exchange.";
+
+bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+// As LocalUpdateStrategy's anchors: at least float32 (ALGORITHMS.md 2.6).
+at::ScalarType anchor_dtype(const at::Tensor& p) {
+  return at::promote_types(p.scalar_type(), at::kFloat);
+}
+
+// Copies `given[name]` into `into`; CheckpointError if it is missing or misshaped.
+void restore(const std::map<std::string, at::Tensor>& given, const std::string& name,
+             at::Tensor into) {
+  auto it = given.find(name);
+  if (it == given.end() || !it->second.sizes().equals(into.sizes())) {
+    throw CheckpointError(str_cat("has no co2 state '", name, "' of shape ", into.sizes(),
+                                  " (written by another sync.strategy?)"));
+  }
+  into.copy_(it->second);
+}
+
+}  // namespace
+
+Co2Strategy::Co2Strategy(std::shared_ptr<Communicator> comm, LocalUpdateOptions options)
+    : comm_(std::move(comm)), options_(std::move(options)) {
+  const OuterOptions& o = options_.outer;
+  if (o.steps < 1) throw ConfigError(str_cat("outer.steps: must be >= 1, got ", o.steps));
+  if (!(o.staleness_penalty >= 0)) {
+    throw ConfigError(str_cat("outer.staleness_penalty: must be >= 0, got ", o.staleness_penalty));
+  }
+  if (!(o.clip_norm >= 0)) {
+    throw ConfigError(str_cat("outer.clip_norm: must be >= 0 (0: off), got ", o.clip_norm));
+  }
+}
+
+void Co2Strategy::attach(const NamedTensors& parameters) {
+  BRAID_CHECK(params_.empty(), "attach() called twice");
+  check_same_model(*comm_, parameters);
+  std::vector<at::Tensor> tensors;
+  for (const auto& [name, tensor] : parameters) tensors.push_back(tensor);
+  broadcast_parameters(*comm_, tensors, 0);
+  check_replicas_identical(*comm_, tensors);
+  params_ = parameters;
+  for (const at::Tensor& p : tensors) {
+    anchors_.push_back(p.detach().to(anchor_dtype(p), /*non_blocking=*/false, /*copy=*/true));
+    starts_.push_back(anchors_.back().clone());
+    if (options_.outer.clip_norm > 0) previous_.push_back(at::empty_like(anchors_.back()));
+  }
+  outer_.emplace(options_.outer.optimizer, anchors_);
+  channel_ = comm_->channel(comm_->options());
+  exchange_ = std::make_unique<ParameterExchange>(
+      channel_, anchors_,
+      ParameterExchangeOptions{options_.algorithm, options_.bucket_mb, options_.compression});
+}
+
+void Co2Strategy::step(torch::optim::Optimizer& optimizer) {
+  BRAID_CHECK(exchange_, "step() before attach()");
+  if (options_.clip_norm > 0) {
+    std::vector<at::Tensor> with_grad;
+    for (const auto& [name, p] : params_) {
+      if (p.grad().defined()) with_grad.push_back(p);
+    }
+    torch::nn::utils::clip_grad_norm_(with_grad, options_.clip_norm);
+  }
+  {
+    trace::Scope scope("optimizer step", "compute");
+    optimizer.step();
+  }
+  ++steps_;
+  if (steps_ % options_.outer.steps == 0) outer_round();
+}
+
+// The header's steps 1-4.
+void Co2Strategy::outer_round() {
+  at::NoGradGuard no_grad;
+  if (pending_) {
+    wait_in_flight();
+    apply_stale_mean();
+    pending_ = false;
+  }
+  trace::Scope scope("outer step", "compute");
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor theta = params_[i].second.detach();
+    at::Tensor delta = exchange_->view(static_cast<int>(i));
+    at::sub_out(delta, starts_[i], theta.to(delta.scalar_type()));
+    // Exactly unchanged while the anchor is the round start (round 0). s_r takes theta as the
+    // model's dtype stores it, so the next pseudo-gradient holds inner progress only.
+    theta.add_(anchors_[i] - starts_[i]);
+    starts_[i].copy_(theta);
+  }
+  in_flight_ = exchange_->launch(steps_ / options_.outer.steps - 1);
+  pending_ = true;
+}
+
+void Co2Strategy::wait_in_flight() {
+  trace::Scope scope("wait for outer round", "comm");
+  const auto start = std::chrono::steady_clock::now();
+  in_flight_.wait();
+  exposed_comm_s_ +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void Co2Strategy::apply_stale_mean() {
+  trace::Scope scope("outer step", "compute");
+  const OuterOptions& o = options_.outer;
+  for (std::size_t i = 0; i < anchors_.size(); ++i) {
+    at::Tensor mean = exchange_->view(static_cast<int>(i));
+    if (o.staleness_penalty > 0) mean = mean / (1 + o.staleness_penalty);
+    if (o.clip_norm > 0) previous_[i].copy_(anchors_[i]);
+    outer_->step(static_cast<int>(i), anchors_[i], mean);
+  }
+  if (o.clip_norm == 0) return;
+  // The step taken, u = previous - anchor, over all tensors; float64 so that the norm of a
+  // large model does not lose its small terms.
+  double squares = 0;
+  for (std::size_t i = 0; i < anchors_.size(); ++i)
+    squares += (anchors_[i] - previous_[i]).to(at::kDouble).square().sum().item<double>();
+  const double norm = std::sqrt(squares);
+  if (norm <= o.clip_norm) return;
+  const double scale = o.clip_norm / norm;
+  for (std::size_t i = 0; i < anchors_.size(); ++i)
+    anchors_[i].sub_(previous_[i]).mul_(scale).add_(previous_[i]);
+}
+
+void Co2Strategy::quiesce() {
+  if (pending_) wait_in_flight();
+}
+
+NamedTensors Co2Strategy::state() const {
+  BRAID_CHECK(!pending_ || in_flight_.is_completed(), "co2 state() before quiesce()");
+  NamedTensors state{{"steps", at::scalar_tensor(steps_, at::kLong)}};
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const std::string& name = params_[i].first;
+    state.emplace_back(kAnchorPrefix + name, anchors_[i]);
+    state.emplace_back(kStartPrefix + name, starts_[i]);
+    if (pending_) state.emplace_back(kPendingPrefix + name, exchange_->view(static_cast<int>(i)));
+  }
+  for (const auto& [name, tensor] : outer_->state())
+    state.emplace_back(kOuterPrefix + name, tensor);
+  for (const auto& [name, tensor] : exchange_->state())
+    state.emplace_back(kExchangePrefix + name, tensor);
+  return state;
+}
+
+void Co2Strategy::load_state(const NamedTensors& state) {
+  BRAID_CHECK(exchange_, "load_state() before attach()");
+  quiesce();
+  std::map<std::string, at::Tensor> tensors;
+  NamedTensors outer, exchange;
+  std::optional<std::int64_t> steps;
+  for (const auto& [name, tensor] : state) {
+    if (name == "steps") {
+      steps = tensor.item<std::int64_t>();
+    } else if (starts_with(name, kOuterPrefix)) {
+      outer.emplace_back(name.substr(std::string(kOuterPrefix).size()), tensor);
+    } else if (starts_with(name, kExchangePrefix)) {
+      exchange.emplace_back(name.substr(std::string(kExchangePrefix).size()), tensor);
+    } else if (starts_with(name, kAnchorPrefix) || starts_with(name, kStartPrefix) ||
+               starts_with(name, kPendingPrefix)) {
+      tensors[name] = tensor;
+    } else {
+      throw CheckpointError(str_cat("unknown strategy state '", name, "'"));
+    }
+  }
+  if (!steps) throw CheckpointError("has no strategy state 'steps'");
+  // Every round end launches an exchange, so from the first one on a mean is always pending.
+  const bool pending = *steps >= options_.outer.steps;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const std::string& name = params_[i].first;
+    restore(tensors, kAnchorPrefix + name, anchors_[i]);
+    restore(tensors, kStartPrefix + name, starts_[i]);
+    if (pending) restore(tensors, kPendingPrefix + name, exchange_->view(static_cast<int>(i)));
+  }
+  outer_->load_state(outer);
+  exchange_->load_state(exchange);
+  steps_ = *steps;
+  pending_ = pending;
+  in_flight_ = Work();  // the pending mean is in the views already
+}
+
+SyncStats Co2Strategy::stats() const {
+  const std::uint64_t channel_sent = channel_ ? channel_->bytes_sent() : 0;
+  const std::uint64_t channel_recv = channel_ ? channel_->bytes_recv() : 0;
+  SyncStats stats{comm_->bytes_sent() + channel_sent, comm_->bytes_recv() + channel_recv,
+                  exposed_comm_s_};
+  stats.bytes_dense =
+      exchange_ && exchange_->compressed() ? exchange_->bytes_dense() : stats.bytes_sent;
+  return stats;
+}
+
+}  // namespace braid

@@ -1,0 +1,92 @@
+// Co2Strategy: CO2, local updating with one-step-asynchronous outer synchronisation (Sun et al.,
+// "CO2: Efficient Distributed Training with Full Communication-Computation Overlap", ICLR 2024,
+// arXiv 2401.16265; ALGORITHMS.md section 4).
+//
+// Every rank steps its inner optimizer on its own gradients. At the end of round k (every
+// H = outer.steps inner steps) rank r, holding its trained parameters theta_r and its round
+// start s_r (its parameters when round k began):
+//   1. waits for the mean of round k-1's pseudo-gradients, Delta_{k-1}, launched one round ago on
+//      a channel of its own, so it overlapped round k's inner steps (round 0 waits for nothing)
+//   2. u = OuterOpt(Delta_{k-1} / (1 + lambda)),  u *= min(1, c / ||u||_2),  anchor -= u
+//      (lambda = outer.staleness_penalty, c = outer.clip_norm, 0 = no clipping; round 0: u = 0)
+//   3. delta_r = s_r - theta_r                    round k's pseudo-gradient, launched in the
+//                                                 background: its mean is applied at round k+1
+//   4. theta_r += anchor - s_r;  s_r = theta_r     = anchor - delta_r: round k's own progress on
+//                                                 the updated anchor (round 0: unchanged)
+// That is the paper's update, anchor_{k+1} = anchor_k - OuterOpt(mean_r delta_{r,k-1} / Lambda),
+// consumed one round late. Step 4 is not a hard reset to the anchor (ALGORITHMS.md 4.2 writes
+// x_i = x_out): with one round of staleness a reset would throw the last round's local progress
+// out of the live parameters until it comes back averaged a round later; here each round's own
+// progress stays on top of the anchor for exactly one round and is then replaced by its average
+// (with one rank, outer SGD lr 1 and momentum 0, CO2 is plain local training).
+//
+// Deviations from the reference code (fairscale-CO2, ALGORITHMS.md 4.3), deliberately:
+//  - Clipping bounds the L2 norm, over all tensors, of the step u the anchor really takes; the
+//    reference clamps the momentum element-wise and drops the result (a no-op). The outer
+//    momentum itself is not clipped.
+//  - The staleness penalty is the constant divisor Lambda = 1 + lambda (the reference's
+//    co2_gap_penalty, default 1, is Lambda; our default lambda 0 is that default). The paper's
+//    adaptive Lambda_t is not reproduced (its formula could not be verified).
+//  - The pseudo-gradients, not the parameters, are averaged (the same mean, since every rank's
+//    anchor is the same), so the `compression:` section applies to them with error feedback.
+//
+// Replicas: anchors, outer momentum and the step count are identical on every rank; the
+// parameters are not, in general, at any step after the first (parameters_replicated() is true
+// only before the first step). The round start s_r is per rank, so the state is not replicated
+// and a checkpoint resumes at the same rank count only. quiesce() waits for the round in flight;
+// state() then holds its received mean ("pending.<name>"), which the resumed run applies at the
+// same step it would have, so resume continues bit for bit. State entries: "steps",
+// "anchor.<name>", "start.<name>", "pending.<name>" (when a round is in flight), "outer.*",
+// "exchange.*".
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "common/work.h"
+#include "optimizers/local_update_strategy.h"
+
+namespace braid {
+
+class Co2Strategy : public SyncStrategy {
+ public:
+  // ConfigError for outer.steps < 1, a negative outer.staleness_penalty or outer.clip_norm.
+  Co2Strategy(std::shared_ptr<Communicator> comm, LocalUpdateOptions options);
+  const char* name() const override { return "co2"; }
+  void attach(const NamedTensors& parameters) override;
+  void step(torch::optim::Optimizer& optimizer) override;
+  void quiesce() override;
+  void set_gradient_sync(bool) override {}
+  bool state_is_replicated() const override { return false; }
+  bool parameters_replicated() const override { return steps_ == 0; }
+  NamedTensors state() const override;
+  void load_state(const NamedTensors& state) override;
+  SyncStats stats() const override;
+
+  const std::vector<at::Tensor>& anchors() const { return anchors_; }
+  std::int64_t steps() const { return steps_; }
+
+ private:
+  void outer_round();
+  // Waits for the round in flight (if any); the time counts as exposed communication.
+  void wait_in_flight();
+  // Step 2: the penalised, clipped outer step from the received mean in the exchange's views.
+  void apply_stale_mean();
+
+  std::shared_ptr<Communicator> comm_;
+  std::shared_ptr<Communicator> channel_;  // the background exchanges run here
+  LocalUpdateOptions options_;
+  NamedTensors params_;
+  std::vector<at::Tensor> anchors_;
+  std::vector<at::Tensor> starts_;    // s_r, the round start, in the anchors' dtype
+  std::vector<at::Tensor> previous_;  // the anchors before the outer step (clipping only)
+  std::optional<OuterOptimizer> outer_;
+  std::unique_ptr<ParameterExchange> exchange_;  // after channel_: destroyed (and waited) first
+  Work in_flight_;
+  bool pending_ = false;    // a launched round's mean is still to be applied
+  std::int64_t steps_ = 0;  // inner steps taken; the round position is steps_ % H
+  double exposed_comm_s_ = 0;
+};
+
+}  // namespace braid
