@@ -10,9 +10,12 @@
 //    chunk every rank's payload for it, the owner decodes, sums and averages them (in the
 //    bucket's dtype), compresses the mean once more, and an allgather brings every owner's
 //    payload to every rank. It sends 2(P-1)/P payloads' worth per rank instead of the gather's
-//    P-1, so `auto` takes it from three ranks on. The second compression loses information:
-//    with error feedback (ef) each owner keeps a residual of its chunk ("server" error
-//    feedback), so what the owner drops is sent later, as on the workers;
+//    P-1. The second compression loses information: with error feedback (ef) each owner keeps
+//    a residual of its chunk ("server" error feedback), so what the owner drops is sent later,
+//    as on the workers, but measured accuracy still suffers (bench/results/compression.md: top-k
+//    1% with EF on the cnn at 4 ranks, 2.1 points below dense gathered, 4.7 in two phases), so
+//    `auto` takes it only where the gather would send as many bytes as a dense ring allreduce,
+//    i.e. where compressing would otherwise have stopped paying;
 //  - powersgd: a rank-r approximation of each matrix of the bucket by two dependent
 //    allreduces (powersgd_exchange.h).
 // Every path is a blocking function of the communication thread (it runs inside an OpContext).
@@ -71,10 +74,17 @@ const std::vector<std::string>& compression_names();
 // auto | gather | two_phase.
 const std::vector<std::string>& exchange_path_names();
 
+// Bits per element a compressor's payload takes, estimated from its options (top-k: a float32
+// value and about two bytes of varint index per kept element).
+double estimated_bits_per_element(const CompressionOptions& options);
+// Whether gathering P payloads costs a rank at least what a float32 ring allreduce of the
+// bucket costs: P b >= 64.
+bool gather_costs_as_much_as_dense(const CompressionOptions& options, int ranks);
+
 // The path for `options` at `ranks` ranks with error feedback `feedback`: powersgd for
 // powersgd; allreduce for summable compressors; gather for dgc; else options.exchange, where auto
-// means two_phase from three ranks on unless the feedback needs the exact mean of the deltas (ef21,
-// econtrol), and gather otherwise. ConfigError naming the key for a combination that cannot
+// means two_phase where gather_costs_as_much_as_dense() unless the feedback needs the exact mean
+// of the deltas (ef21, econtrol), and gather otherwise. ConfigError naming the key for a combination that cannot
 // work (two_phase with ef21, econtrol or dgc, an unknown path).
 std::unique_ptr<BucketExchange> make_bucket_exchange(const CompressionOptions& options,
                                                      ErrorFeedbackKind feedback, int ranks);

@@ -36,11 +36,13 @@ std::string path_of(const CompressionOptions& o, ErrorFeedbackKind kind, int ran
 TEST(BucketExchange, PathFollowsCompressorFeedbackAndRankCount) {
   using K = ErrorFeedbackKind;
   EXPECT_EQ(path_of(options_of("fp16"), K::kEf, 8), "allreduce");
-  EXPECT_EQ(path_of(options_of("sign"), K::kEf, 2), "gather");  // 2(P-1)/P = P-1 at P = 2
-  EXPECT_EQ(path_of(options_of("sign"), K::kEf, 3), "two_phase");
-  EXPECT_EQ(path_of(options_of("topk"), K::kNone, 4), "two_phase");
-  EXPECT_EQ(path_of(options_of("topk"), K::kEf21, 4), "gather");
-  EXPECT_EQ(path_of(options_of("topk"), K::kEControl, 4), "gather");
+  // auto: two_phase once P b >= 64 (sign: b = 1 + 1/16, so from 61 ranks; top-k 1%: from 134).
+  EXPECT_EQ(path_of(options_of("sign"), K::kEf, 60), "gather");
+  EXPECT_EQ(path_of(options_of("sign"), K::kEf, 61), "two_phase");
+  EXPECT_EQ(path_of(options_of("topk"), K::kNone, 133), "gather");
+  EXPECT_EQ(path_of(options_of("topk"), K::kNone, 134), "two_phase");
+  EXPECT_EQ(path_of(options_of("topk"), K::kEf21, 1000), "gather");
+  EXPECT_EQ(path_of(options_of("topk"), K::kEControl, 1000), "gather");
   EXPECT_EQ(path_of(options_of("sign", "gather"), K::kEf, 8), "gather");
   EXPECT_EQ(path_of(options_of("sign", "two_phase"), K::kEf, 2), "two_phase");
   EXPECT_THROW(make_bucket_exchange(options_of("topk", "two_phase"), K::kEf21, 4), ConfigError);

@@ -257,6 +257,8 @@ TEST(DgcConfig, TheLayerRefusesErrorFeedbackAndTwoPhaseAndGathers) {
   EXPECT_THROW(make_bucket_exchange(o, ErrorFeedbackKind::kNone, 4), ConfigError);
   o.name = "topk";  // control: topk itself may take two_phase
   EXPECT_STREQ(make_bucket_exchange(o, ErrorFeedbackKind::kNone, 4)->path(), "two_phase");
+  o.exchange = "auto";  // and auto gathers while that costs less than dense
+  EXPECT_STREQ(make_bucket_exchange(o, ErrorFeedbackKind::kNone, 4)->path(), "gather");
 }
 
 // compression.momentum_correction (compression/momentum_correction.h): DGC's momentum correction
