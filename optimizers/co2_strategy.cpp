@@ -4,15 +4,13 @@
 #include <torch/optim/optimizer.h>
 #include <torch/types.h>
 
-// After <torch/types.h>: clip_grad.h uses torch::Tensor without including it.
-#include <torch/nn/utils/clip_grad.h>
-
 #include <chrono>
 #include <cmath>
 #include <map>
 
 #include "common/error.h"
 #include "common/trace.h"
+#include "optimizers/local_steps.h"
 #include "optimizers/replicas.h"
 
 namespace braid {
@@ -25,22 +23,6 @@ constexpr const char* kOuterPrefix = "outer.";
 constexpr const char* kExchangePrefix = "exchange.";
 
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
-
-// As LocalUpdateStrategy's anchors: at least float32 (ALGORITHMS.md 2.6).
-at::ScalarType anchor_dtype(const at::Tensor& p) {
-  return at::promote_types(p.scalar_type(), at::kFloat);
-}
-
-// Copies `given[name]` into `into`; CheckpointError if it is missing or misshaped.
-void restore(const std::map<std::string, at::Tensor>& given, const std::string& name,
-             at::Tensor into) {
-  auto it = given.find(name);
-  if (it == given.end() || !it->second.sizes().equals(into.sizes())) {
-    throw CheckpointError(str_cat("has no co2 state '", name, "' of shape ", into.sizes(),
-                                  " (written by another sync.strategy?)"));
-  }
-  into.copy_(it->second);
-}
 
 }  // namespace
 
@@ -64,10 +46,10 @@ void Co2Strategy::attach(const NamedTensors& parameters) {
   broadcast_parameters(*comm_, tensors, 0);
   check_replicas_identical(*comm_, tensors);
   params_ = parameters;
-  for (const at::Tensor& p : tensors) {
-    anchors_.push_back(p.detach().to(anchor_dtype(p), /*non_blocking=*/false, /*copy=*/true));
-    starts_.push_back(anchors_.back().clone());
-    if (options_.outer.clip_norm > 0) previous_.push_back(at::empty_like(anchors_.back()));
+  anchors_ = make_anchors(parameters);
+  for (const at::Tensor& anchor : anchors_) {
+    starts_.push_back(anchor.clone());
+    if (options_.outer.clip_norm > 0) previous_.push_back(at::empty_like(anchor));
   }
   outer_.emplace(options_.outer.optimizer, anchors_);
   channel_ = comm_->channel(comm_->options());
@@ -78,17 +60,7 @@ void Co2Strategy::attach(const NamedTensors& parameters) {
 
 void Co2Strategy::step(torch::optim::Optimizer& optimizer) {
   BRAID_CHECK(exchange_, "step() before attach()");
-  if (options_.clip_norm > 0) {
-    std::vector<at::Tensor> with_grad;
-    for (const auto& [name, p] : params_) {
-      if (p.grad().defined()) with_grad.push_back(p);
-    }
-    torch::nn::utils::clip_grad_norm_(with_grad, options_.clip_norm);
-  }
-  {
-    trace::Scope scope("optimizer step", "compute");
-    optimizer.step();
-  }
+  local_inner_step(optimizer, params_, options_.clip_norm);
   ++steps_;
   if (steps_ % options_.outer.steps == 0) outer_round();
 }
@@ -113,6 +85,14 @@ void Co2Strategy::outer_round() {
   }
   in_flight_ = exchange_->launch(steps_ / options_.outer.steps - 1);
   pending_ = true;
+}
+
+Co2Strategy::~Co2Strategy() {
+  try {
+    in_flight_.wait();
+  } catch (const std::exception&) {
+    // The step that launched it failed already; its error was or will be reported there.
+  }
 }
 
 void Co2Strategy::wait_in_flight() {
@@ -190,9 +170,10 @@ void Co2Strategy::load_state(const NamedTensors& state) {
   const bool pending = *steps >= options_.outer.steps;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const std::string& name = params_[i].first;
-    restore(tensors, kAnchorPrefix + name, anchors_[i]);
-    restore(tensors, kStartPrefix + name, starts_[i]);
-    if (pending) restore(tensors, kPendingPrefix + name, exchange_->view(static_cast<int>(i)));
+    restore_tensor(tensors, kAnchorPrefix + name, anchors_[i]);
+    restore_tensor(tensors, kStartPrefix + name, starts_[i]);
+    if (pending)
+      restore_tensor(tensors, kPendingPrefix + name, exchange_->view(static_cast<int>(i)));
   }
   outer_->load_state(outer);
   exchange_->load_state(exchange);

@@ -53,6 +53,10 @@ class Co2Strategy : public SyncStrategy {
  public:
   // ConfigError for outer.steps < 1, a negative outer.staleness_penalty or outer.clip_norm.
   Co2Strategy(std::shared_ptr<Communicator> comm, LocalUpdateOptions options);
+  // Waits for the round in flight rather than aborting it: every rank launched it at the same
+  // step, so it completes (or fails at its deadline), while an abort here would leave the peers
+  // that are still in it waiting for this rank until their deadline.
+  ~Co2Strategy() override;
   const char* name() const override { return "co2"; }
   void attach(const NamedTensors& parameters) override;
   void step(torch::optim::Optimizer& optimizer) override;

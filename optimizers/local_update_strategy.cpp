@@ -4,14 +4,12 @@
 #include <torch/optim/optimizer.h>
 #include <torch/types.h>
 
-// After <torch/types.h>: clip_grad.h uses torch::Tensor without including it.
-#include <torch/nn/utils/clip_grad.h>
-
 #include <chrono>
 #include <map>
 
 #include "common/error.h"
 #include "common/trace.h"
+#include "optimizers/local_steps.h"
 #include "optimizers/replicas.h"
 
 namespace braid {
@@ -22,12 +20,6 @@ constexpr const char* kOuterPrefix = "outer.";
 constexpr const char* kExchangePrefix = "exchange.";
 
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
-
-// Anchors keep at least float32 precision (ALGORITHMS.md 2.6: a bf16 subtraction of two nearby
-// weights loses most of the update).
-at::ScalarType anchor_dtype(const at::Tensor& p) {
-  return at::promote_types(p.scalar_type(), at::kFloat);
-}
 
 }  // namespace
 
@@ -47,8 +39,7 @@ void LocalUpdateStrategy::attach(const NamedTensors& parameters) {
   broadcast_parameters(*comm_, tensors, 0);
   check_replicas_identical(*comm_, tensors);
   params_ = parameters;
-  for (const at::Tensor& p : tensors)
-    anchors_.push_back(p.detach().to(anchor_dtype(p), /*non_blocking=*/false, /*copy=*/true));
+  anchors_ = make_anchors(parameters);
   outer_.emplace(options_.outer.optimizer, anchors_);
   exchange_ = std::make_unique<ParameterExchange>(
       comm_, anchors_,
@@ -57,17 +48,7 @@ void LocalUpdateStrategy::attach(const NamedTensors& parameters) {
 
 void LocalUpdateStrategy::step(torch::optim::Optimizer& optimizer) {
   BRAID_CHECK(exchange_, "step() before attach()");
-  if (options_.clip_norm > 0) {
-    std::vector<at::Tensor> with_grad;
-    for (const auto& [name, p] : params_) {
-      if (p.grad().defined()) with_grad.push_back(p);
-    }
-    torch::nn::utils::clip_grad_norm_(with_grad, options_.clip_norm);
-  }
-  {
-    trace::Scope scope("optimizer step", "compute");
-    optimizer.step();
-  }
+  local_inner_step(optimizer, params_, options_.clip_norm);
   ++steps_;
   if (steps_ % options_.outer.steps == 0) outer_round();
 }
@@ -121,7 +102,7 @@ void LocalUpdateStrategy::load_state(const NamedTensors& state) {
     if (name == "steps") {
       steps = tensor.item<std::int64_t>();
     } else if (starts_with(name, kAnchorPrefix)) {
-      anchors[name.substr(std::string(kAnchorPrefix).size())] = tensor;
+      anchors[name] = tensor;
     } else if (starts_with(name, kOuterPrefix)) {
       outer.emplace_back(name.substr(std::string(kOuterPrefix).size()), tensor);
     } else if (starts_with(name, kExchangePrefix)) {
@@ -131,15 +112,8 @@ void LocalUpdateStrategy::load_state(const NamedTensors& state) {
     }
   }
   if (!steps) throw CheckpointError("has no strategy state 'steps'");
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    auto it = anchors.find(params_[i].first);
-    if (it == anchors.end() || !it->second.sizes().equals(anchors_[i].sizes())) {
-      throw CheckpointError(str_cat("has no anchor for parameter '", params_[i].first,
-                                    "' of shape ", anchors_[i].sizes(),
-                                    " (written by another sync.strategy?)"));
-    }
-    anchors_[i].copy_(it->second);
-  }
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    restore_tensor(anchors, kAnchorPrefix + params_[i].first, anchors_[i]);
   outer_->load_state(outer);
   exchange_->load_state(exchange);
   steps_ = *steps;

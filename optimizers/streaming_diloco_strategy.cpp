@@ -4,15 +4,13 @@
 #include <torch/optim/optimizer.h>
 #include <torch/types.h>
 
-// After <torch/types.h>: clip_grad.h uses torch::Tensor without including it.
-#include <torch/nn/utils/clip_grad.h>
-
 #include <algorithm>
 #include <chrono>
 #include <map>
 
 #include "common/error.h"
 #include "common/trace.h"
+#include "optimizers/local_steps.h"
 #include "optimizers/replicas.h"
 
 namespace braid {
@@ -58,10 +56,6 @@ void validate(const LocalUpdateOptions& o) {
                               o.compression.compression.name, "', got ", outer.wire,
                               " (a compressor encodes the pseudo-gradients itself)"));
   }
-}
-
-at::ScalarType anchor_dtype(const at::Tensor& p) {
-  return at::promote_types(p.scalar_type(), at::kFloat);
 }
 
 }  // namespace
@@ -128,8 +122,7 @@ void StreamingDilocoStrategy::attach(const NamedTensors& parameters) {
   broadcast_parameters(*comm_, tensors, 0);
   check_replicas_identical(*comm_, tensors);
   params_ = parameters;
-  for (const at::Tensor& p : tensors)
-    anchors_.push_back(p.detach().to(anchor_dtype(p), /*non_blocking=*/false, /*copy=*/true));
+  anchors_ = make_anchors(parameters);
   outer_.emplace(options_.outer.optimizer, anchors_);
   members_.assign(schedule_.fragments, {});
   for (std::size_t i = 0; i < fragment_of_.size(); ++i)
@@ -148,17 +141,7 @@ void StreamingDilocoStrategy::attach(const NamedTensors& parameters) {
 
 void StreamingDilocoStrategy::step(torch::optim::Optimizer& optimizer) {
   BRAID_CHECK(!exchanges_.empty(), "step() before attach()");
-  if (options_.clip_norm > 0) {
-    std::vector<at::Tensor> with_grad;
-    for (const auto& [name, p] : params_) {
-      if (p.grad().defined()) with_grad.push_back(p);
-    }
-    torch::nn::utils::clip_grad_norm_(with_grad, options_.clip_norm);
-  }
-  {
-    trace::Scope scope("optimizer step", "compute");
-    optimizer.step();
-  }
+  local_inner_step(optimizer, params_, options_.clip_norm);
   ++steps_;
   for (int p = 0; p < schedule_.fragments; ++p)
     if (schedule_.sends(p, steps_)) send(p);
@@ -252,7 +235,7 @@ void StreamingDilocoStrategy::load_state(const NamedTensors& state) {
     if (name == "steps") {
       steps = tensor.item<std::int64_t>();
     } else if (starts_with(name, kAnchorPrefix)) {
-      anchors[after(name, kAnchorPrefix)] = tensor;
+      anchors[name] = tensor;
     } else if (starts_with(name, kInflightPrefix)) {
       inflight[after(name, kInflightPrefix)] = tensor;
     } else if (starts_with(name, kOuterPrefix)) {
@@ -271,15 +254,8 @@ void StreamingDilocoStrategy::load_state(const NamedTensors& state) {
     }
   }
   if (!steps) throw CheckpointError("has no strategy state 'steps'");
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    auto it = anchors.find(params_[i].first);
-    if (it == anchors.end() || !it->second.sizes().equals(anchors_[i].sizes())) {
-      throw CheckpointError(str_cat("has no anchor for parameter '", params_[i].first,
-                                    "' of shape ", anchors_[i].sizes(),
-                                    " (written by another sync.strategy?)"));
-    }
-    anchors_[i].copy_(it->second);
-  }
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    restore_tensor(anchors, kAnchorPrefix + params_[i].first, anchors_[i]);
   outer_->load_state(outer);
   std::size_t used = 0;
   for (int p = 0; p < schedule_.fragments; ++p) {

@@ -69,7 +69,7 @@ struct CompressionConfig {
   std::int64_t warmup_epochs = 0;       // dgc: epochs of exponentially rising sparsity
 };
 
-// outer: the local-update strategies (local_sgd, diloco; streaming_diloco and co2 to come).
+// outer: the local-update strategies (local_sgd, diloco, streaming_diloco, co2).
 struct OuterConfig {
   std::int64_t steps = 20;             // H: inner steps per outer round
   std::string optimizer = "nesterov";  // outer_optimizer_names(): nesterov | sgd (diloco)

@@ -27,6 +27,7 @@
 #include "optimizers/replicas.h"
 #include "runtime/data_parallel.h"
 #include "runtime/world.h"
+#include "tests/local_replica.h"
 #include "training_helpers.h"
 
 namespace braid {
@@ -59,35 +60,10 @@ DataParallelOptions co2_options(OuterOptimizerOptions outer = kAveraging, double
   return options;
 }
 
-// One rank's training: a float64 model, its DataParallel and inner SGD.
-struct Replica {
-  std::shared_ptr<Model> model;
-  std::unique_ptr<DataParallel> dp;
-  std::unique_ptr<torch::optim::SGD> optimizer;
-  DataPlan plan;
-  std::vector<double> losses;
-
+// One rank's float64 training with the strategy of `options`.
+struct Replica : test::LocalReplica<Co2Strategy> {
   explicit Replica(const DataParallelOptions& options, c10::ScalarType dtype = torch::kFloat64)
-      : model(seeded_model("mlp", dtype)),
-        dp(std::make_unique<DataParallel>(*world, named_parameters(*model), options)),
-        optimizer(std::make_unique<torch::optim::SGD>(
-            model->parameters(), torch::optim::SGDOptions(kInnerLr).momentum(kInnerMomentum))),
-        plan(test::fashion().train.size(), world->rank(), world->size(), kBatch, 7) {}
-
-  // Trains steps [first, last); `after` runs after each with the step count.
-  template <typename After>
-  void train(int first, int last, After after) {
-    for (int step = first; step < last; ++step) {
-      optimizer->zero_grad();
-      losses.push_back(test::backward_on(*model, plan.batch_indices(0, step)));
-      dp->step(*optimizer);
-      after(step + 1);
-    }
-  }
-  void train(int first, int last) {
-    train(first, last, [](int) {});
-  }
-  Co2Strategy& co2() { return dynamic_cast<Co2Strategy&>(dp->strategy()); }
+      : LocalReplica(*world, options, kInnerMomentum, dtype) {}
 };
 
 at::Tensor mean_over_ranks(const at::Tensor& t) {
@@ -203,12 +179,12 @@ std::vector<at::Tensor> copies(const std::vector<at::Tensor>& tensors) {
 // Records the norm of each outer step (the anchors' change at each round end).
 std::vector<double> outer_step_norms(double clip) {
   Replica run(co2_options({"nesterov", 0.7, 0.9}, 0, clip));
-  std::vector<at::Tensor> before = copies(run.co2().anchors());
+  std::vector<at::Tensor> before = copies(run.strategy().anchors());
   std::vector<double> norms;
   run.train(0, kSteps, [&](int step) {
     if (step % kH != 0) return;
-    norms.push_back(distance(run.co2().anchors(), before));
-    before = copies(run.co2().anchors());
+    norms.push_back(distance(run.strategy().anchors(), before));
+    before = copies(run.strategy().anchors());
   });
   return norms;
 }
@@ -238,18 +214,18 @@ TEST(FirstRound, AppliesNothingAndWaitsForNothing) {
   Replica alone(local);
   alone.train(0, kH);
   EXPECT_EQ(max_relative_difference(*co2.model, *alone.model), 0.0);
-  EXPECT_EQ(distance(co2.co2().anchors(), initial), 0.0);
+  EXPECT_EQ(distance(co2.strategy().anchors(), initial), 0.0);
   EXPECT_EQ(co2.dp->stats().exposed_comm_s, 0.0) << "round 0 waited for an exchange";
 }
 
 TEST(Replicas, AnchorsIdenticalAfterEveryStepParametersDiffer) {
   Replica run(co2_options({"nesterov", 0.7, 0.9}));
-  EXPECT_TRUE(run.co2().parameters_replicated());
+  EXPECT_TRUE(run.strategy().parameters_replicated());
   Communicator& comm = run.dp->communicator();
   std::vector<at::Tensor> params = run.model->parameters();
   run.train(0, kSteps, [&](int step) {
-    EXPECT_NO_THROW(check_replicas_identical(comm, run.co2().anchors())) << "step " << step;
-    EXPECT_FALSE(run.co2().parameters_replicated());
+    EXPECT_NO_THROW(check_replicas_identical(comm, run.strategy().anchors())) << "step " << step;
+    EXPECT_FALSE(run.strategy().parameters_replicated());
     if (comm.size() > 1) {
       EXPECT_THROW(check_replicas_identical(comm, params), CommError) << "step " << step;
     }
@@ -271,7 +247,7 @@ TEST(Bytes, RingFormulaPerRoundNoneBetweenAndQuiesceChangesNothing) {
   const std::uint64_t per_round = static_cast<std::uint64_t>(2 * (P - 1) * 4 * numel / P);
   std::uint64_t before = run.dp->stats().bytes_sent;
   run.train(0, kSteps, [&](int step) {
-    run.co2().quiesce();
+    run.strategy().quiesce();
     const std::uint64_t sent = run.dp->stats().bytes_sent - before;
     EXPECT_EQ(sent, step % kH == 0 ? per_round : 0u) << "step " << step;
     before += sent;
@@ -361,10 +337,4 @@ TEST(Options, NegativePenaltyOrClipIsAConfigError) {
 }  // namespace
 }  // namespace braid
 
-int main(int argc, char** argv) {
-  braid::World world(&argc, &argv);
-  braid::world = &world;
-  at::set_num_threads(1);
-  ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
-}
+int main(int argc, char** argv) { return braid::test::run_mpi_tests(&argc, &argv, braid::world); }

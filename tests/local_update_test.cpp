@@ -26,6 +26,7 @@
 #include "optimizers/replicas.h"
 #include "runtime/data_parallel.h"
 #include "runtime/world.h"
+#include "tests/local_replica.h"
 #include "training_helpers.h"
 
 namespace braid {
@@ -54,36 +55,11 @@ DataParallelOptions options_for(const std::string& strategy, std::int64_t H,
 
 const OuterOptimizerOptions kAveraging{"sgd", 1.0, 0.0};
 
-// One rank's training: a float64 model, its DataParallel and inner SGD.
-struct Replica {
-  std::shared_ptr<Model> model;
-  std::unique_ptr<DataParallel> dp;
-  std::unique_ptr<torch::optim::SGD> optimizer;
-  DataPlan plan;
-  std::vector<double> losses;
-
+// One rank's float64 training with the local-update strategy of `options`.
+struct Replica : test::LocalReplica<LocalUpdateStrategy> {
   Replica(const DataParallelOptions& options, double momentum,
           c10::ScalarType dtype = torch::kFloat64)
-      : model(seeded_model("mlp", dtype)),
-        dp(std::make_unique<DataParallel>(*world, named_parameters(*model), options)),
-        optimizer(std::make_unique<torch::optim::SGD>(
-            model->parameters(), torch::optim::SGDOptions(kInnerLr).momentum(momentum))),
-        plan(test::fashion().train.size(), world->rank(), world->size(), kBatch, 7) {}
-
-  // Trains steps [first, last); `after` runs after each with the step count.
-  template <typename After>
-  void train(int first, int last, After after) {
-    for (int step = first; step < last; ++step) {
-      optimizer->zero_grad();
-      losses.push_back(test::backward_on(*model, plan.batch_indices(0, step)));
-      dp->step(*optimizer);
-      after(step + 1);
-    }
-  }
-  void train(int first, int last) {
-    train(first, last, [](int) {});
-  }
-  LocalUpdateStrategy& strategy() { return dynamic_cast<LocalUpdateStrategy&>(dp->strategy()); }
+      : LocalReplica(*world, options, momentum, dtype) {}
 };
 
 std::shared_ptr<Model> trained(const DataParallelOptions& options, double momentum = 0) {
@@ -255,10 +231,4 @@ TEST(State, WithoutAnchorsIsRefused) {
 }  // namespace
 }  // namespace braid
 
-int main(int argc, char** argv) {
-  braid::World world(&argc, &argv);
-  braid::world = &world;
-  at::set_num_threads(1);
-  ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
-}
+int main(int argc, char** argv) { return braid::test::run_mpi_tests(&argc, &argv, braid::world); }

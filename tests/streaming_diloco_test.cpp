@@ -25,6 +25,7 @@
 #include "optimizers/streaming_diloco_strategy.h"
 #include "runtime/data_parallel.h"
 #include "runtime/world.h"
+#include "tests/local_replica.h"
 #include "training_helpers.h"
 
 namespace braid {
@@ -52,35 +53,10 @@ DataParallelOptions streaming(std::int64_t H, std::int64_t fragments, std::int64
   return options;
 }
 
-struct Replica {
-  std::shared_ptr<Model> model;
-  std::unique_ptr<DataParallel> dp;
-  std::unique_ptr<torch::optim::SGD> optimizer;
-  DataPlan plan;
-  std::vector<double> losses;
-
+// One rank's float64 training with the strategy of `options`.
+struct Replica : test::LocalReplica<StreamingDilocoStrategy> {
   explicit Replica(const DataParallelOptions& options, c10::ScalarType dtype = torch::kFloat64)
-      : model(seeded_model("mlp", dtype)),
-        dp(std::make_unique<DataParallel>(*world, named_parameters(*model), options)),
-        optimizer(std::make_unique<torch::optim::SGD>(
-            model->parameters(), torch::optim::SGDOptions(kInnerLr).momentum(0.9))),
-        plan(test::fashion().train.size(), world->rank(), world->size(), kBatch, 7) {}
-
-  template <typename After>
-  void train(int first, int last, After after) {
-    for (int step = first; step < last; ++step) {
-      optimizer->zero_grad();
-      losses.push_back(test::backward_on(*model, plan.batch_indices(0, step)));
-      dp->step(*optimizer);
-      after(step + 1);
-    }
-  }
-  void train(int first, int last) {
-    train(first, last, [](int) {});
-  }
-  StreamingDilocoStrategy& strategy() {
-    return dynamic_cast<StreamingDilocoStrategy&>(dp->strategy());
-  }
+      : LocalReplica(*world, options, 0.9, dtype) {}
 };
 
 std::shared_ptr<Model> trained(const DataParallelOptions& options, int steps) {
@@ -358,10 +334,4 @@ INSTANTIATE_TEST_SUITE_P(InFlight, RoundTrip,
 }  // namespace
 }  // namespace braid
 
-int main(int argc, char** argv) {
-  braid::World world(&argc, &argv);
-  braid::world = &world;
-  at::set_num_threads(1);
-  ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
-}
+int main(int argc, char** argv) { return braid::test::run_mpi_tests(&argc, &argv, braid::world); }
