@@ -3,6 +3,9 @@
 # Fashion-MNIST mlp, np=4 (oversubscribed on a 2-core machine; accuracy and bytes do not depend
 # on that), 2 epochs, batch 64 per rank, optimizer.momentum 0.9, compression.ratio 0.001 with
 # the warm-up over the first epoch (kept ratio 0.001^(1/2) = 3.2% in epoch 0, 0.1% in epoch 1).
+# Every method, dense included, uses the paper's learning-rate warm-up (ALGORITHMS.md 5.4: DGC
+# warms up the learning rate together with the sparsity): lr 0.1, 100 linear warm-up steps, then
+# cosine decay to 0 (optimizer.schedule warmup_cosine).
 # Per method: final test accuracy, and bytes sent per step in the second epoch (rank 0's, all
 # traffic included): metrics.jsonl logs bytes_sent cumulatively, so the difference between the
 # last line of epoch 0 and of epoch 1 divided by the steps between them. "topk-0.1%-ef" is plain
@@ -32,6 +35,7 @@ for entry in "${methods[@]}"; do
   TERM=dumb mpirun "${flags[@]}" -np "$np" build/bin/braid train configs/fashion_mnist_mlp.yaml \
     --run-dir "$work/$name" --set train.epochs="$epochs" --set train.eval_every=117 \
     --set train.checkpoint_every=0 --set train.resume=never --set train.log_every=1 \
+    --set optimizer.lr=0.1 --set optimizer.schedule=warmup_cosine --set optimizer.warmup_steps=100 \
     --progress lines "${extra[@]}" > "$work/$name.log" 2>&1 || { tail -5 "$work/$name.log"; exit 1; }
   echo "$name: $(grep -o '"test_accuracy":[0-9.]*' "$work/$name/summary.json")"
 done
