@@ -71,7 +71,7 @@ class GatherExchange : public BucketExchange {
 
 double estimated_bits_per_element(const CompressionOptions& options) {
   if (options.name == "qsgd") return options.bits + 1 + 32.0 / 512;  // codes and sign, norms
-  if (options.name == "sign") return 1 + 32.0 / 512;                  // bits, per-chunk scales
+  if (options.name == "sign") return 1 + 32.0 / 512;                 // bits, per-chunk scales
   if (options.name == "topk" || options.name == "dgc") return options.ratio * (32 + 16);
   if (options.name == "randomk") return options.ratio * 32;  // values only
   return 32;                                                 // none: float32 values
@@ -131,8 +131,8 @@ std::unique_ptr<BucketExchange> make_bucket_exchange(const CompressionOptions& o
         "compression.exchange: two_phase recompresses on the way, but ef21 and econtrol need the "
         "exact mean of what every rank sent; use gather (or auto) with them");
   }
-  const bool two_phase =
-      path == "two_phase" || (path == "auto" && !exact_mean && gather_costs_as_much_as_dense(options, ranks));
+  const bool two_phase = path == "two_phase" || (path == "auto" && !exact_mean &&
+                                                 gather_costs_as_much_as_dense(options, ranks));
   if (!two_phase) return std::make_unique<GatherExchange>(std::move(compressor));
   return std::make_unique<TwoPhaseExchange>(std::move(compressor),
                                             /*server_feedback=*/feedback == ErrorFeedbackKind::kEf);

@@ -84,8 +84,8 @@ bool gather_costs_as_much_as_dense(const CompressionOptions& options, int ranks)
 // The path for `options` at `ranks` ranks with error feedback `feedback`: powersgd for
 // powersgd; allreduce for summable compressors; gather for dgc; else options.exchange, where auto
 // means two_phase where gather_costs_as_much_as_dense() unless the feedback needs the exact mean
-// of the deltas (ef21, econtrol), and gather otherwise. ConfigError naming the key for a combination that cannot
-// work (two_phase with ef21, econtrol or dgc, an unknown path).
+// of the deltas (ef21, econtrol), and gather otherwise. ConfigError naming the key for a
+// combination that cannot work (two_phase with ef21, econtrol or dgc, an unknown path).
 std::unique_ptr<BucketExchange> make_bucket_exchange(const CompressionOptions& options,
                                                      ErrorFeedbackKind feedback, int ranks);
 
