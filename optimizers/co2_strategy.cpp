@@ -11,7 +11,6 @@
 #include "common/error.h"
 #include "common/trace.h"
 #include "optimizers/local_steps.h"
-#include "optimizers/replicas.h"
 
 namespace braid {
 namespace {
@@ -40,13 +39,8 @@ Co2Strategy::Co2Strategy(std::shared_ptr<Communicator> comm, LocalUpdateOptions 
 
 void Co2Strategy::attach(const NamedTensors& parameters) {
   BRAID_CHECK(params_.empty(), "attach() called twice");
-  check_same_model(*comm_, parameters);
-  std::vector<at::Tensor> tensors;
-  for (const auto& [name, tensor] : parameters) tensors.push_back(tensor);
-  broadcast_parameters(*comm_, tensors, 0);
-  check_replicas_identical(*comm_, tensors);
+  anchors_ = start_replicas(*comm_, parameters);
   params_ = parameters;
-  anchors_ = make_anchors(parameters);
   for (const at::Tensor& anchor : anchors_) {
     starts_.push_back(anchor.clone());
     if (options_.outer.clip_norm > 0) previous_.push_back(at::empty_like(anchor));

@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/trace.h"
+#include "optimizers/replicas.h"
 
 namespace braid {
 
@@ -23,6 +24,15 @@ void local_inner_step(torch::optim::Optimizer& optimizer, const NamedTensors& pa
   }
   trace::Scope scope("optimizer step", "compute");
   optimizer.step();
+}
+
+std::vector<at::Tensor> start_replicas(Communicator& comm, const NamedTensors& params) {
+  check_same_model(comm, params);
+  std::vector<at::Tensor> tensors;
+  for (const auto& [name, tensor] : params) tensors.push_back(tensor);
+  broadcast_parameters(comm, tensors, 0);
+  check_replicas_identical(comm, tensors);
+  return make_anchors(params);
 }
 
 std::vector<at::Tensor> make_anchors(const NamedTensors& params) {

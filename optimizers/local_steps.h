@@ -17,10 +17,16 @@ class Optimizer;
 
 namespace braid {
 
+class Communicator;
+
 // One inner step: clips this rank's own gradients to `clip_norm` (> 0; no exchange averages
 // them first) and runs the optimizer.
 void local_inner_step(torch::optim::Optimizer& optimizer, const NamedTensors& params,
                       double clip_norm);
+
+// Collective, in attach(): checks that every rank has the same model, gives every rank rank 0's
+// parameters, checks they are identical, and returns the anchors (make_anchors below).
+std::vector<at::Tensor> start_replicas(Communicator& comm, const NamedTensors& params);
 
 // Copies of the parameters in at least float32 (float64 for a float64 model): a bf16
 // subtraction of two nearby weights loses most of an update (ALGORITHMS.md 2.6).

@@ -10,7 +10,6 @@
 #include "common/error.h"
 #include "common/trace.h"
 #include "optimizers/local_steps.h"
-#include "optimizers/replicas.h"
 
 namespace braid {
 namespace {
@@ -33,13 +32,8 @@ LocalUpdateStrategy::LocalUpdateStrategy(std::shared_ptr<Communicator> comm,
 
 void LocalUpdateStrategy::attach(const NamedTensors& parameters) {
   BRAID_CHECK(params_.empty(), "attach() called twice");
-  check_same_model(*comm_, parameters);
-  std::vector<at::Tensor> tensors;
-  for (const auto& [name, tensor] : parameters) tensors.push_back(tensor);
-  broadcast_parameters(*comm_, tensors, 0);
-  check_replicas_identical(*comm_, tensors);
+  anchors_ = start_replicas(*comm_, parameters);
   params_ = parameters;
-  anchors_ = make_anchors(parameters);
   outer_.emplace(options_.outer.optimizer, anchors_);
   exchange_ = std::make_unique<ParameterExchange>(
       comm_, anchors_,

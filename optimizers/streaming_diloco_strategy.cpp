@@ -11,7 +11,6 @@
 #include "common/error.h"
 #include "common/trace.h"
 #include "optimizers/local_steps.h"
-#include "optimizers/replicas.h"
 
 namespace braid {
 namespace {
@@ -111,18 +110,11 @@ StreamingDilocoStrategy::~StreamingDilocoStrategy() {
 
 void StreamingDilocoStrategy::attach(const NamedTensors& parameters) {
   BRAID_CHECK(params_.empty(), "attach() called twice");
-  check_same_model(*comm_, parameters);
-  std::vector<at::Tensor> tensors;
   std::vector<std::string> names;
-  for (const auto& [name, tensor] : parameters) {
-    tensors.push_back(tensor);
-    names.push_back(name);
-  }
+  for (const auto& [name, tensor] : parameters) names.push_back(name);
   fragment_of_ = assign_fragments(names, schedule_.fragments, options_.outer.fragment_pattern);
-  broadcast_parameters(*comm_, tensors, 0);
-  check_replicas_identical(*comm_, tensors);
+  anchors_ = start_replicas(*comm_, parameters);
   params_ = parameters;
-  anchors_ = make_anchors(parameters);
   outer_.emplace(options_.outer.optimizer, anchors_);
   members_.assign(schedule_.fragments, {});
   for (std::size_t i = 0; i < fragment_of_.size(); ++i)

@@ -278,28 +278,10 @@ TEST_P(RoundTrip, ResumedRunContinuesBitForBit) {
 
   Replica first(options);
   first.train(0, stop);
-  first.dp->strategy().quiesce();
-  std::vector<at::Tensor> params = copies(first.model->parameters());
-  torch::serialize::OutputArchive archive;
-  first.optimizer->save(archive);
-  std::ostringstream optimizer_bytes;
-  archive.save_to(optimizer_bytes);
-  NamedTensors state;
-  for (const auto& [name, tensor] : first.dp->strategy().state())
-    state.emplace_back(name, tensor.clone());
+  const Replica::Saved saved = first.save();
 
   Replica second(options);
-  {
-    torch::NoGradGuard no_grad;
-    std::vector<at::Tensor> mine = second.model->parameters();
-    for (std::size_t i = 0; i < mine.size(); ++i) mine[i].copy_(params[i]);
-  }
-  torch::serialize::InputArchive in;
-  std::istringstream optimizer_in(optimizer_bytes.str());
-  in.load_from(optimizer_in);
-  second.optimizer->load(in);
-  second.dp->strategy().load_state(state);
-  second.losses = first.losses;
+  second.restore(saved);
   second.train(stop, kSteps);
 
   EXPECT_EQ(second.losses, whole.losses) << "rank " << world->rank();

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "runtime/data_parallel.h"
@@ -47,6 +49,43 @@ struct LocalReplica {
     train(first, last, [](int) {});
   }
   Strategy& strategy() { return dynamic_cast<Strategy&>(dp->strategy()); }
+
+  // What a checkpoint holds, taken after quiesce(): parameters, optimizer and strategy state,
+  // and the losses logged so far.
+  struct Saved {
+    std::vector<at::Tensor> params;
+    std::string optimizer;
+    NamedTensors state;
+    std::vector<double> losses;
+  };
+  Saved save() {
+    dp->strategy().quiesce();
+    Saved saved;
+    for (const at::Tensor& p : model->parameters()) saved.params.push_back(p.detach().clone());
+    torch::serialize::OutputArchive archive;
+    optimizer->save(archive);
+    std::ostringstream bytes;
+    archive.save_to(bytes);
+    saved.optimizer = bytes.str();
+    for (const auto& [name, tensor] : dp->strategy().state())
+      saved.state.emplace_back(name, tensor.clone());
+    saved.losses = losses;
+    return saved;
+  }
+  // Continues from `saved` as a resumed run would.
+  void restore(const Saved& saved) {
+    {
+      torch::NoGradGuard no_grad;
+      std::vector<at::Tensor> mine = model->parameters();
+      for (std::size_t i = 0; i < mine.size(); ++i) mine[i].copy_(saved.params[i]);
+    }
+    torch::serialize::InputArchive in;
+    std::istringstream bytes(saved.optimizer);
+    in.load_from(bytes);
+    optimizer->load(in);
+    dp->strategy().load_state(saved.state);
+    losses = saved.losses;
+  }
 };
 
 // main() of a multi-rank test binary: MPI through World, one torch thread per rank.

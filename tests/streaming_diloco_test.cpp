@@ -284,40 +284,21 @@ TEST_P(RoundTrip, ResumedRunContinuesBitForBit) {
 
   Replica first(options);
   first.train(0, stop);
-  first.dp->strategy().quiesce();
-  std::vector<at::Tensor> params;
-  for (const at::Tensor& p : first.model->parameters()) params.push_back(p.detach().clone());
-  torch::serialize::OutputArchive archive;
-  first.optimizer->save(archive);
-  std::ostringstream optimizer_bytes;
-  archive.save_to(optimizer_bytes);
-  NamedTensors state;
+  const Replica::Saved saved = first.save();
   bool has_inflight = false;
-  for (const auto& [name, tensor] : first.dp->strategy().state()) {
-    state.emplace_back(name, tensor.clone());
+  for (const auto& [name, tensor] : saved.state)
     has_inflight = has_inflight || name.rfind("inflight.", 0) == 0;
-  }
   EXPECT_TRUE(has_inflight) << "stop " << stop << " should have a fragment in flight";
 
   Replica second(options);
-  {
-    torch::NoGradGuard no_grad;
-    std::vector<at::Tensor> mine = second.model->parameters();
-    for (std::size_t i = 0; i < mine.size(); ++i) mine[i].copy_(params[i]);
-  }
-  torch::serialize::InputArchive in;
-  std::istringstream optimizer_in(optimizer_bytes.str());
-  in.load_from(optimizer_in);
-  second.optimizer->load(in);
-  second.dp->strategy().load_state(state);
-  second.losses = first.losses;
+  second.restore(saved);
   second.train(stop, last);
   EXPECT_EQ(second.losses, whole.losses) << "rank " << world->rank();
   EXPECT_EQ(max_relative_difference(*second.model, *whole.model), 0.0);
 
   // A checkpoint without its in-flight pseudo-gradients is refused.
   NamedTensors without;
-  for (const auto& item : state)
+  for (const auto& item : saved.state)
     if (item.first.rfind("inflight.", 0) != 0) without.push_back(item);
   Replica third(options);
   EXPECT_THROW(third.dp->strategy().load_state(without), CheckpointError);
