@@ -12,11 +12,8 @@
 # bytes sent, scripts/plot_runs.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-np=${NP:-4}
 epochs=${EPOCHS:-2}
-flags=(--oversubscribe)
-[ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
-work=${WORK:-$(mktemp -d)}
+source bench/methods.sh
 methods=(
   "dense|"
   "fp16|--set compression.name=fp16"
@@ -30,20 +27,8 @@ methods=(
   "powersgd-r2-ef|--set compression.name=powersgd --set compression.rank=2 --set compression.error_feedback=ef"
   "topk-1%-econtrol-mc|--set compression.name=topk --set compression.ratio=0.01 --set compression.error_feedback=econtrol --set compression.eta=0.02 --set compression.momentum_correction=true"
 )
-names=()
-for entry in "${methods[@]}"; do
-  name=${entry%%|*}
-  names+=("$name")
-  # shellcheck disable=SC2206
-  extra=(${entry#*|})
-  rm -rf "${work:?}/$name"
-  TERM=dumb mpirun "${flags[@]}" -np "$np" build/bin/braid train configs/fashion_mnist_cnn.yaml \
-    --run-dir "$work/$name" --set train.epochs="$epochs" --set train.eval_every=117 \
-    --set train.checkpoint_every=0 --set train.resume=never --set train.log_every=39 \
-    --set optimizer.schedule=warmup_cosine --set optimizer.warmup_steps=100 \
-    --progress lines "${extra[@]}" > "$work/$name.log" 2>&1 || { tail -5 "$work/$name.log"; exit 1; }
-  echo "$name: $(grep -o '"test_accuracy":[0-9.]*' "$work/$name/summary.json")"
-done
+run_methods configs/fashion_mnist_cnn.yaml test_accuracy --set train.epochs="$epochs" --set train.eval_every=117 --set train.log_every=39 \
+  --set optimizer.schedule=warmup_cosine --set optimizer.warmup_steps=100
 /usr/bin/python3 - "$work" "${names[@]}" <<'PY' | tee bench/results/compression.md
 import json, sys
 work, names = sys.argv[1], sys.argv[2:]

@@ -14,31 +14,16 @@
 # Writes bench/results/dgc.md and dgc.png (test accuracy against bytes sent, scripts/plot_runs.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-np=${NP:-4}
 epochs=${EPOCHS:-2}
-flags=(--oversubscribe)
-[ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
-work=${WORK:-$(mktemp -d)}
+source bench/methods.sh
 methods=(
   "dense|"
   "dgc-0.1%|--set compression.name=dgc --set compression.ratio=0.001 --set compression.warmup_epochs=1"
   "dgc-0.1%-no-masking|--set compression.name=dgc --set compression.ratio=0.001 --set compression.warmup_epochs=1 --set compression.momentum_masking=false"
   "topk-0.1%-ef|--set compression.name=topk --set compression.ratio=0.001 --set compression.error_feedback=ef"
 )
-names=()
-for entry in "${methods[@]}"; do
-  name=${entry%%|*}
-  names+=("$name")
-  # shellcheck disable=SC2206
-  extra=(${entry#*|})
-  rm -rf "${work:?}/$name"
-  TERM=dumb mpirun "${flags[@]}" -np "$np" build/bin/braid train configs/fashion_mnist_mlp.yaml \
-    --run-dir "$work/$name" --set train.epochs="$epochs" --set train.eval_every=117 \
-    --set train.checkpoint_every=0 --set train.resume=never --set train.log_every=1 \
-    --set optimizer.lr=0.1 --set optimizer.schedule=warmup_cosine --set optimizer.warmup_steps=100 \
-    --progress lines "${extra[@]}" > "$work/$name.log" 2>&1 || { tail -5 "$work/$name.log"; exit 1; }
-  echo "$name: $(grep -o '"test_accuracy":[0-9.]*' "$work/$name/summary.json")"
-done
+run_methods configs/fashion_mnist_mlp.yaml test_accuracy --set train.epochs="$epochs" --set train.eval_every=117 --set train.log_every=1 \
+  --set optimizer.lr=0.1 --set optimizer.schedule=warmup_cosine --set optimizer.warmup_steps=100
 /usr/bin/python3 - "$work" "$epochs" "${names[@]}" <<'PY' | tee bench/results/dgc.md
 import json, sys
 work, epochs, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]

@@ -8,31 +8,14 @@
 # step, scripts/plot_runs.py) and onebit_adam_bytes.png (test loss against bytes sent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-np=${NP:-4}
 steps=${STEPS:-300}
 freeze=${FREEZE_STEP:-40}
-flags=(--oversubscribe)
-[ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
-work=${WORK:-$(mktemp -d)}
+source bench/methods.sh
 methods=(
   "adamw|--set optimizer.name=adamw"
   "onebit_adam|--set optimizer.name=onebit_adam --set optimizer.freeze_step=$freeze"
 )
-names=()
-for entry in "${methods[@]}"; do
-  name=${entry%%|*}
-  names+=("$name")
-  # shellcheck disable=SC2206
-  extra=(${entry#*|})
-  rm -rf "${work:?}/$name"
-  start=$(date +%s)
-  TERM=dumb mpirun "${flags[@]}" -np "$np" build/bin/braid train configs/fortunes_char_transformer.yaml \
-    --run-dir "$work/$name" --set train.max_steps="$steps" --set train.eval_every=50 \
-    --set train.checkpoint_every=0 --set train.resume=never --set train.log_every=25 \
-    --progress lines "${extra[@]}" > "$work/$name.log" 2>&1 || { tail -5 "$work/$name.log"; exit 1; }
-  echo "$(( $(date +%s) - start ))" > "$work/$name.seconds"
-  echo "$name: $(grep -o '"test_loss":[0-9.]*' "$work/$name/summary.json") in $(cat "$work/$name.seconds") s"
-done
+run_methods configs/fortunes_char_transformer.yaml test_loss --set train.max_steps="$steps" --set train.eval_every=50 --set train.log_every=25
 /usr/bin/python3 - "$work" "$np" "$steps" "$freeze" <<'PY' | tee bench/results/onebit_adam.md
 import json, sys
 work, np, steps, freeze = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]

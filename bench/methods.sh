@@ -1,0 +1,29 @@
+# Sourced by the bench scripts that train one configuration per method against a baseline run
+# in the same script (compression.sh, dgc.sh, onebit_adam.sh), from the repository root. Set
+# `methods` (entries "name|--set key=value ..."), then `run_methods CONFIG METRIC ARGS...` runs
+# each under mpirun with ARGS and its own settings into $work/<name> (log: $work/<name>.log,
+# wall seconds: $work/<name>.seconds), prints METRIC from its summary.json and fills `names`.
+# NP (default 4) and WORK (default a fresh temporary directory) come from the environment.
+np=${NP:-4}
+flags=(--oversubscribe)
+[ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
+work=${WORK:-$(mktemp -d)}
+names=()
+
+run_methods() {
+  local config=$1 metric=$2 entry name start
+  shift 2
+  for entry in "${methods[@]}"; do
+    name=${entry%%|*}
+    names+=("$name")
+    # shellcheck disable=SC2206
+    local extra=(${entry#*|})
+    rm -rf "${work:?}/$name"
+    start=$(date +%s)
+    TERM=dumb mpirun "${flags[@]}" -np "$np" build/bin/braid train "$config" --run-dir "$work/$name" \
+      --set train.checkpoint_every=0 --set train.resume=never --progress lines "$@" "${extra[@]}" \
+      > "$work/$name.log" 2>&1 || { tail -5 "$work/$name.log"; exit 1; }
+    echo "$(($(date +%s) - start))" > "$work/$name.seconds"
+    echo "$name: $(grep -o "\"$metric\":[0-9.]*" "$work/$name/summary.json") in $(cat "$work/$name.seconds") s"
+  done
+}
