@@ -52,8 +52,7 @@ void AllreduceStrategy::attach(const NamedTensors& parameters) {
     for (int b = 0; b < buckets_->bucket_count(); ++b)
       exchange_->set_layout(b, buckets_->layout(b));
   }
-  broadcast_parameters(*comm_, params_, 0);
-  check_replicas_identical(*comm_, params_);
+  make_replicas_identical(*comm_, params_, 0);
   for (int i = 0; i < static_cast<int>(params_.size()); ++i) {
     hooks_.push_back(
         params_[i].register_hook([this, i](const at::Tensor& grad) { on_gradient(i, grad); }));

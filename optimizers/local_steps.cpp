@@ -30,8 +30,7 @@ std::vector<at::Tensor> start_replicas(Communicator& comm, const NamedTensors& p
   check_same_model(comm, params);
   std::vector<at::Tensor> tensors;
   for (const auto& [name, tensor] : params) tensors.push_back(tensor);
-  broadcast_parameters(comm, tensors, 0);
-  check_replicas_identical(comm, tensors);
+  make_replicas_identical(comm, tensors, 0);
   return make_anchors(params);
 }
 

@@ -37,6 +37,16 @@ std::vector<std::int64_t> allgather_values(Communicator& comm,
   return all;
 }
 
+// FNV-1a over the values' bytes: replicas are identical only if they are bitwise equal.
+std::uint64_t value_checksum(const std::vector<at::Tensor>& parameters) {
+  std::uint64_t hash = 1469598103934665603ull;
+  for (const at::Tensor& p : parameters) {
+    at::Tensor c = p.detach().contiguous();
+    hash = fnv1a(c.data_ptr(), c.numel() * c.element_size(), hash);
+  }
+  return hash;
+}
+
 }  // namespace
 
 void check_same_model(Communicator& comm, const NamedTensors& parameters) {
@@ -82,13 +92,19 @@ void broadcast_parameters(Communicator& comm, const std::vector<at::Tensor>& par
   }
 }
 
+void make_replicas_identical(Communicator& comm, const std::vector<at::Tensor>& parameters,
+                             int root) {
+  auto all = allgather_values(comm, {static_cast<std::int64_t>(value_checksum(parameters))});
+  bool same = true;
+  for (int r = 0; r < comm.size(); ++r) same = same && all[r] == all[root];
+  if (same) return;
+  broadcast_parameters(comm, parameters, root);
+  check_replicas_identical(comm, parameters);
+}
+
 std::uint64_t check_replicas_identical(Communicator& comm,
                                        const std::vector<at::Tensor>& parameters) {
-  std::uint64_t hash = 1469598103934665603ull;
-  for (const at::Tensor& p : parameters) {
-    at::Tensor c = p.detach().contiguous();
-    hash = fnv1a(c.data_ptr(), c.numel() * c.element_size(), hash);
-  }
+  const std::uint64_t hash = value_checksum(parameters);
   auto all = allgather_values(comm, {static_cast<std::int64_t>(hash)});
   for (int r = 1; r < comm.size(); ++r) {
     if (all[r] != all[0]) {

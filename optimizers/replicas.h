@@ -16,6 +16,12 @@ void check_same_model(Communicator& comm, const NamedTensors& parameters);
 // Collective. Copies `root`'s parameter values to every rank (one fused broadcast per dtype).
 void broadcast_parameters(Communicator& comm, const std::vector<at::Tensor>& parameters, int root);
 
+// Collective. Makes every rank's values equal to `root`'s, sending them only when some rank's
+// checksum differs: ranks that built the model from the same seed already agree, and on a slow
+// link the model is the largest message a local-update run would otherwise send.
+void make_replicas_identical(Communicator& comm, const std::vector<at::Tensor>& parameters,
+                             int root);
+
 // Collective. A checksum of the parameter values, equal on all ranks or a CommError naming the
 // ranks that differ; used after broadcasts and in tests.
 std::uint64_t check_replicas_identical(Communicator& comm,

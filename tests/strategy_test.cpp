@@ -7,6 +7,7 @@
 #include <cmath>
 #include <mutex>
 
+#include "common/error.h"
 #include "optimizers/replicas.h"
 #include "runtime/data_parallel.h"
 #include "tests/spawn_ranks.h"
@@ -149,6 +150,26 @@ TEST(AllreduceStrategy, ClipNormBoundsTheAveragedGradient) {
 
 // sync.broadcast_buffers: running statistics that forward passes on different data change
 // differently end equal on every rank after each step; without it they drift apart (control).
+// Ranks seeded alike send only checksums; ranks that differ get rank 0's values.
+TEST(Replicas, MakeIdenticalSendsTheValuesOnlyWhenSomeRankDiffers) {
+  for (bool differ : {false, true}) {
+    spawn_ranks(3, [&](Communicator& comm) {
+      auto model = make_seeded(differ && comm.rank() == 2 ? 7 : 1);
+      std::vector<at::Tensor> params = model->parameters();
+      const std::uint64_t before = comm.bytes_sent();
+      if (differ) EXPECT_THROW(check_replicas_identical(comm, params), CommError);
+      make_replicas_identical(comm, params, 0);
+      const std::uint64_t sent = comm.bytes_sent() - before;
+      EXPECT_NO_THROW(check_replicas_identical(comm, params));
+      EXPECT_TRUE(params[0].equal(make_seeded(1)->parameters()[0]));
+      std::int64_t values = 0;
+      for (const auto& p : params) values += p.numel() * 4;
+      if (differ && comm.rank() == 0) EXPECT_GE(sent, static_cast<std::uint64_t>(values));
+      if (!differ) EXPECT_LT(sent, 64u) << "only checksums";
+    });
+  }
+}
+
 TEST(DataParallelBuffers, BroadcastKeepsRunningStatisticsEqual) {
   for (bool broadcast : {true, false}) {
     std::vector<at::Tensor> means(2);
