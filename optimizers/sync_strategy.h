@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,6 +67,18 @@ class SyncStrategy {
   virtual BatchAssignment assign_batch(std::int64_t step, int rank, int world) const;
   // Collective. Completes this step's exchange and applies the inner optimizer.
   virtual void step(torch::optim::Optimizer& optimizer) = 0;
+
+  // Straggler tolerance (gradient coding). Whether this rank computes gradients for the coming
+  // step: false on a rank that fell behind and already holds the step's result, so it applies
+  // the update without computing. Called by the training thread before forward.
+  virtual bool wants_gradients() { return true; }
+  // This rank's loss for the step (sum of weight * partition loss), before step(); a strategy
+  // that exchanges it returns the global mean after step() from global_loss().
+  virtual void set_step_loss(double /*loss*/) {}
+  virtual std::optional<double> global_loss() const { return std::nullopt; }
+  // How many steps a rank may run ahead of the slowest one without waiting for it; the
+  // trainer delays its own per-step agreement (interrupts) by as many steps.
+  virtual int steps_ahead() const { return 0; }
 
   // Collective. Completes every exchange still in flight, so state() and the parameters are
   // final (a background outer round of a local-update method, say).
