@@ -7,7 +7,8 @@
 #   (c) gradient_coding, coding.stragglers=1 (fractional), with the straggler,
 # and reports step time (global batch / samples_per_s of summary.json) and final test accuracy,
 # with ratios against (b) and (a); writes bench/results/gradient_coding.md and
-# gradient_coding.png (training loss against wall time, scripts/plot_runs.py).
+# gradient_coding.png (training loss against wall time, scripts/plot_runs.py); with NP other
+# than 4, gradient_coding_np<NP>.{md,png}.
 # Expected on a quiet machine: (c) at most 0.75x (b)'s step time (limit about 0.67x: two
 # partitions per rank, and the slow rank is never waited for) with (a)'s accuracy.
 set -euo pipefail
@@ -15,6 +16,8 @@ cd "$(dirname "$0")/.."
 steps=${STEPS:-300}
 slowdown=${SLOWDOWN:-3}
 source bench/methods.sh
+out=bench/results/gradient_coding
+[ "$np" = 4 ] || out+="_np$np"  # the issue's measurement is np=4; others go beside it
 slow="--set inject.slow_ranks=[1] --set inject.slowdown=$slowdown"
 methods=(
   "allreduce|--set sync.strategy=allreduce"
@@ -24,7 +27,7 @@ methods=(
 run_methods configs/fashion_mnist_cnn.yaml test_accuracy --set train.max_steps="$steps" \
   --set train.eval_every=0 --set train.log_every=50
 command="NP=$np STEPS=$steps SLOWDOWN=$slowdown bench/gradient_coding.sh"
-/usr/bin/python3 - "$work" "$np" "$steps" "$slowdown" "$command" <<'PY' | tee bench/results/gradient_coding.md
+/usr/bin/python3 - "$work" "$np" "$steps" "$slowdown" "$command" <<'PY' | tee "$out.md"
 import json, sys
 work, np, steps, slowdown, command = sys.argv[1:6]
 def summary(n): return json.load(open(f"{work}/{n}/summary.json"))
@@ -40,5 +43,5 @@ for n in ("allreduce", "allreduce_straggler", "gradient_coding_straggler"):
     print(f"| {n} | {ms:.1f} | {ms / strag:.2f}x | {ms / base:.2f}x | {summary(n)['test_accuracy']:.4f} |")
 PY
 /usr/bin/python3 scripts/plot_runs.py "${names[@]/#/$work/}" --x time_s --y loss \
-  -o bench/results/gradient_coding.png
-echo "wrote bench/results/gradient_coding.md and gradient_coding.png (runs in $work)"
+  -o "$out.png"
+echo "wrote $out.md and $out.png (runs in $work)"

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <exception>
 
 #include "collectives/tensor.h"
 #include "common/error.h"
@@ -48,7 +50,12 @@ GradientCodingStrategy::GradientCodingStrategy(std::shared_ptr<Communicator> com
 
 GradientCodingStrategy::~GradientCodingStrategy() {
   // Late messages must find their receives still posted, and our own sends must complete,
-  // before the channel cancels what is left; every rank drains here at the end of a run.
+  // before the channel cancels what is left; every rank drains here at the end of a run. While
+  // an exception unwinds, peers may never send again: break the channel rather than wait.
+  if (std::uncaught_exceptions() > 0) {
+    channel_->abort("the gradient coding strategy was destroyed by an exception");
+    return;
+  }
   try {
     quiesce();
   } catch (const std::exception&) {
@@ -219,8 +226,6 @@ void GradientCodingStrategy::drain(OpContext& ctx) {
 
 void GradientCodingStrategy::quiesce() {
   if (params_.empty()) return;
-  BRAID_CHECK(results_through_.load() < steps_ || channel_->rank() == 0,
-              "quiesce() with results of later steps received");
   Work work = channel_->submit({"gradient_coding drain", code_.scheme(), 0, DType::kUInt8, 0},
                                [this](OpContext& ctx) { drain(ctx); });
   work.wait();
