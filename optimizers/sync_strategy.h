@@ -1,12 +1,13 @@
 // SyncStrategy: the one thing the training loop calls around its optimizer. A strategy decides
 // WHAT replicas exchange and WHEN: synchronous gradient averaging now; compressed exchange with
 // error feedback, every-H-steps outer updates (DiLoCo), in-flight fragment syncs (Streaming
-// DiLoCo, CO2) and coded gradients later, all behind this door.
+// DiLoCo, CO2) and coded gradients (gradient coding), all behind this door.
 //
 // Life cycle, driven by the training thread (user loop or braid's trainer):
 //   attach(named parameters)          once: register gradient hooks, make replicas identical
 //   for each step:
 //     assignment = assign_batch(step)  which data partitions this rank computes on
+//     if wants_gradients():            (false: a straggler that already holds the result)
 //     forward; loss.backward()          hooks hand each finished gradient to the strategy,
 //                                      which may start communicating during backward
 //     step(optimizer)                   finish the exchange, run the inner optimizer step
