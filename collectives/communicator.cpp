@@ -117,6 +117,10 @@ std::uint64_t Communicator::next_sequence() const {
   return submitted_;
 }
 
+int Communicator::tag_of(std::uint64_t sequence) const {
+  return static_cast<int>(kFirstOpTag + static_cast<std::int64_t>(sequence % tag_span_));
+}
+
 Work Communicator::submit(OpDesc desc, std::function<void(OpContext&)> body) {
   Work work = Work::pending(str_cat(desc.text(), " on rank ", rank_));
   bool refused = false;
@@ -174,7 +178,7 @@ void Communicator::run(Job& job) {
   }
   try {
     if (options_.debug_checks && size_ > 1) cross_check(job.desc, seq);
-    const int tag = static_cast<int>(kFirstOpTag + static_cast<std::int64_t>(seq % tag_span_));
+    const int tag = tag_of(seq);
     const Clock::time_point begin = Clock::now();
     const auto timeout = job.desc.timeout.count() > 0 ? job.desc.timeout : options_.timeout;
     OpContext ctx(*transport_, tag, begin + timeout, job.desc.text(), seq, &aborted_);

@@ -140,6 +140,9 @@ class Communicator {
   std::uint64_t bytes_recv() const { return transport_->bytes_recv(); }
   // Sequence number the next submission will get.
   std::uint64_t next_sequence() const;
+  // The tag the operation with this sequence number uses (OpContext::tag()), for an exchange
+  // that posts a receive for a later operation of its own ahead of time (gradient coding).
+  int tag_of(std::uint64_t sequence) const;
 
  private:
   struct Job {

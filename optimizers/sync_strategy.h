@@ -1,12 +1,13 @@
 // SyncStrategy: the one thing the training loop calls around its optimizer. A strategy decides
 // WHAT replicas exchange and WHEN: synchronous gradient averaging now; compressed exchange with
 // error feedback, every-H-steps outer updates (DiLoCo), in-flight fragment syncs (Streaming
-// DiLoCo, CO2) and coded gradients later, all behind this door.
+// DiLoCo, CO2) and coded gradients (gradient coding), all behind this door.
 //
 // Life cycle, driven by the training thread (user loop or braid's trainer):
 //   attach(named parameters)          once: register gradient hooks, make replicas identical
 //   for each step:
 //     assignment = assign_batch(step)  which data partitions this rank computes on
+//     if wants_gradients():            (false: a straggler that already holds the result)
 //     forward; loss.backward()          hooks hand each finished gradient to the strategy,
 //                                      which may start communicating during backward
 //     step(optimizer)                   finish the exchange, run the inner optimizer step
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,6 +68,18 @@ class SyncStrategy {
   virtual BatchAssignment assign_batch(std::int64_t step, int rank, int world) const;
   // Collective. Completes this step's exchange and applies the inner optimizer.
   virtual void step(torch::optim::Optimizer& optimizer) = 0;
+
+  // Straggler tolerance (gradient coding). Whether this rank computes gradients for the coming
+  // step: false on a rank that fell behind and already holds the step's result, so it applies
+  // the update without computing. Called by the training thread before forward.
+  virtual bool wants_gradients() { return true; }
+  // This rank's loss for the step (sum of weight * partition loss), before step(); a strategy
+  // that exchanges it returns the global mean after step() from global_loss().
+  virtual void set_step_loss(double /*loss*/) {}
+  virtual std::optional<double> global_loss() const { return std::nullopt; }
+  // How many steps a rank may run ahead of the slowest one without waiting for it; the
+  // trainer delays its own per-step agreement (interrupts) by as many steps.
+  virtual int steps_ahead() const { return 0; }
 
   // Collective. Completes every exchange still in flight, so state() and the parameters are
   // final (a background outer round of a local-update method, say).

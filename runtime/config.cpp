@@ -27,6 +27,7 @@
 #include "compression/compressor.h"
 #include "compression/error_feedback.h"
 #include "compression/wire_codec.h"
+#include "optimizers/gradient_code.h"
 #include "optimizers/outer_optimizer.h"
 #include "optimizers/streaming_diloco_strategy.h"
 #include "runtime/data.h"
@@ -96,6 +97,13 @@ void for_each_key(C& c, Visit&& visit) {
   visit("outer", "wire", c.outer.wire, wire_names());
   visit("outer", "staleness_penalty", c.outer.staleness_penalty, {});
   visit("outer", "clip_norm", c.outer.clip_norm, {});
+  visit("coding", "scheme", c.coding.scheme, gradient_code_schemes());
+  visit("coding", "stragglers", c.coding.stragglers, {});
+  visit("inject", "slow_ranks", c.inject.slow_ranks, {});
+  visit("inject", "slowdown", c.inject.slowdown, {});
+  visit("inject", "delay_ms", c.inject.delay_ms, {});
+  visit("inject", "probability", c.inject.probability, {});
+  visit("inject", "seed", c.inject.seed, {});
   visit("train", "epochs", c.train.epochs, {});
   visit("train", "max_steps", c.train.max_steps, {});
   visit("train", "eval_every", c.train.eval_every, {});
@@ -115,10 +123,7 @@ void for_each_key(C& c, Visit&& visit) {
 // Sections for the methods still to come: known, so that a key there gets a clear message
 // rather than "unknown section", and so that later methods add keys without a new section.
 const std::vector<std::pair<const char*, const char*>>& reserved_sections() {
-  static const std::vector<std::pair<const char*, const char*>> sections = {
-      {"coding", "gradient coding (sync.strategy: gradient_coding)"},
-      {"inject", "straggler injection"},
-  };
+  static const std::vector<std::pair<const char*, const char*>> sections = {};
   return sections;
 }
 
@@ -252,7 +257,9 @@ template <typename T>
 void read_value(const YAML::Node& node, const std::string& where, const std::string& key,
                 Names names, T& out) {
   std::string expected;
-  if constexpr (std::is_same_v<T, bool>) {
+  if constexpr (std::is_same_v<T, std::vector<std::int64_t>>) {
+    expected = "a list of integers, e.g. [1, 3]";
+  } else if constexpr (std::is_same_v<T, bool>) {
     expected = "true or false";
   } else if constexpr (std::is_same_v<T, std::uint64_t>) {
     expected = "a non-negative integer";
@@ -279,6 +286,21 @@ void read_value(const YAML::Node& node, const std::string& where, const std::str
       return;
     }
   }
+  if constexpr (std::is_same_v<T, std::vector<std::int64_t>>) {
+    if (node.IsNull()) {
+      out.clear();
+      return;
+    }
+    if (!node.IsSequence()) throw fail();
+    T values;
+    for (const YAML::Node& item : node) {
+      std::int64_t value = 0;
+      if (!item.IsScalar() || !parse_number(item.Scalar(), value)) throw fail();
+      values.push_back(value);
+    }
+    out = values;
+    return;
+  }
   if (!node.IsScalar()) throw fail();
   const std::string& text = node.Scalar();
   if constexpr (std::is_same_v<T, bool>) {
@@ -289,7 +311,7 @@ void read_value(const YAML::Node& node, const std::string& where, const std::str
       throw fail();
     }
     out = text;
-  } else {
+  } else if constexpr (std::is_arithmetic_v<T>) {
     if (!parse_number(text, out)) throw fail();
   }
 }
@@ -475,6 +497,19 @@ void validate(const Config& c, const std::string& source) {
           c.outer.staleness_penalty);
   require(c.outer.clip_norm >= 0, "outer.clip_norm", ">= 0 (0: no clipping)", c.outer.clip_norm);
 
+  require(c.coding.stragglers >= 0, "coding.stragglers", ">= 0", c.coding.stragglers);
+  if (c.sync.strategy == "gradient_coding") {
+    require(c.compression.name == "none" && c.compression.error_feedback == "none",
+            "compression.name", "none with sync.strategy gradient_coding", c.compression.name);
+  }
+  for (std::int64_t r : c.inject.slow_ranks) {
+    require(r >= 0, "inject.slow_ranks", "a list of ranks >= 0", r);
+  }
+  require(c.inject.slowdown >= 1, "inject.slowdown", ">= 1 (1: no slowdown)", c.inject.slowdown);
+  require(c.inject.delay_ms >= 0, "inject.delay_ms", ">= 0", c.inject.delay_ms);
+  require(c.inject.probability >= 0 && c.inject.probability <= 1, "inject.probability", "in [0, 1]",
+          c.inject.probability);
+
   require(c.train.max_steps >= 0, "train.max_steps", ">= 0", c.train.max_steps);
   if (c.train.max_steps == 0) {
     require(c.train.epochs >= 1, "train.epochs", ">= 1 when train.max_steps is 0", c.train.epochs);
@@ -526,6 +561,15 @@ std::string yaml_value(double d) {
 template <typename T, typename = std::enable_if_t<std::is_integral_v<T>>>
 std::string yaml_value(T i) {
   return std::to_string(i);
+}
+
+// A flow sequence, as written on the command line: [1, 3].
+std::string yaml_value(const std::vector<std::int64_t>& values) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    out += (i ? ", " : "") + std::to_string(values[i]);
+  }
+  return out + "]";
 }
 
 }  // namespace

@@ -87,6 +87,21 @@ struct OuterConfig {
   double clip_norm = 0;
 };
 
+// coding: gradient coding (sync.strategy: gradient_coding; optimizers/gradient_code.h).
+struct CodingConfig {
+  std::string scheme = "fractional";  // fractional ((s + 1) | n) | cyclic (any s < n)
+  std::int64_t stragglers = 1;        // s: slow ranks tolerated per step
+};
+
+// inject: straggler injection for experiments and tests (runtime/straggler.h); off by default.
+struct InjectConfig {
+  std::vector<std::int64_t> slow_ranks;  // ranks that are slowed, e.g. [1]
+  double slowdown = 1.0;                 // a slow step's compute takes this factor as long
+  double delay_ms = 0;                   // plus this fixed delay
+  double probability = 1.0;              // chance that a slow rank is slow at a given step
+  std::uint64_t seed = 0;                // draws of `probability`, per (seed, step, rank)
+};
+
 struct TrainConfig {
   std::int64_t epochs = 1;
   std::int64_t max_steps = 0;          // > 0: stop at this step whatever epochs says
@@ -115,6 +130,8 @@ struct Config {
   SyncConfig sync;
   CompressionConfig compression;
   OuterConfig outer;
+  CodingConfig coding;
+  InjectConfig inject;
   TrainConfig train;
   RuntimeConfig runtime;
 

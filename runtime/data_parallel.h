@@ -28,17 +28,19 @@ namespace braid {
 class World;
 
 struct DataParallelOptions {
-  std::string strategy = "allreduce";     // sync.strategy
-  std::string algorithm = "auto";         // sync.algorithm
-  double bucket_mb = 4.0;                 // sync.bucket_mb
-  bool overlap = true;                    // sync.overlap
-  std::string cost_model;                 // sync.cost_model (file; empty: the defaults)
-  double timeout_s = 300.0;               // runtime.timeout_s
-  bool debug_checks = false;              // runtime.debug_checks
-  double clip_norm = 0;                   // optimizer.clip_norm: > 0 clips the averaged gradient
-  bool broadcast_buffers = true;          // sync.broadcast_buffers
-  CompressedExchangeOptions compression;  // the compression: section
-  OuterOptions outer;                     // the outer: section (local-update strategies)
+  std::string strategy = "allreduce";        // sync.strategy
+  std::string algorithm = "auto";            // sync.algorithm
+  double bucket_mb = 4.0;                    // sync.bucket_mb
+  bool overlap = true;                       // sync.overlap
+  std::string cost_model;                    // sync.cost_model (file; empty: the defaults)
+  double timeout_s = 300.0;                  // runtime.timeout_s
+  bool debug_checks = false;                 // runtime.debug_checks
+  double clip_norm = 0;                      // optimizer.clip_norm: > 0 clips the averaged gradient
+  bool broadcast_buffers = true;             // sync.broadcast_buffers
+  CompressedExchangeOptions compression;     // the compression: section
+  OuterOptions outer;                        // the outer: section (local-update strategies)
+  std::string coding_scheme = "fractional";  // coding.scheme (gradient_coding)
+  int coding_stragglers = 1;                 // coding.stragglers
 };
 
 // The module's parameters (recursively, registration order) with their dotted names.

@@ -4,6 +4,7 @@
 #include "optimizers/allreduce_strategy.h"
 #include "optimizers/co2_strategy.h"
 #include "optimizers/diloco_strategy.h"
+#include "optimizers/gradient_coding_strategy.h"
 #include "optimizers/local_sgd_strategy.h"
 #include "optimizers/streaming_diloco_strategy.h"
 #include "runtime/data_parallel.h"
@@ -11,10 +12,9 @@
 namespace braid {
 
 const std::vector<std::string>& strategy_names(bool planned_too) {
-  static const std::vector<std::string> implemented = {"allreduce", "local_sgd", "diloco",
-                                                       "streaming_diloco", "co2"};
-  static const std::vector<std::string> with_planned = {"allreduce", "local_sgd", "diloco",
-                                                        "streaming_diloco", "co2"};
+  static const std::vector<std::string> implemented = {
+      "allreduce", "local_sgd", "diloco", "streaming_diloco", "co2", "gradient_coding"};
+  static const std::vector<std::string> with_planned = implemented;
   return planned_too ? with_planned : implemented;
 }
 
@@ -34,6 +34,11 @@ std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
     return std::make_unique<StreamingDilocoStrategy>(comm, local);
   }
   if (options.strategy == "co2") return std::make_unique<Co2Strategy>(comm, local);
+  if (options.strategy == "gradient_coding") {
+    return std::make_unique<GradientCodingStrategy>(
+        comm,
+        GradientCodingOptions{options.coding_scheme, options.coding_stragglers, options.clip_norm});
+  }
   throw ConfigError(str_cat("sync.strategy: unknown strategy '", options.strategy,
                             "' (valid: ", join(strategy_names()), ")"));
 }

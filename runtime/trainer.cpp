@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -24,6 +25,7 @@
 #include "runtime/optimizer_factory.h"
 #include "runtime/progress.h"
 #include "runtime/resume_fingerprint.h"
+#include "runtime/straggler.h"
 #include "runtime/world.h"
 
 namespace braid {
@@ -108,6 +110,8 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.outer.wire = config.outer.wire;
   o.outer.staleness_penalty = config.outer.staleness_penalty;
   o.outer.clip_norm = config.outer.clip_norm;
+  o.coding_scheme = config.coding.scheme;
+  o.coding_stragglers = static_cast<int>(config.coding.stragglers);
   return o;
 }
 
@@ -155,9 +159,11 @@ class Trainer {
   SteadyClock::time_point start_ = SteadyClock::now();
   double time_offset_s_ = 0;  // training time of the runs this one resumes
   double first_exposed_comm_s_ = 0;
-  // The interrupt flags of the previous step, summed over ranks while this step computes.
-  std::int64_t stop_flag_ = 0;
-  Work stop_work_;
+  StragglerInjection inject_;
+  // The interrupt flags of past steps, combined over ranks while later steps compute (one step,
+  // or as many as the strategy lets a rank run ahead of a straggler), oldest first.
+  std::deque<std::pair<std::unique_ptr<std::int64_t>, Work>> stops_;
+  void wait_stops();
   // The window since the last training line.
   SteadyClock::time_point window_start_ = start_;
   std::int64_t window_steps_ = 0;
@@ -175,7 +181,8 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
       comm_(communicator_for(world, config)),
       plan_(data_.train.size(), rank_, P_ * accumulate_, config.data.batch_size, config.run.seed),
       checkpointer_(config.run.dir, rank_, P_, resume_fingerprint(config)),
-      progress_(rank_ == 0, config.runtime.progress) {
+      progress_(rank_ == 0, config.runtime.progress),
+      inject_(config.inject, rank_, P_) {
   DataParallelOptions options = data_parallel_options(config_);
   // The strategy counts steps; schedules by epoch (DGC's warm-up) need this run's epoch length.
   options.compression.compression.dgc.steps_per_epoch = plan_.steps_per_epoch();
@@ -241,22 +248,28 @@ void Trainer::step() {
     position_.step_in_epoch = 0;
     position_.epoch_offset = 0;
   }
-  const BatchAssignment assignment = dp_->strategy().assign_batch(position_.step, rank_, P_);
+  SyncStrategy& strategy = dp_->strategy();
+  const BatchAssignment assignment = strategy.assign_batch(position_.step, rank_, P_);
   last_lr_ = learning_rate(config_.optimizer, position_.step, total_steps_);
   set_learning_rate(*optimizer_, last_lr_);
   optimizer_->zero_grad();
   double loss_value = 0;
-  const std::size_t parts = assignment.partitions.size();
+  // A straggler that already holds this step's result (gradient coding) skips computing it.
+  const std::size_t parts = strategy.wants_gradients() ? assignment.partitions.size() : 0;
+  const SteadyClock::time_point compute_start = SteadyClock::now();
   for (std::size_t k = 0; k < parts; ++k) {
     for (int j = 0; j < accumulate_; ++j) {
       micro_step(j * P_ + assignment.partitions[k], assignment.weights[k] / accumulate_,
                  k + 1 == parts && j + 1 == accumulate_, loss_value);
     }
   }
+  if (parts > 0) inject_.after_compute(position_.step, seconds_since(compute_start));
+  strategy.set_step_loss(loss_value);
   {
     trace::Scope scope("strategy step", "compute");
     dp_->step(*optimizer_);
   }
+  if (const std::optional<double> global = strategy.global_loss()) loss_value = *global;
   ++position_.step;
   ++position_.step_in_epoch;
   ++window_steps_;
@@ -285,11 +298,20 @@ void Trainer::micro_step(int partition, double weight, bool last, double& loss_v
 // signal, or 0.
 int Trainer::agreed_interrupt() {
   if (P_ == 1) return InterruptWatch::received();
-  stop_work_.wait();
-  const auto agreed = static_cast<int>(stop_flag_);
-  stop_flag_ = InterruptWatch::received();
-  stop_work_ = comm_->allreduce(Buffer{&stop_flag_, 1, DType::kInt64}, ReduceOp::kMax, "rhd");
+  int agreed = 0;
+  if (static_cast<int>(stops_.size()) > dp_->strategy().steps_ahead()) {
+    stops_.front().second.wait();
+    agreed = static_cast<int>(*stops_.front().first);
+    stops_.pop_front();
+  }
+  auto flag = std::make_unique<std::int64_t>(InterruptWatch::received());
+  Work work = comm_->allreduce(Buffer{flag.get(), 1, DType::kInt64}, ReduceOp::kMax, "rhd");
+  stops_.emplace_back(std::move(flag), std::move(work));
   return agreed;
+}
+
+void Trainer::wait_stops() {
+  for (auto& stop : stops_) stop.second.wait();
 }
 
 SyncStats Trainer::totals() const {
@@ -388,6 +410,10 @@ TrainSummary Trainer::run() {
         accumulate_ > 1 ? fmt::format(" x {} micro-steps", accumulate_) : std::string(),
         total_steps_, plan_.steps_per_epoch(), config_.sync.strategy, config_.sync.algorithm);
   }
+  if (rank_ == 0 && inject_.enabled()) {
+    spdlog::warn("straggler injection (inject:) is on: {}; step times include the injected waits",
+                 inject_.describe());
+  }
   comm_->barrier().wait();
   if (config_.runtime.trace) {
     fs::create_directories(run_dir_ / "trace");
@@ -410,14 +436,14 @@ TrainSummary Trainer::run() {
     // time_s it carries covers everything this run logged.
     if (every(config_.train.checkpoint_every) && position_.step < total_steps_) save_checkpoint();
   }
-  stop_work_.wait();
+  wait_stops();
   return finish(seconds_since(start_));
 }
 
 // Interrupted: every rank writes a checkpoint of the step all agreed on, and the run can be
 // continued by running the same command again.
 TrainSummary Trainer::finish_interrupted(int signal) {
-  stop_work_.wait();
+  wait_stops();
   if (window_steps_ > 0) log_training();
   if (last_checkpoint_ != position_.step) save_checkpoint();
   trace::stop();

@@ -202,7 +202,7 @@ TEST(Config, ToYamlPrintsEveryKeyAndHashFollowsValues) {
                               "compression:\n", "outer:\n", "train:\n", "runtime:\n"}) {
     EXPECT_NE(yaml.find(section), std::string::npos) << section;
   }
-  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 9 + 64);  // 9 sections, 64 keys
+  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 11 + 71);  // 11 sections, 71 keys
   EXPECT_NE(yaml.find("  lr: 0.05\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  bucket_mb: 4.0\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  cost_model: \"\"\n"), std::string::npos) << yaml;
@@ -259,10 +259,19 @@ const BadCase kBadCases[] = {
      "hyperparameters:\n  x: 1\n",
      {},
      {"(valid sections: run, model"}},
-    {"ReservedSection",
+    {"CodingKeyMisspelt",
      "coding:\n  s: 1\n",
      {},
-     {"'coding.s': the 'coding' section configures gradient coding"}},
+     {"unknown key 'coding.s' (valid keys in coding: scheme, stragglers)"}},
+    {"InjectSlowRanksNotAList",
+     "inject:\n  slow_ranks: 1\n",
+     {},
+     {"inject.slow_ranks: expected a list of integers, e.g. [1, 3], got '1'"}},
+    {"InjectSlowdownBelowOne", "inject:\n  slowdown: 0.5\n", {}, {"inject.slowdown: must be >= 1"}},
+    {"InjectProbabilityAboveOne",
+     "inject:\n  probability: 2\n",
+     {},
+     {"inject.probability: must be in [0, 1]"}},
     {"OuterStepsZero", "outer:\n  steps: 0\n", {}, {"outer.steps: must be >= 1, got 0"}},
     {"OuterLrZero", "outer:\n  lr: 0\n", {}, {"outer.lr: must be > 0"}},
     {"OuterMomentumOne", "outer:\n  momentum: 1\n", {}, {"outer.momentum: must be in [0, 1)"}},

@@ -1,0 +1,60 @@
+#include "runtime/straggler.h"
+
+#include <chrono>
+#include <thread>
+
+#include "common/error.h"
+
+namespace braid {
+
+namespace {
+
+// splitmix64 finaliser: a well-mixed 64-bit hash, identical on every platform.
+std::uint64_t mix(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+StragglerInjection::StragglerInjection(const InjectConfig& config, int rank, int world)
+    : config_(config), rank_(rank) {
+  for (std::int64_t r : config_.slow_ranks) {
+    if (r >= world) {
+      throw ConfigError(str_cat("inject.slow_ranks: rank ", r, " does not exist in a ", world,
+                                "-rank job (ranks 0..", world - 1, ")"));
+    }
+    listed_ = listed_ || r == rank;
+  }
+}
+
+bool StragglerInjection::enabled() const {
+  return !config_.slow_ranks.empty() && (config_.slowdown > 1 || config_.delay_ms > 0) &&
+         config_.probability > 0;
+}
+
+bool StragglerInjection::slow_at(std::int64_t step) const {
+  if (!listed_) return false;
+  const std::uint64_t h =
+      mix(mix(config_.seed ^ 0x696E6A656374ull) ^ mix(static_cast<std::uint64_t>(step) * 2 + 1) ^
+          mix(static_cast<std::uint64_t>(rank_) + 0x9E3779B97F4A7C15ull));
+  return static_cast<double>(h >> 11) * 0x1.0p-53 < config_.probability;
+}
+
+double StragglerInjection::after_compute(std::int64_t step, double compute_s) const {
+  if (!slow_at(step)) return 0;
+  const double wait_s = (config_.slowdown - 1) * compute_s + config_.delay_ms / 1e3;
+  if (wait_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait_s));
+  return wait_s;
+}
+
+std::string StragglerInjection::describe() const {
+  std::string ranks;
+  for (std::int64_t r : config_.slow_ranks)
+    ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
+  return str_cat("ranks [", ranks, "] slowed ", config_.slowdown, "x + ", config_.delay_ms,
+                 " ms with probability ", config_.probability, " (seed ", config_.seed, ")");
+}
+
+}  // namespace braid
