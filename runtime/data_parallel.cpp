@@ -39,7 +39,7 @@ std::shared_ptr<Communicator> make_communicator(const World& world,
                                               options.cost_model, "'")
                                     : error);
   }
-  return std::make_shared<Communicator>(world.make_transport(), comm);
+  return std::make_shared<Communicator>(world.make_transport(options.device), comm);
 }
 
 NamedTensors named_buffers(const torch::nn::Module& module) {
@@ -54,10 +54,26 @@ DataParallel::DataParallel(const World& world, const NamedTensors& parameters,
                            DataParallelOptions options, const NamedTensors& buffers)
     : DataParallel(make_communicator(world, options), parameters, options, buffers) {}
 
+namespace {
+
+// Compressors encode through host loops over the tensor's memory: on a GPU they would read
+// device pointers on the host. Until they have device kernels, CUDA runs exchange uncompressed.
+const DataParallelOptions& checked_for_device(const DataParallelOptions& options) {
+  const std::string& name = options.compression.compression.name;
+  if (options.device.is_cuda() && name != "none") {
+    throw ConfigError(
+        str_cat("compression.name '", name, "' compresses CPU tensors only; with ",
+                "runtime.device cuda use compression.name: none (or runtime.device: ", "cpu)"));
+  }
+  return options;
+}
+
+}  // namespace
+
 DataParallel::DataParallel(std::shared_ptr<Communicator> comm, const NamedTensors& parameters,
                            DataParallelOptions options, const NamedTensors& buffers)
     : comm_(std::move(comm)),
-      strategy_(make_strategy(comm_, options)),
+      strategy_(make_strategy(comm_, checked_for_device(options))),
       broadcast_buffers_(options.broadcast_buffers) {
   strategy_->attach(parameters);
   for (const auto& [name, tensor] : buffers) buffers_.push_back(tensor);

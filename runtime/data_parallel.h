@@ -39,6 +39,8 @@ struct DataParallelOptions {
   bool broadcast_buffers = true;          // sync.broadcast_buffers
   CompressedExchangeOptions compression;  // the compression: section
   OuterOptions outer;                     // the outer: section (local-update strategies)
+  Device device;                          // runtime.device, resolved (select_device): CUDA
+                                          // parameters exchange over the NCCL transport
 };
 
 // The module's parameters (recursively, registration order) with their dotted names.
@@ -46,7 +48,8 @@ NamedTensors named_parameters(const torch::nn::Module& module);
 // The module's buffers (running statistics and the like), the same way.
 NamedTensors named_buffers(const torch::nn::Module& module);
 
-// Collective: a Communicator over the world's MPI transport with the options' timeout, debug
+// Collective: a Communicator over the world's transport for options.device (MPI, or NCCL for a
+// CUDA device) with the options' timeout, debug
 // checks and cost model. Every rank reads the cost model file; if any rank cannot, every rank
 // throws ConfigError (none is left waiting).
 std::shared_ptr<Communicator> make_communicator(const World& world,
