@@ -64,9 +64,14 @@ bool is_device_memory(const void* data) {
 }
 
 // RAII owners of the CUDA and NCCL handles.
+// Both are created on `device`: a stream or event belongs to the device current at creation,
+// and recording an event of one device on another device's stream fails.
 struct Stream {
   cudaStream_t handle = nullptr;
-  Stream() { BRAID_CUDA_CHECK(cudaStreamCreateWithFlags(&handle, cudaStreamNonBlocking)); }
+  explicit Stream(int device) {
+    CudaDeviceGuard guard(device);
+    BRAID_CUDA_CHECK(cudaStreamCreateWithFlags(&handle, cudaStreamNonBlocking));
+  }
   ~Stream() { cudaStreamDestroy(handle); }
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
@@ -74,7 +79,10 @@ struct Stream {
 
 struct Event {
   cudaEvent_t handle = nullptr;
-  Event() { BRAID_CUDA_CHECK(cudaEventCreateWithFlags(&handle, cudaEventDisableTiming)); }
+  explicit Event(int device) {
+    CudaDeviceGuard guard(device);
+    BRAID_CUDA_CHECK(cudaEventCreateWithFlags(&handle, cudaEventDisableTiming));
+  }
   ~Event() { cudaEventDestroy(handle); }
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
@@ -111,7 +119,7 @@ class NcclRequest : public Request {
 class NcclTransport : public Transport, public NativeCollectives, public DeviceCollectives {
  public:
   NcclTransport(std::shared_ptr<MpiTransport> host, int device)
-      : host_(std::move(host)), device_(device) {
+      : host_(std::move(host)), device_(device), stream_(device) {
     CudaDeviceGuard guard(device_);
     ncclUniqueId id{};
     if (host_->rank() == 0) BRAID_NCCL_CHECK(ncclGetUniqueId(&id));
@@ -214,8 +222,9 @@ class NcclTransport : public Transport, public NativeCollectives, public DeviceC
       (reached && request->is_recv() ? rest : group).push_back(request);
       if (request == upto) reached = true;
     }
-    auto event = std::make_shared<Event>();
+    auto event = std::make_shared<Event>(device_);
     CudaDeviceGuard guard(device_);
+    follow_default_stream();
     BRAID_NCCL_CHECK(ncclGroupStart());
     for (NcclRequest* r : group) {
       void* data = const_cast<void*>(r->data());
@@ -289,12 +298,23 @@ class NcclTransport : public Transport, public NativeCollectives, public DeviceC
     }
   }
 
+  // The buffers were last written on the legacy default stream (LibTorch's default: the
+  // backward pass) or on this thread's stream (braid's reduce kernels, synchronised already);
+  // our stream is non-blocking, so it waits for the default stream's work queued so far without
+  // blocking the host.
+  void follow_default_stream() {
+    Event ready(device_);
+    BRAID_CUDA_CHECK(cudaEventRecord(ready.handle, cudaStreamLegacy));
+    BRAID_CUDA_CHECK(cudaStreamWaitEvent(stream_.handle, ready.handle, 0));
+  }
+
   template <typename Launch>
   bool run_native(const char* call, Clock::time_point deadline, const std::atomic<bool>* stop,
                   Launch launch_call) {
     check_usable();
     CudaDeviceGuard guard(device_);
-    Event event;
+    Event event(device_);
+    follow_default_stream();
     launch_call();
     BRAID_CUDA_CHECK(cudaEventRecord(event.handle, stream_.handle));
     bool done = false;
@@ -316,8 +336,8 @@ class NcclTransport : public Transport, public NativeCollectives, public DeviceC
 
   std::shared_ptr<MpiTransport> host_;
   int device_;
+  Stream stream_;  // before comm_: the communicator is destroyed (or aborted) first
   NcclComm comm_;
-  Stream stream_;
   std::vector<NcclRequest*> queued_;  // posted, not launched yet
   std::string failure_;
 };

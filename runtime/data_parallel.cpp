@@ -1,8 +1,11 @@
 #include "runtime/data_parallel.h"
 
+#include <algorithm>
+
 #include <torch/nn/module.h>
 
 #include "common/error.h"
+#include "compression/compressor.h"
 #include "optimizers/replicas.h"
 #include "runtime/cost_model_file.h"
 #include "runtime/strategy_factory.h"
@@ -56,14 +59,16 @@ DataParallel::DataParallel(const World& world, const NamedTensors& parameters,
 
 namespace {
 
-// Compressors encode through host loops over the tensor's memory: on a GPU they would read
-// device pointers on the host. Until they have device kernels, CUDA runs exchange uncompressed.
+// Only some compressors run on CUDA tensors (compression/compressor.h); the others would read
+// device memory through host pointers, so they are refused before anything runs.
 const DataParallelOptions& checked_for_device(const DataParallelOptions& options) {
   const std::string& name = options.compression.compression.name;
-  if (options.device.is_cuda() && name != "none") {
-    throw ConfigError(
-        str_cat("compression.name '", name, "' compresses CPU tensors only; with ",
-                "runtime.device cuda use compression.name: none (or runtime.device: ", "cpu)"));
+  const auto& on_device = device_compressor_names();
+  if (options.device.is_cuda() &&
+      std::find(on_device.begin(), on_device.end(), name) == on_device.end()) {
+    throw ConfigError(str_cat("compression.name '", name, "' compresses CPU tensors only; with ",
+                              "runtime.device cuda use one of ", join(on_device),
+                              " (or runtime.device: cpu)"));
   }
   return options;
 }

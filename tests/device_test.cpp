@@ -3,9 +3,16 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
+
 #include "collectives/device_ops.h"
 #include "collectives/tensor.h"
+#include "collectives/transport_thread.h"
 #include "common/error.h"
+#include "compression/compressor_sign.h"
+#include "compression/payload.h"
+#include "runtime/data_parallel.h"
 #include "runtime/device.h"
 #include "spawn_ranks.h"
 
@@ -99,6 +106,65 @@ TEST(DeviceOps, CpuCopiesWorkAndCudaMemoryFailsClearlyWithoutAGpu) {
   EXPECT_EQ(dst[2], 3.0);
   if (cuda_device_count() > 0) GTEST_SKIP() << "this machine has a GPU";
   EXPECT_THROW(DeviceMemory(64, Device{Device::kCuda, 0}), CommError);
+}
+
+// The ATen path of sign (what CUDA tensors take) against the host loop, on the CPU: the same
+// header and packed bits, and scales within one float ulp (both sum |x| in float64 and round
+// once to float32; only the order of the double sum differs, which moves the double by a few
+// ulps of double, so the float can land at most one float ulp apart).
+TEST(DeviceCompression, SignAtenPathMatchesTheHostLoop) {
+  const std::int64_t chunk = CompressorSign::kChunk;
+  for (std::int64_t n :
+       {std::int64_t{0}, std::int64_t{1}, std::int64_t{13}, chunk, 3 * chunk + 5}) {
+    at::manual_seed(n);
+    at::Tensor x = at::randn({n});
+    if (n > 2) x[2] = 0.0;  // zero counts as positive on both paths
+    CompressorSign sign;
+    const std::vector<std::uint8_t> loop = sign.encode(x, {});
+    std::vector<std::uint8_t> aten = CompressorSign::encode_with_aten(x);
+    ASSERT_EQ(aten.size(), loop.size()) << "n=" << n;
+    const std::size_t chunks = static_cast<std::size_t>((n + chunk - 1) / chunk);
+    const std::size_t scales_at = loop.size() - chunks * sizeof(float) - (n + 7) / 8;
+    EXPECT_TRUE(std::equal(loop.begin(), loop.begin() + scales_at, aten.begin())) << "header";
+    for (std::size_t c = 0; c < chunks; ++c) {
+      float a = 0, b = 0;
+      std::memcpy(&a, &loop[scales_at + c * sizeof(float)], sizeof(float));
+      std::memcpy(&b, &aten[scales_at + c * sizeof(float)], sizeof(float));
+      EXPECT_LE(std::abs(static_cast<double>(a) - b), std::ldexp(std::abs(double{a}), -23));
+    }
+    const std::size_t bits_at = scales_at + chunks * sizeof(float);
+    EXPECT_TRUE(std::equal(loop.begin() + bits_at, loop.end(), aten.begin() + bits_at)) << n;
+    // Negative control: flipping one input's sign must change the packed bits.
+    if (n > 0) {
+      at::Tensor flipped = x.clone();
+      flipped[0] = x[0].item<float>() < 0 ? 1.0 : -1.0;
+      aten = CompressorSign::encode_with_aten(flipped);
+      EXPECT_FALSE(std::equal(loop.begin() + bits_at, loop.end(), aten.begin() + bits_at)) << n;
+    }
+  }
+}
+
+// On CUDA only the device compressors are accepted, and the error names them.
+TEST(DeviceCompression, CudaRefusesHostOnlyCompressorsByName) {
+  auto transport = ThreadTransport::create_world(1)[0];
+  auto comm = std::make_shared<Communicator>(transport, CommOptions{});
+  at::Tensor weight = at::zeros({8}).requires_grad_();
+  const NamedTensors parameters = {{"w", weight}};
+  DataParallelOptions options;
+  options.device = Device{Device::kCuda, 0};
+  options.compression.compression.name = "qsgd";
+  try {
+    DataParallel dp(comm, parameters, options);
+    ADD_FAILURE() << "qsgd was accepted with runtime.device cuda";
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("compression.name 'qsgd'"), std::string::npos) << what;
+    EXPECT_NE(what.find("none, fp16, bf16, topk, sign"), std::string::npos) << what;
+  }
+  for (const char* name : {"fp16", "topk", "sign"}) {  // negative control: these pass the gate
+    options.compression.compression.name = name;
+    EXPECT_NO_THROW(DataParallel(comm, parameters, options)) << name;
+  }
 }
 
 }  // namespace

@@ -5,10 +5,12 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "collectives/communicator.h"
 #include "collectives/device_ops.h"
+#include "collectives/reduce.h"
 #include "collectives/transport_mpi.h"
 #include "collectives/transport_nccl.h"
 #include "common/error.h"
@@ -103,15 +105,68 @@ void compare_others(Communicator& gpu, Communicator& cpu, Device d) {
   EXPECT(b2.read() == b, "ncclBroadcast");
 }
 
+// Bytes of n values of `dtype`, finite and inexact in sums (16-bit floats from bit patterns
+// whose exponent stays below inf/NaN), different for each `seed`.
+std::vector<std::uint8_t> pattern(DType dtype, std::int64_t n, int seed) {
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(n) * dtype_size(dtype));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t k = (i * 7919 + seed * 104729) % 2001 - 1000;
+    const auto bits =
+        static_cast<std::uint16_t>(((i * 2654435761LL + seed) & 0x3FFF) | ((i & 1) << 15));
+    void* at = bytes.data() + i * dtype_size(dtype);
+    const float f = static_cast<float>(k) / 7.0f;
+    const double g = static_cast<double>(k) / 7.0;
+    const auto i32 = static_cast<std::int32_t>(k);
+    switch (dtype) {
+      case DType::kFloat32:
+        std::memcpy(at, &f, 4);
+        break;
+      case DType::kFloat64:
+        std::memcpy(at, &g, 8);
+        break;
+      case DType::kInt32:
+        std::memcpy(at, &i32, 4);
+        break;
+      case DType::kInt64:
+        std::memcpy(at, &k, 8);
+        break;
+      case DType::kFloat16:
+      case DType::kBFloat16:
+        std::memcpy(at, &bits, 2);
+        break;
+      case DType::kUInt8:
+        break;
+    }
+  }
+  return bytes;
+}
+
+// braid's own CUDA kernels (used by its algorithms from 2 ranks on, so a one-GPU run checks them
+// here) equal the CPU kernels bitwise: both reduce 16-bit floats in float32 and round once, and
+// divide truly for avg.
+void device_kernels_match_cpu(Device d) {
+  const std::int64_t n = (1 << 16) + 17;
+  for (DType dtype : {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16,
+                      DType::kInt32, DType::kInt64}) {
+    for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kMax, ReduceOp::kMin, ReduceOp::kAvg}) {
+      std::vector<std::uint8_t> a = pattern(dtype, n, 1), b = pattern(dtype, n, 2), back(a.size());
+      DeviceMemory da(a.size(), d), db(b.size(), d);
+      copy_bytes(da.data(), d, a.data(), Device{}, a.size());
+      copy_bytes(db.data(), d, b.data(), Device{}, b.size());
+      reduce_into(Buffer{a.data(), n, dtype}, b.data(), op);
+      reduce_into(Buffer{da.data(), n, dtype, d}, db.data(), op);
+      if (op == ReduceOp::kAvg) {
+        finish_avg(Buffer{a.data(), n, dtype}, 3);
+        finish_avg(Buffer{da.data(), n, dtype, d}, 3);
+      }
+      copy_bytes(back.data(), Device{}, da.data(), d, back.size());
+      EXPECT(back == a, "device kernel ", dtype_name(dtype), " ", reduce_op_name(op));
+    }
+  }
+}
+
 // The last rank never joins: the others end in the TimeoutError naming the operation.
-void stalled_rank_times_out(Device d) {
-  const int rank = [] {
-    int r = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &r);
-    return r;
-  }();
-  int size = 0;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
+void stalled_rank_times_out(Device d, int rank, int size) {
   CommOptions options;
   options.timeout = std::chrono::seconds(3);
   Communicator gpu(make_nccl_transport(MPI_COMM_WORLD, d.index), options);
@@ -127,6 +182,26 @@ void stalled_rank_times_out(Device d) {
   MPI_Barrier(MPI_COMM_WORLD);  // the stalled rank leaves only after the others timed out
 }
 
+// One rank (a one-GPU machine): a receive from itself that no send matches never completes.
+// The wait must end at its deadline without blocking, and abandoning the request must abort
+// the communicator (the NCCL kernel stops), after which the transport refuses work by name.
+void unmatched_receive_aborts(Device d) {
+  auto transport = make_nccl_transport(MPI_COMM_WORLD, d.index);
+  DeviceMemory memory(4096, d);
+  RequestPtr recv = transport->irecv(memory.data(), 4096, 0, 0);
+  const auto deadline = Clock::now() + std::chrono::seconds(3);
+  EXPECT(!recv->wait_until(deadline), "an unmatched receive completed");
+  EXPECT(Clock::now() >= deadline, "the wait returned before its deadline");
+  recv.reset();  // abandoned: ncclCommAbort
+  try {
+    RequestPtr again = transport->isend(memory.data(), 4096, 0, 1);
+    again->test();
+    EXPECT(false, "an aborted NCCL transport accepted a send");
+  } catch (const CommError& e) {
+    EXPECT(std::string(e.what()).find("aborted") != std::string::npos, e.what());
+  }
+}
+
 }  // namespace
 }  // namespace braid
 
@@ -134,35 +209,53 @@ int main(int argc, char** argv) {
   using namespace braid;
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-  int rank = 0, local = 0;
+  int rank = 0, size = 0, local = 0, on_node = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
   MPI_Comm node;
   MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
   MPI_Comm_rank(node, &local);
+  MPI_Comm_size(node, &on_node);
   MPI_Comm_free(&node);
+  // One rank per GPU: NCCL refuses two ranks on one GPU ("Duplicate GPU detected").
   const int gpus = cuda_device_count();
-  int skip = gpus == 0 ? 1 : 0, any_skip = 0;
+  int skip = gpus < on_node ? 1 : 0, any_skip = 0;
   MPI_Allreduce(&skip, &any_skip, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   if (any_skip) {
-    if (rank == 0) std::printf("SKIPPED: no GPU visible (gpu_collectives_test)\n");
+    if (rank == 0) {
+      std::printf(
+          "SKIPPED: gpu_collectives_test needs one GPU per rank: %d rank(s) on a node, %d GPU(s) "
+          "visible\n",
+          on_node, gpus);
+    }
     MPI_Finalize();
     return 77;
   }
-  // One rank per GPU; with fewer GPUs than ranks (a one-GPU machine) NCCL refuses duplicates,
-  // so such a machine runs this test with one rank per GPU only.
-  const Device d{Device::kCuda, local % gpus};
+  const Device d{Device::kCuda, local};
   try {
     CommOptions options;
     options.timeout = std::chrono::seconds(60);
     Communicator gpu(make_nccl_transport(MPI_COMM_WORLD, d.index), options);
     Communicator cpu(std::make_shared<MpiTransport>(MPI_COMM_WORLD), options);
+    device_kernels_match_cpu(d);
     compare_allreduce(gpu, cpu, d);
     compare_others(gpu, cpu, d);
   } catch (const std::exception& e) {
     ++failures;
     std::fprintf(stderr, "rank %d: %s\n", rank, e.what());
   }
-  if (argc > 1 && std::string(argv[1]) == "--stall") stalled_rank_times_out(d);
+  try {
+    if (argc > 1 && std::string(argv[1]) == "--stall") {
+      if (size > 1) {
+        stalled_rank_times_out(d, rank, size);
+      } else {
+        unmatched_receive_aborts(d);
+      }
+    }
+  } catch (const std::exception& e) {
+    ++failures;
+    std::fprintf(stderr, "rank %d (stall): %s\n", rank, e.what());
+  }
   int all_failures = 0;
   MPI_Allreduce(&failures, &all_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
   if (rank == 0) std::printf("gpu_collectives_test: %d failures\n", all_failures);

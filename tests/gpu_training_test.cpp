@@ -53,14 +53,30 @@ std::vector<at::Tensor> one_step(braid::World& world, braid::Device device, doub
   return out;
 }
 
+int ranks_on_node() {
+  MPI_Comm node;
+  int rank = 0, size = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+  MPI_Comm_size(node, &size);
+  MPI_Comm_free(&node);
+  return size;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   braid::World world(&argc, &argv);
-  int skip = torch::cuda::is_available() ? 0 : 1;
-  const bool skipped = world.lowest_failing_rank(skip != 0) >= 0;
-  if (skipped) {
-    if (world.rank() == 0) std::printf("SKIPPED: no CUDA LibTorch or no GPU (gpu_training_test)\n");
+  // One rank per GPU: NCCL refuses two ranks on one GPU ("Duplicate GPU detected").
+  const int on_node = ranks_on_node(), gpus = static_cast<int>(torch::cuda::device_count());
+  const bool skip = !torch::cuda::is_available() || gpus < on_node;
+  if (world.lowest_failing_rank(skip) >= 0) {
+    if (world.rank() == 0) {
+      std::printf(
+          "SKIPPED: gpu_training_test needs a CUDA LibTorch and one GPU per rank (LibTorch CUDA: "
+          "%s, %d rank(s) on a node, %d GPU(s))\n",
+          torch::cuda::is_available() ? "yes" : "no", on_node, gpus);
+    }
     return 77;
   }
   const double lr = 0.1, n = 64, u = std::ldexp(1.0, -24);
