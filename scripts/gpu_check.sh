@@ -21,7 +21,7 @@ if ! cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DBRAID_CUDA=ON \
 fi
 grep "braid: CUDA path" "$build.configure.log"
 start=$SECONDS
-if ! cmake --build "$build" -j "$jobs" --target braid gpu_collectives_test gpu_training_test \
+if ! cmake --build "$build" -j "$jobs" --target braid gpu_collectives_test gpu_training_test gpu_compression_test \
      runtime_test > "$build.build.log" 2>&1; then
   grep -m 20 -B2 -A8 "error" "$build.build.log"; echo "gpu_check: build failed"; exit 1
 fi
@@ -32,7 +32,7 @@ start=$SECONDS
 rc=$?
 cat "$build.ctest.log" | grep -E "Test +#|tests passed|SKIPPED|FAILED|failures|passed" | head -40
 note "ctest -L gpu: exit $rc in $((SECONDS - start)) s ($(grep -c 'Passed' "$build.ctest.log") passed, $(grep -c 'Not Run\|Skipped' "$build.ctest.log") skipped)"
-(cd "$build" && timeout 60 ctest -R "DeviceChoice|BufferDevice|DeviceOps" --output-on-failure) \
+(cd "$build" && timeout 60 ctest -R "DeviceChoice|BufferDevice|DeviceOps|DeviceCompression" --output-on-failure) \
   > "$build.cpu.log" 2>&1
 note "device unit tests: $(grep 'tests passed' "$build.cpu.log" || echo 'see '"$build.cpu.log")"
 
