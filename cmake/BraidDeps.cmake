@@ -16,7 +16,4 @@ find_path(BRAID_CLI11_INCLUDE CLI/CLI.hpp REQUIRED)
 
 # Torch's config adds its flags (ABI macro) to the `torch` target; lower layers link it for
 # headers and c10/ATen symbols only.
-if(BRAID_WITH_NCCL)
-  find_package(CUDAToolkit REQUIRED)
-  find_library(BRAID_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} REQUIRED)
-endif()
+include(${CMAKE_CURRENT_LIST_DIR}/BraidCuda.cmake)

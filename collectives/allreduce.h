@@ -11,6 +11,7 @@
 
 #include "collectives/buffer.h"
 #include "collectives/cost_model.h"
+#include "collectives/device_ops.h"
 #include "collectives/op_context.h"
 
 namespace braid {
@@ -36,16 +37,24 @@ const std::vector<std::string>& allreduce_names();  // ring, star, rhd, native, 
 std::unique_ptr<Allreduce> make_allreduce(const std::string& name,
                                           const AllreduceOptions& options = {});
 
-// Reusable scratch memory; grows, never shrinks.
+// Reusable scratch memory on the device of the buffer it serves; grows, never shrinks.
 class Scratch {
  public:
-  char* get(std::size_t bytes) {
-    if (bytes > memory_.size()) memory_.resize(bytes);
-    return memory_.data();
+  char* get(std::size_t bytes, Device device = {}) {
+    if (device.is_cpu()) {
+      if (bytes > memory_.size()) memory_.resize(bytes);
+      return memory_.data();
+    }
+    if (bytes > device_memory_.bytes() || device != device_memory_.device()) {
+      device_memory_ = DeviceMemory();  // free first: device memory is scarce
+      device_memory_ = DeviceMemory(bytes, device);
+    }
+    return static_cast<char*>(device_memory_.data());
   }
 
  private:
   std::vector<char> memory_;
+  DeviceMemory device_memory_;
 };
 
 }  // namespace braid

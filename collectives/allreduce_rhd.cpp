@@ -11,7 +11,7 @@ void AllreduceRhd::run(OpContext& ctx, Buffer buffer, ReduceOp op) {
   int q = 1;
   while (q * 2 <= P) q *= 2;
   const int extra = P - q;
-  char* scratch = scratch_.get(buffer.bytes());
+  char* scratch = scratch_.get(buffer.bytes(), buffer.device);
 
   // Fold the extra ranks into their odd partners.
   int new_rank;
@@ -43,7 +43,7 @@ void AllreduceRhd::run(OpContext& ctx, Buffer buffer, ReduceOp op) {
       const bool lower = new_rank < partner_new;
       Buffer keep = lower ? blocks(lo, mid) : blocks(mid, hi);
       Buffer give = lower ? blocks(mid, hi) : blocks(lo, mid);
-      Buffer incoming{scratch, keep.count, buffer.dtype};
+      Buffer incoming{scratch, keep.count, buffer.dtype, buffer.device};
       ctx.sendrecv(give, real_rank(partner_new), incoming, real_rank(partner_new));
       reduce_into(keep, scratch, op);
       if (lower)

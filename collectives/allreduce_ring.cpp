@@ -25,7 +25,7 @@ void AllreduceRing::run(OpContext& ctx, Buffer buffer, ReduceOp op) {
     return buffer.slice(split_offset(n, P, chunk) + split_offset(count, segments, s),
                         split_count(count, segments, s));
   };
-  char* scratch = scratch_.get(2 * segments * max_segment * elem);
+  char* scratch = scratch_.get(2 * segments * max_segment * elem, buffer.device);
   auto scratch_segment = [&](int step, std::int64_t s) {
     return scratch + ((step % 2) * segments + s) * max_segment * elem;
   };

@@ -30,7 +30,7 @@ void AllreduceStar::run(OpContext& ctx, Buffer buffer, ReduceOp op) {
   }
 
   const std::int64_t max_segment = split_count(n, segments, 0);
-  char* scratch = scratch_.get(2 * (P - 1) * max_segment * elem);
+  char* scratch = scratch_.get(2 * (P - 1) * max_segment * elem, buffer.device);
   auto from_peer = [&](std::int64_t s, int peer) {
     return scratch + ((s % 2) * (P - 1) + (peer - 1)) * max_segment * elem;
   };

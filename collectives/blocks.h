@@ -3,11 +3,11 @@
 // no-op when source and destination alias.
 #pragma once
 
-#include <cstring>
 #include <numeric>
 #include <vector>
 
 #include "collectives/buffer.h"
+#include "collectives/device_ops.h"
 
 namespace braid {
 
@@ -18,9 +18,9 @@ inline std::vector<std::int64_t> offsets_of(const std::vector<std::int64_t>& cou
   return offsets;
 }
 
-// dst = src (same dtype and count).
+// dst = src (same dtype and count), on either device.
 inline void copy_block(Buffer dst, Buffer src) {
-  if (dst.data != src.data && src.count) std::memcpy(dst.data, src.data, src.bytes());
+  copy_bytes(dst.data, dst.device, src.data, src.device, src.bytes());
 }
 
 }  // namespace braid

@@ -2,6 +2,8 @@
 // Collectives never own the memory: the caller keeps it alive until the operation's Work
 // completes (as with MPI's nonblocking calls). DType and ReduceOp are braid's own so that this
 // layer stays free of heavy framework headers; collectives/tensor.h converts at::Tensor.
+// A Buffer carries its device: CPU memory, or CUDA memory that only device-capable transports
+// (NCCL) and the CUDA kernels behind collectives/device_ops.h touch.
 #pragma once
 
 #include <cstddef>
@@ -24,16 +26,34 @@ const char* reduce_op_name(ReduceOp op);
 void check_reducible(DType dtype, ReduceOp op);
 ReduceOp parse_reduce_op(const std::string& name);
 
+// Where memory lives: the CPU, or CUDA device `index`.
+struct Device {
+  enum Type : std::uint8_t { kCpu, kCuda };
+  Type type = kCpu;
+  int index = 0;
+
+  bool is_cpu() const { return type == kCpu; }
+  bool is_cuda() const { return type == kCuda; }
+  bool operator==(const Device& o) const {
+    return type == o.type && (is_cpu() || index == o.index);
+  }
+  bool operator!=(const Device& o) const { return !(*this == o); }
+  std::string str() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
+};
+
 struct Buffer {
   void* data = nullptr;
   std::int64_t count = 0;
   DType dtype = DType::kFloat32;
+  Device device{};
 
   std::size_t bytes() const { return static_cast<std::size_t>(count) * dtype_size(dtype); }
   char* bytes_at(std::int64_t element) const {
     return static_cast<char*>(data) + static_cast<std::size_t>(element) * dtype_size(dtype);
   }
-  Buffer slice(std::int64_t offset, std::int64_t n) const { return {bytes_at(offset), n, dtype}; }
+  Buffer slice(std::int64_t offset, std::int64_t n) const {
+    return {bytes_at(offset), n, dtype, device};
+  }
 };
 
 // Balanced split of `count` elements into `parts` pieces: the first count % parts pieces get one

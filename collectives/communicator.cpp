@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "collectives/blocks.h"
 #include "collectives/collectives.h"
 #include "collectives/reduce.h"
 #include "common/error.h"
@@ -65,6 +66,9 @@ Communicator::Communicator(std::shared_ptr<Transport> transport, CommOptions opt
       size_(transport_->size()),
       tag_span_(std::int64_t{transport_->max_tag()} - kFirstOpTag + 1),
       thread_([this] { loop(); }) {
+  // NCCL completes a group of sends and receives as a whole (transport_nccl.h): a pipeline of
+  // segments would wait on itself, so every step moves one segment.
+  if (transport_->moves_device_memory()) options_.allreduce.segment_bytes = std::size_t{1} << 62;
   share_cost_model();
 }
 
@@ -254,8 +258,17 @@ void check_algorithm(const std::string& name) {
 }
 }  // namespace
 
+void Communicator::check_device(const char* op, const Buffer& buffer) const {
+  if (buffer.device.is_cpu() || transport_->moves_device_memory()) return;
+  throw CommError(str_cat(op, " got a buffer on ", buffer.device.str(), ", but the '",
+                          transport_->name(),
+                          "' transport moves only CPU memory; use the NCCL transport (a CUDA "
+                          "build with runtime.device: cuda) or copy the tensor to the CPU"));
+}
+
 Work Communicator::allreduce(Buffer buffer, ReduceOp op, const std::string& name) {
   check_algorithm(name);
+  check_device("allreduce", buffer);
   check_reducible(buffer.dtype, op);
   const std::string algo = resolve(name, buffer.bytes());
   return submit({"allreduce", algo, buffer.count, buffer.dtype}, [=](OpContext& ctx) {
@@ -271,31 +284,37 @@ Work Communicator::allreduce_fused(std::vector<Buffer> buffers, ReduceOp op,
   for (const Buffer& b : buffers) {
     BRAID_CHECK(b.dtype == buffers.front().dtype, "fused allreduce mixes ",
                 dtype_name(buffers.front().dtype), " and ", dtype_name(b.dtype));
+    BRAID_CHECK(b.device == buffers.front().device, "fused allreduce mixes ",
+                buffers.front().device.str(), " and ", b.device.str());
+    check_device("allreduce_fused", b);
     total += b.count;
   }
   const DType dtype = buffers.empty() ? DType::kFloat32 : buffers.front().dtype;
+  const Device device = buffers.empty() ? Device{} : buffers.front().device;
   check_reducible(dtype, op);
   const std::string algo = resolve(name, total * dtype_size(dtype));
-  return submit({"allreduce_fused", algo, total, dtype},
-                [this, buffers = std::move(buffers), total, dtype, op, algo](OpContext& ctx) {
-                  Buffer flat{scratch_.get(total * dtype_size(dtype)), total, dtype};
-                  std::int64_t offset = 0;
-                  for (const Buffer& b : buffers) {
-                    if (b.count) std::memcpy(flat.bytes_at(offset), b.data, b.bytes());
-                    offset += b.count;
-                  }
-                  algorithm(algo).run(ctx, flat, op);
-                  if (op == ReduceOp::kAvg) finish_avg(flat, size_);
-                  offset = 0;
-                  for (const Buffer& b : buffers) {
-                    if (b.count) std::memcpy(b.data, flat.bytes_at(offset), b.bytes());
-                    offset += b.count;
-                  }
-                });
+  return submit({"allreduce_fused", algo, total, dtype}, [this, buffers = std::move(buffers), total,
+                                                          dtype, device, op, algo](OpContext& ctx) {
+    Buffer flat{scratch_.get(total * dtype_size(dtype), device), total, dtype, device};
+    std::int64_t offset = 0;
+    for (const Buffer& b : buffers) {
+      copy_block(flat.slice(offset, b.count), b);
+      offset += b.count;
+    }
+    algorithm(algo).run(ctx, flat, op);
+    if (op == ReduceOp::kAvg) finish_avg(flat, size_);
+    offset = 0;
+    for (const Buffer& b : buffers) {
+      copy_block(b, flat.slice(offset, b.count));
+      offset += b.count;
+    }
+  });
 }
 
 Work Communicator::reduce_scatter(Buffer input, Buffer output, ReduceOp op) {
   check_reducible(input.dtype, op);
+  check_device("reduce_scatter", input);
+  check_device("reduce_scatter", output);
   return submit({"reduce_scatter", "ring", input.count, input.dtype}, [=](OpContext& ctx) {
     braid::reduce_scatter(ctx, input, output, op, scratch_);
     if (op == ReduceOp::kAvg) finish_avg(output, size_);
@@ -307,6 +326,8 @@ Work Communicator::allgather(Buffer input, Buffer output) {
 }
 
 Work Communicator::allgatherv(Buffer input, Buffer output, std::vector<std::int64_t> counts) {
+  check_device("allgatherv", input);
+  check_device("allgatherv", output);
   return submit({"allgatherv", "ring", output.count, input.dtype},
                 [=, counts = std::move(counts)](OpContext& ctx) {
                   braid::allgatherv(ctx, input, output, counts);
@@ -314,11 +335,14 @@ Work Communicator::allgatherv(Buffer input, Buffer output, std::vector<std::int6
 }
 
 Work Communicator::broadcast(Buffer buffer, int root) {
+  check_device("broadcast", buffer);
   return submit({"broadcast", "tree", buffer.count, buffer.dtype, root},
                 [=](OpContext& ctx) { braid::broadcast(ctx, buffer, root); });
 }
 
 Work Communicator::gather(Buffer input, Buffer output, int root) {
+  check_device("gather", input);
+  check_device("gather", output);
   return submit({"gather", "direct", input.count, input.dtype, root},
                 [=](OpContext& ctx) { braid::gather(ctx, input, output, root); });
 }
@@ -332,6 +356,8 @@ Work Communicator::alltoall(Buffer input, Buffer output) {
 
 Work Communicator::alltoallv(Buffer input, std::vector<std::int64_t> send_counts, Buffer output,
                              std::vector<std::int64_t> recv_counts) {
+  check_device("alltoallv", input);
+  check_device("alltoallv", output);
   return submit(
       {"alltoallv", "pairwise", size_, input.dtype},
       [=, send_counts = std::move(send_counts), recv_counts = std::move(recv_counts)](
@@ -350,6 +376,10 @@ BytesResult Communicator::allgather_bytes(std::vector<std::uint8_t> mine) {
 }
 
 FirstKResult Communicator::gather_first_k(Buffer input, Buffer output, int k, int root) {
+  // Late blocks land in memory the communicator owns, on the CPU.
+  if (input.device.is_cuda() || output.device.is_cuda()) {
+    throw CommError("gather_first_k moves CPU buffers only; copy the blocks to the CPU first");
+  }
   auto ranks = std::make_shared<std::vector<int>>();
   // k goes into the description so that debug mode also catches ranks that disagree on it.
   Work work = submit({str_cat("gather_first_", k), "direct", input.count, input.dtype, root},

@@ -159,6 +159,8 @@ class Communicator {
   std::string resolve(const std::string& name, std::size_t bytes) const;
   // The constructor's first collective: rank 0's options_.allreduce.cost_model to every rank.
   void share_cost_model();
+  // CommError naming `op` when `buffer` is CUDA memory and the transport moves only CPU memory.
+  void check_device(const char* op, const Buffer& buffer) const;
 
   std::shared_ptr<Transport> transport_;
   CommOptions options_;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "collectives/device_ops.h"
 #include "common/error.h"
 
 namespace braid {
@@ -58,6 +59,7 @@ void divide_widened(T* dst, std::int64_t n, int divisor) {
 
 void reduce_into(Buffer dst, const void* src, ReduceOp op) {
   check_reducible(dst.dtype, op);
+  if (dst.device.is_cuda()) return device_reduce_into(dst, src, op);
   const std::int64_t n = dst.count;
   switch (dst.dtype) {
     case DType::kFloat32:
@@ -85,6 +87,7 @@ void finish_avg(Buffer dst, int divisor) {
   BRAID_CHECK(divisor > 0, "divisor ", divisor);
   check_reducible(dst.dtype, ReduceOp::kAvg);
   if (divisor == 1) return;
+  if (dst.device.is_cuda()) return device_finish_avg(dst, divisor);
   const std::int64_t n = dst.count;
   switch (dst.dtype) {
     // A true division (not a multiply by 1/p) so avg equals sum / p exactly as a reference

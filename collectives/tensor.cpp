@@ -48,9 +48,12 @@ c10::ScalarType scalar_type_of(DType dtype) {
 
 Buffer as_buffer(const at::Tensor& tensor) {
   BRAID_CHECK(tensor.is_contiguous(), "collectives need contiguous tensors");
-  BRAID_CHECK(tensor.device().is_cpu(), "this transport moves CPU tensors; got ",
-              tensor.device().str());
-  return Buffer{tensor.data_ptr(), tensor.numel(), dtype_of(tensor.scalar_type())};
+  const c10::Device where = tensor.device();
+  BRAID_CHECK(where.is_cpu() || where.is_cuda(), "collectives move CPU and CUDA tensors; got ",
+              where.str());
+  Device device{};
+  if (where.is_cuda()) device = Device{Device::kCuda, where.has_index() ? where.index() : 0};
+  return Buffer{tensor.data_ptr(), tensor.numel(), dtype_of(tensor.scalar_type()), device};
 }
 
 }  // namespace braid

@@ -1,5 +1,5 @@
 // The bridge from at::Tensor to collectives' Buffer. Only contiguous tensors of the supported
-// dtypes qualify; the Buffer aliases the tensor's memory.
+// dtypes, on the CPU or a CUDA device, qualify; the Buffer aliases the tensor's memory.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -10,6 +10,8 @@ namespace braid {
 
 DType dtype_of(c10::ScalarType type);  // throws CheckError for unsupported types
 c10::ScalarType scalar_type_of(DType dtype);
-Buffer as_buffer(const at::Tensor& tensor);  // throws CheckError unless contiguous CPU memory
+// The Buffer carries the tensor's device (CPU or CUDA); throws CheckError unless contiguous
+// memory on one of those.
+Buffer as_buffer(const at::Tensor& tensor);
 
 }  // namespace braid

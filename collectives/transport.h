@@ -89,6 +89,9 @@ class Transport {
   // The largest tag send/recv accept (MPI_TAG_UB for MPI, at least 32767).
   virtual int max_tag() const = 0;
   virtual NativeCollectives* native() { return nullptr; }
+  // Whether isend/irecv and native() accept CUDA memory (the NCCL transport). Communicators
+  // reject CUDA buffers up front for transports that do not.
+  virtual bool moves_device_memory() const { return false; }
 
   // Bytes moved by completed requests (a native collective's traffic is not seen here).
   virtual std::uint64_t bytes_sent() const { return bytes_sent_.load(std::memory_order_relaxed); }

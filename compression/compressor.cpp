@@ -19,7 +19,7 @@ void Compressor::decode_add(const std::uint8_t* data, std::size_t size, at::Tens
 
 void SparseCompressor::decode(const std::uint8_t* data, std::size_t size, at::Tensor& output,
                               const PayloadContext& context) const {
-  payload_value_dtype(output);  // checks the tensor before it is touched
+  device_value_dtype(output);  // checks the tensor before it is touched
   output.zero_();
   decode_add(data, size, output, context);
 }

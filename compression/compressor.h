@@ -94,6 +94,10 @@ class Compressor {
 // follows DGC's warm-up; its corrections live in dgc_memory.h). compression.name also
 // accepts powersgd, which is an exchange of its own (bucket_exchange.h: compression_names()).
 const std::vector<std::string>& compressor_names();
+// The compressors that take CUDA tensors (ATen ops on the tensor's device; the payload is
+// built on the host from what they select): none, fp16, bf16, topk, sign. The others read
+// tensors through host pointers and need CPU tensors.
+const std::vector<std::string>& device_compressor_names();
 // Throws ConfigError naming compression.name (and the valid names) or the bad option.
 std::unique_ptr<Compressor> make_compressor(const CompressionOptions& options);
 

@@ -19,8 +19,9 @@ const char* CompressorHalf::name() const { return wire_ == DType::kFloat16 ? "fp
 
 std::vector<std::uint8_t> CompressorHalf::encode(const at::Tensor& input,
                                                  const PayloadContext& context) {
-  payload_value_dtype(input);
-  at::Tensor wire = input.to(scalar_type_of(wire_)).contiguous();
+  device_value_dtype(input);
+  // The cast runs on the input's device; only the half-size wire values come to the host.
+  at::Tensor wire = input.to(scalar_type_of(wire_)).contiguous().cpu();
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(wire.numel()) * dtype_size(wire_));
   if (!bytes.empty()) std::memcpy(bytes.data(), wire.data_ptr(), bytes.size());
   return bytes;
@@ -28,13 +29,14 @@ std::vector<std::uint8_t> CompressorHalf::encode(const at::Tensor& input,
 
 void CompressorHalf::decode(const std::uint8_t* data, std::size_t size, at::Tensor& output,
                             const PayloadContext& context) const {
-  payload_value_dtype(output);
+  device_value_dtype(output);
   std::size_t expected = static_cast<std::size_t>(output.numel()) * dtype_size(wire_);
   if (size != expected) {
     throw_payload_error(context, str_cat(size, " bytes, expected ", expected, " (", output.numel(),
                                          " ", dtype_name(wire_), " values)"));
   }
   // Copied into an aligned tensor first: `data` may sit at any offset of a gathered buffer.
+  // copy_ widens on the output's device (CPU or CUDA).
   at::Tensor wire = at::empty({output.numel()}, at::TensorOptions().dtype(scalar_type_of(wire_)));
   if (size > 0) std::memcpy(wire.data_ptr(), data, size);
   output.copy_(wire.view(output.sizes()));

@@ -6,6 +6,8 @@
 // layer; chunks approximate that without knowing the layout). Zero counts as positive. Biased:
 // use it under error feedback. 1 + 32 / kChunk bits per element.
 //
+// Runs on CUDA tensors too: encode packs on the device, decode unpacks on the host and copies.
+//
 // Payload body: ceil(n / kChunk) scales (float32, finite and >= 0) | n sign bits packed
 // (1 = negative).
 #pragma once
@@ -21,6 +23,9 @@ class CompressorSign : public Compressor {
   std::vector<std::uint8_t> encode(const at::Tensor& input, const PayloadContext& context) override;
   void decode(const std::uint8_t* data, std::size_t size, at::Tensor& output,
               const PayloadContext& context) const override;
+  // The payload built with ATen ops on the input's device: the path CUDA tensors take. It
+  // takes CPU tensors too, so tests hold it to the host loop without a GPU.
+  static std::vector<std::uint8_t> encode_with_aten(const at::Tensor& input);
 };
 
 }  // namespace braid

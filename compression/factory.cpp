@@ -29,6 +29,11 @@ const std::vector<std::string>& compressor_names() {
   return names;
 }
 
+const std::vector<std::string>& device_compressor_names() {
+  static const std::vector<std::string> names = {"none", "fp16", "bf16", "topk", "sign"};
+  return names;
+}
+
 std::unique_ptr<Compressor> make_compressor(const CompressionOptions& options) {
   const std::string& name = options.name;
   if (name == "none") return std::make_unique<CompressorNone>();

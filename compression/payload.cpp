@@ -1,5 +1,7 @@
 #include "compression/payload.h"
 
+#include <ATen/ATen.h>
+
 #include <cstring>
 
 #include "collectives/tensor.h"
@@ -10,6 +12,16 @@ namespace braid {
 DType payload_value_dtype(const at::Tensor& tensor) {
   BRAID_CHECK(tensor.device().is_cpu() && tensor.is_contiguous(),
               "compressors take contiguous CPU tensors");
+  DType dtype = dtype_of(tensor.scalar_type());
+  BRAID_CHECK(dtype == DType::kFloat32 || dtype == DType::kFloat64,
+              "compressors take float32 or float64 tensors, not ", dtype_name(dtype));
+  return dtype;
+}
+
+DType device_value_dtype(const at::Tensor& tensor) {
+  BRAID_CHECK((tensor.device().is_cpu() || tensor.device().is_cuda()) && tensor.is_contiguous(),
+              "device compressors take contiguous CPU or CUDA tensors, not ",
+              tensor.device().str());
   DType dtype = dtype_of(tensor.scalar_type());
   BRAID_CHECK(dtype == DType::kFloat32 || dtype == DType::kFloat64,
               "compressors take float32 or float64 tensors, not ", dtype_name(dtype));
@@ -85,8 +97,27 @@ void PayloadReader::expect_end() const {
   if (remaining() != 0) fail(str_cat(remaining(), " bytes past the end of the payload"));
 }
 
+namespace {
+
+// add_values_at for a CUDA accumulator: the k pairs go to the device and add in one index_add_.
+void add_values_on_device(at::Tensor& accumulator, const std::vector<std::int64_t>& indices,
+                          const std::uint8_t* values) {
+  device_value_dtype(accumulator);
+  const auto k = static_cast<std::int64_t>(indices.size());
+  if (k == 0) return;
+  at::Tensor where = at::empty({k}, at::TensorOptions().dtype(at::kLong));
+  at::Tensor what = at::empty({k}, at::TensorOptions().dtype(accumulator.scalar_type()));
+  std::memcpy(where.data_ptr(), indices.data(), static_cast<std::size_t>(k) * sizeof(std::int64_t));
+  std::memcpy(what.data_ptr(), values, static_cast<std::size_t>(k) * what.element_size());
+  accumulator.view({-1}).index_add_(0, where.to(accumulator.device()),
+                                    what.to(accumulator.device()));
+}
+
+}  // namespace
+
 void add_values_at(at::Tensor& accumulator, const std::vector<std::int64_t>& indices,
                    const std::uint8_t* values) {
+  if (accumulator.device().is_cuda()) return add_values_on_device(accumulator, indices, values);
   dispatch_value(payload_value_dtype(accumulator), [&](auto tag) {
     using T = decltype(tag);
     T* acc = accumulator.data_ptr<T>();

@@ -31,6 +31,9 @@ constexpr std::size_t kPayloadHeaderBytes = 4 + 1 + 1 + 1 + 8;
 // The dtype of a tensor a compressor may encode or decode into: float32 or float64, contiguous,
 // on the CPU (CheckError otherwise: that is the caller's bug, not a bad payload).
 DType payload_value_dtype(const at::Tensor& tensor);
+// The same for the compressors that run on the tensor's own device (device_compressor_names():
+// ATen ops, on CUDA when the tensor is there), which also take contiguous CUDA tensors.
+DType device_value_dtype(const at::Tensor& tensor);
 
 // Calls fn(float{}) or fn(double{}) for the value dtype, so that codecs are written once as
 // templates over the element type.
@@ -44,6 +47,8 @@ decltype(auto) dispatch_value(DType dtype, Fn&& fn) {
 
 // Sparse payloads (topk, randomk): accumulator[indices[i]] += value i, the values packed in the
 // accumulator's dtype (unaligned). The caller has checked every index against the accumulator.
+// A CUDA accumulator takes them in one index_add_ on its device (indices are distinct, so each
+// value is added once, as on the CPU).
 void add_values_at(at::Tensor& accumulator, const std::vector<std::int64_t>& indices,
                    const std::uint8_t* values);
 

@@ -70,7 +70,7 @@ std::uint64_t read_varint(const std::uint8_t* data, std::size_t size, std::size_
 
 TopKSelection select_top_k(const at::Tensor& values, std::int64_t k, SeededRng& rng,
                            const TopKSampling& sampling) {
-  payload_value_dtype(values);
+  device_value_dtype(values);
   const std::int64_t n = values.numel();
   BRAID_CHECK(values.dim() == 1 && k >= 0 && k <= n, "select_top_k: k = ", k, " of ", n);
   at::Tensor mags = magnitudes(values);

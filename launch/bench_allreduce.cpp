@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "collectives/communicator.h"
+#include "collectives/device_ops.h"
 #include "collectives/reduce.h"
 #include "collectives/verify.h"
 #include "common/error.h"
@@ -170,7 +171,19 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
   if (!options.cost_model.empty()) {
     comm_options.allreduce.cost_model = load_cost_model(options.cost_model);
   }
-  Communicator comm(world.make_transport(), comm_options);
+  Device device;
+  if (options.device == "cuda") {
+    const int gpus = cuda_device_count();
+    if (gpus == 0) {
+      throw ConfigError(cuda_built() ? "bench: --device cuda, but no GPU is visible"
+                                     : "bench: --device cuda needs a CUDA build of braid "
+                                       "(-DBRAID_CUDA=ON)");
+    }
+    device = Device{Device::kCuda, world.local_rank() % gpus};
+  } else if (options.device != "cpu") {
+    throw ConfigError(str_cat("bench: unknown --device '", options.device, "' (valid: cpu, cuda)"));
+  }
+  Communicator comm(world.make_transport(device), comm_options);
   if (!options.calibrate.empty()) {
     if (comm.size() < 2) throw ConfigError("bench: --calibrate needs at least 2 ranks");
     calibrate(comm, options);
@@ -180,6 +193,10 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
   const bool root = comm.rank() == 0;
   const std::size_t elem = dtype_size(dtype);
   std::vector<char> memory(std::max(options.max_bytes, elem));
+  // With --device cuda the sweep runs on `on_device`; `memory` stages the --check pattern.
+  DeviceMemory on_device;
+  if (device.is_cuda()) on_device = DeviceMemory(memory.size(), device);
+  char* data = device.is_cuda() ? static_cast<char*>(on_device.data()) : memory.data();
   // What "auto" runs: the communicator's model is rank 0's on every rank.
   const CostModel& model = comm.options().allreduce.cost_model;
   const bool native = comm.transport().native() != nullptr;
@@ -195,18 +212,21 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
   }
   // Warm every algorithm's connections and scratch so the first row is not an outlier.
   for (const std::string& name : algorithms) {
-    for (int i = 0; i < 20; ++i) comm.allreduce(Buffer{memory.data(), 256, dtype}, op, name).wait();
+    for (int i = 0; i < 20; ++i) comm.allreduce(Buffer{data, 256, dtype, device}, op, name).wait();
   }
   std::int64_t total_wrong = 0;
   for (std::size_t bytes : sweep_sizes(options, elem)) {
     const auto count = static_cast<std::int64_t>(bytes / elem);
-    Buffer buffer{memory.data(), count, dtype};
+    Buffer buffer{data, count, dtype, device};
+    const Buffer host{memory.data(), count, dtype};
     for (const std::string& name : algorithms) {
       std::int64_t wrong = 0;
       if (options.check) {
-        fill_pattern(buffer, comm.rank());
+        fill_pattern(host, comm.rank());
+        copy_bytes(buffer.data, device, host.data, Device{}, host.bytes());
         comm.allreduce(buffer, op, name).wait();
-        wrong = sum_over_ranks(comm, count_wrong(buffer, op, P));
+        copy_bytes(host.data, Device{}, buffer.data, device, host.bytes());
+        wrong = sum_over_ranks(comm, count_wrong(host, op, P));
         total_wrong += wrong;
       }
       const double seconds = time_allreduce(comm, buffer, op, name, options);

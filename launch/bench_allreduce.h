@@ -2,7 +2,8 @@
 // the MPI library's own (native), run under mpirun. Rank 0 prints one row per (size, algorithm):
 // size, count, dtype, algorithm, time, algbw = bytes / time, busbw = algbw * 2(P-1)/P (the
 // per-link rate a bandwidth-optimal algorithm needs, comparable across rank counts) and the
-// number of wrong elements when --check is on. --json prints one JSON object per row instead.
+// number of wrong elements when --check is on. --device cuda runs the same sweep on GPU
+// buffers over NCCL. --json prints one JSON object per row instead.
 #pragma once
 
 #include <cstddef>
@@ -28,6 +29,9 @@ struct BenchAllreduceOptions {
   std::string cost_model;  // cost model file for "auto" (rank 0's is used by every rank)
   double timeout_s = 300.0;
   bool debug_checks = false;
+  // cpu, or cuda: buffers on cuda:<local rank>, braid's algorithms over the NCCL transport and
+  // "native" = ncclAllReduce (CUDA build and a GPU per rank needed, else a ConfigError).
+  std::string device = "cpu";
 };
 
 // Returns the process exit code: 0, or 1 when --check found wrong elements.

@@ -124,6 +124,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   bench_ar->add_flag("--debug-checks", ar.debug_checks,
                      "Cross-check every collective across ranks");
+  bench_ar->add_option("--device", ar.device, "cpu | cuda (GPU buffers over NCCL; CUDA build)")
+      ->capture_default_str();
 
   braid::BenchCompressOptions bc;
   auto* bench_compress = bench->add_subcommand(

@@ -118,6 +118,7 @@ void for_each_key(C& c, Visit&& visit) {
   visit("runtime", "log_level", c.runtime.log_level, {"trace", "debug", "info", "warn", "error"});
   visit("runtime", "trace", c.runtime.trace, {});
   visit("runtime", "progress", c.runtime.progress, {"auto", "bar", "lines"});
+  visit("runtime", "device", c.runtime.device, {"auto", "cpu", "cuda"});
 }
 
 // Sections for the methods still to come: known, so that a key there gets a clear message

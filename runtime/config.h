@@ -120,6 +120,7 @@ struct RuntimeConfig {
   std::string log_level = "info";  // trace | debug | info | warn | error
   bool trace = false;              // Chrome trace per rank in <run dir>/trace/
   std::string progress = "auto";   // auto | bar | lines: rank 0's console output
+  std::string device = "auto";     // auto | cpu | cuda: cuda:<local rank> when possible
 };
 
 struct Config {

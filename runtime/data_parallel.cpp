@@ -1,8 +1,11 @@
 #include "runtime/data_parallel.h"
 
+#include <algorithm>
+
 #include <torch/nn/module.h>
 
 #include "common/error.h"
+#include "compression/compressor.h"
 #include "optimizers/replicas.h"
 #include "runtime/cost_model_file.h"
 #include "runtime/strategy_factory.h"
@@ -39,7 +42,7 @@ std::shared_ptr<Communicator> make_communicator(const World& world,
                                               options.cost_model, "'")
                                     : error);
   }
-  return std::make_shared<Communicator>(world.make_transport(), comm);
+  return std::make_shared<Communicator>(world.make_transport(options.device), comm);
 }
 
 NamedTensors named_buffers(const torch::nn::Module& module) {
@@ -54,10 +57,28 @@ DataParallel::DataParallel(const World& world, const NamedTensors& parameters,
                            DataParallelOptions options, const NamedTensors& buffers)
     : DataParallel(make_communicator(world, options), parameters, options, buffers) {}
 
+namespace {
+
+// Only some compressors run on CUDA tensors (compression/compressor.h); the others would read
+// device memory through host pointers, so they are refused before anything runs.
+const DataParallelOptions& checked_for_device(const DataParallelOptions& options) {
+  const std::string& name = options.compression.compression.name;
+  const auto& on_device = device_compressor_names();
+  if (options.device.is_cuda() &&
+      std::find(on_device.begin(), on_device.end(), name) == on_device.end()) {
+    throw ConfigError(str_cat("compression.name '", name, "' compresses CPU tensors only; with ",
+                              "runtime.device cuda use one of ", join(on_device),
+                              " (or runtime.device: cpu)"));
+  }
+  return options;
+}
+
+}  // namespace
+
 DataParallel::DataParallel(std::shared_ptr<Communicator> comm, const NamedTensors& parameters,
                            DataParallelOptions options, const NamedTensors& buffers)
     : comm_(std::move(comm)),
-      strategy_(make_strategy(comm_, options)),
+      strategy_(make_strategy(comm_, checked_for_device(options))),
       broadcast_buffers_(options.broadcast_buffers) {
   strategy_->attach(parameters);
   for (const auto& [name, tensor] : buffers) buffers_.push_back(tensor);

@@ -41,6 +41,8 @@ struct DataParallelOptions {
   OuterOptions outer;                        // the outer: section (local-update strategies)
   std::string coding_scheme = "fractional";  // coding.scheme (gradient_coding)
   int coding_stragglers = 1;                 // coding.stragglers
+  Device device;                             // runtime.device, resolved (select_device): CUDA
+                                             // parameters exchange over the NCCL transport
 };
 
 // The module's parameters (recursively, registration order) with their dotted names.
@@ -48,7 +50,8 @@ NamedTensors named_parameters(const torch::nn::Module& module);
 // The module's buffers (running statistics and the like), the same way.
 NamedTensors named_buffers(const torch::nn::Module& module);
 
-// Collective: a Communicator over the world's MPI transport with the options' timeout, debug
+// Collective: a Communicator over the world's transport for options.device (MPI, or NCCL for a
+// CUDA device) with the options' timeout, debug
 // checks and cost model. Every rank reads the cost model file; if any rank cannot, every rank
 // throws ConfigError (none is left waiting).
 std::shared_ptr<Communicator> make_communicator(const World& world,

@@ -19,7 +19,8 @@ Evaluation evaluate(Model& model, const Dataset& test, Communicator& comm, std::
   at::Tensor indices = eval_indices(test.size(), comm.rank(), comm.size());
   double loss_sum = 0, correct = 0, positions = 0;
   for (std::int64_t start = 0; start < indices.numel(); start += batch) {
-    at::Tensor idx = indices.narrow(0, start, std::min(batch, indices.numel() - start));
+    at::Tensor idx =
+        indices.narrow(0, start, std::min(batch, indices.numel() - start)).to(test.inputs.device());
     at::Tensor x = test.inputs.index_select(0, idx), y = test.targets.index_select(0, idx);
     at::Tensor logits = model.forward(x);
     const auto n = static_cast<double>(model.positions(y));

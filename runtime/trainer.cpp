@@ -18,6 +18,7 @@
 #include "runtime/checkpoint.h"
 #include "runtime/cost_model_file.h"
 #include "runtime/data_parallel.h"
+#include "runtime/device.h"
 #include "runtime/evaluation.h"
 #include "runtime/interrupt.h"
 #include "runtime/metrics.h"
@@ -116,9 +117,12 @@ DataParallelOptions data_parallel_options(const Config& config) {
 }
 
 // The ranks agree on the config first: the communicator's own options come from it.
-std::shared_ptr<Communicator> communicator_for(const World& world, const Config& config) {
+std::shared_ptr<Communicator> communicator_for(const World& world, const Config& config,
+                                               Device device) {
   check_same_config(world, config);
-  return make_communicator(world, data_parallel_options(config));
+  DataParallelOptions options = data_parallel_options(config);
+  options.device = device;
+  return make_communicator(world, options);
 }
 
 // The loop and its periodic activities; one object per run so each phase is a small method.
@@ -144,6 +148,7 @@ class Trainer {
 
   const Config& config_;
   const int rank_, P_, accumulate_;
+  const Device device_;  // runtime.device, agreed by all ranks; the model and data live there
   const fs::path run_dir_;
   DataSplits data_;
   std::shared_ptr<Model> model_;
@@ -175,15 +180,26 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
       rank_(world.rank()),
       P_(world.size()),
       accumulate_(static_cast<int>(config.train.accumulate_steps)),
+      device_(select_device(world, config.runtime.device)),
       run_dir_(config.run.dir),
       data_(std::move(prepared.data)),
       model_(std::move(prepared.model)),
-      comm_(communicator_for(world, config)),
+      comm_(communicator_for(world, config, device_)),
       plan_(data_.train.size(), rank_, P_ * accumulate_, config.data.batch_size, config.run.seed),
       checkpointer_(config.run.dir, rank_, P_, resume_fingerprint(config)),
       progress_(rank_ == 0, config.runtime.progress),
       inject_(config.inject, rank_, P_) {
+  // Rank per GPU: the model and both data sets move once; batches are then picked on the device.
+  if (device_.is_cuda()) {
+    const c10::Device where = torch_device(device_);
+    model_->to(where);
+    for (Dataset* set : {&data_.train, &data_.test}) {
+      set->inputs = set->inputs.to(where);
+      set->targets = set->targets.to(where);
+    }
+  }
   DataParallelOptions options = data_parallel_options(config_);
+  options.device = device_;
   // The strategy counts steps; schedules by epoch (DGC's warm-up) need this run's epoch length.
   options.compression.compression.dgc.steps_per_epoch = plan_.steps_per_epoch();
   dp_ = std::make_unique<DataParallel>(comm_, named_parameters(*model_), options,
@@ -277,8 +293,10 @@ void Trainer::step() {
 }
 
 void Trainer::micro_step(int partition, double weight, bool last, double& loss_value) {
-  at::Tensor idx = plan_.partition_indices(position_.epoch, position_.step_in_epoch, partition,
-                                           position_.epoch_offset);
+  at::Tensor idx = plan_
+                       .partition_indices(position_.epoch, position_.step_in_epoch, partition,
+                                          position_.epoch_offset)
+                       .to(data_.train.inputs.device());
   at::Tensor loss;
   {
     trace::Scope scope("forward", "compute");
@@ -516,9 +534,9 @@ PreparedRun prepare_training(const Config& config, int rank, int world_size) {
 TrainSummary train(const World& world, const Config& config, PreparedRun prepared) {
   init_logging(world.rank(), world.size(), spdlog::level::from_str(config.runtime.log_level));
   set_compute_threads(static_cast<int>(config.runtime.threads));
-  // CPU build: every rank computes on the CPU; a CUDA build picks cuda:<local rank> here.
-  spdlog::debug("local rank {}, device cpu, {} torch threads", world.local_rank(),
-                config.runtime.threads);
+  // runtime.device is resolved (and agreed across ranks) when the Trainer is built.
+  spdlog::debug("local rank {}, runtime.device {}, {} torch threads", world.local_rank(),
+                config.runtime.device, config.runtime.threads);
   try {
     return Trainer(world, config, std::move(prepared)).run();
   } catch (...) {

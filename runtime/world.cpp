@@ -7,6 +7,7 @@
 
 #include "collectives/transport_faulty.h"
 #include "collectives/transport_mpi.h"
+#include "collectives/transport_nccl.h"
 #include "common/error.h"
 
 namespace braid {
@@ -58,7 +59,8 @@ World::~World() {
   MPI_Finalize();
 }
 
-std::shared_ptr<Transport> World::make_transport() const {
+std::shared_ptr<Transport> World::make_transport(Device device) const {
+  if (device.is_cuda()) return make_nccl_transport(MPI_COMM_WORLD, device.index);
   std::shared_ptr<Transport> transport = std::make_shared<MpiTransport>(MPI_COMM_WORLD);
   if (const char* fault = std::getenv("BRAID_INJECT_FAULT")) {
     transport = std::make_shared<FaultyTransport>(transport, std::atoll(fault));

@@ -29,9 +29,11 @@ class World {
   int local_rank() const { return local_rank_; }
   int thread_level() const { return thread_level_; }
 
-  // A transport over a duplicate of MPI_COMM_WORLD. With BRAID_INJECT_FAULT=K in the
-  // environment (a testing hook), the K-th send or receive of this rank fails with a CommError.
-  std::shared_ptr<Transport> make_transport() const;
+  // A transport over a duplicate of MPI_COMM_WORLD: MPI for a CPU `device`, NCCL on that GPU
+  // for a CUDA one (collectives/transport_nccl.h; collective either way). With
+  // BRAID_INJECT_FAULT=K in the environment (a testing hook), the K-th send or receive of this
+  // rank fails with a CommError (MPI only).
+  std::shared_ptr<Transport> make_transport(Device device = {}) const;
 
   // Collective: every rank says whether it failed; returns the lowest failing rank, or -1 when
   // none did. Lets all ranks leave together (same exit code) after an error some ranks saw.

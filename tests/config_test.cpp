@@ -202,7 +202,7 @@ TEST(Config, ToYamlPrintsEveryKeyAndHashFollowsValues) {
                               "compression:\n", "outer:\n", "train:\n", "runtime:\n"}) {
     EXPECT_NE(yaml.find(section), std::string::npos) << section;
   }
-  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 11 + 71);  // 11 sections, 71 keys
+  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 11 + 72);  // 11 sections, 72 keys
   EXPECT_NE(yaml.find("  lr: 0.05\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  bucket_mb: 4.0\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  cost_model: \"\"\n"), std::string::npos) << yaml;
@@ -254,7 +254,7 @@ const BadCase kBadCases[] = {
      "runtime:\n  colour: true\n",
      {},
      {"unknown key 'runtime.colour' (valid keys in runtime: threads, timeout_s, debug_checks, "
-      "log_level, trace, progress)"}},
+      "log_level, trace, progress, device)"}},
     {"FarSectionListsTheSections",
      "hyperparameters:\n  x: 1\n",
      {},
