@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "collectives/allreduce_hierarchical.h"
 #include "collectives/collectives.h"
 #include "collectives/reduce.h"
 #include "common/error.h"
@@ -66,6 +67,7 @@ Communicator::Communicator(std::shared_ptr<Transport> transport, CommOptions opt
       tag_span_(std::int64_t{transport_->max_tag()} - kFirstOpTag + 1),
       thread_([this] { loop(); }) {
   share_cost_model();
+  learn_layout();
 }
 
 Communicator::~Communicator() {
@@ -230,8 +232,26 @@ void Communicator::share_cost_model() {
   }
 }
 
+void Communicator::learn_layout() {
+  if (size_ == 1) return;
+  Work work = submit({"learn_layout", "split", 0, DType::kFloat32}, [this](OpContext&) {
+    shared_memory_ = transport_->shared_memory();
+    hierarchical_.store(hierarchical_applies(shared_memory_));
+  });
+  try {
+    work.wait();
+  } catch (const std::exception&) {
+    // As in share_cost_model: the communicator is broken and says why at its next collective.
+  }
+}
+
+std::uint64_t Communicator::shared_memory_bytes() const {
+  return shared_memory_ ? shared_memory_->bytes_read() : 0;
+}
+
 std::string Communicator::resolve(const std::string& name, std::size_t bytes) const {
   if (name != "auto") return name;
+  if (hierarchical_.load()) return "hierarchical";
   return options_.allreduce.cost_model.choose(size_, bytes, transport_->native() != nullptr);
 }
 

@@ -138,6 +138,9 @@ class Communicator {
 
   std::uint64_t bytes_sent() const { return transport_->bytes_sent(); }
   std::uint64_t bytes_recv() const { return transport_->bytes_recv(); }
+  // Bytes this rank read from other ranks' memory on its node (shm, hierarchical); never part of
+  // bytes_sent/bytes_recv, which count network messages only.
+  std::uint64_t shared_memory_bytes() const;
   // Sequence number the next submission will get.
   std::uint64_t next_sequence() const;
 
@@ -156,11 +159,16 @@ class Communicator {
   std::string resolve(const std::string& name, std::size_t bytes) const;
   // The constructor's first collective: rank 0's options_.allreduce.cost_model to every rank.
   void share_cost_model();
+  // The constructor's second: learn the node layout (the transport's shared_memory() is
+  // collective on first use), so that resolve() can pick "hierarchical" on the caller's thread.
+  void learn_layout();
 
   std::shared_ptr<Transport> transport_;
   CommOptions options_;
   int rank_, size_;
   std::int64_t tag_span_;  // tags an operation may use: [kFirstOpTag, kFirstOpTag + tag_span_)
+  std::atomic<bool> hierarchical_{false};        // "auto" means "hierarchical" (learn_layout)
+  const SharedMemory* shared_memory_ = nullptr;  // set by learn_layout, before it returns
 
   mutable std::mutex mutex_;
   std::condition_variable queued_;

@@ -9,13 +9,38 @@
 #include <mutex>
 #include <tuple>
 
+#include "collectives/shared_memory.h"
 #include "common/error.h"
 
 namespace braid {
 
 namespace {
 constexpr int kSplitTag = -2;
+constexpr int kSharedTag = -3;
+
+// Every rank's `value` (a collective over the group's messages with tag `tag`, no deadline).
+template <typename T>
+std::vector<T> exchange_all(Transport& transport, T value, const std::vector<int>& ranks, int tag) {
+  std::vector<T> all(ranks.size());
+  std::vector<RequestPtr> requests;
+  for (std::size_t i = 0; i < ranks.size(); ++i) {
+    if (ranks[i] == transport.rank()) {
+      all[i] = value;
+      continue;
+    }
+    requests.push_back(transport.irecv(&all[i], sizeof(T), ranks[i], tag));
+    requests.push_back(transport.isend(&value, sizeof(T), ranks[i], tag));
+  }
+  for (auto& request : requests) request->wait_until(Clock::time_point::max());
+  return all;
 }
+
+std::vector<int> all_ranks(int size) {
+  std::vector<int> ranks(size);
+  for (int r = 0; r < size; ++r) ranks[r] = r;
+  return ranks;
+}
+}  // namespace
 
 class ThreadRecv;
 
@@ -33,6 +58,14 @@ class ThreadWorld {
   int size() const { return size_; }
   Mailbox& mailbox(int rank) { return mailboxes_[rank]; }
 
+  // Zeroed memory that lives as long as the world (see the header on why it is never freed).
+  char* keep(std::size_t bytes) {
+    std::lock_guard<std::mutex> lock(children_mutex_);
+    kept_.emplace_back(new std::uint64_t[(bytes + 63) / 8 + 8]());
+    auto address = reinterpret_cast<std::uintptr_t>(kept_.back().get());
+    return reinterpret_cast<char*>((address + 63) & ~std::uintptr_t{63});
+  }
+
   std::shared_ptr<ThreadWorld> child(int split, int color, int size) {
     std::lock_guard<std::mutex> lock(children_mutex_);
     auto& world = children_[{split, color}];
@@ -45,6 +78,25 @@ class ThreadWorld {
   std::vector<Mailbox> mailboxes_;
   std::mutex children_mutex_;
   std::map<std::pair<int, int>, std::shared_ptr<ThreadWorld>> children_;
+  std::vector<std::unique_ptr<std::uint64_t[]>> kept_;
+};
+
+// Threads share memory: a region is each rank's own allocation, with addresses exchanged as
+// messages among the node's ranks.
+class ThreadSharedMemory : public SharedMemory {
+ public:
+  ThreadSharedMemory(NodeLayout layout, Transport& transport, ThreadWorld& world)
+      : SharedMemory(std::move(layout)), transport_(transport), world_(world) {}
+
+ protected:
+  std::vector<char*> allocate_region(std::size_t bytes) override {
+    return exchange_all(transport_, world_.keep(bytes), layout().node_ranks, kSharedTag);
+  }
+  void free_region(char*) override {}  // kept by the world
+
+ private:
+  Transport& transport_;
+  ThreadWorld& world_;
 };
 
 class ThreadSend : public Request {
@@ -109,17 +161,33 @@ class ThreadRecv : public Request {
   std::string error_;
 };
 
-std::vector<std::shared_ptr<Transport>> ThreadTransport::create_world(int size) {
+std::vector<std::shared_ptr<Transport>> ThreadTransport::create_world(int size,
+                                                                      int ranks_per_node) {
   BRAID_CHECK(size > 0, "world size ", size);
+  BRAID_CHECK(ranks_per_node >= 0, "ranks per node ", ranks_per_node);
   auto world = std::make_shared<ThreadWorld>(size);
   std::vector<std::shared_ptr<Transport>> ranks;
-  for (int r = 0; r < size; ++r) ranks.push_back(std::make_shared<ThreadTransport>(world, r));
+  for (int r = 0; r < size; ++r) {
+    const int node = ranks_per_node > 0 ? r / ranks_per_node : 0;
+    ranks.push_back(std::make_shared<ThreadTransport>(world, r, node));
+  }
   return ranks;
 }
 
-ThreadTransport::ThreadTransport(std::shared_ptr<ThreadWorld> world, int rank)
-    : world_(std::move(world)), rank_(rank) {
+ThreadTransport::ThreadTransport(std::shared_ptr<ThreadWorld> world, int rank, int node)
+    : world_(std::move(world)), rank_(rank), node_(node) {
   init_counters(world_->size());
+}
+
+ThreadTransport::~ThreadTransport() = default;
+
+SharedMemory* ThreadTransport::shared_memory() {
+  if (!shared_memory_) {
+    const std::vector<int> keys = exchange_all(*this, node_, all_ranks(size()), kSharedTag);
+    shared_memory_ =
+        std::make_unique<ThreadSharedMemory>(NodeLayout::from_keys(keys, rank_), *this, *world_);
+  }
+  return shared_memory_.get();
 }
 
 int ThreadTransport::size() const { return world_->size(); }
@@ -185,7 +253,7 @@ std::shared_ptr<Transport> ThreadTransport::split(int color, int key) {
   int new_rank = static_cast<int>(
       std::find(members.begin(), members.end(), std::make_tuple(key, rank_)) - members.begin());
   auto child = world_->child(splits_++, color, static_cast<int>(members.size()));
-  return std::make_shared<ThreadTransport>(child, new_rank);
+  return std::make_shared<ThreadTransport>(child, new_rank, node_);
 }
 
 }  // namespace braid
