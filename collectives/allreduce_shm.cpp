@@ -66,6 +66,9 @@ void AllreduceShm::run_on_node(OpContext& ctx, SharedMemory& shm, Buffer buffer,
   if (L == 1) return between(buffer);
   const std::int64_t n = buffer.count;
 
+  if (!shm.prepare(ctx.deadline(), ctx.aborted())) {
+    ctx.fail_wait("meet the other ranks of the node to set up shared memory");
+  }
   // Registered only if every local rank passes the same region at the same offset; all ranks
   // decide from the same published words, so they agree.
   std::size_t offset = 0;

@@ -67,7 +67,6 @@ Communicator::Communicator(std::shared_ptr<Transport> transport, CommOptions opt
       tag_span_(std::int64_t{transport_->max_tag()} - kFirstOpTag + 1),
       thread_([this] { loop(); }) {
   share_cost_model();
-  learn_layout();
 }
 
 Communicator::~Communicator() {
@@ -223,25 +222,16 @@ void Communicator::share_cost_model() {
         values->resize(static_cast<std::size_t>(n));
         braid::broadcast(ctx, Buffer{values->data(), n, DType::kFloat64}, 0);
         options_.allreduce.cost_model = CostModel::deserialize(*values);
+        // The node layout, so that resolve() can pick "hierarchical" on the caller's thread (the
+        // transport's shared_memory() is collective on first use: it belongs in this job).
+        shared_memory_ = transport_->shared_memory();
+        hierarchical_.store(hierarchical_applies(shared_memory_));
       });
   try {
     work.wait();
   } catch (const std::exception&) {
     // The communicator is broken now and every later collective fails naming this error; a
     // constructor that threw would have to stop the thread it just started.
-  }
-}
-
-void Communicator::learn_layout() {
-  if (size_ == 1) return;
-  Work work = submit({"learn_layout", "split", 0, DType::kFloat32}, [this](OpContext&) {
-    shared_memory_ = transport_->shared_memory();
-    hierarchical_.store(hierarchical_applies(shared_memory_));
-  });
-  try {
-    work.wait();
-  } catch (const std::exception&) {
-    // As in share_cost_model: the communicator is broken and says why at its next collective.
   }
 }
 

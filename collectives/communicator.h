@@ -157,18 +157,16 @@ class Communicator {
   Allreduce& algorithm(const std::string& name);
   // "auto" becomes the cost model's pick for this message size; other names stay.
   std::string resolve(const std::string& name, std::size_t bytes) const;
-  // The constructor's first collective: rank 0's options_.allreduce.cost_model to every rank.
+  // The constructor's first collective: rank 0's options_.allreduce.cost_model to every rank,
+  // and the node layout (shared_memory_, hierarchical_).
   void share_cost_model();
-  // The constructor's second: learn the node layout (the transport's shared_memory() is
-  // collective on first use), so that resolve() can pick "hierarchical" on the caller's thread.
-  void learn_layout();
 
   std::shared_ptr<Transport> transport_;
   CommOptions options_;
   int rank_, size_;
   std::int64_t tag_span_;  // tags an operation may use: [kFirstOpTag, kFirstOpTag + tag_span_)
-  std::atomic<bool> hierarchical_{false};        // "auto" means "hierarchical" (learn_layout)
-  const SharedMemory* shared_memory_ = nullptr;  // set by learn_layout, before it returns
+  std::atomic<bool> hierarchical_{false};        // "auto" means "hierarchical"
+  const SharedMemory* shared_memory_ = nullptr;  // set by share_cost_model
 
   mutable std::mutex mutex_;
   std::condition_variable queued_;

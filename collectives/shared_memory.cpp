@@ -52,6 +52,13 @@ SharedMemory::Slot& SharedMemory::slot(int local_rank) const {
   return *reinterpret_cast<Slot*>(control_[local_rank]);
 }
 
+bool SharedMemory::prepare(Clock::time_point deadline, const std::atomic<bool>* stop) {
+  if (in_use()) return true;
+  if (!meet(deadline, stop)) return false;
+  ensure_control();
+  return true;
+}
+
 char* SharedMemory::allocate(std::size_t bytes) {
   ensure_control();
   SharedRegion region;

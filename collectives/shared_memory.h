@@ -54,8 +54,15 @@ class SharedMemory {
 
   const NodeLayout& layout() const { return layout_; }
 
-  // Collective over the node: `bytes` for each local rank; returns this rank's part (64-byte
-  // aligned), valid until free(it) (also collective) or destruction.
+  // Collective over the node, bounded by a deadline: the first call meets the other local ranks
+  // and then allocates the flags (later calls return true at once). false when the deadline
+  // passes or `*stop` is set before every local rank arrived. Algorithms call it first, so a peer
+  // that never arrives ends in their TimeoutError, never in a blocking allocation.
+  bool prepare(Clock::time_point deadline, const std::atomic<bool>* stop);
+
+  // Collective over the node and blocking (like Transport::split): `bytes` for each local rank;
+  // returns this rank's part (64-byte aligned), valid until free(it) (also collective) or
+  // destruction.
   char* allocate(std::size_t bytes);
   void free(char* mine);
   // The region holding this rank's [data, data + bytes), with *offset set, or nullptr.
@@ -79,6 +86,9 @@ class SharedMemory {
   // Whether the flags exist: they are allocated (collectively) by the first allocate, publish or
   // barrier, so a group that never uses shared memory never allocates any.
   bool in_use() const { return !control_.empty(); }
+  // Collective over the node: true once every local rank called it, false at the deadline or on
+  // `*stop` (the attempt is abandoned; the group is broken then).
+  virtual bool meet(Clock::time_point deadline, const std::atomic<bool>* stop) = 0;
   // Collective over the node: every local rank's part of a new region of `bytes` per rank,
   // zero-filled; it returns on any rank only once every rank has zeroed its part.
   virtual std::vector<char*> allocate_region(std::size_t bytes) = 0;

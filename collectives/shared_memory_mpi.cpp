@@ -58,6 +58,20 @@ class MpiSharedMemory : public SharedMemory {
     return bases;
   }
 
+  bool meet(Clock::time_point deadline, const std::atomic<bool>* stop) override {
+    // A barrier that can be given up: MPI forbids cancelling it, so an abandoned one is left to
+    // the end of the job (which a broken group is about to reach).
+    MPI_Request request;
+    BRAID_MPI_CHECK(MPI_Ibarrier(node_, &request));
+    return poll_until(
+        [&] {
+          int flag = 0;
+          BRAID_MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
+          return flag != 0;
+        },
+        deadline, stop);
+  }
+
   void free_region(char* mine) override {
     auto it = windows_.find(mine);
     if (it == windows_.end()) return;

@@ -18,9 +18,12 @@ namespace {
 constexpr int kSplitTag = -2;
 constexpr int kSharedTag = -3;
 
-// Every rank's `value` (a collective over the group's messages with tag `tag`, no deadline).
+// Every rank's `value` (a collective over the group's messages with tag `tag`). *arrived (when
+// given) says whether every rank's value came before the deadline or `*stop`.
 template <typename T>
-std::vector<T> exchange_all(Transport& transport, T value, const std::vector<int>& ranks, int tag) {
+std::vector<T> exchange_all(Transport& transport, T value, const std::vector<int>& ranks, int tag,
+                            Clock::time_point deadline = Clock::time_point::max(),
+                            const std::atomic<bool>* stop = nullptr, bool* arrived = nullptr) {
   std::vector<T> all(ranks.size());
   std::vector<RequestPtr> requests;
   for (std::size_t i = 0; i < ranks.size(); ++i) {
@@ -31,7 +34,13 @@ std::vector<T> exchange_all(Transport& transport, T value, const std::vector<int
     requests.push_back(transport.irecv(&all[i], sizeof(T), ranks[i], tag));
     requests.push_back(transport.isend(&value, sizeof(T), ranks[i], tag));
   }
-  for (auto& request : requests) request->wait_until(Clock::time_point::max());
+  for (auto& request : requests) {
+    if (!request->wait_until(deadline, stop)) {
+      if (arrived) *arrived = false;
+      return all;
+    }
+  }
+  if (arrived) *arrived = true;
   return all;
 }
 
@@ -93,6 +102,11 @@ class ThreadSharedMemory : public SharedMemory {
     return exchange_all(transport_, world_.keep(bytes), layout().node_ranks, kSharedTag);
   }
   void free_region(char*) override {}  // kept by the world
+  bool meet(Clock::time_point deadline, const std::atomic<bool>* stop) override {
+    bool arrived = false;
+    exchange_all(transport_, 0, layout().node_ranks, kSharedTag, deadline, stop, &arrived);
+    return arrived;
+  }
 
  private:
   Transport& transport_;

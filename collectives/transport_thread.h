@@ -6,7 +6,8 @@
 // ranks are one node; create_world(size, ranks_per_node) makes each ranks_per_node consecutive
 // ranks a node (the last one may be smaller), for testing hierarchical algorithms. Regions stay
 // allocated until the world is gone, so a rank that gave up on a stalled peer never frees memory
-// that peer may still read.
+// that peer may still read. Setting up shared memory exchanges a few small messages among the
+// node's ranks, which the byte counters see once (as they see split()'s).
 #pragma once
 
 #include <atomic>
