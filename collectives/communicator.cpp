@@ -65,6 +65,8 @@ Communicator::Communicator(std::shared_ptr<Transport> transport, CommOptions opt
       rank_(transport_->rank()),
       size_(transport_->size()),
       tag_span_(std::int64_t{transport_->max_tag()} - kFirstOpTag + 1),
+      shared_memory_(transport_->shared_memory()),
+      hierarchical_(hierarchical_applies(shared_memory_) && size_ > 1),
       thread_([this] { loop(); }) {
   share_cost_model();
 }
@@ -222,10 +224,6 @@ void Communicator::share_cost_model() {
         values->resize(static_cast<std::size_t>(n));
         braid::broadcast(ctx, Buffer{values->data(), n, DType::kFloat64}, 0);
         options_.allreduce.cost_model = CostModel::deserialize(*values);
-        // The node layout, so that resolve() can pick "hierarchical" on the caller's thread (the
-        // transport's shared_memory() is collective on first use: it belongs in this job).
-        shared_memory_ = transport_->shared_memory();
-        hierarchical_.store(hierarchical_applies(shared_memory_));
       });
   try {
     work.wait();
@@ -241,7 +239,7 @@ std::uint64_t Communicator::shared_memory_bytes() const {
 
 std::string Communicator::resolve(const std::string& name, std::size_t bytes) const {
   if (name != "auto") return name;
-  if (hierarchical_.load()) return "hierarchical";
+  if (hierarchical_) return "hierarchical";
   return options_.allreduce.cost_model.choose(size_, bytes, transport_->native() != nullptr);
 }
 

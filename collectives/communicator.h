@@ -157,16 +157,15 @@ class Communicator {
   Allreduce& algorithm(const std::string& name);
   // "auto" becomes the cost model's pick for this message size; other names stay.
   std::string resolve(const std::string& name, std::size_t bytes) const;
-  // The constructor's first collective: rank 0's options_.allreduce.cost_model to every rank,
-  // and the node layout (shared_memory_, hierarchical_).
+  // The constructor's first collective: rank 0's options_.allreduce.cost_model to every rank.
   void share_cost_model();
 
   std::shared_ptr<Transport> transport_;
   CommOptions options_;
   int rank_, size_;
   std::int64_t tag_span_;  // tags an operation may use: [kFirstOpTag, kFirstOpTag + tag_span_)
-  std::atomic<bool> hierarchical_{false};        // "auto" means "hierarchical"
-  const SharedMemory* shared_memory_ = nullptr;  // set by share_cost_model
+  const SharedMemory* shared_memory_;  // the transport's (nullptr: none)
+  const bool hierarchical_;            // "auto" means "hierarchical" (hierarchical_applies)
 
   mutable std::mutex mutex_;
   std::condition_variable queued_;

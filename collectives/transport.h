@@ -12,8 +12,8 @@
 //
 // A native collective (MPI_Allreduce) is an optional capability: native() returns nullptr when
 // the transport has none. So is memory shared with the ranks of the same node: shared_memory()
-// (collectives/shared_memory.h) returns nullptr when the transport has none; its first call is
-// collective over the group.
+// (collectives/shared_memory.h) returns nullptr when the transport has none; calling it never
+// communicates.
 #pragma once
 
 #include <atomic>

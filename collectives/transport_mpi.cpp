@@ -223,18 +223,17 @@ void mpi_check(int rc, const char* call) {
 MpiTransport::MpiTransport(MPI_Comm comm, int ranks_per_node) {
   BRAID_CHECK(ranks_per_node >= 0, "ranks per node ", ranks_per_node);
   BRAID_MPI_CHECK(MPI_Comm_dup(comm, &comm_));
+  int rank = 0;
+  BRAID_MPI_CHECK(MPI_Comm_rank(comm_, &rank));
+  if (ranks_per_node > 0) node_key_ = rank / ranks_per_node;
   init();
-  if (ranks_per_node > 0) node_key_ = rank_ / ranks_per_node;
 }
 
 MpiTransport::MpiTransport(MPI_Comm comm, int node_key, Adopt) : comm_(comm), node_key_(node_key) {
   init();
 }
 
-SharedMemory* MpiTransport::shared_memory() {
-  if (!shared_memory_) shared_memory_ = make_mpi_shared_memory(comm_, node_key_);
-  return shared_memory_.get();
-}
+SharedMemory* MpiTransport::shared_memory() { return shared_memory_.get(); }
 
 void MpiTransport::init() {
   try {
@@ -252,6 +251,7 @@ void MpiTransport::init() {
       }
     }
     init_counters(size_);
+    shared_memory_ = make_mpi_shared_memory(comm_, node_key_);
   } catch (...) {
     MPI_Comm_free(&comm_);
     throw;

@@ -4,8 +4,10 @@
 // MPI library's own allreduce as the native capability (the baseline the algorithms beat),
 // non-blocking and polled against the operation's deadline like every other algorithm.
 //
-// Shared memory (shared_memory()): MPI-3 windows among the ranks of a node, created on first use
-// (collective); `ranks_per_node` > 0 emulates nodes of that many consecutive ranks of `comm`,
+// Shared memory (shared_memory()): MPI-3 windows among the ranks of a node. Its node
+// communicator and layout are made by every constructor (collective, like the MPI_Comm_dup it
+// follows), so shared_memory() itself never communicates; windows come at first use.
+// `ranks_per_node` > 0 emulates nodes of that many consecutive ranks of `comm`,
 // inherited by split() and dup() children. See shared_memory_mpi.h.
 //
 // Needs MPI_THREAD_MULTIPLE: each Communicator (and each channel) has its own communication

@@ -1,6 +1,7 @@
 #include "collectives/transport_thread.h"
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <condition_variable>
 #include <cstring>
@@ -44,11 +45,6 @@ std::vector<T> exchange_all(Transport& transport, T value, const std::vector<int
   return all;
 }
 
-std::vector<int> all_ranks(int size) {
-  std::vector<int> ranks(size);
-  for (int r = 0; r < size; ++r) ranks[r] = r;
-  return ranks;
-}
 }  // namespace
 
 class ThreadRecv;
@@ -181,28 +177,26 @@ std::vector<std::shared_ptr<Transport>> ThreadTransport::create_world(int size,
   BRAID_CHECK(ranks_per_node >= 0, "ranks per node ", ranks_per_node);
   auto world = std::make_shared<ThreadWorld>(size);
   std::vector<std::shared_ptr<Transport>> ranks;
-  for (int r = 0; r < size; ++r) {
-    const int node = ranks_per_node > 0 ? r / ranks_per_node : 0;
-    ranks.push_back(std::make_shared<ThreadTransport>(world, r, node));
-  }
+  std::vector<int> node_keys(size);
+  for (int r = 0; r < size; ++r) node_keys[r] = ranks_per_node > 0 ? r / ranks_per_node : 0;
+  for (int r = 0; r < size; ++r)
+    ranks.push_back(std::make_shared<ThreadTransport>(world, r, node_keys));
   return ranks;
 }
 
-ThreadTransport::ThreadTransport(std::shared_ptr<ThreadWorld> world, int rank, int node)
-    : world_(std::move(world)), rank_(rank), node_(node) {
+ThreadTransport::ThreadTransport(std::shared_ptr<ThreadWorld> world, int rank,
+                                 std::vector<int> node_keys)
+    : world_(std::move(world)), rank_(rank), node_keys_(std::move(node_keys)) {
+  BRAID_CHECK(static_cast<int>(node_keys_.size()) == world_->size(), node_keys_.size(),
+              " node keys for ", world_->size(), " ranks");
   init_counters(world_->size());
+  shared_memory_ = std::make_unique<ThreadSharedMemory>(NodeLayout::from_keys(node_keys_, rank_),
+                                                        *this, *world_);
 }
 
 ThreadTransport::~ThreadTransport() = default;
 
-SharedMemory* ThreadTransport::shared_memory() {
-  if (!shared_memory_) {
-    const std::vector<int> keys = exchange_all(*this, node_, all_ranks(size()), kSharedTag);
-    shared_memory_ =
-        std::make_unique<ThreadSharedMemory>(NodeLayout::from_keys(keys, rank_), *this, *world_);
-  }
-  return shared_memory_.get();
-}
+SharedMemory* ThreadTransport::shared_memory() { return shared_memory_.get(); }
 
 int ThreadTransport::size() const { return world_->size(); }
 
@@ -248,8 +242,8 @@ std::shared_ptr<Transport> ThreadTransport::split(int color, int key) {
   // Every rank tells every other rank its (color, key); members of a color then meet in a
   // child world registered under (split number, color).
   const int n = size();
-  std::vector<std::pair<int, int>> all(n);
-  all[rank_] = {color, key};
+  std::vector<std::array<int, 3>> all(n);  // (color, key, node key)
+  all[rank_] = {color, key, node_keys_[rank_]};
   std::vector<RequestPtr> requests;
   for (int peer = 0; peer < n; ++peer) {
     if (peer == rank_) continue;
@@ -261,13 +255,15 @@ std::shared_ptr<Transport> ThreadTransport::split(int color, int key) {
   for (auto& request : requests) request->wait_until(Clock::time_point::max());
   std::vector<std::tuple<int, int>> members;  // (key, old rank)
   for (int r = 0; r < n; ++r) {
-    if (all[r].first == color) members.emplace_back(all[r].second, r);
+    if (all[r][0] == color) members.emplace_back(all[r][1], r);
   }
   std::sort(members.begin(), members.end());
   int new_rank = static_cast<int>(
       std::find(members.begin(), members.end(), std::make_tuple(key, rank_)) - members.begin());
+  std::vector<int> node_keys;
+  for (const auto& member : members) node_keys.push_back(all[std::get<1>(member)][2]);
   auto child = world_->child(splits_++, color, static_cast<int>(members.size()));
-  return std::make_shared<ThreadTransport>(child, new_rank, node_);
+  return std::make_shared<ThreadTransport>(child, new_rank, std::move(node_keys));
 }
 
 }  // namespace braid

@@ -2,7 +2,8 @@
 // mailbox and complete at once; receives match in MPI order and block on a condition variable.
 // Used by the unit tests and to simulate more ranks than a machine has processes.
 //
-// Shared memory: threads share all memory, so shared_memory() is always offered. By default all
+// Shared memory: threads share all memory, so shared_memory() is always offered (and, as for
+// MPI, never communicates: the node layout travels with split()). By default all
 // ranks are one node; create_world(size, ranks_per_node) makes each ranks_per_node consecutive
 // ranks a node (the last one may be smaller), for testing hierarchical algorithms. Regions stay
 // allocated until the world is gone, so a rank that gave up on a stalled peer never frees memory
@@ -25,8 +26,9 @@ class ThreadTransport : public Transport {
   // One transport per rank, all sharing a new world.
   static std::vector<std::shared_ptr<Transport>> create_world(int size, int ranks_per_node = 0);
 
-  // `node`: this rank's node key (ranks with equal keys share a node).
-  ThreadTransport(std::shared_ptr<ThreadWorld> world, int rank, int node = 0);
+  // `node_keys`: every rank's node key (ranks with equal keys share a node); split() passes
+  // them on, so the layout is known without communicating.
+  ThreadTransport(std::shared_ptr<ThreadWorld> world, int rank, std::vector<int> node_keys);
   ~ThreadTransport() override;
   int rank() const override { return rank_; }
   int size() const override;
@@ -39,7 +41,8 @@ class ThreadTransport : public Transport {
 
  private:
   std::shared_ptr<ThreadWorld> world_;
-  int rank_, node_;
+  int rank_;
+  std::vector<int> node_keys_;
   std::unique_ptr<SharedMemory> shared_memory_;
   std::atomic<int> splits_{0};
 };

@@ -9,6 +9,7 @@
 
 #include "collectives/communicator.h"
 #include "collectives/reduce.h"
+#include "collectives/shared_memory.h"
 #include "collectives/verify.h"
 #include "common/error.h"
 #include "runtime/cost_model_file.h"
@@ -146,6 +147,63 @@ void calibrate(Communicator& comm, const BenchAllreduceOptions& options) {
   }
 }
 
+// The communicator's shared memory (nullptr: none); asking never communicates.
+SharedMemory* shared_memory_of(Communicator& comm) { return comm.transport().shared_memory(); }
+
+// Memory of `bytes` for the buffer: in shared memory when registered (and available).
+char* allocate_buffer(Communicator& comm, std::size_t bytes, bool registered,
+                      std::vector<char>& own) {
+  SharedMemory* shm = registered ? shared_memory_of(comm) : nullptr;
+  if (!shm) {
+    own.resize(bytes);
+    return own.data();
+  }
+  char* memory = nullptr;
+  comm.submit({"register", "shm", static_cast<std::int64_t>(bytes), DType::kUInt8},
+              [&](OpContext&) { memory = shm->allocate(bytes); })
+      .wait();
+  return memory;
+}
+
+// All ranks at once: a[i] += b[i] over max_bytes of float32 (read a, read b, write a); prints
+// the ranks' total bandwidth, the limit that shared-memory reduction approaches.
+void stream(Communicator& comm, const BenchAllreduceOptions& options) {
+  const auto n = static_cast<std::int64_t>(options.max_bytes / sizeof(float));
+  std::vector<float> a(n, 1.0f), b(n, 0.0f);
+  Buffer dst{a.data(), n, DType::kFloat32};
+  for (int i = 0; i < std::max(options.warmup, 1); ++i) reduce_into(dst, b.data(), ReduceOp::kSum);
+  double best = 1e300;
+  for (int round = 0; round < 5; ++round) {
+    comm.barrier().wait();
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < options.iters; ++i) reduce_into(dst, b.data(), ReduceOp::kSum);
+    best = std::min(best, max_over_ranks(comm, seconds_since(start)));
+  }
+  const double gbps = 3.0 * n * sizeof(float) * options.iters * comm.size() / best / 1e9;
+  if (comm.rank() != 0) return;
+  if (options.json) {
+    fmt::print("{{\"stream\":\"reduce\",\"ranks\":{},\"bytes\":{},\"gbps\":{:.3f}}}\n", comm.size(),
+               n * sizeof(float), gbps);
+  } else {
+    fmt::print("# stream reduce a[i] += b[i], {} ranks x {} bytes: {:.2f} GB/s\n", comm.size(),
+               n * sizeof(float), gbps);
+  }
+}
+
+// "all" without the algorithms the layout cannot run.
+std::vector<std::string> runnable(Communicator& comm, std::vector<std::string> names) {
+  const SharedMemory* shm = comm.size() > 1 ? shared_memory_of(comm) : nullptr;
+  const bool one_node = shm && shm->layout().nodes == 1;
+  const bool uniform = shm && shm->layout().uniform;
+  names.erase(std::remove_if(names.begin(), names.end(),
+                             [&](const std::string& name) {
+                               return (name == "shm" && comm.size() > 1 && !one_node) ||
+                                      (name == "hierarchical" && comm.size() > 1 && !uniform);
+                             }),
+              names.end());
+  return names;
+}
+
 }  // namespace
 
 int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
@@ -170,7 +228,12 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
   if (!options.cost_model.empty()) {
     comm_options.allreduce.cost_model = load_cost_model(options.cost_model);
   }
-  Communicator comm(world.make_transport(), comm_options);
+  Communicator comm(world.make_transport(options.ranks_per_node), comm_options);
+  if (options.stream) {
+    stream(comm, options);
+    return 0;
+  }
+  if (options.algorithm == "all") algorithms = runnable(comm, algorithms);
   if (!options.calibrate.empty()) {
     if (comm.size() < 2) throw ConfigError("bench: --calibrate needs at least 2 ranks");
     calibrate(comm, options);
@@ -179,7 +242,8 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
   const int P = comm.size();
   const bool root = comm.rank() == 0;
   const std::size_t elem = dtype_size(dtype);
-  std::vector<char> memory(std::max(options.max_bytes, elem));
+  std::vector<char> own;
+  char* memory = allocate_buffer(comm, std::max(options.max_bytes, elem), options.registered, own);
   // What "auto" runs: the communicator's model is rank 0's on every rank.
   const CostModel& model = comm.options().allreduce.cost_model;
   const bool native = comm.transport().native() != nullptr;
@@ -195,12 +259,12 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
   }
   // Warm every algorithm's connections and scratch so the first row is not an outlier.
   for (const std::string& name : algorithms) {
-    for (int i = 0; i < 20; ++i) comm.allreduce(Buffer{memory.data(), 256, dtype}, op, name).wait();
+    for (int i = 0; i < 20; ++i) comm.allreduce(Buffer{memory, 256, dtype}, op, name).wait();
   }
   std::int64_t total_wrong = 0;
   for (std::size_t bytes : sweep_sizes(options, elem)) {
     const auto count = static_cast<std::int64_t>(bytes / elem);
-    Buffer buffer{memory.data(), count, dtype};
+    Buffer buffer{memory, count, dtype};
     for (const std::string& name : algorithms) {
       std::int64_t wrong = 0;
       if (options.check) {

@@ -58,8 +58,9 @@ World::~World() {
   MPI_Finalize();
 }
 
-std::shared_ptr<Transport> World::make_transport() const {
-  std::shared_ptr<Transport> transport = std::make_shared<MpiTransport>(MPI_COMM_WORLD);
+std::shared_ptr<Transport> World::make_transport(int ranks_per_node) const {
+  std::shared_ptr<Transport> transport =
+      std::make_shared<MpiTransport>(MPI_COMM_WORLD, ranks_per_node);
   if (const char* fault = std::getenv("BRAID_INJECT_FAULT")) {
     transport = std::make_shared<FaultyTransport>(transport, std::atoll(fault));
   }
