@@ -90,7 +90,7 @@ const SharedRegion* SharedMemory::find(const void* data, std::size_t bytes,
   const char* p = static_cast<const char*>(data);
   for (const SharedRegion& region : regions_) {
     const char* base = region.base[layout_.local_rank];
-    if (p >= base && p + bytes <= base + region.bytes && region.base.front() != staging_) {
+    if (base != staging_ && p >= base && p + bytes <= base + region.bytes) {
       *offset = static_cast<std::size_t>(p - base);
       return &region;
     }

@@ -1,5 +1,6 @@
 #include "collectives/shared_memory_mpi.h"
 
+#include <cstdint>
 #include <cstring>
 #include <map>
 
@@ -11,6 +12,12 @@ namespace braid {
 namespace {
 
 constexpr auto kFreeGrace = std::chrono::seconds(1);
+constexpr std::size_t kAlign = 64;
+
+char* align(char* p) {
+  const auto address = reinterpret_cast<std::uintptr_t>(p);
+  return reinterpret_cast<char*>((address + kAlign - 1) & ~std::uintptr_t{kAlign - 1});
+}
 
 class MpiSharedMemory : public SharedMemory {
  public:
@@ -40,7 +47,7 @@ class MpiSharedMemory : public SharedMemory {
     char* mine = nullptr;
     MPI_Win win;
     const int rc =
-        MPI_Win_allocate_shared(static_cast<MPI_Aint>(bytes), 1, info, node_, &mine, &win);
+        MPI_Win_allocate_shared(static_cast<MPI_Aint>(bytes + kAlign), 1, info, node_, &mine, &win);
     MPI_Info_free(&info);
     mpi_check(rc, "MPI_Win_allocate_shared");
     BRAID_MPI_CHECK(MPI_Win_lock_all(MPI_MODE_NOCHECK, win));
@@ -50,7 +57,11 @@ class MpiSharedMemory : public SharedMemory {
       MPI_Aint size = 0;
       int unit = 0;
       BRAID_MPI_CHECK(MPI_Win_shared_query(win, i, &size, &unit, &bases[i]));
+      // MPI promises less than a cache line; each segment is mapped page-aligned in every
+      // process, so every process rounds a given part to the same place (kAlign spare bytes).
+      bases[i] = align(bases[i]);
     }
+    mine = bases[l.local_rank];
     if (bytes) std::memset(mine, 0, bytes);
     BRAID_MPI_CHECK(MPI_Win_sync(win));
     BRAID_MPI_CHECK(MPI_Barrier(node_));  // every part zeroed before anyone reads a flag
