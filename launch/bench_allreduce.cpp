@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "collectives/allreduce_hierarchical.h"
 #include "collectives/communicator.h"
 #include "collectives/reduce.h"
 #include "collectives/shared_memory.h"
@@ -276,7 +277,10 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
       const double seconds = time_allreduce(comm, buffer, op, name, options);
       const double algbw = seconds > 0 ? bytes / seconds / 1e9 : 0;
       const double busbw = algbw * 2.0 * (P - 1) / P;
-      const std::string chosen = name == "auto" ? model.choose(P, bytes, native) : name;
+      const std::string chosen = name != "auto" ? name
+                                 : hierarchical_applies(comm.transport().shared_memory()) && P > 1
+                                     ? "hierarchical"
+                                     : model.choose(P, bytes, native);
       if (!root) continue;
       if (options.json) {
         fmt::print(
