@@ -17,6 +17,7 @@ repeats=${REPEATS:-3}
 flags=(--oversubscribe)
 [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
 work=${WORK:-$(mktemp -d)}
+mkdir -p "$work"
 braid=build/bin/braid
 : > "$work/stream.jsonl"
 : > "$work/np2.jsonl"
