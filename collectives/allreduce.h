@@ -31,7 +31,8 @@ class Allreduce {
 };
 
 // Names accepted by make_allreduce, in the order benchmarks list them.
-const std::vector<std::string>& allreduce_names();  // ring, star, rhd, native, auto
+// ring, star, rhd, native, shm, hierarchical, auto
+const std::vector<std::string>& allreduce_names();
 
 // Throws ConfigError naming the valid algorithms for an unknown name.
 std::unique_ptr<Allreduce> make_allreduce(const std::string& name,

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "collectives/blocks.h"
+#include "collectives/allreduce_hierarchical.h"
 #include "collectives/collectives.h"
 #include "collectives/reduce.h"
 #include "common/error.h"
@@ -65,6 +66,8 @@ Communicator::Communicator(std::shared_ptr<Transport> transport, CommOptions opt
       rank_(transport_->rank()),
       size_(transport_->size()),
       tag_span_(std::int64_t{transport_->max_tag()} - kFirstOpTag + 1),
+      shared_memory_(transport_->shared_memory()),
+      hierarchical_(hierarchical_applies(shared_memory_) && size_ > 1),
       thread_([this] { loop(); }) {
   // NCCL completes a group of sends and receives as a whole (transport_nccl.h): a pipeline of
   // segments would wait on itself, so every step moves one segment.
@@ -238,8 +241,13 @@ void Communicator::share_cost_model() {
   }
 }
 
+std::uint64_t Communicator::shared_memory_bytes() const {
+  return shared_memory_ ? shared_memory_->bytes_read() : 0;
+}
+
 std::string Communicator::resolve(const std::string& name, std::size_t bytes) const {
   if (name != "auto") return name;
+  if (hierarchical_) return "hierarchical";
   return options_.allreduce.cost_model.choose(size_, bytes, transport_->native() != nullptr);
 }
 

@@ -138,6 +138,9 @@ class Communicator {
 
   std::uint64_t bytes_sent() const { return transport_->bytes_sent(); }
   std::uint64_t bytes_recv() const { return transport_->bytes_recv(); }
+  // Bytes this rank read from other ranks' memory on its node (shm, hierarchical); never part of
+  // bytes_sent/bytes_recv, which count network messages only.
+  std::uint64_t shared_memory_bytes() const;
   // Sequence number the next submission will get.
   std::uint64_t next_sequence() const;
   // The tag the operation with this sequence number uses (OpContext::tag()), for an exchange
@@ -166,6 +169,8 @@ class Communicator {
   CommOptions options_;
   int rank_, size_;
   std::int64_t tag_span_;  // tags an operation may use: [kFirstOpTag, kFirstOpTag + tag_span_)
+  const SharedMemory* shared_memory_;  // the transport's (nullptr: none)
+  const bool hierarchical_;            // "auto" means "hierarchical" (hierarchical_applies)
 
   mutable std::mutex mutex_;
   std::condition_variable queued_;

@@ -31,6 +31,7 @@ class OpContext {
   int tag() const { return tag_; }
   Clock::time_point deadline() const { return deadline_; }
   const std::string& op() const { return op_; }
+  std::uint64_t seq() const { return seq_; }
   // Set when the communicator is aborted; pass it to any wait that is not through wait().
   const std::atomic<bool>* aborted() const { return aborted_; }
 

@@ -11,7 +11,9 @@
 // and could match each other's messages, so every Communicator works on its own dup().
 //
 // A native collective (MPI_Allreduce) is an optional capability: native() returns nullptr when
-// the transport has none.
+// the transport has none. So is memory shared with the ranks of the same node: shared_memory()
+// (collectives/shared_memory.h) returns nullptr when the transport has none; calling it never
+// communicates.
 #pragma once
 
 #include <atomic>
@@ -63,6 +65,8 @@ using RequestPtr = std::unique_ptr<Request>;
 bool poll_until(const std::function<bool()>& done, Clock::time_point deadline,
                 const std::atomic<bool>* stop);
 
+class SharedMemory;
+
 class NativeCollectives {
  public:
   virtual ~NativeCollectives() = default;
@@ -92,6 +96,7 @@ class Transport {
   // Whether isend/irecv and native() accept CUDA memory (the NCCL transport). Communicators
   // reject CUDA buffers up front for transports that do not.
   virtual bool moves_device_memory() const { return false; }
+  virtual SharedMemory* shared_memory() { return nullptr; }
 
   // Bytes moved by completed requests (a native collective's traffic is not seen here).
   virtual std::uint64_t bytes_sent() const { return bytes_sent_.load(std::memory_order_relaxed); }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "collectives/reduce.h"
+#include "collectives/shared_memory_mpi.h"
 #include "common/error.h"
 
 namespace braid {
@@ -219,12 +220,20 @@ void mpi_check(int rc, const char* call) {
   if (rc != MPI_SUCCESS) throw CommError(str_cat(call, " failed: ", mpi_error_string(rc)));
 }
 
-MpiTransport::MpiTransport(MPI_Comm comm) {
+MpiTransport::MpiTransport(MPI_Comm comm, int ranks_per_node) {
+  BRAID_CHECK(ranks_per_node >= 0, "ranks per node ", ranks_per_node);
   BRAID_MPI_CHECK(MPI_Comm_dup(comm, &comm_));
+  int rank = 0;
+  BRAID_MPI_CHECK(MPI_Comm_rank(comm_, &rank));
+  if (ranks_per_node > 0) node_key_ = rank / ranks_per_node;
   init();
 }
 
-MpiTransport::MpiTransport(MPI_Comm comm, Adopt) : comm_(comm) { init(); }
+MpiTransport::MpiTransport(MPI_Comm comm, int node_key, Adopt) : comm_(comm), node_key_(node_key) {
+  init();
+}
+
+SharedMemory* MpiTransport::shared_memory() { return shared_memory_.get(); }
 
 void MpiTransport::init() {
   try {
@@ -242,6 +251,7 @@ void MpiTransport::init() {
       }
     }
     init_counters(size_);
+    shared_memory_ = make_mpi_shared_memory(comm_, node_key_);
   } catch (...) {
     MPI_Comm_free(&comm_);
     throw;
@@ -251,6 +261,7 @@ void MpiTransport::init() {
 MpiTransport::~MpiTransport() {
   int finalized = 0;
   if (MPI_Finalized(&finalized) != MPI_SUCCESS || finalized) return;  // MPI has let go of all
+  shared_memory_.reset();  // its windows live on a communicator split from comm_
   for (Abandoned& native : abandoned_) {
     // A native collective that timed out may complete once the late ranks joined. If it has not
     // by now, MPI may still write into its scratch, so that memory is deliberately leaked.
@@ -300,13 +311,13 @@ RequestPtr MpiTransport::irecv(void* data, std::size_t bytes, int peer, int tag)
 std::shared_ptr<Transport> MpiTransport::split(int color, int key) {
   MPI_Comm child;
   BRAID_MPI_CHECK(MPI_Comm_split(comm_, color, key, &child));
-  return std::shared_ptr<Transport>(new MpiTransport(child, Adopt{}));
+  return std::shared_ptr<Transport>(new MpiTransport(child, node_key_, Adopt{}));
 }
 
 std::shared_ptr<Transport> MpiTransport::dup() {
   MPI_Comm child;
   BRAID_MPI_CHECK(MPI_Comm_dup(comm_, &child));
-  return std::shared_ptr<Transport>(new MpiTransport(child, Adopt{}));
+  return std::shared_ptr<Transport>(new MpiTransport(child, node_key_, Adopt{}));
 }
 
 bool MpiTransport::allreduce(Buffer buffer, ReduceOp op, Clock::time_point deadline,

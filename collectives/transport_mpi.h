@@ -4,6 +4,12 @@
 // MPI library's own allreduce as the native capability (the baseline the algorithms beat),
 // non-blocking and polled against the operation's deadline like every other algorithm.
 //
+// Shared memory (shared_memory()): MPI-3 windows among the ranks of a node. Its node
+// communicator and layout are made by every constructor (collective, like the MPI_Comm_dup it
+// follows), so shared_memory() itself never communicates; windows come at first use.
+// `ranks_per_node` > 0 emulates nodes of that many consecutive ranks of `comm`,
+// inherited by split() and dup() children. See shared_memory_mpi.h.
+//
 // Needs MPI_THREAD_MULTIPLE: each Communicator (and each channel) has its own communication
 // thread calling MPI on its own MPI communicator, while the main thread may call MPI too.
 //
@@ -29,7 +35,7 @@ void mpi_check(int rc, const char* call);
 class MpiTransport : public Transport, public NativeCollectives {
  public:
   // Duplicates `comm`; the transport owns the duplicate and frees it on destruction.
-  explicit MpiTransport(MPI_Comm comm);
+  explicit MpiTransport(MPI_Comm comm, int ranks_per_node = 0);
   ~MpiTransport() override;
   MpiTransport(const MpiTransport&) = delete;
   MpiTransport& operator=(const MpiTransport&) = delete;
@@ -43,6 +49,7 @@ class MpiTransport : public Transport, public NativeCollectives {
   std::shared_ptr<Transport> dup() override;
   int max_tag() const override { return max_tag_; }
   NativeCollectives* native() override { return this; }
+  SharedMemory* shared_memory() override;
 
   bool allreduce(Buffer buffer, ReduceOp op, Clock::time_point deadline,
                  const std::atomic<bool>* stop) override;
@@ -51,7 +58,7 @@ class MpiTransport : public Transport, public NativeCollectives {
 
  private:
   struct Adopt {};
-  MpiTransport(MPI_Comm comm, Adopt);
+  MpiTransport(MPI_Comm comm, int node_key, Adopt);
   void init();
 
   // A native collective that did not finish in time, with the memory MPI may still write.
@@ -62,6 +69,8 @@ class MpiTransport : public Transport, public NativeCollectives {
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1, max_tag_ = 32767;
+  int node_key_ = -1;  // emulated node of this rank, -1: the machine
+  std::unique_ptr<SharedMemory> shared_memory_;
   std::unique_ptr<char[]> scratch_;  // native allreduce works here, then copies back
   std::size_t scratch_bytes_ = 0;
   std::vector<Abandoned> abandoned_;

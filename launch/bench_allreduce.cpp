@@ -7,9 +7,11 @@
 #include <cstring>
 #include <vector>
 
+#include "collectives/allreduce_hierarchical.h"
 #include "collectives/communicator.h"
 #include "collectives/device_ops.h"
 #include "collectives/reduce.h"
+#include "collectives/shared_memory.h"
 #include "collectives/verify.h"
 #include "common/error.h"
 #include "runtime/cost_model_file.h"
@@ -147,6 +149,63 @@ void calibrate(Communicator& comm, const BenchAllreduceOptions& options) {
   }
 }
 
+// The communicator's shared memory (nullptr: none); asking never communicates.
+SharedMemory* shared_memory_of(Communicator& comm) { return comm.transport().shared_memory(); }
+
+// Memory of `bytes` for the buffer: in shared memory when registered (and available).
+char* allocate_buffer(Communicator& comm, std::size_t bytes, bool registered,
+                      std::vector<char>& own) {
+  SharedMemory* shm = registered ? shared_memory_of(comm) : nullptr;
+  if (!shm) {
+    own.resize(bytes);
+    return own.data();
+  }
+  char* memory = nullptr;
+  comm.submit({"register", "shm", static_cast<std::int64_t>(bytes), DType::kUInt8},
+              [&](OpContext&) { memory = shm->allocate(bytes); })
+      .wait();
+  return memory;
+}
+
+// All ranks at once: a[i] += b[i] over max_bytes of float32 (read a, read b, write a); prints
+// the ranks' total bandwidth, the limit that shared-memory reduction approaches.
+void stream(Communicator& comm, const BenchAllreduceOptions& options) {
+  const auto n = static_cast<std::int64_t>(options.max_bytes / sizeof(float));
+  std::vector<float> a(n, 1.0f), b(n, 0.0f);
+  Buffer dst{a.data(), n, DType::kFloat32};
+  for (int i = 0; i < std::max(options.warmup, 1); ++i) reduce_into(dst, b.data(), ReduceOp::kSum);
+  double best = 1e300;
+  for (int round = 0; round < 5; ++round) {
+    comm.barrier().wait();
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < options.iters; ++i) reduce_into(dst, b.data(), ReduceOp::kSum);
+    best = std::min(best, max_over_ranks(comm, seconds_since(start)));
+  }
+  const double gbps = 3.0 * n * sizeof(float) * options.iters * comm.size() / best / 1e9;
+  if (comm.rank() != 0) return;
+  if (options.json) {
+    fmt::print("{{\"stream\":\"reduce\",\"ranks\":{},\"bytes\":{},\"gbps\":{:.3f}}}\n", comm.size(),
+               n * sizeof(float), gbps);
+  } else {
+    fmt::print("# stream reduce a[i] += b[i], {} ranks x {} bytes: {:.2f} GB/s\n", comm.size(),
+               n * sizeof(float), gbps);
+  }
+}
+
+// "all" without the algorithms the layout cannot run.
+std::vector<std::string> runnable(Communicator& comm, std::vector<std::string> names) {
+  const SharedMemory* shm = comm.size() > 1 ? shared_memory_of(comm) : nullptr;
+  const bool one_node = shm && shm->layout().nodes == 1;
+  const bool uniform = shm && shm->layout().uniform;
+  names.erase(std::remove_if(names.begin(), names.end(),
+                             [&](const std::string& name) {
+                               return (name == "shm" && comm.size() > 1 && !one_node) ||
+                                      (name == "hierarchical" && comm.size() > 1 && !uniform);
+                             }),
+              names.end());
+  return names;
+}
+
 }  // namespace
 
 int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
@@ -183,7 +242,12 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
   } else if (options.device != "cpu") {
     throw ConfigError(str_cat("bench: unknown --device '", options.device, "' (valid: cpu, cuda)"));
   }
-  Communicator comm(world.make_transport(device), comm_options);
+    Communicator comm(world.make_transport(device, options.ranks_per_node), comm_options);
+  if (options.stream) {
+    stream(comm, options);
+    return 0;
+  }
+  if (options.algorithm == "all") algorithms = runnable(comm, algorithms);
   if (!options.calibrate.empty()) {
     if (comm.size() < 2) throw ConfigError("bench: --calibrate needs at least 2 ranks");
     calibrate(comm, options);
@@ -192,11 +256,12 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
   const int P = comm.size();
   const bool root = comm.rank() == 0;
   const std::size_t elem = dtype_size(dtype);
-  std::vector<char> memory(std::max(options.max_bytes, elem));
+  std::vector<char> own;
+  char* memory = allocate_buffer(comm, std::max(options.max_bytes, elem), options.registered, own);
   // With --device cuda the sweep runs on `on_device`; `memory` stages the --check pattern.
   DeviceMemory on_device;
-  if (device.is_cuda()) on_device = DeviceMemory(memory.size(), device);
-  char* data = device.is_cuda() ? static_cast<char*>(on_device.data()) : memory.data();
+  if (device.is_cuda()) on_device = DeviceMemory(std::max(options.max_bytes, elem), device);
+  char* data = device.is_cuda() ? static_cast<char*>(on_device.data()) : memory;
   // What "auto" runs: the communicator's model is rank 0's on every rank.
   const CostModel& model = comm.options().allreduce.cost_model;
   const bool native = comm.transport().native() != nullptr;
@@ -218,7 +283,7 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
   for (std::size_t bytes : sweep_sizes(options, elem)) {
     const auto count = static_cast<std::int64_t>(bytes / elem);
     Buffer buffer{data, count, dtype, device};
-    const Buffer host{memory.data(), count, dtype};
+    const Buffer host{memory, count, dtype};
     for (const std::string& name : algorithms) {
       std::int64_t wrong = 0;
       if (options.check) {
@@ -232,7 +297,10 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
       const double seconds = time_allreduce(comm, buffer, op, name, options);
       const double algbw = seconds > 0 ? bytes / seconds / 1e9 : 0;
       const double busbw = algbw * 2.0 * (P - 1) / P;
-      const std::string chosen = name == "auto" ? model.choose(P, bytes, native) : name;
+      const std::string chosen = name != "auto" ? name
+                                 : hierarchical_applies(comm.transport().shared_memory()) && P > 1
+                                     ? "hierarchical"
+                                     : model.choose(P, bytes, native);
       if (!root) continue;
       if (options.json) {
         fmt::print(

@@ -4,6 +4,9 @@
 // per-link rate a bandwidth-optimal algorithm needs, comparable across rank counts) and the
 // number of wrong elements when --check is on. --device cuda runs the same sweep on GPU
 // buffers over NCCL. --json prints one JSON object per row instead.
+// --ranks-per-node N emulates nodes (for shm and hierarchical); "all" leaves out the algorithms
+// that cannot run on the node layout (shm over several nodes, both without shared memory).
+// --stream measures the STREAM-style limit instead: all ranks at once reduce a[i] += b[i].
 #pragma once
 
 #include <cstddef>
@@ -14,7 +17,7 @@ namespace braid {
 class World;
 
 struct BenchAllreduceOptions {
-  std::string algorithm = "all";  // ring | star | rhd | native | auto | all
+  std::string algorithm = "all";  // allreduce_names() or all
   std::size_t min_bytes = 1024;
   std::size_t max_bytes = 64u << 20;
   double factor = 2.0;       // size multiplier between rows
@@ -32,6 +35,9 @@ struct BenchAllreduceOptions {
   // cpu, or cuda: buffers on cuda:<local rank>, braid's algorithms over the NCCL transport and
   // "native" = ncclAllReduce (CUDA build and a GPU per rank needed, else a ConfigError).
   std::string device = "cpu";
+  int ranks_per_node = 0;   // > 0: each N consecutive ranks form a node (runtime.ranks_per_node)
+  bool registered = false;  // the buffer lives in shared memory (registered with the node)
+  bool stream = false;      // measure the ranks' concurrent float reduce bandwidth instead
 };
 
 // Returns the process exit code: 0, or 1 when --check found wrong elements.

@@ -126,6 +126,16 @@ int main(int argc, char** argv) {
                      "Cross-check every collective across ranks");
   bench_ar->add_option("--device", ar.device, "cpu | cuda (GPU buffers over NCCL; CUDA build)")
       ->capture_default_str();
+  bench_ar
+      ->add_option("--ranks-per-node", ar.ranks_per_node,
+                   "Treat each N consecutive ranks as a node (0: the nodes MPI reports)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  bench_ar->add_flag("--registered", ar.registered,
+                     "Allocate the buffer in shared memory (the fast path of shm, hierarchical)");
+  bench_ar->add_flag("--stream", ar.stream,
+                     "Only measure memory bandwidth: every rank at once runs a[i] += b[i] over "
+                     "max-bytes (3 x bytes of traffic per pass); prints the total in GB/s");
 
   braid::BenchCompressOptions bc;
   auto* bench_compress = bench->add_subcommand(

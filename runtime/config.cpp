@@ -119,6 +119,7 @@ void for_each_key(C& c, Visit&& visit) {
   visit("runtime", "trace", c.runtime.trace, {});
   visit("runtime", "progress", c.runtime.progress, {"auto", "bar", "lines"});
   visit("runtime", "device", c.runtime.device, {"auto", "cpu", "cuda"});
+  visit("runtime", "ranks_per_node", c.runtime.ranks_per_node, {});
 }
 
 // Sections for the methods still to come: known, so that a key there gets a clear message
@@ -527,6 +528,8 @@ void validate(const Config& c, const std::string& source) {
 
   require(c.runtime.threads >= 1, "runtime.threads", ">= 1", c.runtime.threads);
   require(c.runtime.timeout_s > 0, "runtime.timeout_s", "> 0", c.runtime.timeout_s);
+  require(c.runtime.ranks_per_node >= 0, "runtime.ranks_per_node", ">= 0",
+          c.runtime.ranks_per_node);
 }
 
 // Double-quoted so that strings like "yes", "123" or "" read back as the same string.

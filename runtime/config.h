@@ -48,7 +48,7 @@ struct OptimizerConfig {
 
 struct SyncConfig {
   std::string strategy = "allreduce";  // strategy_names()
-  std::string algorithm = "auto";      // ring | star | rhd | native | auto
+  std::string algorithm = "auto";      // ring | star | rhd | native | shm | hierarchical | auto
   double bucket_mb = 4.0;              // fusion bucket cap
   bool overlap = true;                 // reduce buckets during backward
   std::string cost_model;              // optional file from `braid bench allreduce --calibrate`
@@ -121,6 +121,9 @@ struct RuntimeConfig {
   bool trace = false;              // Chrome trace per rank in <run dir>/trace/
   std::string progress = "auto";   // auto | bar | lines: rank 0's console output
   std::string device = "auto";     // auto | cpu | cuda: cuda:<local rank> when possible
+  // Ranks per node for shared memory and "hierarchical": 0 = what MPI reports (one node per
+  // machine); N = each N consecutive ranks form a node (emulating nodes on one machine).
+  std::int64_t ranks_per_node = 0;
 };
 
 struct Config {

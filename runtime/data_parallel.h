@@ -35,6 +35,7 @@ struct DataParallelOptions {
   std::string cost_model;                    // sync.cost_model (file; empty: the defaults)
   double timeout_s = 300.0;                  // runtime.timeout_s
   bool debug_checks = false;                 // runtime.debug_checks
+  int ranks_per_node = 0;                    // runtime.ranks_per_node (0: as MPI reports)
   double clip_norm = 0;                      // optimizer.clip_norm: > 0 clips the averaged gradient
   bool broadcast_buffers = true;             // sync.broadcast_buffers
   CompressedExchangeOptions compression;     // the compression: section

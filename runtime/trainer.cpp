@@ -87,6 +87,7 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.cost_model = config.sync.cost_model;
   o.timeout_s = config.runtime.timeout_s;
   o.debug_checks = config.runtime.debug_checks;
+  o.ranks_per_node = static_cast<int>(config.runtime.ranks_per_node);
   o.clip_norm = config.optimizer.clip_norm;
   o.broadcast_buffers = config.sync.broadcast_buffers;
   o.compression.compression.name = config.compression.name;

@@ -59,9 +59,10 @@ World::~World() {
   MPI_Finalize();
 }
 
-std::shared_ptr<Transport> World::make_transport(Device device) const {
+std::shared_ptr<Transport> World::make_transport(Device device, int ranks_per_node) const {
   if (device.is_cuda()) return make_nccl_transport(MPI_COMM_WORLD, device.index);
-  std::shared_ptr<Transport> transport = std::make_shared<MpiTransport>(MPI_COMM_WORLD);
+  std::shared_ptr<Transport> transport =
+      std::make_shared<MpiTransport>(MPI_COMM_WORLD, ranks_per_node);
   if (const char* fault = std::getenv("BRAID_INJECT_FAULT")) {
     transport = std::make_shared<FaultyTransport>(transport, std::atoll(fault));
   }

@@ -32,8 +32,10 @@ class World {
   // A transport over a duplicate of MPI_COMM_WORLD: MPI for a CPU `device`, NCCL on that GPU
   // for a CUDA one (collectives/transport_nccl.h; collective either way). With
   // BRAID_INJECT_FAULT=K in the environment (a testing hook), the K-th send or receive of this
-  // rank fails with a CommError (MPI only).
-  std::shared_ptr<Transport> make_transport(Device device = {}) const;
+  // rank fails with a CommError (MPI only). `ranks_per_node` > 0 makes each that many
+  // consecutive ranks a node for shared memory and "hierarchical" (runtime.ranks_per_node);
+  // 0 takes the nodes MPI reports.
+  std::shared_ptr<Transport> make_transport(Device device = {}, int ranks_per_node = 0) const;
 
   // Collective: every rank says whether it failed; returns the lowest failing rank, or -1 when
   // none did. Lets all ranks leave together (same exit code) after an error some ranks saw.

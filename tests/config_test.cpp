@@ -202,7 +202,7 @@ TEST(Config, ToYamlPrintsEveryKeyAndHashFollowsValues) {
                               "compression:\n", "outer:\n", "train:\n", "runtime:\n"}) {
     EXPECT_NE(yaml.find(section), std::string::npos) << section;
   }
-  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 11 + 72);  // 11 sections, 72 keys
+  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 11 + 73);  // 11 sections, 73 keys
   EXPECT_NE(yaml.find("  lr: 0.05\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  bucket_mb: 4.0\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  cost_model: \"\"\n"), std::string::npos) << yaml;
@@ -254,7 +254,7 @@ const BadCase kBadCases[] = {
      "runtime:\n  colour: true\n",
      {},
      {"unknown key 'runtime.colour' (valid keys in runtime: threads, timeout_s, debug_checks, "
-      "log_level, trace, progress, device)"}},
+      "log_level, trace, progress, device, ranks_per_node)"}},
     {"FarSectionListsTheSections",
      "hyperparameters:\n  x: 1\n",
      {},
@@ -337,6 +337,10 @@ const BadCase kBadCases[] = {
     {"NegativeCheckpointEvery", "train:\n  checkpoint_every: -1\n", {}, {"train.checkpoint_every"}},
     {"ThreadsZero", "runtime:\n  threads: 0\n", {}, {"runtime.threads: must be >= 1"}},
     {"TimeoutZero", "runtime:\n  timeout_s: 0\n", {}, {"runtime.timeout_s: must be > 0"}},
+    {"RanksPerNodeNegative",
+     "runtime:\n  ranks_per_node: -1\n",
+     {},
+     {"runtime.ranks_per_node: must be >= 0"}},
     {"BucketZero", "sync:\n  bucket_mb: 0\n", {}, {"sync.bucket_mb: must be > 0"}},
     {"TestFractionOne",
      "data:\n  test_fraction: 1\n",
@@ -373,7 +377,7 @@ const BadCase kBadCases[] = {
     {"UnknownAlgorithm",
      "sync:\n  algorithm: tree\n",
      {},
-     {"sync.algorithm: expected one of ring, star, rhd, native, auto"}},
+     {"sync.algorithm: expected one of ring, star, rhd, native, shm, hierarchical, auto"}},
     {"UnknownResume",
      "train:\n  resume: always\n",
      {},

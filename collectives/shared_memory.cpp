@@ -1,0 +1,143 @@
+#include "collectives/shared_memory.h"
+
+#include <algorithm>
+#include <new>
+
+#include "common/error.h"
+
+namespace braid {
+
+// One cache line per local rank, so a rank's flag stores never contend with a peer's.
+struct alignas(64) SharedMemory::Slot {
+  std::atomic<std::uint64_t> epoch;
+  std::uint64_t words[2];
+};
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+              "flags in shared memory must be lock-free (address-free) atomics");
+
+NodeLayout NodeLayout::from_keys(const std::vector<int>& keys, int rank) {
+  NodeLayout layout;
+  std::vector<int> first_rank_of_node;  // nodes in order of their lowest rank
+  std::vector<int> node_of(keys.size());
+  for (std::size_t r = 0; r < keys.size(); ++r) {
+    auto it = std::find_if(first_rank_of_node.begin(), first_rank_of_node.end(),
+                           [&](int first) { return keys[first] == keys[r]; });
+    node_of[r] = static_cast<int>(it - first_rank_of_node.begin());
+    if (it == first_rank_of_node.end()) first_rank_of_node.push_back(static_cast<int>(r));
+  }
+  layout.nodes = static_cast<int>(first_rank_of_node.size());
+  layout.node = node_of[rank];
+  std::vector<int> sizes(layout.nodes, 0), local_rank_of(keys.size());
+  for (std::size_t r = 0; r < keys.size(); ++r) local_rank_of[r] = sizes[node_of[r]]++;
+  layout.local_rank = local_rank_of[rank];
+  layout.local_size = sizes[layout.node];
+  layout.uniform =
+      std::all_of(sizes.begin(), sizes.end(), [&](int size) { return size == layout.local_size; });
+  for (std::size_t r = 0; r < keys.size(); ++r) {
+    if (node_of[r] == layout.node) layout.node_ranks.push_back(static_cast<int>(r));
+    if (local_rank_of[r] == layout.local_rank) layout.index_ranks.push_back(static_cast<int>(r));
+  }
+  return layout;
+}
+
+void SharedMemory::ensure_control() {
+  if (!control_.empty()) return;
+  control_ = allocate_region(sizeof(Slot));
+  // The region arrives zeroed on every rank (allocate_region's contract), which reads as epoch 0
+  // (not arrived) through any rank's view; constructing the atomic keeps the bytes zero.
+  new (control_[layout_.local_rank]) Slot{};
+}
+
+SharedMemory::Slot& SharedMemory::slot(int local_rank) const {
+  return *reinterpret_cast<Slot*>(control_[local_rank]);
+}
+
+bool SharedMemory::prepare(Clock::time_point deadline, const std::atomic<bool>* stop) {
+  if (in_use()) return true;
+  if (!meet(deadline, stop)) return false;
+  ensure_control();
+  return true;
+}
+
+char* SharedMemory::allocate(std::size_t bytes) {
+  ensure_control();
+  SharedRegion region;
+  region.id = ++allocations_;
+  region.bytes = bytes;
+  region.base = allocate_region(bytes);
+  regions_.push_back(region);
+  return region.base[layout_.local_rank];
+}
+
+void SharedMemory::free(char* mine) {
+  auto it = std::find_if(regions_.begin(), regions_.end(), [&](const SharedRegion& region) {
+    return region.base[layout_.local_rank] == mine;
+  });
+  BRAID_CHECK(it != regions_.end(), "free of memory that SharedMemory did not allocate");
+  free_region(mine);
+  regions_.erase(it);
+}
+
+void SharedMemory::release_all() {
+  while (!regions_.empty()) free(regions_.back().base[layout_.local_rank]);
+  if (!control_.empty()) free_region(control_[layout_.local_rank]);
+  control_.clear();
+  staging_ = nullptr;
+}
+
+const SharedRegion* SharedMemory::find(const void* data, std::size_t bytes,
+                                       std::size_t* offset) const {
+  const char* p = static_cast<const char*>(data);
+  for (const SharedRegion& region : regions_) {
+    const char* base = region.base[layout_.local_rank];
+    if (base != staging_ && p >= base && p + bytes <= base + region.bytes) {
+      *offset = static_cast<std::size_t>(p - base);
+      return &region;
+    }
+  }
+  return nullptr;
+}
+
+const SharedRegion& SharedMemory::staging(std::size_t bytes) {
+  auto current = [&]() -> SharedRegion* {
+    for (SharedRegion& region : regions_) {
+      if (region.base[layout_.local_rank] == staging_) return &region;
+    }
+    return nullptr;
+  };
+  SharedRegion* region = current();
+  if (region && region->bytes >= bytes) return *region;
+  if (region) free(staging_);
+  staging_ = allocate(std::max<std::size_t>(bytes, 64));
+  return *current();
+}
+
+void SharedMemory::publish(std::uint64_t a, std::uint64_t b) {
+  ensure_control();
+  Slot& mine = slot(layout_.local_rank);
+  mine.words[0] = a;
+  mine.words[1] = b;
+}
+
+std::uint64_t SharedMemory::published(int local_rank, int word) const {
+  return slot(local_rank).words[word];
+}
+
+bool SharedMemory::barrier(Clock::time_point deadline, const std::atomic<bool>* stop, int* late) {
+  ensure_control();
+  ++epoch_;
+  sync();
+  slot(layout_.local_rank).epoch.store(epoch_, std::memory_order_release);
+  for (int i = 0; i < layout_.local_size; ++i) {
+    const auto& flag = slot(i).epoch;
+    if (!poll_until([&] { return flag.load(std::memory_order_acquire) >= epoch_; }, deadline,
+                    stop)) {
+      *late = i;
+      return false;
+    }
+  }
+  sync();
+  return true;
+}
+
+}  // namespace braid
