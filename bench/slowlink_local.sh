@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Local-update strategies against synchronous allreduce on a slow link (issue 10's measured
 # result): configs/fortunes_char_transformer.yaml, np=4 (oversubscribing 2 cores), STEPS inner
-# steps (default 300), H = outer.steps = OUTER_STEPS (default 30) for every local method, test
-# loss every EVAL_EVERY steps (default 30), one log line per step (for the per-step peak).
+# steps (default 300), H = outer.steps = OUTER_STEPS (default 30) for every local method, the
+# same inner learning rate LR for every method (default 0.01, near the best of 0.003..0.02
+# for sync and for each local method on the unlimited link: bench/results/slowlink_local_lr.md),
+# test loss every EVAL_EVERY steps (default 30), one log line per step (for the per-step peak).
 # Every method runs twice, alternating: on the unlimited link (plain mpirun, shared memory) and
 # under `launch/braid-slowlink --rate RATE` (default 20mbit, all ranks share it). Sync on the
 # slow link runs only SYNC_SLOW_STEPS steps (default 30): its 300-step slow-link curve is the
@@ -10,13 +12,13 @@
 # Per method: final test loss, wall-clock (summary's last time_s), bytes sent per rank (rank 0's
 # summary.json bytes_sent), peak bytes in one step (largest difference of cumulative
 # bytes_sent between consecutive per-step lines, from step 1 to 2 on: step 1 also carries the
-# initial broadcast of the parameters), and time to reach sync's final loss + 0.1 nats (time_s
+# start-up checks), and time to reach sync's final loss + 0.1 nats (time_s
 # of the first evaluation at or below it, no interpolation). Writes
 # bench/results/slowlink_local.md and slowlink_local_{time,bytes}.png (slow-link runs, log x).
 # Needs root (braid-slowlink) and Debian's python3-matplotlib (run by /usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-np=${NP:-4} steps=${STEPS:-300} h=${OUTER_STEPS:-30} eval_every=${EVAL_EVERY:-30}
+np=${NP:-4} steps=${STEPS:-300} h=${OUTER_STEPS:-30} eval_every=${EVAL_EVERY:-30} lr=${LR:-0.01}
 rate=${RATE:-20mbit} sync_slow_steps=${SYNC_SLOW_STEPS:-30}
 flags=(--oversubscribe)
 [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
@@ -48,7 +50,8 @@ run() {
     configs/fortunes_char_transformer.yaml --run-dir "$work/$link/$name" \
     --set train.max_steps="$max" --set train.epochs=1000 --set train.eval_every="$eval_every" \
     --set train.log_every=1 --set train.checkpoint_every=0 --set train.resume=never \
-    --set outer.steps="$h" --progress lines "$@" > "$work/$link/$name.log" 2>&1 ||
+    --set outer.steps="$h" --set optimizer.lr="$lr" --progress lines "$@" \
+    > "$work/$link/$name.log" 2>&1 ||
     { tail -5 "$work/$link/$name.log"; exit 1; }
   cut -d' ' -f1 /proc/loadavg >> "$work/$link/$name.load"
   echo "$link $name: $(grep -o '"test_loss":[0-9.]*' "$work/$link/$name/summary.json")" \
@@ -67,16 +70,16 @@ for entry in "${methods[@]}"; do
     run slow "$name" "$steps" "${extra[@]}"
   fi
 done
-/usr/bin/python3 - "$work" "$rate" "$steps" "$h" "$eval_every" "$sync_slow_steps" "$(nproc)" \
+/usr/bin/python3 - "$work" "$rate" "$lr" "$steps" "$h" "$eval_every" "$sync_slow_steps" "$(nproc)" \
   "${names[@]}" <<'PY'
 import json, sys
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-work, rate = sys.argv[1], sys.argv[2]
-steps, h, eval_every, sync_slow_steps, cores = map(int, sys.argv[3:8])
-names = sys.argv[8:]
+work, rate, lr = sys.argv[1], sys.argv[2], sys.argv[3]
+steps, h, eval_every, sync_slow_steps, cores = map(int, sys.argv[4:9])
+names = sys.argv[9:]
 def lines(d): return [json.loads(l) for l in open(f"{d}/metrics.jsonl")]
 def train(ls): return [l for l in ls if "loss" in l and "test_loss" not in l]
 def evals(ls): return [l for l in ls if "test_loss" in l]
@@ -109,12 +112,11 @@ for n in names:
     ls, fast = slow[n], runs["fast", n]
     t_slow, t_fast = ls[-1]["time_s"], fast[-1]["time_s"]
     b = summ["fast" if n == "sync" else "slow", n]["bytes_sent"]
-    first = train(ls)[0]["bytes_sent"]
     t_hit, s_hit = reach(ls)
     same = [l for l in evals(slow["sync"]) if l["test_loss"] <= evals(ls)[-1]["test_loss"]]
     t_same = same[0]["time_s"] if same else None
     res[n] = dict(loss=evals(ls)[-1]["test_loss"], t_slow=t_slow, t_fast=t_fast, bytes=b,
-                  bytes_after1=b - first, peak=peak(ls), t_hit=t_hit,
+                  peak=peak(ls), t_hit=t_hit,
                   speedup=None if t_hit is None else sync_reach / t_hit)
     r = res[n]
     lo = load("slow", n) + load("fast", n)
@@ -140,9 +142,7 @@ checks = [
           + ", ".join(f"{n} {spx(n)}" for n in big3)),
     check(sp[best] >= 8, f"the best at least 8x sooner: {best} {spx(best)}"),
     check(sync_bytes / sd["bytes"] >= 100, "streaming_diloco at least 100x fewer bytes than sync: "
-          f"{sync_bytes / sd['bytes']:.0f}x with the initial broadcast of the parameters, "
-          f"{(sync_bytes - train(runs['fast', 'sync'])[0]['bytes_sent']) / sd['bytes_after1']:.0f}x"
-          " without it (bytes after step 1)"),
+          f"{sync_bytes / sd['bytes']:.0f}x"),
     check(dl["peak"] / sd["peak"] >= 4, "streaming_diloco's peak at least 4x lower than diloco's: "
           f"{dl['peak'] / 1e6:.2f} MB / {sd['peak'] / 1e6:.2f} MB = {dl['peak'] / sd['peak']:.1f}x"),
     check(res[best]["t_slow"] <= 1.25 * res[best]["t_fast"], "the best method's slow-link "
@@ -155,8 +155,8 @@ with open("bench/results/slowlink_local.md", "w") as f:
     f.write(f"""# Local-update strategies on a {rate} link
 
 Command: `bench/slowlink_local.sh` (configs/fortunes_char_transformer.yaml, np=4 on {cores}
-cores, {steps} inner steps, H = outer.steps = {h} for every local method, test loss every
-{eval_every} steps). Slow link: `launch/braid-slowlink --rate {rate}`, one {rate} medium
+cores, {steps} inner steps, H = outer.steps = {h} for every local method, optimizer.lr = {lr}
+for every method, test loss every {eval_every} steps). Slow link: `launch/braid-slowlink --rate {rate}`, one {rate} medium
 shared by all ranks; unlimited: plain mpirun (shared memory).
 
 - Sync ran only {sync_slow_steps} steps on the slow link ({slow_sync_step:.2f} s per step
@@ -168,9 +168,10 @@ shared by all ranks; unlimited: plain mpirun (shared memory).
   the method's final test loss, against the method's slow-link wall-clock.
 - Best method: the soonest to the target; if none reaches it, the lowest final loss.
 - Wall-clock: the last time_s of metrics.jsonl, evaluations included.
-- Bytes: rank 0's bytes_sent (summary.json), including the initial broadcast of the
-  parameters in step 1; peak: the largest per-step increase of bytes_sent from step 2 on
-  (background exchanges may straddle steps).
+- Bytes: rank 0's bytes_sent (summary.json), whole run; the replicas start from the same seed,
+  so only a checksum of the parameters is compared at the start, nothing is broadcast; peak: the
+  largest per-step increase of bytes_sent from step 2 on (background exchanges may straddle
+  steps).
 - Load average (1, 5, 15 min) at the start: {open(f"{work}/load_start").read().strip()}; per
   method: the 1-minute load average before and after each of its two runs (this script's own
   4 ranks add about 4).
