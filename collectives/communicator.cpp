@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "collectives/blocks.h"
 #include "collectives/allreduce_hierarchical.h"
+#include "collectives/blocks.h"
 #include "collectives/collectives.h"
 #include "collectives/reduce.h"
 #include "common/error.h"

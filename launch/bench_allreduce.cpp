@@ -242,7 +242,7 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
   } else if (options.device != "cpu") {
     throw ConfigError(str_cat("bench: unknown --device '", options.device, "' (valid: cpu, cuda)"));
   }
-    Communicator comm(world.make_transport(device, options.ranks_per_node), comm_options);
+  Communicator comm(world.make_transport(device, options.ranks_per_node), comm_options);
   if (options.stream) {
     stream(comm, options);
     return 0;

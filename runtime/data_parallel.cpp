@@ -42,8 +42,8 @@ std::shared_ptr<Communicator> make_communicator(const World& world,
                                               options.cost_model, "'")
                                     : error);
   }
-  return std::make_shared<Communicator>(world.make_transport(options.device, options.ranks_per_node),
-                                        comm);
+  return std::make_shared<Communicator>(
+      world.make_transport(options.device, options.ranks_per_node), comm);
 }
 
 NamedTensors named_buffers(const torch::nn::Module& module) {
