@@ -5,6 +5,8 @@
 # same inner learning rate LR for every method (default 0.01, near the best of 0.003..0.02
 # for sync and for each local method on the unlimited link: bench/results/slowlink_local_lr.md),
 # test loss every EVAL_EVERY steps (default 30), one log line per step (for the per-step peak).
+# co2 runs with its reference code's outer step for few workers (SGD, lr 1, momentum 0.2: the
+# fairseq-CO2 example; DiLoCo's Nesterov 0.7/0.9 on a one-round-stale update overshoots).
 # Every method runs twice, alternating: on the unlimited link (plain mpirun, shared memory) and
 # under `launch/braid-slowlink --rate RATE` (default 20mbit, all ranks share it). Sync on the
 # slow link runs only SYNC_SLOW_STEPS steps (default 30): its 300-step slow-link curve is the
@@ -35,7 +37,7 @@ methods=(
   "local_sgd|--set sync.strategy=local_sgd"
   "diloco|--set sync.strategy=diloco"
   "streaming_diloco|--set sync.strategy=streaming_diloco --set outer.wire=e3m0 --set outer.fragments=3"
-  "co2|--set sync.strategy=co2"
+  "co2|--set sync.strategy=co2 --set outer.optimizer=sgd --set outer.lr=1 --set outer.momentum=0.2"
 )
 # run LINK NAME MAX_STEPS EXTRA...: one training run into $work/LINK/NAME, with the load average
 # before and after in $work/LINK/NAME.load.
