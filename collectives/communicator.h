@@ -136,6 +136,9 @@ class Communicator {
   // sticks.
   void abort(std::string reason);
 
+  // The algorithm an allreduce of `bytes` named `name` runs: "auto" becomes "hierarchical" on
+  // a layout of several nodes of several ranks, else the cost model's pick; other names stay.
+  std::string resolve(const std::string& name, std::size_t bytes) const;
   std::uint64_t bytes_sent() const { return transport_->bytes_sent(); }
   std::uint64_t bytes_recv() const { return transport_->bytes_recv(); }
   // Bytes this rank read from other ranks' memory on its node (shm, hierarchical); never part of
@@ -158,8 +161,6 @@ class Communicator {
   std::exception_ptr abort_error(const std::string& what) const;
   void cross_check(const OpDesc& desc, std::uint64_t seq);
   Allreduce& algorithm(const std::string& name);
-  // "auto" becomes the cost model's pick for this message size; other names stay.
-  std::string resolve(const std::string& name, std::size_t bytes) const;
   // The constructor's first collective: rank 0's options_.allreduce.cost_model to every rank.
   void share_cost_model();
   // CommError naming `op` when `buffer` is CUDA memory and the transport moves only CPU memory.

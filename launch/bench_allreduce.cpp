@@ -7,7 +7,6 @@
 #include <cstring>
 #include <vector>
 
-#include "collectives/allreduce_hierarchical.h"
 #include "collectives/communicator.h"
 #include "collectives/device_ops.h"
 #include "collectives/reduce.h"
@@ -262,9 +261,6 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
   DeviceMemory on_device;
   if (device.is_cuda()) on_device = DeviceMemory(std::max(options.max_bytes, elem), device);
   char* data = device.is_cuda() ? static_cast<char*>(on_device.data()) : memory;
-  // What "auto" runs: the communicator's model is rank 0's on every rank.
-  const CostModel& model = comm.options().allreduce.cost_model;
-  const bool native = comm.transport().native() != nullptr;
 
   if (root && !options.json) {
     fmt::print(
@@ -297,10 +293,7 @@ int bench_allreduce(const World& world, const BenchAllreduceOptions& options) {
       const double seconds = time_allreduce(comm, buffer, op, name, options);
       const double algbw = seconds > 0 ? bytes / seconds / 1e9 : 0;
       const double busbw = algbw * 2.0 * (P - 1) / P;
-      const std::string chosen = name != "auto" ? name
-                                 : hierarchical_applies(comm.transport().shared_memory()) && P > 1
-                                     ? "hierarchical"
-                                     : model.choose(P, bytes, native);
+      const std::string chosen = comm.resolve(name, bytes);
       if (!root) continue;
       if (options.json) {
         fmt::print(
