@@ -77,8 +77,7 @@ void GradientCodingStrategy::attach(const NamedTensors& parameters) {
   const std::size_t bytes = (count_ + 1) * c10::elementSize(dtype_);
   coded_.assign(bytes, 0);
   result_.assign(bytes, 0);
-  broadcast_parameters(*comm_, params_, 0);
-  check_replicas_identical(*comm_, params_);
+  make_replicas_identical(*comm_, params_, 0);
 }
 
 BatchAssignment GradientCodingStrategy::assign_batch(std::int64_t, int rank, int world) const {

@@ -83,7 +83,7 @@ DataParallel::DataParallel(std::shared_ptr<Communicator> comm, const NamedTensor
       broadcast_buffers_(options.broadcast_buffers) {
   strategy_->attach(parameters);
   for (const auto& [name, tensor] : buffers) buffers_.push_back(tensor);
-  if (!buffers_.empty()) broadcast_parameters(*comm_, buffers_, 0);
+  if (!buffers_.empty()) make_replicas_identical(*comm_, buffers_, 0);
 }
 
 void DataParallel::step(torch::optim::Optimizer& optimizer) {
