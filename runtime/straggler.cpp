@@ -4,19 +4,9 @@
 #include <thread>
 
 #include "common/error.h"
+#include "compression/seeded_rng.h"
 
 namespace braid {
-
-namespace {
-
-// splitmix64 finaliser: a well-mixed 64-bit hash, identical on every platform.
-std::uint64_t mix(std::uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-}  // namespace
 
 StragglerInjection::StragglerInjection(const InjectConfig& config, int rank, int world)
     : config_(config), rank_(rank) {
@@ -36,10 +26,10 @@ bool StragglerInjection::enabled() const {
 
 bool StragglerInjection::slow_at(std::int64_t step) const {
   if (!listed_) return false;
-  const std::uint64_t h =
-      mix(mix(config_.seed ^ 0x696E6A656374ull) ^ mix(static_cast<std::uint64_t>(step) * 2 + 1) ^
-          mix(static_cast<std::uint64_t>(rank_) + 0x9E3779B97F4A7C15ull));
-  return static_cast<double>(h >> 11) * 0x1.0p-53 < config_.probability;
+  // The same portable stream the randomised compressors draw from, keyed by (seed, step, rank).
+  SeededRng rng({config_.seed, 0x696E6A656374ull, static_cast<std::uint64_t>(step),
+                 static_cast<std::uint64_t>(rank_)});
+  return rng.uniform() < config_.probability;
 }
 
 double StragglerInjection::after_compute(std::int64_t step, double compute_s) const {
