@@ -19,7 +19,7 @@ void AllreduceHierarchical::run(OpContext& ctx, Buffer buffer, ReduceOp op) {
                 ctx.rank(), "'s node has ", node.local_size, " of ", ctx.size(), " ranks on ",
                 node.nodes, " nodes"));
   }
-  if (node.nodes == 1) return run_on_node(ctx, shm, buffer, op, [](Buffer) {});
+  if (node.nodes == 1) return run_on_node(ctx, shm, buffer, op, nullptr);
   GroupView across(ctx.transport(), node.index_ranks, node.node);
   OpContext inter(across, ctx.tag(), ctx.deadline(), ctx.op() + " between nodes", ctx.seq(),
                   ctx.aborted());

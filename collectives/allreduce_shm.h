@@ -6,14 +6,16 @@
 // shared memory: in place when the buffer is registered (allocated from
 // SharedMemory::allocate() at the same offset on every local rank; the fast path), else copied
 // into a staging region first. Reduce-scatter by reading: local rank c computes chunk c as
-// x_0 (op) x_1 (op) ... (op) x_{L-1} from every peer's copy, in local rank order, block by block
-// through a cache-sized scratch, and writes it into its own copy. Allgather by reading: every
-// rank copies chunk c from local rank c's copy. Node barriers separate the phases.
+// x_0 (op) x_1 (op) ... (op) x_{L-1} from every peer's copy, in local rank order, block by block,
+// and writes it into its own copy. Allgather by reading: every rank copies chunk c from local
+// rank c's copy. The phases overlap: chunks are reduced in steps, each step is published on a
+// progress flag as soon as it is done, and ranks copy peers' published steps between their own,
+// while the step is still in the owner's cache. Node barriers open and close the operation.
 //
 // Cost per rank (registered): no messages; memory traffic read S + write S/L (reduce), read and
-// write (L-1)/L S (gather); unregistered adds a copy in (read S, write S). Barriers: 3, or 4
-// unregistered. The reduction order is the local rank order, the same as star's, so the result is
-// bitwise equal to star's and identical on every rank.
+// write (L-1)/L S (gather, much of it from cache); unregistered adds a copy in (read S, write S).
+// Barriers: 2, or 3 unregistered. The reduction order is the local rank order, the same as
+// star's, so the result is bitwise equal to star's and identical on every rank.
 //
 // "shm" needs all ranks on one node and a transport with shared memory; otherwise run() throws a
 // CommError saying so. AllreduceHierarchical reuses the phases with an inter-node step between.

@@ -10,6 +10,9 @@ namespace braid {
 // One cache line per local rank, so a rank's flag stores never contend with a peer's.
 struct alignas(64) SharedMemory::Slot {
   std::atomic<std::uint64_t> epoch;
+  // (epoch << 32) + units done: a value from an earlier phase reads as 0 without a reset, and a
+  // peer never sees a later phase's value (it cannot pass the next barrier without this rank).
+  std::atomic<std::uint64_t> progress;
   std::uint64_t words[2];
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
@@ -138,6 +141,20 @@ bool SharedMemory::barrier(Clock::time_point deadline, const std::atomic<bool>* 
   }
   sync();
   return true;
+}
+
+void SharedMemory::advance(std::uint64_t done) {
+  BRAID_CHECK(done < (std::uint64_t{1} << 32),
+              "shared-memory progress counts fewer than 2^32 units");
+  sync();
+  slot(layout_.local_rank).progress.store((epoch_ << 32) + done, std::memory_order_release);
+}
+
+std::uint64_t SharedMemory::progress(int local_rank) {
+  const std::uint64_t value = slot(local_rank).progress.load(std::memory_order_acquire);
+  sync();
+  const std::uint64_t phase = epoch_ << 32;
+  return value >= phase ? value - phase : 0;
 }
 
 }  // namespace braid

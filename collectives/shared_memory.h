@@ -77,6 +77,13 @@ class SharedMemory {
   // Node barrier; false when the deadline passes or `*stop` is set first, with *late set to the
   // first local rank that had not arrived.
   bool barrier(Clock::time_point deadline, const std::atomic<bool>* stop, int* late);
+  // Progress within one phase (between two barriers), so a peer can consume part of a result
+  // while the rest is still being computed: advance(done) shows the node that this rank has
+  // finished `done` units (non-decreasing within the phase; writes before it are visible to a
+  // rank that then reads progress(me) >= done); progress(i) is local rank i's count in this
+  // phase (0 before its first advance). Counts start again from 0 after every barrier.
+  void advance(std::uint64_t done);
+  std::uint64_t progress(int local_rank);
 
   void count_read(std::size_t bytes) { bytes_read_.fetch_add(bytes, std::memory_order_relaxed); }
   std::uint64_t bytes_read() const { return bytes_read_.load(std::memory_order_relaxed); }

@@ -125,16 +125,75 @@ std::vector<std::vector<float>> reduce_random(const std::string& algorithm, int 
   return out;
 }
 
+// 10007 floats: every chunk is one step of progress; 700001: chunks of 3 to 6 steps (of 256 KiB)
+// and a short last one, so peers copy some steps while others are still being reduced.
 TEST(ShmAllreduce, BitwiseEqualToStarAndAcrossRanks) {
-  const std::int64_t n = 10007;
-  for (int P : {2, 3, 5}) {
-    auto shm = reduce_random("shm", P, 0, n);
-    auto star = reduce_random("star", P, 0, n);
-    for (int r = 0; r < P; ++r) {
-      EXPECT_EQ(std::memcmp(shm[r].data(), star[0].data(), n * sizeof(float)), 0)
-          << "P=" << P << " rank " << r;
+  for (std::int64_t n : {10007, 700001}) {
+    for (int P : {2, 3, 5}) {
+      auto shm = reduce_random("shm", P, 0, n);
+      auto star = reduce_random("star", P, 0, n);
+      for (int r = 0; r < P; ++r) {
+        EXPECT_EQ(std::memcmp(shm[r].data(), star[0].data(), n * sizeof(float)), 0)
+            << "n=" << n << " P=" << P << " rank " << r;
+      }
     }
   }
+}
+
+// Several steps per chunk with an op whose operand order matters (max picks +0 or -0 by order),
+// registered and copied, every rank's result equal to the closed form.
+TEST(ShmAllreduce, ManyStepsEveryOpRegisteredAndCopied) {
+  const std::int64_t n = 3 * 65536 * 3 + 11;
+  for (int P : {2, 3}) {
+    spawn_ranks(P, [&](Communicator& comm) {
+      for (bool registered : {false, true}) {
+        std::vector<float> own(registered ? 0 : n);
+        void* data =
+            registered ? allocate_shared(comm, n * sizeof(float)) : static_cast<void*>(own.data());
+        for (ReduceOp op : kOps) {
+          Buffer buffer{data, n};
+          fill_pattern(buffer, comm.rank());
+          comm.allreduce(buffer, op, "shm").wait();
+          EXPECT_EQ(count_wrong(buffer, op, P), 0)
+              << "P=" << P << " " << reduce_op_name(op) << (registered ? " registered" : "");
+        }
+      }
+    });
+  }
+}
+
+// Progress shown with advance() is seen by peers within the phase and reads 0 after the next
+// barrier, without anyone resetting it.
+TEST(SharedMemory, ProgressCountsWithinAPhase) {
+  std::vector<std::uint64_t> seen(4, 99);
+  spawn_ranks(2, [&](Communicator& comm) {
+    comm.submit({"progress", "shm", 0, DType::kUInt8},
+                [&](OpContext& ctx) {
+                  SharedMemory& shm = *ctx.transport().shared_memory();
+                  const int me = shm.layout().local_rank, peer = 1 - me;
+                  int late = -1;
+                  ASSERT_TRUE(shm.prepare(ctx.deadline(), ctx.aborted()));
+                  ASSERT_TRUE(shm.barrier(ctx.deadline(), ctx.aborted(), &late));
+                  if (me == 0) shm.advance(3);
+                  if (me == 1) {
+                    ASSERT_TRUE(poll_until([&] { return shm.progress(peer) >= 3; }, ctx.deadline(),
+                                           ctx.aborted()));
+                    seen[0] = shm.progress(peer);
+                  }
+                  ASSERT_TRUE(shm.barrier(ctx.deadline(), ctx.aborted(), &late));
+                  seen[1 + me] =
+                      shm.progress(0);  // a new phase: rank 0's 3 reads as 0 on both ranks
+                  if (me == 0) shm.advance(1);
+                  if (me == 1) {
+                    ASSERT_TRUE(poll_until([&] { return shm.progress(peer) >= 1; }, ctx.deadline(),
+                                           ctx.aborted()));
+                    seen[3] = shm.progress(peer);
+                  }
+                  ASSERT_TRUE(shm.barrier(ctx.deadline(), ctx.aborted(), &late));
+                })
+        .wait();
+  });
+  EXPECT_EQ(seen, (std::vector<std::uint64_t>{3, 0, 0, 1}));
 }
 
 // With one rank per node the inter-node ring is the whole algorithm: ring's order exactly.
