@@ -251,6 +251,22 @@ std::string Communicator::resolve(const std::string& name, std::size_t bytes) co
   return options_.allreduce.cost_model.choose(size_, bytes, transport_->native() != nullptr);
 }
 
+void* Communicator::allocate_shared(std::size_t bytes) {
+  void* memory = nullptr;
+  submit({"allocate_shared", "shm", static_cast<std::int64_t>(bytes), DType::kUInt8},
+         [&](OpContext& ctx) {
+           SharedMemory* shm = ctx.transport().shared_memory();
+           if (shm && shm->layout().local_size > 1) memory = shm->allocate(bytes);
+         })
+      .wait();
+  return memory;
+}
+
+std::string Communicator::registered_algorithm(const std::string& name) const {
+  const bool one_node = shared_memory_ && shared_memory_->layout().nodes == 1 && size_ > 1;
+  return name == "auto" && one_node ? "shm" : name;
+}
+
 Allreduce& Communicator::algorithm(const std::string& name) {
   auto& slot = algorithms_[name];
   if (!slot) slot = make_allreduce(name, options_.allreduce);

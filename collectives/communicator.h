@@ -139,6 +139,17 @@ class Communicator {
   // The algorithm an allreduce of `bytes` named `name` runs: "auto" becomes "hierarchical" on
   // a layout of several nodes of several ranks, else the cost model's pick; other names stay.
   std::string resolve(const std::string& name, std::size_t bytes) const;
+  // Collective (every rank calls it, in the same order as the other collectives; blocking and
+  // without a deadline, like channel()): `bytes` of zeroed memory in the shared memory of this
+  // rank's node, valid until the communicator is destroyed. A buffer at the same offset of it on
+  // every rank of a node is registered: "shm" and "hierarchical" read peers' copies in place
+  // instead of copying the buffer in first. nullptr on every rank of a node where there is
+  // nothing to share (no shared memory in the transport, or one rank on the node).
+  void* allocate_shared(std::size_t bytes);
+  // The algorithm to name for buffers from allocate_shared(): "auto" becomes "shm" when the
+  // ranks are several on one node (on several nodes resolve() already picks "hierarchical");
+  // other names stay.
+  std::string registered_algorithm(const std::string& name) const;
   std::uint64_t bytes_sent() const { return transport_->bytes_sent(); }
   std::uint64_t bytes_recv() const { return transport_->bytes_recv(); }
   // Bytes this rank read from other ranks' memory on its node (shm, hierarchical); never part of

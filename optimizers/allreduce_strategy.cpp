@@ -44,9 +44,17 @@ void AllreduceStrategy::attach(const NamedTensors& parameters) {
   BRAID_CHECK(params_.empty(), "attach() called twice");
   check_same_model(*comm_, parameters);
   for (const auto& [name, tensor] : parameters) params_.push_back(tensor);
-  buckets_.emplace(params_, options_.bucket_mb, /*usage_slots=*/true);
   CompressedExchangeOptions c = options_.compression;
-  if (c.compression.name != "none" || c.error_feedback != "none") {
+  const bool compressed = c.compression.name != "none" || c.error_feedback != "none";
+  // Plain allreduces of buckets in the node's shared memory take shm's in-place path.
+  const std::string& a = options_.algorithm;
+  const bool shared = !compressed && (a == "auto" || a == "shm" || a == "hierarchical");
+  buckets_.emplace(params_, options_.bucket_mb, /*usage_slots=*/true,
+                   shared ? GradBuckets::Allocate(
+                                [this](std::size_t bytes) { return comm_->allocate_shared(bytes); })
+                          : nullptr);
+  algorithm_ = buckets_->in_allocated_block() ? comm_->registered_algorithm(a) : a;
+  if (compressed) {
     c.clip_norm = options_.clip_norm;  // the memory decides where clipping happens (dgc: locally)
     exchange_ = std::make_unique<CompressedExchange>(comm_, c);
     for (int b = 0; b < buckets_->bucket_count(); ++b)
@@ -79,9 +87,8 @@ void AllreduceStrategy::launch_ready_buckets(bool force) {
     if (!force && !buckets_->complete(b)) return;
     buckets_->finalize(b);
     works_.push_back(
-        exchange_
-            ? exchange_->launch(b, buckets_->gradients(b), buckets_->usage(b), steps_)
-            : comm_->allreduce(as_buffer(buckets_->flat(b)), ReduceOp::kAvg, options_.algorithm));
+        exchange_ ? exchange_->launch(b, buckets_->gradients(b), buckets_->usage(b), steps_)
+                  : comm_->allreduce(as_buffer(buckets_->flat(b)), ReduceOp::kAvg, algorithm_));
   }
 }
 

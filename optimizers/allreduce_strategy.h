@@ -75,6 +75,7 @@ class AllreduceStrategy : public SyncStrategy {
 
   std::shared_ptr<Communicator> comm_;
   AllreduceStrategyOptions options_;
+  std::string algorithm_;  // options_.algorithm, or shm's when the buckets are in shared memory
   std::vector<at::Tensor> params_;
   std::vector<unsigned> hooks_;
   std::optional<GradBuckets> buckets_;

@@ -2,11 +2,14 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "common/error.h"
 
 namespace braid {
 
-GradBuckets::GradBuckets(std::vector<at::Tensor> parameters, double bucket_mb, bool usage_slots)
+GradBuckets::GradBuckets(std::vector<at::Tensor> parameters, double bucket_mb, bool usage_slots,
+                         const Allocate& allocate)
     : params_(std::move(parameters)), usage_slots_(usage_slots) {
   BRAID_CHECK(bucket_mb > 0, "bucket_mb ", bucket_mb);
   const int n = parameter_count();
@@ -33,11 +36,34 @@ GradBuckets::GradBuckets(std::vector<at::Tensor> parameters, double bucket_mb, b
     bucket.gradient_elements += p.numel();
     bucket.params.push_back(i);
   }
+  std::vector<std::int64_t> elements(buckets_.size());
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
     Bucket& bucket = buckets_[b];
     const std::int64_t slots = usage_slots_ ? static_cast<std::int64_t>(bucket.params.size()) : 0;
-    bucket.flat = at::zeros({bucket.gradient_elements + slots}, options[b]);
+    elements[b] = bucket.gradient_elements + slots;
     bucket.pending = static_cast<int>(bucket.params.size());
+  }
+  place(elements, options, allocate);
+}
+
+void GradBuckets::place(const std::vector<std::int64_t>& elements,
+                        const std::vector<at::TensorOptions>& options, const Allocate& allocate) {
+  constexpr std::size_t kAlign = 64;
+  std::vector<std::size_t> offset(buckets_.size());
+  std::size_t total = 0;
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    offset[b] = total;
+    const std::size_t bytes = elements[b] * options[b].dtype().itemsize();
+    total += (bytes + kAlign - 1) / kAlign * kAlign;
+  }
+  const bool on_cpu = std::all_of(options.begin(), options.end(),
+                                  [](const at::TensorOptions& o) { return o.device().is_cpu(); });
+  char* block = allocate && on_cpu && total > 0 ? static_cast<char*>(allocate(total)) : nullptr;
+  in_block_ = block != nullptr;
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    // The block's owner frees it (after the buckets): the tensors only borrow it.
+    buckets_[b].flat = block ? at::from_blob(block + offset[b], {elements[b]}, options[b])
+                             : at::zeros({elements[b]}, options[b]);
   }
 }
 

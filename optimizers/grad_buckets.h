@@ -18,6 +18,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "compression/bucket_exchange.h"
@@ -26,9 +27,19 @@ namespace braid {
 
 class GradBuckets {
  public:
-  GradBuckets(std::vector<at::Tensor> parameters, double bucket_mb, bool usage_slots);
+  // Returns zeroed memory of `bytes` for all buckets, or nullptr (then each bucket is a tensor of
+  // its own); the memory must outlive the buckets.
+  using Allocate = std::function<void*(std::size_t bytes)>;
+
+  // With `allocate` the buckets lie one after another (64-byte aligned) in one block from it,
+  // e.g. the node's shared memory (Communicator::allocate_shared), so that every rank's bucket
+  // b sits at the same offset and an allreduce reads peers' buckets in place. CPU only.
+  GradBuckets(std::vector<at::Tensor> parameters, double bucket_mb, bool usage_slots,
+              const Allocate& allocate = nullptr);
 
   int bucket_count() const { return static_cast<int>(buckets_.size()); }
+  // Whether the buckets lie in the block from the constructor's `allocate`.
+  bool in_allocated_block() const { return in_block_; }
   int parameter_count() const { return static_cast<int>(params_.size()); }
   const at::Tensor& parameter(int param) const { return params_[param]; }
   int bucket_of(int param) const { return bucket_of_[param]; }
@@ -71,6 +82,10 @@ class GradBuckets {
     std::int64_t gradient_elements = 0;
     int pending = 0;
   };
+  // Every bucket's flat tensor: in one block from `allocate` if it gives one, else its own.
+  void place(const std::vector<std::int64_t>& elements,
+             const std::vector<at::TensorOptions>& options, const Allocate& allocate);
+
   std::vector<at::Tensor> params_;
   std::vector<Bucket> buckets_;
   std::vector<int> bucket_of_;
@@ -79,6 +94,7 @@ class GradBuckets {
   std::vector<bool> arrived_;            // in this backward pass
   std::vector<bool> has_value_;          // in this step
   bool usage_slots_;
+  bool in_block_ = false;
 };
 
 }  // namespace braid

@@ -26,6 +26,30 @@ TEST(GradBuckets, LayoutIsReverseOrderSplitByDtypeAndCap) {
   EXPECT_EQ(one.flat(2).numel(), 6 + 4 + 2);  // gradients, then one usage slot each
 }
 
+// With an allocator the buckets lie in its one block, each 64-byte aligned, zeroed; without one
+// (or when it gives nullptr) each bucket has memory of its own.
+TEST(GradBuckets, BucketsLieInTheAllocatedBlock) {
+  std::vector<char> block(4096, 0);
+  std::size_t asked = 0;
+  auto allocate = [&](std::size_t bytes) -> void* {
+    asked = bytes;
+    return block.data();
+  };
+  GradBuckets buckets(parameters(), 1.0, /*usage_slots=*/true, allocate);
+  ASSERT_TRUE(buckets.in_allocated_block());
+  ASSERT_EQ(buckets.bucket_count(), 3);
+  // float32 3 + 1 slot, float64 5 + 1, float32 10 + 2: 16, 48 and 48 bytes, each rounded to 64.
+  EXPECT_EQ(asked, 3u * 64);
+  for (int b = 0; b < 3; ++b) {
+    EXPECT_EQ(static_cast<char*>(buckets.flat(b).data_ptr()), block.data() + 64 * b) << b;
+  }
+  EXPECT_TRUE(at::equal(buckets.flat(2), at::zeros({12})));
+  GradBuckets refused(parameters(), 1.0, true, [](std::size_t) -> void* { return nullptr; });
+  EXPECT_FALSE(refused.in_allocated_block());
+  EXPECT_EQ(refused.flat(2).numel(), 12);
+  EXPECT_FALSE(GradBuckets(parameters(), 1.0, true).in_allocated_block());
+}
+
 TEST(GradBuckets, ReadinessAccumulationZerosAndUsageSlots) {
   GradBuckets buckets(parameters(), 1.0, /*usage_slots=*/true);
   const int b = buckets.bucket_of(0);

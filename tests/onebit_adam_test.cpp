@@ -93,6 +93,14 @@ using Observer =
     std::function<void(int rank, int step, OnebitAdam&, const std::vector<at::Tensor>& params,
                        const at::Tensor& m_before, std::uint64_t bytes)>;
 
+// Every run reduces its warm-up steps with ring: the same order in every run (for bitwise
+// comparisons) and network bytes to count (on one node "auto" would read shared memory).
+DataParallelOptions ring() {
+  DataParallelOptions options;
+  options.algorithm = "ring";
+  return options;
+}
+
 // Final parameters (flat) of every rank after `steps` steps of 1-bit Adam.
 std::vector<at::Tensor> run_onebit(int ranks, int steps, std::int64_t freeze_step,
                                    const Observer& observe = {}) {
@@ -100,7 +108,11 @@ std::vector<at::Tensor> run_onebit(int ranks, int steps, std::int64_t freeze_ste
   spawn_ranks(ranks, [&](Communicator& comm) {
     std::vector<at::Tensor> params = make_params();
     OnebitAdam optimizer(params, onebit_options(freeze_step));
-    DataParallel dp(borrow(comm), named(params), DataParallelOptions{});
+    // Ring: warm-up steps then send network bytes to count (on one node "auto" reads shared
+    // memory).
+    DataParallelOptions options;
+    options.algorithm = "ring";
+    DataParallel dp(borrow(comm), named(params), options);
     dp.strategy().host_optimizer(optimizer);
     for (int step = 0; step < steps; ++step) {
       at::Tensor m_before = optimizer.momentum().defined()
@@ -124,7 +136,7 @@ at::Tensor run_adamw(int ranks, int steps) {
   spawn_ranks(ranks, [&](Communicator& comm) {
     std::vector<at::Tensor> params = make_params();
     torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(kLr).weight_decay(kWd));
-    DataParallel dp(borrow(comm), named(params), DataParallelOptions{});
+    DataParallel dp(borrow(comm), named(params), ring());
     for (int step = 0; step < steps; ++step) {
       optimizer.zero_grad();
       backward(params, comm.rank(), step);
@@ -230,7 +242,7 @@ TEST(OnebitAdam, SaveAndLoadContinueTheTrajectoryBitForBit) {
     std::ostringstream saved, saved_without_errors;
     {
       OnebitAdam optimizer(params, onebit_options(freeze));
-      DataParallel dp(borrow(comm), named(params), DataParallelOptions{});
+      DataParallel dp(borrow(comm), named(params), ring());
       dp.strategy().host_optimizer(optimizer);
       for (int step = 0; step < stop; ++step) {
         optimizer.zero_grad();
@@ -249,7 +261,7 @@ TEST(OnebitAdam, SaveAndLoadContinueTheTrajectoryBitForBit) {
       std::vector<at::Tensor> restored;
       for (const at::Tensor& p : params) restored.push_back(p.detach().clone().requires_grad_());
       OnebitAdam optimizer(restored, onebit_options(freeze));
-      DataParallel dp(borrow(comm), named(restored), DataParallelOptions{});
+      DataParallel dp(borrow(comm), named(restored), ring());
       dp.strategy().host_optimizer(optimizer);
       torch::serialize::InputArchive archive;
       std::istringstream in(bytes);
@@ -282,7 +294,7 @@ TEST(OnebitAdam, CoordinatesWithoutGradientInTheWarmupOnlyDecay) {
                                       at::linspace(-1, 1, 600, at::kDouble).requires_grad_()};
     const at::Tensor start = params[1].detach().clone();
     OnebitAdam optimizer(params, onebit_options(freeze));
-    DataParallel dp(borrow(comm), named(params), DataParallelOptions{});
+    DataParallel dp(borrow(comm), named(params), ring());
     dp.strategy().host_optimizer(optimizer);
     for (int step = 0; step < steps; ++step) {
       optimizer.zero_grad();
@@ -301,7 +313,7 @@ TEST(OnebitAdam, StepWithoutHostingIsAClearError) {
   spawn_ranks(2, [](Communicator& comm) {
     std::vector<at::Tensor> params = make_params();
     OnebitAdam optimizer(params, onebit_options(0));
-    DataParallel dp(borrow(comm), named(params), DataParallelOptions{});
+    DataParallel dp(borrow(comm), named(params), ring());
     // Checked before anything is sent, so no backward is needed (and no bucket is in flight).
     EXPECT_THROW(dp.step(optimizer), Error);
   });

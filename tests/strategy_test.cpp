@@ -77,6 +77,44 @@ TEST(AllreduceStrategy, OverlapDoesNotChangeTheResult) {
   for (std::size_t i = 0; i < a[0].size(); ++i) EXPECT_TRUE(at::equal(a[0][i], b[0][i])) << i;
 }
 
+// On one node the gradient buckets lie in shared memory and "auto" reduces them with shm in
+// place: the steps send nothing over the network and read peers' buckets instead. Naming "ring"
+// is the control: network bytes, no shared-memory reads. Both train the same model.
+TEST(AllreduceStrategy, BucketsOnOneNodeAreReducedInSharedMemory) {
+  for (const char* algorithm : {"auto", "ring"}) {
+    std::vector<std::uint64_t> network(2), shared(2);
+    std::vector<at::Tensor> first(2);
+    spawn_ranks(2, [&](Communicator& comm) {
+      auto model = make_seeded(7);
+      torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.1));
+      std::shared_ptr<Communicator> shared_comm(&comm, [](Communicator*) {});
+      DataParallelOptions options;
+      options.algorithm = algorithm;
+      options.bucket_mb = 0.0005;
+      DataParallel dp(shared_comm, named_parameters(*model), options);
+      const std::uint64_t sent = comm.bytes_sent(), read = comm.shared_memory_bytes();
+      for (int step = 0; step < 3; ++step) {
+        optimizer.zero_grad();
+        model->forward(at::full({4, 8}, 0.1 * (comm.rank() + step + 1)), true).sum().backward();
+        dp.step(optimizer);
+      }
+      network[comm.rank()] = comm.bytes_sent() - sent;
+      shared[comm.rank()] = comm.shared_memory_bytes() - read;
+      first[comm.rank()] = model->parameters()[0].detach().to(at::kDouble).clone();
+    });
+    for (int r = 0; r < 2; ++r) {
+      if (std::string(algorithm) == "auto") {
+        EXPECT_EQ(network[r], 0u) << r;
+        EXPECT_GT(shared[r], 0u) << r;
+      } else {
+        EXPECT_GT(network[r], 0u) << r;
+        EXPECT_EQ(shared[r], 0u) << r;
+      }
+    }
+    EXPECT_TRUE(at::equal(first[0], first[1])) << algorithm;
+  }
+}
+
 TEST(AllreduceStrategy, NeverUsedParameterStaysAtItsInitialValueWithPlainSgd) {
   spawn_ranks(2, [](Communicator& comm) {
     auto model = make_seeded(comm.rank());
