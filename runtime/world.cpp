@@ -61,6 +61,9 @@ World::~World() {
 
 std::shared_ptr<Transport> World::make_transport(Device device, int ranks_per_node) const {
   if (device.is_cuda()) return make_nccl_transport(MPI_COMM_WORLD, device.index);
+  // Under launch/braid-slowlink the ranks stand for machines joined by the shaped link: shared
+  // memory between them would carry traffic around it. Emulated nodes stay as asked.
+  if (ranks_per_node == 0 && std::getenv("BRAID_SLOWLINK_NETNS")) ranks_per_node = 1;
   std::shared_ptr<Transport> transport =
       std::make_shared<MpiTransport>(MPI_COMM_WORLD, ranks_per_node);
   if (const char* fault = std::getenv("BRAID_INJECT_FAULT")) {

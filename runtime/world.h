@@ -34,7 +34,8 @@ class World {
   // BRAID_INJECT_FAULT=K in the environment (a testing hook), the K-th send or receive of this
   // rank fails with a CommError (MPI only). `ranks_per_node` > 0 makes each that many
   // consecutive ranks a node for shared memory and "hierarchical" (runtime.ranks_per_node);
-  // 0 takes the nodes MPI reports.
+  // 0 takes the nodes MPI reports, except under launch/braid-slowlink (BRAID_SLOWLINK_NETNS
+  // set), where every rank is a node of its own so that all traffic crosses the shaped link.
   std::shared_ptr<Transport> make_transport(Device device = {}, int ranks_per_node = 0) const;
 
   // Collective: every rank says whether it failed; returns the lowest failing rank, or -1 when
