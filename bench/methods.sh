@@ -20,8 +20,12 @@ run_methods() {
     local extra=(${entry#*|})
     rm -rf "${work:?}/$name"
     start=$(date +%s)
+    # ranks_per_node=1: the methods are compared as on separate machines, where the dense
+    # baseline's gradients cross the network (on one node they would go through shared memory
+    # and count no network bytes).
     TERM=dumb mpirun "${flags[@]}" -np "$np" build/bin/braid train "$config" --run-dir "$work/$name" \
-      --set train.checkpoint_every=0 --set train.resume=never --progress lines "$@" "${extra[@]}" \
+      --set train.checkpoint_every=0 --set train.resume=never --set runtime.ranks_per_node=1 \
+      --progress lines "$@" "${extra[@]}" \
       > "$work/$name.log" 2>&1 || { tail -5 "$work/$name.log"; exit 1; }
     echo "$(($(date +%s) - start))" > "$work/$name.seconds"
     echo "$name: $(grep -o "\"$metric\":[0-9.]*" "$work/$name/summary.json") in $(cat "$work/$name.seconds") s"
