@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Local-update strategies against synchronous allreduce on a slow link (issue 10's measured
 # result): configs/fortunes_char_transformer.yaml, np=4 (oversubscribing 2 cores), STEPS inner
-# steps (default 300), H = outer.steps = OUTER_STEPS (default 30) for every local method, the
+# steps for sync (default 300) and LOCAL_STEPS for each local method (default 900: the time to
+# reach sync's final loss is the question, and on the slow link a local method's extra inner
+# steps cost far less than sync's exchanges; the table also gives each one's test loss at step
+# STEPS), H = outer.steps = OUTER_STEPS (default 30) for every local method, the
 # same inner learning rate LR for every method (default 0.01, near the best of 0.003..0.02
 # for sync and for each local method on the unlimited link: bench/results/slowlink_local_lr.md),
 # test loss every EVAL_EVERY steps (default 30), one log line per step (for the per-step peak).
 # co2 runs with its reference code's outer step for few workers (SGD, lr 1, momentum 0.2: the
 # fairseq-CO2 example; DiLoCo's Nesterov 0.7/0.9 on a one-round-stale update overshoots).
+# Every rank is a node of its own (runtime.ranks_per_node=1), as on separate machines: sync's
+# gradients cross the link, never shared memory.
 # Every method runs twice, alternating: on the unlimited link (plain mpirun, shared memory) and
 # under `launch/braid-slowlink --rate RATE` (default 20mbit, all ranks share it). Sync on the
 # slow link runs only SYNC_SLOW_STEPS steps (default 30): its 300-step slow-link curve is the
@@ -20,7 +25,7 @@
 # Needs root (braid-slowlink) and Debian's python3-matplotlib (run by /usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-np=${NP:-4} steps=${STEPS:-300} h=${OUTER_STEPS:-30} eval_every=${EVAL_EVERY:-30} lr=${LR:-0.01}
+np=${NP:-4} steps=${STEPS:-300} local_steps=${LOCAL_STEPS:-900} h=${OUTER_STEPS:-30} eval_every=${EVAL_EVERY:-30} lr=${LR:-0.01}
 rate=${RATE:-20mbit} sync_slow_steps=${SYNC_SLOW_STEPS:-30}
 flags=(--oversubscribe)
 [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
@@ -52,7 +57,8 @@ run() {
     configs/fortunes_char_transformer.yaml --run-dir "$work/$link/$name" \
     --set train.max_steps="$max" --set train.epochs=1000 --set train.eval_every="$eval_every" \
     --set train.log_every=1 --set train.checkpoint_every=0 --set train.resume=never \
-    --set outer.steps="$h" --set optimizer.lr="$lr" --progress lines "$@" \
+    --set outer.steps="$h" --set optimizer.lr="$lr" --set runtime.ranks_per_node=1 \
+    --progress lines "$@" \
     > "$work/$link/$name.log" 2>&1 ||
     { tail -5 "$work/$link/$name.log"; exit 1; }
   cut -d' ' -f1 /proc/loadavg >> "$work/$link/$name.load"
@@ -65,14 +71,16 @@ for entry in "${methods[@]}"; do
   names+=("$name")
   # shellcheck disable=SC2206
   extra=(${entry#*|})
-  run fast "$name" "$steps" "${extra[@]}"
   if [ "$name" = sync ]; then
+    run fast "$name" "$steps" "${extra[@]}"
     run slow "$name" "$sync_slow_steps" "${extra[@]}"
   else
-    run slow "$name" "$steps" "${extra[@]}"
+    run fast "$name" "$local_steps" "${extra[@]}"
+    run slow "$name" "$local_steps" "${extra[@]}"
   fi
 done
 /usr/bin/python3 - "$work" "$rate" "$lr" "$steps" "$h" "$eval_every" "$sync_slow_steps" "$(nproc)" \
+  "$local_steps" \
   "${names[@]}" <<'PY'
 import json, sys
 import matplotlib
@@ -80,8 +88,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 work, rate, lr = sys.argv[1], sys.argv[2], sys.argv[3]
-steps, h, eval_every, sync_slow_steps, cores = map(int, sys.argv[4:9])
-names = sys.argv[9:]
+steps, h, eval_every, sync_slow_steps, cores, local_steps = map(int, sys.argv[4:10])
+names = sys.argv[10:]
 def lines(d): return [json.loads(l) for l in open(f"{d}/metrics.jsonl")]
 def train(ls): return [l for l in ls if "loss" in l and "test_loss" not in l]
 def evals(ls): return [l for l in ls if "test_loss" in l]
@@ -108,22 +116,29 @@ def peak(ls):
     b = [l["bytes_sent"] for l in train(ls)]
     return max(y - x for x, y in zip(b, b[1:]))
 sync_reach = reach(slow["sync"])[0]
-sync_bytes, rows, res = summ["fast", "sync"]["bytes_sent"], [], {}
+sync_bytes, rows, res = [l["bytes_sent"] for l in train(runs["fast", "sync"])][-1], [], {}
 fmt = lambda v, f: "not reached" if v is None else f.format(v)
 for n in names:
     ls, fast = slow[n], runs["fast", n]
     t_slow, t_fast = ls[-1]["time_s"], fast[-1]["time_s"]
-    b = summ["fast" if n == "sync" else "slow", n]["bytes_sent"]
+    b_all = summ["fast" if n == "sync" else "slow", n]["bytes_sent"]
+    # Bytes over the first `steps` inner steps (sync's whole run), so the ratio compares equal
+    # amounts of training; the whole run's are in their own column.
+    b = [l["bytes_sent"] for l in train(ls) if l["step"] == steps][0]
     t_hit, s_hit = reach(ls)
     same = [l for l in evals(slow["sync"]) if l["test_loss"] <= evals(ls)[-1]["test_loss"]]
     t_same = same[0]["time_s"] if same else None
+    at_steps = [l["test_loss"] for l in evals(ls) if l["step"] == steps]
     res[n] = dict(loss=evals(ls)[-1]["test_loss"], t_slow=t_slow, t_fast=t_fast, bytes=b,
                   peak=peak(ls), t_hit=t_hit,
                   speedup=None if t_hit is None else sync_reach / t_hit)
     r = res[n]
     lo = load("slow", n) + load("fast", n)
-    rows.append(f"| {n}{' (slow link extrapolated)' if n == 'sync' else ''} | {r['loss']:.3f} "
-                f"| {t_slow:.0f} | {t_fast:.0f} | {t_slow / t_fast:.2f} | {b / 1e6:.1f} "
+    rows.append(f"| {n}{' (slow link extrapolated)' if n == 'sync' else ''} "
+                f"| {ls[-1]['step']} | {fmt(at_steps[0] if at_steps else None, '{:.3f}')} "
+                f"| {r['loss']:.3f} "
+                f"| {t_slow:.0f} | {t_fast:.0f} | {t_slow / t_fast:.2f} | {b_all / 1e6:.1f} "
+                f"| {b / 1e6:.1f} "
                 f"| {sync_bytes / b:.0f}x | {r['peak'] / 1e6:.2f} "
                 f"| {fmt(t_hit, '{:.0f}')}{'' if s_hit is None else f' (step {s_hit})'} "
                 f"| {fmt(r['speedup'], '{:.1f}x')} | {fmt(t_same, '{:.0f}')} "
@@ -143,7 +158,7 @@ checks = [
           "final loss + 0.1 at least 3x sooner than sync: "
           + ", ".join(f"{n} {spx(n)}" for n in big3)),
     check(sp[best] >= 8, f"the best at least 8x sooner: {best} {spx(best)}"),
-    check(sync_bytes / sd["bytes"] >= 100, "streaming_diloco at least 100x fewer bytes than sync: "
+    check(sync_bytes / sd["bytes"] >= 100, f"streaming_diloco at least 100x fewer bytes than sync (over {steps} inner steps each): "
           f"{sync_bytes / sd['bytes']:.0f}x"),
     check(dl["peak"] / sd["peak"] >= 4, "streaming_diloco's peak at least 4x lower than diloco's: "
           f"{dl['peak'] / 1e6:.2f} MB / {sd['peak'] / 1e6:.2f} MB = {dl['peak'] / sd['peak']:.1f}x"),
@@ -157,7 +172,8 @@ with open("bench/results/slowlink_local.md", "w") as f:
     f.write(f"""# Local-update strategies on a {rate} link
 
 Command: `bench/slowlink_local.sh` (configs/fortunes_char_transformer.yaml, np=4 on {cores}
-cores, {steps} inner steps, H = outer.steps = {h} for every local method, optimizer.lr = {lr}
+cores, {steps} inner steps for sync and {local_steps} for each local method (its warmup_cosine
+schedule spans its own run), H = outer.steps = {h} for every local method, optimizer.lr = {lr}
 for every method, test loss every {eval_every} steps). Slow link: `launch/braid-slowlink --rate {rate}`, one {rate} medium
 shared by all ranks; unlimited: plain mpirun (shared memory).
 
@@ -170,7 +186,8 @@ shared by all ranks; unlimited: plain mpirun (shared memory).
   the method's final test loss, against the method's slow-link wall-clock.
 - Best method: the soonest to the target; if none reaches it, the lowest final loss.
 - Wall-clock: the last time_s of metrics.jsonl, evaluations included.
-- Bytes: rank 0's bytes_sent (summary.json), whole run; the replicas start from the same seed,
+- Bytes: rank 0's bytes_sent (summary.json) over the whole run, and at step {steps} (its per-step
+  line) for the comparison with sync at equal training; the replicas start from the same seed,
   so only a checksum of the parameters is compared at the start, nothing is broadcast; peak: the
   largest per-step increase of bytes_sent from step 2 on (background exchanges may straddle
   steps).
@@ -178,8 +195,8 @@ shared by all ranks; unlimited: plain mpirun (shared memory).
   method: the 1-minute load average before and after each of its two runs (this script's own
   4 ranks add about 4).
 
-| method | final test loss | wall-clock slow (s) | unlimited (s) | slow / unlimited | MB sent per rank | fewer bytes than sync | peak MB in one step | reached target, slow (s) | sooner than sync | sync reaches this final loss, slow (s) | this method's wall-clock sooner | load avg (min-max) |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| method | inner steps | test loss at step {steps} | final test loss | wall-clock slow (s) | unlimited (s) | slow / unlimited | MB sent per rank | MB in the first {steps} steps | fewer bytes than sync (first {steps} steps) | peak MB in one step | reached target, slow (s) | sooner than sync | sync reaches this final loss, slow (s) | this method's wall-clock sooner | load avg (min-max) |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 """)
     f.write("\n".join(rows) + "\n\nExpected outcomes (issue 10):\n\n" + "\n".join(checks) + "\n")
 print(open("bench/results/slowlink_local.md").read())
