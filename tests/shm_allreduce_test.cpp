@@ -5,9 +5,11 @@
 // traffic apart; a stalled peer ends in a TimeoutError; the layout and the error paths.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstring>
 #include <random>
 
+#include "collectives/allreduce_shm.h"
 #include "collectives/shared_memory.h"
 #include "collectives/verify.h"
 #include "common/error.h"
@@ -170,25 +172,23 @@ TEST(SharedMemory, ProgressCountsWithinAPhase) {
     comm.submit({"progress", "shm", 0, DType::kUInt8},
                 [&](OpContext& ctx) {
                   SharedMemory& shm = *ctx.transport().shared_memory();
-                  const int me = shm.layout().local_rank, peer = 1 - me;
+                  const int me = shm.layout().local_rank;
                   int late = -1;
+                  // Rank 0 shows `units`; rank 1 waits until it sees them and records what it saw.
+                  auto show_and_see = [&](std::uint64_t units, int slot) {
+                    if (me == 0) shm.advance(units);
+                    if (me == 0) return;
+                    ASSERT_TRUE(poll_until([&] { return shm.progress(0) >= units; }, ctx.deadline(),
+                                           ctx.aborted()));
+                    seen[slot] = shm.progress(0);
+                  };
                   ASSERT_TRUE(shm.prepare(ctx.deadline(), ctx.aborted()));
                   ASSERT_TRUE(shm.barrier(ctx.deadline(), ctx.aborted(), &late));
-                  if (me == 0) shm.advance(3);
-                  if (me == 1) {
-                    ASSERT_TRUE(poll_until([&] { return shm.progress(peer) >= 3; }, ctx.deadline(),
-                                           ctx.aborted()));
-                    seen[0] = shm.progress(peer);
-                  }
+                  show_and_see(3, 0);
                   ASSERT_TRUE(shm.barrier(ctx.deadline(), ctx.aborted(), &late));
                   seen[1 + me] =
                       shm.progress(0);  // a new phase: rank 0's 3 reads as 0 on both ranks
-                  if (me == 0) shm.advance(1);
-                  if (me == 1) {
-                    ASSERT_TRUE(poll_until([&] { return shm.progress(peer) >= 1; }, ctx.deadline(),
-                                           ctx.aborted()));
-                    seen[3] = shm.progress(peer);
-                  }
+                  show_and_see(1, 3);
                   ASSERT_TRUE(shm.barrier(ctx.deadline(), ctx.aborted(), &late));
                 })
         .wait();
@@ -310,6 +310,50 @@ TEST(ShmAllreduce, StalledPeerEndsInTimeoutNamingTheBarrier) {
   EXPECT_NE(messages[2].find("shared-memory barrier"), std::string::npos) << messages[2];
   EXPECT_NE(messages[2].find("rank 3, had not arrived"), std::string::npos) << messages[2];
   for (int r = 0; r < 3; ++r) EXPECT_NE(messages[r].find("timed out"), std::string::npos) << r;
+}
+
+// shm with a step of our own between the reduce-scatter and the allgather (as hierarchical's).
+class ShmWithStep : public AllreduceShm {
+ public:
+  using AllreduceShm::run_on_node;
+};
+
+// Rank 1 reduces its chunk and then stalls instead of showing it, until rank 0 has given up:
+// rank 0, waiting for rank 1's progress in the middle of the round, ends in a TimeoutError
+// naming it, never a hang on the flag; rank 1 then times out at the closing barrier.
+TEST(ShmAllreduce, PeerStalledMidRoundEndsInTimeoutNamingIt) {
+  CommOptions options;
+  options.timeout = std::chrono::milliseconds(200);
+  std::vector<std::string> messages(2);
+  std::atomic<bool> rank0_gave_up{false};
+  const std::int64_t n = 1 << 19;  // chunks of 1 MiB: 4 steps of progress each
+  spawn_ranks(
+      2,
+      [&](Communicator& comm) {
+        std::vector<float> data(n, 1.0f);
+        ShmWithStep shm;
+        auto stall = [&](Buffer) {
+          if (comm.rank() != 1) return;
+          poll_until([&] { return rank0_gave_up.load(); }, Clock::now() + std::chrono::seconds(30),
+                     nullptr);
+        };
+        try {
+          comm.submit({"allreduce", "shm", n, DType::kFloat32},
+                      [&](OpContext& ctx) {
+                        shm.run_on_node(ctx, *ctx.transport().shared_memory(),
+                                        Buffer{data.data(), n}, ReduceOp::kSum, stall);
+                      })
+              .wait();
+        } catch (const TimeoutError& e) {
+          messages[comm.rank()] = e.what();
+        }
+        if (comm.rank() == 0) rank0_gave_up = true;
+      },
+      options, nodes_of(2, 0));
+  EXPECT_NE(messages[0].find("read the reduced chunk of local rank 1 (rank 1; it showed 0 of 4"),
+            std::string::npos)
+      << messages[0];
+  EXPECT_NE(messages[1].find("timed out"), std::string::npos) << messages[1];
 }
 
 // A peer that never arrives at the first shared-memory operation: the set-up times out too.
