@@ -335,7 +335,11 @@ std::string where_in_file(const std::string& source, const YAML::Mark& mark) {
   return str_cat(source, ":", mark.line + 1, ":", mark.column + 1, ": ");
 }
 
-void apply_yaml(Config& config, const std::string& text, const std::string& source) {
+// The keys a config file or an override set (section.key), whatever their value.
+using GivenKeys = std::set<std::string>;
+
+void apply_yaml(Config& config, const std::string& text, const std::string& source,
+                GivenKeys& given) {
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -370,11 +374,13 @@ void apply_yaml(Config& config, const std::string& text, const std::string& sour
       if (!set_key(config, section, key, item.second, key_where)) {
         throw unknown_key(key_where, section, key, false);
       }
+      given.insert(section + "." + key);
     }
   }
 }
 
-void apply_override(Config& config, const std::string& override_text, const std::string& source) {
+void apply_override(Config& config, const std::string& override_text, const std::string& source,
+                    GivenKeys& given) {
   const std::string where = str_cat(source, ": override '", override_text, "': ");
   const std::size_t eq = override_text.find('=');
   std::string path = override_text.substr(0, eq);
@@ -394,12 +400,21 @@ void apply_override(Config& config, const std::string& override_text, const std:
     throw ConfigError(str_cat(where, path, ": malformed value: ", e.msg));
   }
   if (!set_key(config, section, key, value, where)) throw unknown_key(where, section, key, false);
+  given.insert(section + "." + key);
 }
 
-void resolve_defaults(Config& c) {
+void resolve_defaults(Config& c, const GivenKeys& given) {
   if (c.data.path.empty()) {
     c.data.path =
         c.data.name == "text" ? "/usr/share/games/fortunes" : "/usr/share/datasets/fashion-mnist";
+  }
+  // co2's outer update is one round stale: DiLoCo's Nesterov 0.7/0.9 overshoots with it (the
+  // loss rose in bench/slowlink_local.sh), so co2 defaults to its reference code's outer step
+  // (fairseq-CO2's example for few GPUs: SGD, lr 1, momentum 0.2). Values given are kept.
+  if (c.sync.strategy == "co2") {
+    if (!given.count("outer.optimizer")) c.outer.optimizer = "sgd";
+    if (!given.count("outer.lr")) c.outer.lr = 1.0;
+    if (!given.count("outer.momentum")) c.outer.momentum = 0.2;
   }
 }
 
@@ -612,9 +627,12 @@ Config parse_config(const std::string& yaml_text, const std::vector<std::string>
                     const std::string& source) {
   const std::string name = source.empty() ? "<config>" : source;
   Config config;
-  apply_yaml(config, yaml_text, name);
-  for (const std::string& override_text : overrides) apply_override(config, override_text, name);
-  resolve_defaults(config);
+  GivenKeys given;
+  apply_yaml(config, yaml_text, name, given);
+  for (const std::string& override_text : overrides) {
+    apply_override(config, override_text, name, given);
+  }
+  resolve_defaults(config, given);
   validate(config, name);
   return config;
 }

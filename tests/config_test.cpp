@@ -148,6 +148,26 @@ TEST(Config, TextDataDefaultsToFortunes) {
   EXPECT_EQ(c.data.path, "/usr/share/games/fortunes");
 }
 
+// co2's outer step defaults to its reference code's (SGD, lr 1, momentum 0.2), not DiLoCo's;
+// a value given in the file or on the command line is kept, and other strategies keep DiLoCo's.
+TEST(Config, Co2HasItsOwnOuterDefaults) {
+  Config co2 = parse_config("sync:\n  strategy: co2\n", {}, "x");
+  EXPECT_EQ(co2.outer.optimizer, "sgd");
+  EXPECT_EQ(co2.outer.lr, 1.0);
+  EXPECT_EQ(co2.outer.momentum, 0.2);
+  Config given = parse_config("sync:\n  strategy: co2\nouter:\n  momentum: 0.5\n",
+                              {"outer.optimizer=nesterov"}, "x");
+  EXPECT_EQ(given.outer.optimizer, "nesterov");
+  EXPECT_EQ(given.outer.lr, 1.0);
+  EXPECT_EQ(given.outer.momentum, 0.5);
+  Config diloco = parse_config("", {"sync.strategy=diloco"}, "x");
+  EXPECT_EQ(diloco.outer.optimizer, "nesterov");
+  EXPECT_EQ(diloco.outer.lr, 0.7);
+  EXPECT_EQ(diloco.outer.momentum, 0.9);
+  // The resolved values survive a round trip through to_yaml.
+  EXPECT_EQ(parse_config(co2.to_yaml(), {}, "x").hash(), co2.hash());
+}
+
 TEST(Config, OverridesApplyAfterTheFileInOrder) {
   Config c = parse_config("optimizer:\n  lr: 0.1\n",
                           {"optimizer.lr=0.2", "optimizer.lr=0.3", "sync.overlap=false",
