@@ -9,7 +9,8 @@
 # for sync and for each local method on the unlimited link: bench/results/slowlink_local_lr.md),
 # test loss every EVAL_EVERY steps (default 30), one log line per step (for the per-step peak).
 # co2 runs with its reference code's outer step for few workers (SGD, lr 1, momentum 0.2: the
-# fairseq-CO2 example; DiLoCo's Nesterov 0.7/0.9 on a one-round-stale update overshoots).
+# fairseq-CO2 example, and co2's defaults; DiLoCo's Nesterov 0.7/0.9 on a one-round-stale update
+# overshoots). The flags stay explicit so that the runs do not depend on the defaults.
 # Every rank is a node of its own (runtime.ranks_per_node=1), as on separate machines: sync's
 # gradients cross the link, never shared memory.
 # Every method runs twice, alternating: on the unlimited link (plain mpirun, shared memory) and
