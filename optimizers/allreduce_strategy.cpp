@@ -213,6 +213,7 @@ SyncStats AllreduceStrategy::stats() const {
   stats.bytes_dense =
       (exchange_ ? exchange_->bytes_dense() : stats.bytes_sent - optimizer_bytes_sent_) +
       optimizer_bytes_dense_;
+  stats.bytes_shared = comm_->shared_memory_bytes();
   return stats;
 }
 

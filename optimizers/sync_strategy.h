@@ -55,6 +55,8 @@ struct SyncStats {
   // What the same exchanges would have sent uncompressed (dense float ring allreduce): the
   // compression ratio is bytes_dense / bytes_sent.
   std::uint64_t bytes_dense = 0;
+  // Read from node peers' shared memory (shm, hierarchical): never part of the network bytes.
+  std::uint64_t bytes_shared = 0;
 };
 
 class SyncStrategy {

@@ -509,11 +509,16 @@ TrainSummary Trainer::finish(double train_seconds) {
         << field("ranks", static_cast<std::int64_t>(P_)) << ","
         << field("bytes_sent", summary.bytes_sent) << "," << field("bytes_recv", summary.bytes_recv)
         << "}\n";
+    // On one node gradients move through shared memory: say so, or "0.0 MB sent" looks broken.
+    const std::string shared = stats.bytes_shared
+                                   ? fmt::format(", {:.1f} MB read from node peers' shared memory",
+                                                 stats.bytes_shared / 1e6)
+                                   : "";
     spdlog::info(
         "done: {} steps, test accuracy {:.4f}, test loss {:.4f}, {:.0f} samples/s on {} "
-        "ranks, {:.1f} MB sent and {:.1f} MB received per rank; run directory {}",
+        "ranks, {:.1f} MB sent and {:.1f} MB received per rank{}; run directory {}",
         summary.steps, summary.test_accuracy, summary.test_loss, summary.samples_per_s, P_,
-        summary.bytes_sent / 1e6, summary.bytes_recv / 1e6, config_.run.dir);
+        summary.bytes_sent / 1e6, summary.bytes_recv / 1e6, shared, config_.run.dir);
   }
   return summary;
 }

@@ -100,6 +100,7 @@ TEST(AllreduceStrategy, BucketsOnOneNodeAreReducedInSharedMemory) {
       }
       network[comm.rank()] = comm.bytes_sent() - sent;
       shared[comm.rank()] = comm.shared_memory_bytes() - read;
+      EXPECT_EQ(dp.stats().bytes_shared, comm.shared_memory_bytes());  // what `done:` reports
       first[comm.rank()] = model->parameters()[0].detach().to(at::kDouble).clone();
     });
     for (int r = 0; r < 2; ++r) {
