@@ -29,17 +29,18 @@ void node_barrier(OpContext& ctx, SharedMemory& shm, const char* after) {
 // ties (+0 vs -0) and NaN, so their order matters.
 bool commutes(ReduceOp op) { return op == ReduceOp::kSum || op == ReduceOp::kAvg; }
 
-// dst = sources[0] (op) sources[1] (op) ..., block by block, in local rank order; dst may alias
-// one of the sources. When it aliases the first (or, for an op that commutes, the second) it is
-// reduced in place; otherwise through `scratch`, so the order never changes the result.
-void reduce_sources(Buffer dst, const std::vector<const char*>& sources, ReduceOp op,
-                    char* scratch) {
+// dst = sources[0] (op) sources[1] (op) ..., each source read from `skip` bytes on, block by
+// block, in local rank order; dst may alias one of the sources there. When it aliases the first
+// (or, for an op that commutes, the second) it is reduced in place; otherwise through
+// `scratch`, so the order never changes the result.
+void reduce_sources(Buffer dst, const std::vector<const char*>& sources, std::size_t skip,
+                    ReduceOp op, char* scratch) {
   const std::size_t elem = dtype_size(dst.dtype);
-  const char* out = static_cast<const char*>(dst.data);
+  const char* out = static_cast<const char*>(dst.data) - skip;  // compared with sources
   const bool in_place = out == sources[0] || (out == sources[1] && commutes(op));
   const auto block = static_cast<std::int64_t>(kBlockBytes / elem);
   for (std::int64_t at = 0; at < dst.count; at += block) {
-    const std::size_t offset = static_cast<std::size_t>(at) * elem;
+    const std::size_t offset = skip + static_cast<std::size_t>(at) * elem;
     const std::int64_t count = std::min(block, dst.count - at);
     Buffer part{in_place ? dst.bytes_at(at) : scratch, count, dst.dtype};
     if (!in_place) std::memcpy(scratch, sources[0] + offset, part.bytes());
@@ -157,9 +158,8 @@ void AllreduceShm::run_on_node(OpContext& ctx, SharedMemory& shm, Buffer buffer,
   char* scratch = scratch_.get(kBlockBytes);
   const std::int64_t my_steps = steps_of(me);
   for (std::int64_t s = 0; s < my_steps; ++s) {
-    std::vector<const char*> at(sources);
-    for (auto& source : at) source += static_cast<std::size_t>(s * step) * dtype_size(buffer.dtype);
-    reduce_sources(part(mine, s), at, op, scratch);
+    const std::size_t skip = static_cast<std::size_t>(s * step) * dtype_size(buffer.dtype);
+    reduce_sources(part(mine, s), sources, skip, op, scratch);
     if (between) continue;
     shm.advance(static_cast<std::uint64_t>(s + 1));
     gather(false);
