@@ -151,19 +151,15 @@ void calibrate(Communicator& comm, const BenchAllreduceOptions& options) {
 // The communicator's shared memory (nullptr: none); asking never communicates.
 SharedMemory* shared_memory_of(Communicator& comm) { return comm.transport().shared_memory(); }
 
-// Memory of `bytes` for the buffer: in shared memory when registered (and available).
+// Memory of `bytes` for the buffer: in the node's shared memory when registered (and there is
+// a node peer to share with), else our own.
 char* allocate_buffer(Communicator& comm, std::size_t bytes, bool registered,
                       std::vector<char>& own) {
-  SharedMemory* shm = registered ? shared_memory_of(comm) : nullptr;
-  if (!shm) {
-    own.resize(bytes);
-    return own.data();
+  if (void* shared = registered ? comm.allocate_shared(bytes) : nullptr) {
+    return static_cast<char*>(shared);
   }
-  char* memory = nullptr;
-  comm.submit({"register", "shm", static_cast<std::int64_t>(bytes), DType::kUInt8},
-              [&](OpContext&) { memory = shm->allocate(bytes); })
-      .wait();
-  return memory;
+  own.resize(bytes);
+  return own.data();
 }
 
 // All ranks at once: a[i] += b[i] over max_bytes of float32 (read a, read b, write a); prints
