@@ -51,6 +51,27 @@ void reduce_sources(Buffer dst, const std::vector<const char*>& sources, std::si
   }
 }
 
+// Every local rank published (region, offset, count, dtype) before the barrier. Counts or
+// dtypes that differ would make the ranks slice each other's memory differently: every rank
+// sees the same published words, so every rank throws the same error here, before any copy.
+void check_same_buffer(OpContext& ctx, SharedMemory& shm, Buffer buffer) {
+  const NodeLayout& node = shm.layout();
+  for (int i = 0; i < node.local_size; ++i) {
+    const std::uint64_t count = shm.published(i, 2), dtype = shm.published(i, 3);
+    if (count == static_cast<std::uint64_t>(buffer.count) &&
+        dtype == static_cast<std::uint64_t>(buffer.dtype)) {
+      continue;
+    }
+    const std::string theirs = dtype <= static_cast<std::uint64_t>(DType::kUInt8)
+                                   ? str_cat(count, " x ", dtype_name(static_cast<DType>(dtype)))
+                                   : str_cat(count, " elements of unknown dtype ", dtype);
+    throw CommError(str_cat("shared-memory allreduce: rank ", node.node_ranks[i], " passed ",
+                            theirs, " but rank ", ctx.rank(), " passed ", buffer.count, " x ",
+                            dtype_name(buffer.dtype),
+                            "; every rank must pass the same count and dtype"));
+  }
+}
+
 }  // namespace
 
 SharedMemory& AllreduceShm::shared_memory_of(OpContext& ctx, const char* algorithm) {
@@ -92,8 +113,10 @@ void AllreduceShm::run_on_node(OpContext& ctx, SharedMemory& shm, Buffer buffer,
   // decide from the same published words, so they agree.
   std::size_t offset = 0;
   const SharedRegion* region = shm.find(buffer.data, buffer.bytes(), &offset);
-  shm.publish(region ? region->id : 0, offset);
+  shm.publish({region ? region->id : 0, offset, static_cast<std::uint64_t>(n),
+               static_cast<std::uint64_t>(buffer.dtype)});
   node_barrier(ctx, shm, "publishing the buffer's place");
+  check_same_buffer(ctx, shm, buffer);
   bool registered = shm.published(0, 0) != 0;
   for (int i = 1; i < L; ++i) {
     registered = registered && shm.published(i, 0) == shm.published(0, 0) &&
@@ -128,7 +151,12 @@ void AllreduceShm::run_on_node(OpContext& ctx, SharedMemory& shm, Buffer buffer,
     for (int c = 0; c < L; ++c) {
       const std::int64_t steps = steps_of(c);
       while (copied[c] < steps) {
-        const auto shown = [&] { return static_cast<std::int64_t>(shm.progress(c)); };
+        // A peer's counter is capped at the steps of its chunk: whatever it shows, no copy
+        // reaches past the chunk.
+        const auto shown = [&] {
+          return static_cast<std::int64_t>(
+              std::min<std::uint64_t>(shm.progress(c), static_cast<std::uint64_t>(steps)));
+        };
         std::int64_t ready = shown();
         if (ready <= copied[c]) {
           if (!wait) break;

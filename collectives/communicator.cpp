@@ -61,7 +61,7 @@ std::string OpDesc::text() const {
 }
 
 Communicator::Communicator(std::shared_ptr<Transport> transport, CommOptions options)
-    : transport_(transport->dup()),
+    : transport_(transport->dup(Clock::now() + options.timeout)),
       options_(std::move(options)),
       rank_(transport_->rank()),
       size_(transport_->size()),
@@ -72,6 +72,8 @@ Communicator::Communicator(std::shared_ptr<Transport> transport, CommOptions opt
   // NCCL completes a group of sends and receives as a whole (transport_nccl.h): a pipeline of
   // segments would wait on itself, so every step moves one segment.
   if (transport_->moves_device_memory()) options_.allreduce.segment_bytes = std::size_t{1} << 62;
+  // A peer may spend up to an operation's timeout before its teardown too (saving a model).
+  if (SharedMemory* shm = transport_->shared_memory()) shm->set_release_timeout(options_.timeout);
   share_cost_model();
 }
 

@@ -78,7 +78,8 @@ struct FirstKResult {
 
 class Communicator {
  public:
-  // Collective over the transport's group (it calls transport->dup()).
+  // Collective over the transport's group (it calls transport->dup(), bounded by
+  // options.timeout).
   explicit Communicator(std::shared_ptr<Transport> transport, CommOptions options = {});
   ~Communicator();
   Communicator(const Communicator&) = delete;
@@ -123,10 +124,10 @@ class Communicator {
   // Collective: a new communicator over a duplicate of this one's transport, with its own
   // communication thread, tag space and options. The duplication runs as the next job on this
   // communicator's thread (the only thread that may use its transport), so every rank must call
-  // channel() at the same point in its sequence of collectives. Blocks until it is ready. The
-  // duplication itself (MPI_Comm_dup) has no deadline and cannot be aborted: a rank that never
-  // calls channel() leaves the others blocked there; with `debug_checks` the sequence check
-  // before it reports the mismatch instead.
+  // channel() at the same point in its sequence of collectives. Blocks until it is ready. A rank
+  // that has not called it within the new channel's `timeout` ends the others in a TimeoutError
+  // naming it (Transport::dup); with `debug_checks` the sequence check before it reports a
+  // mismatched call instead.
   std::shared_ptr<Communicator> channel(CommOptions options);
 
   // Breaks the communicator without destroying it: the running collective ends promptly with a

@@ -7,13 +7,19 @@
 
 namespace braid {
 
+namespace {
+constexpr std::uint64_t kUndecided = 0, kFree = 1, kLeak = 2;
+}  // namespace
+
 // One cache line per local rank, so a rank's flag stores never contend with a peer's.
 struct alignas(64) SharedMemory::Slot {
   std::atomic<std::uint64_t> epoch;
   // (epoch << 32) + units done: a value from an earlier phase reads as 0 without a reset, and a
   // peer never sees a later phase's value (it cannot pass the next barrier without this rank).
   std::atomic<std::uint64_t> progress;
-  std::uint64_t words[2];
+  std::atomic<std::uint64_t> leaving;   // 1 once this rank is in agree_to_release
+  std::atomic<std::uint64_t> teardown;  // local rank 0's only: the node's kFree or kLeak
+  std::uint64_t words[SharedMemory::kWords];
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
               "flags in shared memory must be lock-free (address-free) atomics");
@@ -52,6 +58,7 @@ void SharedMemory::ensure_control() {
 }
 
 SharedMemory::Slot& SharedMemory::slot(int local_rank) const {
+  static_assert(sizeof(Slot) == 64, "one cache line per local rank");
   return *reinterpret_cast<Slot*>(control_[local_rank]);
 }
 
@@ -115,15 +122,43 @@ const SharedRegion& SharedMemory::staging(std::size_t bytes) {
   return *current();
 }
 
-void SharedMemory::publish(std::uint64_t a, std::uint64_t b) {
+void SharedMemory::publish(const std::array<std::uint64_t, kWords>& words) {
   ensure_control();
   Slot& mine = slot(layout_.local_rank);
-  mine.words[0] = a;
-  mine.words[1] = b;
+  for (int i = 0; i < kWords; ++i) mine.words[i] = words[i];
 }
 
 std::uint64_t SharedMemory::published(int local_rank, int word) const {
+  BRAID_CHECK(word >= 0 && word < kWords, "published word ", word);
   return slot(local_rank).words[word];
+}
+
+bool SharedMemory::agree_to_release(Clock::time_point deadline) {
+  if (!in_use()) return false;
+  sync();
+  slot(layout_.local_rank).leaving.store(1, std::memory_order_release);
+  std::atomic<std::uint64_t>& decision = slot(0).teardown;
+  auto decide = [&](std::uint64_t proposal) {
+    std::uint64_t expected = kUndecided;
+    decision.compare_exchange_strong(expected, proposal, std::memory_order_acq_rel);
+  };
+  auto all_arrived = [&] {
+    for (int i = 0; i < layout_.local_size; ++i) {
+      if (slot(i).leaving.load(std::memory_order_acquire) == 0) return false;
+    }
+    return true;
+  };
+  const bool decided = poll_until(
+      [&] {
+        if (decision.load(std::memory_order_acquire) != kUndecided) return true;
+        if (!all_arrived()) return false;
+        decide(kFree);
+        return true;
+      },
+      deadline, nullptr);
+  if (!decided) decide(kLeak);
+  sync();
+  return decision.load(std::memory_order_acquire) == kFree;
 }
 
 bool SharedMemory::barrier(Clock::time_point deadline, const std::atomic<bool>* stop, int* late) {

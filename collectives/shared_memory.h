@@ -18,6 +18,7 @@
 // the transport never include them.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -71,8 +72,10 @@ class SharedMemory {
   // grows, so all local ranks must ask for the same size).
   const SharedRegion& staging(std::size_t bytes);
 
-  // Two words this rank shows the node until its next publish(); read them after a barrier.
-  void publish(std::uint64_t a, std::uint64_t b);
+  // kWords words this rank shows the node until its next publish(); read them after a barrier.
+  // They come from a peer: check them before use.
+  static constexpr int kWords = 4;
+  void publish(const std::array<std::uint64_t, kWords>& words);
   std::uint64_t published(int local_rank, int word) const;
   // Node barrier; false when the deadline passes or `*stop` is set first, with *late set to the
   // first local rank that had not arrived.
@@ -84,6 +87,20 @@ class SharedMemory {
   // phase (0 before its first advance). Counts start again from 0 after every barrier.
   void advance(std::uint64_t done);
   std::uint64_t progress(int local_rank);
+
+  // Teardown: whether every local rank frees the memory (true) or every rank leaves it to the end
+  // of the process (false), decided once for the whole node. Each rank calls it once, from its
+  // destructor; it waits for the others until `deadline`. The decision is a single shared word
+  // set by compare-and-swap: "free" only by a rank that saw every local rank arrive, "leak" by
+  // a rank whose deadline passed first; a rank arriving after either reads it. So a late rank
+  // (one still writing a checkpoint) and an early one always take the same decision, and an
+  // MPI_Win_free, which synchronises the node, is entered by all local ranks or by none.
+  bool agree_to_release(Clock::time_point deadline);
+  // How long a destructor waits for the node's other ranks (agree_to_release); communicators set
+  // it to their operation timeout, since a peer may legitimately spend that long before its own
+  // teardown (saving a model).
+  void set_release_timeout(Clock::duration timeout) { release_timeout_ = timeout; }
+  Clock::duration release_timeout() const { return release_timeout_; }
 
   void count_read(std::size_t bytes) { bytes_read_.fetch_add(bytes, std::memory_order_relaxed); }
   std::uint64_t bytes_read() const { return bytes_read_.load(std::memory_order_relaxed); }
@@ -117,6 +134,7 @@ class SharedMemory {
   char* staging_ = nullptr;
   std::uint64_t epoch_ = 0;
   std::atomic<std::uint64_t> bytes_read_{0};
+  Clock::duration release_timeout_ = std::chrono::seconds(60);
 };
 
 }  // namespace braid

@@ -7,8 +7,10 @@
 // never a short or out-of-bounds write. Only the communication thread of the owning
 // Communicator calls a transport (except the thread transport's constructor helpers).
 //
-// Tag spaces: tags run from 0 to max_tag(). Two users of one transport would share that space
-// and could match each other's messages, so every Communicator works on its own dup().
+// Tag spaces: tags run from 0 to max_tag(); tags below 16 are reserved for set-up exchanges
+// (the Communicator's own control messages and the transports' arrival checks). Two users of one
+// transport would share that space and could match each other's messages, so every Communicator
+// works on its own dup().
 //
 // A native collective (MPI_Allreduce) is an optional capability: native() returns nullptr when
 // the transport has none. So is memory shared with the ranks of the same node: shared_memory()
@@ -88,8 +90,13 @@ class Transport {
   // Collective over this group: ranks with the same color form a new transport, ordered by key.
   virtual std::shared_ptr<Transport> split(int color, int key) = 0;
   // Collective: the same group with a tag space of its own (nothing sent on one is received on
-  // the other). Call it from one thread at a time, like any collective.
-  virtual std::shared_ptr<Transport> dup() { return split(0, rank()); }
+  // the other). Call it from one thread at a time, like any collective. A rank that has not
+  // arrived by `deadline` ends the others in a TimeoutError naming it (where the transport can
+  // wait for it; the in-process one need not).
+  virtual std::shared_ptr<Transport> dup(Clock::time_point deadline) {
+    (void)deadline;
+    return split(0, rank());
+  }
   // The largest tag send/recv accept (MPI_TAG_UB for MPI, at least 32767).
   virtual int max_tag() const = 0;
   virtual NativeCollectives* native() { return nullptr; }

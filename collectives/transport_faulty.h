@@ -20,8 +20,8 @@ class FaultyTransport : public Transport {
   }
   // The duplicate fails too (counting its own operations), so a Communicator, which works on a
   // dup() of the transport it is given, still sees the injected fault.
-  std::shared_ptr<Transport> dup() override {
-    return std::make_shared<FaultyTransport>(inner_->dup(), fail_at_);
+  std::shared_ptr<Transport> dup(Clock::time_point deadline) override {
+    return std::make_shared<FaultyTransport>(inner_->dup(deadline), fail_at_);
   }
   int max_tag() const override { return inner_->max_tag(); }
   NativeCollectives* native() override { return inner_->native(); }

@@ -5,9 +5,12 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "collectives/mpi_receives.h"
 #include "collectives/reduce.h"
 #include "collectives/shared_memory_mpi.h"
 #include "common/error.h"
@@ -17,6 +20,8 @@ namespace braid {
 namespace {
 
 constexpr std::size_t kMaxMessage = std::size_t{1} << 30;
+// Transport::dup's arrival check (tags below 16 are reserved for set-up; the Communicator uses 1).
+constexpr int kSetupTag = 2;
 // How long a destructor waits for MPI to let go of memory before abandoning it (error paths only).
 constexpr auto kSettleGrace = std::chrono::seconds(1);
 
@@ -27,50 +32,31 @@ std::string mpi_error_string(int rc) {
   return std::string(text, len);
 }
 
-// Polls `request` for up to `grace`; true once it completed. For destructors: never throws.
-bool settle(MPI_Request& request, Clock::duration grace) {
-  bool failed = false;
-  bool done = poll_until(
-      [&] {
-        int flag = 0;
-        failed = MPI_Test(&request, &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS;
-        return failed || flag != 0;
-      },
-      Clock::now() + grace, nullptr);
-  return done && !failed;
-}
-
-class MpiRequest : public Request {
+// A send, as one or more MPI messages (MPI counts are int).
+class MpiSend : public Request {
  public:
-  MpiRequest(Transport* owner, int peer, int tag, std::size_t bytes, bool is_recv)
-      : Request(peer, tag, bytes, is_recv), owner_(owner) {}
+  // `stuck`: the transport's flag that a send has already been abandoned; set once, later
+  // destructors do not wait again (the communicator is broken; each waiting a full grace would
+  // add up to seconds for a pipeline of many segments).
+  MpiSend(Transport* owner, int peer, int tag, std::size_t bytes, bool* stuck)
+      : Request(peer, tag, bytes, /*is_recv=*/false), owner_(owner), stuck_(stuck) {}
 
-  // Reached with active requests only after an error or timeout (or an abort). MPI must not
-  // write into the buffer once this returns, since the caller is then free to release it.
-  ~MpiRequest() override {
+  // Reached with active requests only after an error or timeout (or an abort). Sends cannot be
+  // relied on to cancel (OpenMPI ignores MPI_Cancel on sends; MPI 4 deprecates it) and waiting
+  // for a peer that may never receive would hang, so the request is freed. MPI only reads a send
+  // buffer, and only if the peer matches the message later: a peer of a broken communicator, in
+  // a job that is ending (the runtime ends every rank after a CommError). Freeing the buffer
+  // early can at worst send stale bytes to that peer; it is never written.
+  ~MpiSend() override {
     for (auto& request : requests_) {
       if (request == MPI_REQUEST_NULL) continue;
-      MPI_Cancel(&request);
-      if (is_recv()) {
-        // A cancelled receive completes locally; one that had already matched completes when its
-        // data has arrived. Either way nothing writes into the buffer after this.
-        MPI_Wait(&request, MPI_STATUS_IGNORE);
-      } else if (!settle(request, kSettleGrace)) {
-        // Sends cannot be relied on to cancel (OpenMPI ignores MPI_Cancel on sends; MPI 4
-        // deprecates it) and waiting for a peer that may never receive would hang, so the
-        // request is freed. MPI only reads a send buffer, and only if the peer matches the
-        // message later: a peer of a broken communicator, in a job that is ending (the runtime
-        // ends every rank after a CommError). Freeing the buffer early can at worst send stale
-        // bytes to that peer; it is never written.
-        MPI_Request_free(&request);
-      }
+      if (settle(request, *stuck_ ? Clock::duration::zero() : kSettleGrace)) continue;
+      *stuck_ = true;
+      MPI_Request_free(&request);
     }
   }
 
-  void add(MPI_Request request, std::size_t part_bytes) {
-    requests_.push_back(request);
-    parts_.push_back(part_bytes);
-  }
+  void add(MPI_Request request) { requests_.push_back(request); }
 
   bool test() override {
     if (done_) return true;
@@ -84,20 +70,9 @@ class MpiRequest : public Request {
       }
     }
     if (rc != MPI_SUCCESS) {
-      throw CommError(str_cat(is_recv() ? "receive from" : "send to", " rank ", peer(),
-                              " failed: ", mpi_error_string(rc)));
+      throw CommError(str_cat("send to rank ", peer(), " failed: ", mpi_error_string(rc)));
     }
     if (!flag) return false;
-    if (is_recv()) {
-      for (std::size_t i = 0; i < statuses.size(); ++i) {
-        int got = 0;
-        BRAID_MPI_CHECK(MPI_Get_count(&statuses[i], MPI_BYTE, &got));
-        if (static_cast<std::size_t>(got) != parts_[i]) {
-          throw CommError(str_cat("message from rank ", peer(), " with tag ", tag(), " has ", got,
-                                  " bytes, receiver expected ", parts_[i]));
-        }
-      }
-    }
     done_ = true;
     owner_->count(*this);
     return true;
@@ -105,8 +80,8 @@ class MpiRequest : public Request {
 
  private:
   Transport* owner_;
+  bool* stuck_;
   std::vector<MPI_Request> requests_;
-  std::vector<std::size_t> parts_;
   bool done_ = false;
 };
 
@@ -220,42 +195,122 @@ void mpi_check(int rc, const char* call) {
   if (rc != MPI_SUCCESS) throw CommError(str_cat(call, " failed: ", mpi_error_string(rc)));
 }
 
-MpiTransport::MpiTransport(MPI_Comm comm, int ranks_per_node) {
+MpiComm& MpiComm::operator=(MpiComm&& other) noexcept {
+  if (this != &other) {
+    reset();
+    comm_ = other.comm_;
+    other.comm_ = MPI_COMM_NULL;
+  }
+  return *this;
+}
+
+MPI_Comm* MpiComm::out() {
+  reset();
+  return &comm_;
+}
+
+void MpiComm::reset() {
+  if (comm_ == MPI_COMM_NULL) return;
+  int finalized = 0;
+  if (MPI_Finalized(&finalized) == MPI_SUCCESS && !finalized) MPI_Comm_free(&comm_);
+  comm_ = MPI_COMM_NULL;
+}
+
+void await_arrival(MPI_Comm comm, int tag, const char* step, Clock::time_point deadline) {
+  int rank = 0, size = 1;
+  BRAID_MPI_CHECK(MPI_Comm_rank(comm, &rank));
+  BRAID_MPI_CHECK(MPI_Comm_size(comm, &size));
+  if (size == 1) return;
+  const auto start = Clock::now();
+  // Zero-byte messages: every rank learns exactly who has arrived, so a timeout names them.
+  std::vector<MPI_Request> sends, recvs(size, MPI_REQUEST_NULL);
+  for (int peer = 0; peer < size; ++peer) {
+    if (peer == rank) continue;
+    BRAID_MPI_CHECK(MPI_Irecv(nullptr, 0, MPI_BYTE, peer, tag, comm, &recvs[peer]));
+    sends.emplace_back();
+    BRAID_MPI_CHECK(MPI_Isend(nullptr, 0, MPI_BYTE, peer, tag, comm, &sends.back()));
+  }
+  const bool all = poll_until(
+      [&] {
+        int flag = 0;
+        BRAID_MPI_CHECK(MPI_Testall(size, recvs.data(), &flag, MPI_STATUSES_IGNORE));
+        return flag != 0;
+      },
+      deadline, nullptr);
+  if (all) {
+    // Zero-byte sends complete locally (eager) once posted; wait for them to release them.
+    BRAID_MPI_CHECK(MPI_Waitall(static_cast<int>(sends.size()), sends.data(), MPI_STATUSES_IGNORE));
+    return;
+  }
+  std::vector<std::string> missing;
+  for (int peer = 0; peer < size; ++peer) {
+    if (recvs[peer] == MPI_REQUEST_NULL) continue;
+    int arrived = 0;  // MPI_Testall completes none unless it completes all
+    BRAID_MPI_CHECK(MPI_Test(&recvs[peer], &arrived, MPI_STATUS_IGNORE));
+    if (arrived) continue;
+    missing.push_back(std::to_string(peer));
+    MPI_Cancel(&recvs[peer]);  // unmatched zero-byte receive: completes locally
+    MPI_Wait(&recvs[peer], MPI_STATUS_IGNORE);
+  }
+  for (MPI_Request& send : sends) {
+    if (send != MPI_REQUEST_NULL) MPI_Request_free(&send);  // to a rank that never came
+  }
+  throw TimeoutError(str_cat(step, ": rank", missing.size() > 1 ? "s " : " ", join(missing), " of ",
+                             size, " had not arrived after ",
+                             std::chrono::duration<double>(Clock::now() - start).count(),
+                             " s (rank ", rank, " waited)"));
+}
+
+MpiTransport::MpiTransport(MPI_Comm comm, int ranks_per_node, Clock::duration setup_timeout) {
   BRAID_CHECK(ranks_per_node >= 0, "ranks per node ", ranks_per_node);
-  BRAID_MPI_CHECK(MPI_Comm_dup(comm, &comm_));
+  // The caller's communicator and tag space: a barrier, which matches no message of theirs.
+  MPI_Request arrived;
+  BRAID_MPI_CHECK(MPI_Ibarrier(comm, &arrived));
+  const bool all = poll_until(
+      [&] {
+        int flag = 0;
+        BRAID_MPI_CHECK(MPI_Test(&arrived, &flag, MPI_STATUS_IGNORE));
+        return flag != 0;
+      },
+      Clock::now() + setup_timeout, nullptr);
+  int size = 1;
+  BRAID_MPI_CHECK(MPI_Comm_size(comm, &size));
+  if (!all) {
+    throw TimeoutError(str_cat("creating the MPI transport: not every one of the ", size,
+                               " ranks arrived within ",
+                               std::chrono::duration<double>(setup_timeout).count(), " s"));
+  }
+  BRAID_MPI_CHECK(MPI_Comm_dup(comm, comm_.out()));
   int rank = 0;
-  BRAID_MPI_CHECK(MPI_Comm_rank(comm_, &rank));
+  BRAID_MPI_CHECK(MPI_Comm_rank(comm_.get(), &rank));
   if (ranks_per_node > 0) node_key_ = rank / ranks_per_node;
   init();
 }
 
-MpiTransport::MpiTransport(MPI_Comm comm, int node_key, Adopt) : comm_(comm), node_key_(node_key) {
+MpiTransport::MpiTransport(MpiComm comm, int node_key, Adopt)
+    : comm_(std::move(comm)), node_key_(node_key) {
   init();
 }
 
 SharedMemory* MpiTransport::shared_memory() { return shared_memory_.get(); }
 
 void MpiTransport::init() {
-  try {
-    BRAID_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
-    BRAID_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
-    BRAID_MPI_CHECK(MPI_Comm_size(comm_, &size_));
-    // MPI_TAG_UB is defined on MPI_COMM_WORLD; look there if this communicator lacks it.
-    for (MPI_Comm where : {comm_, MPI_COMM_WORLD}) {
-      void* value = nullptr;
-      int flag = 0;
-      BRAID_MPI_CHECK(MPI_Comm_get_attr(where, MPI_TAG_UB, &value, &flag));
-      if (flag) {
-        max_tag_ = *static_cast<int*>(value);
-        break;
-      }
+  BRAID_MPI_CHECK(MPI_Comm_set_errhandler(comm_.get(), MPI_ERRORS_RETURN));
+  BRAID_MPI_CHECK(MPI_Comm_rank(comm_.get(), &rank_));
+  BRAID_MPI_CHECK(MPI_Comm_size(comm_.get(), &size_));
+  // MPI_TAG_UB is defined on MPI_COMM_WORLD; look there if this communicator lacks it.
+  for (MPI_Comm where : {comm_.get(), MPI_COMM_WORLD}) {
+    void* value = nullptr;
+    int flag = 0;
+    BRAID_MPI_CHECK(MPI_Comm_get_attr(where, MPI_TAG_UB, &value, &flag));
+    if (flag) {
+      max_tag_ = *static_cast<int*>(value);
+      break;
     }
-    init_counters(size_);
-    shared_memory_ = make_mpi_shared_memory(comm_, node_key_);
-  } catch (...) {
-    MPI_Comm_free(&comm_);
-    throw;
   }
+  init_counters(size_);
+  receives_ = std::make_unique<MpiReceives>(comm_.get(), this);
+  shared_memory_ = make_mpi_shared_memory(comm_.get(), node_key_);
 }
 
 MpiTransport::~MpiTransport() {
@@ -267,57 +322,44 @@ MpiTransport::~MpiTransport() {
     // by now, MPI may still write into its scratch, so that memory is deliberately leaked.
     if (!settle(native.request, kSettleGrace)) (void)native.scratch.release();
   }
-  if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
 }
 
-namespace {
-
-// Posts `bytes` as messages of at most kMaxMessage (MPI counts are int), all in one request.
-template <typename Post>
-RequestPtr post_in_parts(std::unique_ptr<MpiRequest> request, char* data, std::size_t bytes,
-                         Post post) {
+RequestPtr MpiTransport::isend(const void* data, std::size_t bytes, int peer, int tag) {
+  BRAID_CHECK(peer >= 0 && peer < size_, "send to rank ", peer, " of ", size_);
+  auto request = std::make_unique<MpiSend>(this, peer, tag, bytes, &sends_stuck_);
+  char* p = static_cast<char*>(const_cast<void*>(data));
   std::size_t offset = 0;
-  do {
-    std::size_t part = std::min(kMaxMessage, bytes - offset);
+  do {  // messages of at most kMaxMessage (MPI counts are int); MpiReceives splits alike
+    const std::size_t part = std::min(kMaxMessage, bytes - offset);
     MPI_Request r;
-    post(data + offset, static_cast<int>(part), &r);
-    request->add(r, part);
+    BRAID_MPI_CHECK(
+        MPI_Isend(p + offset, static_cast<int>(part), MPI_BYTE, peer, tag, comm_.get(), &r));
+    request->add(r);
     offset += part;
   } while (offset < bytes);
   return request;
 }
 
-}  // namespace
-
-RequestPtr MpiTransport::isend(const void* data, std::size_t bytes, int peer, int tag) {
-  BRAID_CHECK(peer >= 0 && peer < size_, "send to rank ", peer, " of ", size_);
-  return post_in_parts(std::make_unique<MpiRequest>(this, peer, tag, bytes, /*is_recv=*/false),
-                       static_cast<char*>(const_cast<void*>(data)), bytes,
-                       [&](char* p, int n, MPI_Request* r) {
-                         BRAID_MPI_CHECK(MPI_Isend(p, n, MPI_BYTE, peer, tag, comm_, r));
-                       });
-}
-
 RequestPtr MpiTransport::irecv(void* data, std::size_t bytes, int peer, int tag) {
   BRAID_CHECK(peer >= 0 && peer < size_, "receive from rank ", peer, " of ", size_);
-  // A larger message than posted is MPI_ERR_TRUNCATE (reported by test()); a smaller one is
-  // caught by the count check there.
-  return post_in_parts(std::make_unique<MpiRequest>(this, peer, tag, bytes, /*is_recv=*/true),
-                       static_cast<char*>(data), bytes, [&](char* p, int n, MPI_Request* r) {
-                         BRAID_MPI_CHECK(MPI_Irecv(p, n, MPI_BYTE, peer, tag, comm_, r));
-                       });
+  // Matched by probe, so a message of another size is reported, never written past `data`.
+  return receives_->post(data, bytes, peer, tag, kMaxMessage);
 }
 
 std::shared_ptr<Transport> MpiTransport::split(int color, int key) {
-  MPI_Comm child;
-  BRAID_MPI_CHECK(MPI_Comm_split(comm_, color, key, &child));
-  return std::shared_ptr<Transport>(new MpiTransport(child, node_key_, Adopt{}));
+  MpiComm child;
+  BRAID_MPI_CHECK(MPI_Comm_split(comm_.get(), color, key, child.out()));
+  return std::shared_ptr<Transport>(new MpiTransport(std::move(child), node_key_, Adopt{}));
 }
 
-std::shared_ptr<Transport> MpiTransport::dup() {
-  MPI_Comm child;
-  BRAID_MPI_CHECK(MPI_Comm_dup(comm_, &child));
-  return std::shared_ptr<Transport>(new MpiTransport(child, node_key_, Adopt{}));
+std::shared_ptr<Transport> MpiTransport::dup(Clock::time_point deadline) {
+  // One arrival check covers the duplicate and its shared-memory set-up (split_type, split and
+  // two small collectives): after it every rank enters each of them.
+  await_arrival(comm_.get(), kSetupTag,
+                "duplicating the communicator (a new communicator or channel)", deadline);
+  MpiComm child;
+  BRAID_MPI_CHECK(MPI_Comm_dup(comm_.get(), child.out()));
+  return std::shared_ptr<Transport>(new MpiTransport(std::move(child), node_key_, Adopt{}));
 }
 
 bool MpiTransport::allreduce(Buffer buffer, ReduceOp op, Clock::time_point deadline,
@@ -341,7 +383,7 @@ bool MpiTransport::allreduce(Buffer buffer, ReduceOp op, Clock::time_point deadl
     const std::int64_t n = std::min(kMaxCount, buffer.count - offset);
     MPI_Request request;
     BRAID_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, work.bytes_at(offset), static_cast<int>(n), type,
-                                   reduce, comm_, &request));
+                                   reduce, comm_.get(), &request));
     bool done = false;
     try {
       done = poll_until(

@@ -13,8 +13,11 @@
 // Needs MPI_THREAD_MULTIPLE: each Communicator (and each channel) has its own communication
 // thread calling MPI on its own MPI communicator, while the main thread may call MPI too.
 //
-// Memory MPI may still write after a failure: a timed-out receive is cancelled and completed
-// before its request is destroyed; a native allreduce that timed out cannot be cancelled (MPI
+// Receives are matched by probe before data moves (collectives/mpi_receives.h): a message of
+// another size than expected is a CommError naming both sizes, never a write past the buffer.
+// Memory MPI may still write after a failure: a receive whose message had not come when it was
+// given up was never handed to MPI; one whose message had is completed before its request is
+// destroyed (or the job is ended); a native allreduce that timed out cannot be cancelled (MPI
 // forbids it), so it runs in a transport-owned scratch copy that is abandoned, never freed,
 // unless the collective is seen to complete later. See transport_mpi.cpp.
 #pragma once
@@ -28,14 +31,50 @@
 
 namespace braid {
 
+class MpiReceives;
+
 // Throws CommError naming the call if rc is not MPI_SUCCESS.
 void mpi_check(int rc, const char* call);
 #define BRAID_MPI_CHECK(call) ::braid::mpi_check((call), #call)
 
+// Owns an MPI communicator that braid created: MPI_Comm_free on destruction (never after
+// MPI_Finalize), unless leak() left it to the end of the process.
+class MpiComm {
+ public:
+  MpiComm() = default;
+  explicit MpiComm(MPI_Comm comm) : comm_(comm) {}
+  ~MpiComm() { reset(); }
+  MpiComm(MpiComm&& other) noexcept : comm_(other.comm_) { other.comm_ = MPI_COMM_NULL; }
+  MpiComm& operator=(MpiComm&& other) noexcept;
+  MpiComm(const MpiComm&) = delete;
+  MpiComm& operator=(const MpiComm&) = delete;
+
+  MPI_Comm get() const { return comm_; }
+  // For a call that creates the communicator: MPI_Comm_dup(parent, owned.out()).
+  MPI_Comm* out();
+  void leak() { comm_ = MPI_COMM_NULL; }
+  void reset();
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+};
+
+// Returns once every rank of `comm` has called it, or throws a TimeoutError at `deadline` naming
+// `step` and the ranks that had not arrived. Guards the set-up calls MPI offers no deadline for
+// (MPI_Comm_dup, MPI_Comm_split, shared windows): once every rank has arrived, every rank
+// enters them, so none waits there on a rank that never comes. Point-to-point, with `tag`
+// reserved for it on `comm` (Transport: tags below 16 belong to set-up), so it never matches
+// another operation's messages. A rank arriving after the others gave up passes and is left to
+// the job's end: after a TimeoutError the runtime ends every rank (MPI_Abort).
+void await_arrival(MPI_Comm comm, int tag, const char* step, Clock::time_point deadline);
+
 class MpiTransport : public Transport, public NativeCollectives {
  public:
-  // Duplicates `comm`; the transport owns the duplicate and frees it on destruction.
-  explicit MpiTransport(MPI_Comm comm, int ranks_per_node = 0);
+  // Duplicates `comm`; the transport owns the duplicate and frees it on destruction. Collective
+  // over `comm`: a rank that has not arrived after `setup_timeout` ends the others in a
+  // TimeoutError (an MPI_Ibarrier first, since `comm` is the caller's and its tags too).
+  explicit MpiTransport(MPI_Comm comm, int ranks_per_node = 0,
+                        Clock::duration setup_timeout = std::chrono::minutes(5));
   ~MpiTransport() override;
   MpiTransport(const MpiTransport&) = delete;
   MpiTransport& operator=(const MpiTransport&) = delete;
@@ -46,7 +85,7 @@ class MpiTransport : public Transport, public NativeCollectives {
   RequestPtr isend(const void* data, std::size_t bytes, int peer, int tag) override;
   RequestPtr irecv(void* data, std::size_t bytes, int peer, int tag) override;
   std::shared_ptr<Transport> split(int color, int key) override;
-  std::shared_ptr<Transport> dup() override;
+  std::shared_ptr<Transport> dup(Clock::time_point deadline) override;
   int max_tag() const override { return max_tag_; }
   NativeCollectives* native() override { return this; }
   SharedMemory* shared_memory() override;
@@ -54,11 +93,11 @@ class MpiTransport : public Transport, public NativeCollectives {
   bool allreduce(Buffer buffer, ReduceOp op, Clock::time_point deadline,
                  const std::atomic<bool>* stop) override;
 
-  MPI_Comm comm() const { return comm_; }
+  MPI_Comm comm() const { return comm_.get(); }
 
  private:
   struct Adopt {};
-  MpiTransport(MPI_Comm comm, int node_key, Adopt);
+  MpiTransport(MpiComm comm, int node_key, Adopt);
   void init();
 
   // A native collective that did not finish in time, with the memory MPI may still write.
@@ -67,13 +106,15 @@ class MpiTransport : public Transport, public NativeCollectives {
     std::unique_ptr<char[]> scratch;
   };
 
-  MPI_Comm comm_ = MPI_COMM_NULL;
+  MpiComm comm_;
   int rank_ = 0, size_ = 1, max_tag_ = 32767;
   int node_key_ = -1;  // emulated node of this rank, -1: the machine
+  std::unique_ptr<MpiReceives> receives_;
   std::unique_ptr<SharedMemory> shared_memory_;
   std::unique_ptr<char[]> scratch_;  // native allreduce works here, then copies back
   std::size_t scratch_bytes_ = 0;
   std::vector<Abandoned> abandoned_;
+  bool sends_stuck_ = false;  // a send was abandoned: the group is broken, later ones wait no more
 };
 
 }  // namespace braid

@@ -121,6 +121,10 @@ class NcclTransport : public Transport, public NativeCollectives, public DeviceC
   NcclTransport(std::shared_ptr<MpiTransport> host, int device)
       : host_(std::move(host)), device_(device), stream_(device) {
     CudaDeviceGuard guard(device_);
+    // Every rank has just passed the host transport's deadline-bounded arrival check (its
+    // constructor, or MpiTransport::dup for a child), so each enters this broadcast and the
+    // NCCL bootstrap after it; a rank that dies in between is not covered (ncclCommInitRank
+    // blocks: a non-blocking communicator would make every later NCCL call asynchronous).
     ncclUniqueId id{};
     if (host_->rank() == 0) BRAID_NCCL_CHECK(ncclGetUniqueId(&id));
     BRAID_MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, host_->comm()));
@@ -164,7 +168,9 @@ class NcclTransport : public Transport, public NativeCollectives, public DeviceC
   std::shared_ptr<Transport> split(int color, int key) override {
     return make_child(host_->split(color, key));
   }
-  std::shared_ptr<Transport> dup() override { return make_child(host_->dup()); }
+  std::shared_ptr<Transport> dup(Clock::time_point deadline) override {
+    return make_child(host_->dup(deadline));
+  }
 
   bool allreduce(Buffer buffer, ReduceOp op, Clock::time_point deadline,
                  const std::atomic<bool>* stop) override {

@@ -43,7 +43,7 @@ std::shared_ptr<Communicator> make_communicator(const World& world,
                                     : error);
   }
   return std::make_shared<Communicator>(
-      world.make_transport(options.device, options.ranks_per_node), comm);
+      world.make_transport(options.device, options.ranks_per_node, comm.timeout), comm);
 }
 
 NamedTensors named_buffers(const torch::nn::Module& module) {

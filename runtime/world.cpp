@@ -41,31 +41,30 @@ World::World(int* argc, char*** argv) {
   BRAID_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size_));
   local_rank_ = local_rank_from_environment();
   if (local_rank_ < 0) {
-    MPI_Comm node;
-    BRAID_MPI_CHECK(
-        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
-    const int rc = MPI_Comm_rank(node, &local_rank_);
-    MPI_Comm_free(&node);
-    mpi_check(rc, "MPI_Comm_rank(node)");
+    MpiComm node;
+    BRAID_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL,
+                                        node.out()));
+    BRAID_MPI_CHECK(MPI_Comm_rank(node.get(), &local_rank_));
   }
-  BRAID_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &agreement_));
+  BRAID_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, agreement_.out()));
 }
 
 World::~World() {
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (finalized) return;
-  if (agreement_ != MPI_COMM_NULL) MPI_Comm_free(&agreement_);
+  agreement_.reset();
   MPI_Finalize();
 }
 
-std::shared_ptr<Transport> World::make_transport(Device device, int ranks_per_node) const {
+std::shared_ptr<Transport> World::make_transport(Device device, int ranks_per_node,
+                                                 Clock::duration setup_timeout) const {
   if (device.is_cuda()) return make_nccl_transport(MPI_COMM_WORLD, device.index);
   // Under launch/braid-slowlink the ranks stand for machines joined by the shaped link: shared
   // memory between them would carry traffic around it. Emulated nodes stay as asked.
   if (ranks_per_node == 0 && std::getenv("BRAID_SLOWLINK_NETNS")) ranks_per_node = 1;
   std::shared_ptr<Transport> transport =
-      std::make_shared<MpiTransport>(MPI_COMM_WORLD, ranks_per_node);
+      std::make_shared<MpiTransport>(MPI_COMM_WORLD, ranks_per_node, setup_timeout);
   if (const char* fault = std::getenv("BRAID_INJECT_FAULT")) {
     transport = std::make_shared<FaultyTransport>(transport, std::atoll(fault));
   }
@@ -74,13 +73,14 @@ std::shared_ptr<Transport> World::make_transport(Device device, int ranks_per_no
 
 int World::lowest_failing_rank(bool failed) const {
   int mine = failed ? rank_ : size_, lowest = size_;
-  BRAID_MPI_CHECK(MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, agreement_));
+  BRAID_MPI_CHECK(MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, agreement_.get()));
   return lowest == size_ ? -1 : lowest;
 }
 
 std::vector<std::uint64_t> World::all_values(std::uint64_t value) const {
   std::vector<std::uint64_t> all(size_);
-  BRAID_MPI_CHECK(MPI_Allgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, agreement_));
+  BRAID_MPI_CHECK(
+      MPI_Allgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, agreement_.get()));
   return all;
 }
 

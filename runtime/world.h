@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "collectives/transport.h"
+#include "collectives/transport_mpi.h"
 
 namespace braid {
 
@@ -36,7 +37,10 @@ class World {
   // consecutive ranks a node for shared memory and "hierarchical" (runtime.ranks_per_node);
   // 0 takes the nodes MPI reports, except under launch/braid-slowlink (BRAID_SLOWLINK_NETNS
   // set), where every rank is a node of its own so that all traffic crosses the shaped link.
-  std::shared_ptr<Transport> make_transport(Device device = {}, int ranks_per_node = 0) const;
+  // A rank that has not arrived within `setup_timeout` ends the others in a TimeoutError.
+  std::shared_ptr<Transport> make_transport(
+      Device device = {}, int ranks_per_node = 0,
+      Clock::duration setup_timeout = std::chrono::minutes(5)) const;
 
   // Collective: every rank says whether it failed; returns the lowest failing rank, or -1 when
   // none did. Lets all ranks leave together (same exit code) after an error some ranks saw.
@@ -52,7 +56,7 @@ class World {
 
  private:
   int rank_ = 0, size_ = 1, local_rank_ = 0, thread_level_ = 0;
-  MPI_Comm agreement_ = MPI_COMM_NULL;
+  MpiComm agreement_;
 };
 
 }  // namespace braid

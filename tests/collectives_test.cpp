@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <numeric>
 #include <random>
 
@@ -286,6 +287,81 @@ TEST(Errors, MismatchedSizesWithoutDebugModeAreCaughtOnReceipt) {
       },
       options);
   EXPECT_GE(errors, 1);
+}
+
+// Every algorithm and collective with one rank's count far larger than the others' (the review's
+// reproduction, 1,000,000 against 100 elements) on thread ranks, shared memory included: every
+// rank that receives ends in a CommError and nothing is written past a buffer (this program runs
+// under AddressSanitizer in scripts/sanitize.sh). A broadcast's root receives nothing and may
+// pass.
+TEST(Errors, MismatchedCountsFailEveryReceivingRankUnderEveryAlgorithm) {
+  using Op = std::function<void(Communicator&, std::int64_t)>;
+  auto allreduce = [](const char* algorithm) -> Op {
+    return [algorithm](Communicator& comm, std::int64_t n) {
+      std::vector<float> data(n, 1.0f);
+      comm.allreduce(Buffer{data.data(), n}, ReduceOp::kSum, algorithm).wait();
+    };
+  };
+  struct Case {
+    const char* name;
+    Op op;
+    int per_node;
+    bool root_may_pass;
+  };
+  const std::vector<Case> cases = {
+      {"ring", allreduce("ring"), 0, false},
+      {"star", allreduce("star"), 0, false},
+      {"rhd", allreduce("rhd"), 0, false},
+      {"shm", allreduce("shm"), 0, false},
+      {"hierarchical", allreduce("hierarchical"), 2, false},
+      {"allgather",
+       [](Communicator& comm, std::int64_t n) {
+         std::vector<float> in(n, 1.0f), out(n * comm.size());
+         comm.allgather(Buffer{in.data(), n}, Buffer{out.data(), n * comm.size()}).wait();
+       },
+       0, false},
+      {"reduce_scatter",
+       [](Communicator& comm, std::int64_t n) {
+         std::vector<float> in(n * comm.size(), 1.0f), out(n);
+         comm.reduce_scatter(Buffer{in.data(), n * comm.size()}, Buffer{out.data(), n},
+                             ReduceOp::kSum)
+             .wait();
+       },
+       0, false},
+      {"broadcast",
+       [](Communicator& comm, std::int64_t n) {
+         std::vector<float> data(n, 1.0f);
+         comm.broadcast(Buffer{data.data(), n}, 0).wait();
+       },
+       0, true},
+      {"alltoall",
+       [](Communicator& comm, std::int64_t n) {
+         std::vector<float> in(n * comm.size(), 1.0f), out(n * comm.size());
+         comm.alltoall(Buffer{in.data(), n * comm.size()}, Buffer{out.data(), n * comm.size()})
+             .wait();
+       },
+       0, false},
+  };
+  CommOptions options;
+  options.timeout = std::chrono::milliseconds(300);
+  for (const Case& c : cases) {
+    for (int P : {2, 4}) {
+      std::vector<std::string> errors(P);
+      spawn_ranks(
+          P,
+          [&](Communicator& comm) {
+            try {
+              c.op(comm, comm.rank() == 0 ? 1000000 : 100);
+            } catch (const CommError& e) {
+              errors[comm.rank()] = e.what();
+            }
+          },
+          options, ThreadTransport::create_world(P, c.per_node));
+      for (int r = c.root_may_pass ? 1 : 0; r < P; ++r) {
+        EXPECT_FALSE(errors[r].empty()) << c.name << " P=" << P << ": rank " << r << " passed";
+      }
+    }
+  }
 }
 
 TEST(Errors, SilentPeerGivesTimeoutNamingTheOp) {

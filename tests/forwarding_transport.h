@@ -27,7 +27,9 @@ class ForwardingTransport : public Transport {
   std::shared_ptr<Transport> split(int color, int key) override {
     return inner_->split(color, key);
   }
-  std::shared_ptr<Transport> dup() override { return wrap(inner_->dup()); }
+  std::shared_ptr<Transport> dup(Clock::time_point deadline) override {
+    return wrap(inner_->dup(deadline));
+  }
 
  protected:
   // The same kind of wrapper, sharing this one's state, around `duplicate`.

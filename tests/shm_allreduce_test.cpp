@@ -196,6 +196,72 @@ TEST(SharedMemory, ProgressCountsWithinAPhase) {
   EXPECT_EQ(seen, (std::vector<std::uint64_t>{3, 0, 0, 1}));
 }
 
+// Teardown (agree_to_release): one decision for the node. A rank arriving late, within the
+// deadline, still frees with the others; a rank arriving after a peer gave up leaves the memory
+// too, instead of entering a free (MPI_Win_free synchronises the node) that no peer joins.
+TEST(SharedMemory, TeardownDecisionIsTheSameOnEveryRank) {
+  for (const bool late_past_deadline : {false, true}) {
+    std::vector<int> released(2, -1);
+    std::atomic<bool> first_decided{false};
+    spawn_ranks(2, [&](Communicator& comm) {
+      comm.submit({"teardown", "shm", 0, DType::kUInt8},
+                  [&](OpContext& ctx) {
+                    SharedMemory& shm = *ctx.transport().shared_memory();
+                    ASSERT_TRUE(shm.prepare(ctx.deadline(), ctx.aborted()));
+                    int late = -1;
+                    ASSERT_TRUE(shm.barrier(ctx.deadline(), ctx.aborted(), &late));
+                    const int me = shm.layout().local_rank;
+                    if (me == 1) {
+                      // Past the deadline at once when rank 0 is to come too late.
+                      const auto wait =
+                          late_past_deadline ? std::chrono::seconds(0) : std::chrono::seconds(60);
+                      released[1] = shm.agree_to_release(Clock::now() + wait);
+                      first_decided = true;
+                      return;
+                    }
+                    // Rank 0 comes once rank 1 decided (too late) or while it waits (in time).
+                    if (late_past_deadline) {
+                      ASSERT_TRUE(poll_until([&] { return first_decided.load(); }, ctx.deadline(),
+                                             nullptr));
+                    }
+                    released[0] = shm.agree_to_release(Clock::now() + std::chrono::seconds(60));
+                  })
+          .wait();
+    });
+    const int expected = late_past_deadline ? 0 : 1;
+    EXPECT_EQ(released, (std::vector<int>{expected, expected})) << late_past_deadline;
+  }
+}
+
+// The words a rank publishes carry its count and dtype: shm compares them before any copy.
+TEST(ShmAllreduce, DifferentCountsOrDtypesNameBothOnEveryRank) {
+  CommOptions options;
+  options.timeout = std::chrono::seconds(30);
+  for (const bool dtype_differs : {false, true}) {
+    std::vector<std::string> errors(3);
+    spawn_ranks(
+        3,
+        [&](Communicator& comm) {
+          const bool odd = comm.rank() == 2;
+          std::vector<double> data(1000, 1.0);
+          const std::int64_t n = odd && !dtype_differs ? 999 : 1000;
+          const DType dtype = odd && dtype_differs ? DType::kInt64 : DType::kFloat64;
+          try {
+            comm.allreduce(Buffer{data.data(), n, dtype}, ReduceOp::kMax, "shm").wait();
+          } catch (const CommError& e) {
+            errors[comm.rank()] = e.what();
+          }
+        },
+        options);
+    for (int r = 0; r < 3; ++r) {
+      const std::string& e = errors[r];
+      EXPECT_NE(e.find(dtype_differs ? "1000 x int64" : "999 x float64"), std::string::npos)
+          << r << ": " << e;
+      if (r != 2) EXPECT_NE(e.find("passed 1000 x float64"), std::string::npos) << r << ": " << e;
+    }
+  }
+}
+
 // With one rank per node the inter-node ring is the whole algorithm: ring's order exactly.
 TEST(HierarchicalAllreduce, OneRankPerNodeIsBitwiseRing) {
   const std::int64_t n = 10007;
