@@ -56,4 +56,11 @@ Buffer as_buffer(const at::Tensor& tensor) {
   return Buffer{tensor.data_ptr(), tensor.numel(), dtype_of(tensor.scalar_type()), device};
 }
 
+void* host_data(const at::Tensor& tensor, const char* what) {
+  BRAID_CHECK(tensor.device().is_cpu(), what, ": a ", tensor.device().str(),
+              " tensor read through a host pointer; copy it to the CPU first");
+  BRAID_CHECK(tensor.is_contiguous(), what, ": a non-contiguous tensor read as flat memory");
+  return tensor.data_ptr();
+}
+
 }  // namespace braid

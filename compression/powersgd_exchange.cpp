@@ -66,12 +66,15 @@ std::vector<bool> orthonormalize_rows(T* rows, std::int64_t count, std::int64_t 
 
 // P^ (rows x r) from the summed P, and which of its columns are zero.
 std::pair<at::Tensor, std::vector<bool>> orthonormalized(const at::Tensor& p) {
-  at::Tensor columns = p.t().contiguous();  // r x rows: each column contiguous
+  // r x rows, each column contiguous, on the host: Gram-Schmidt walks it through raw pointers
+  // (r is small; a CUDA bucket's P is copied over and back).
+  at::Tensor columns = p.t().to(at::kCPU).contiguous();
+  const char* what = "PowerSGD's P";
   std::vector<bool> zeroed =
       columns.scalar_type() == at::kDouble
-          ? orthonormalize_rows(columns.data_ptr<double>(), columns.size(0), columns.size(1))
-          : orthonormalize_rows(columns.data_ptr<float>(), columns.size(0), columns.size(1));
-  return {columns.t(), zeroed};
+          ? orthonormalize_rows(host_data<double>(columns, what), columns.size(0), columns.size(1))
+          : orthonormalize_rows(host_data<float>(columns, what), columns.size(0), columns.size(1));
+  return {columns.t().to(p.device()), zeroed};
 }
 
 // A rows x cols view of `count = rows * cols` elements of flat contiguous `t` at `offset`.
@@ -123,7 +126,7 @@ at::Tensor PowerSgdExchange::initial_query(int bucket, const Matrix& matrix) con
   SeededRng rng({kPowerSgdSalt, seed_, static_cast<std::uint64_t>(bucket),
                  static_cast<std::uint64_t>(matrix.segment)});
   at::Tensor q = at::empty({matrix.cols, matrix.rank}, at::kDouble);
-  double* values = q.data_ptr<double>();
+  double* values = host_data<double>(q, "PowerSGD's initial Q");
   for (std::int64_t k = 0; k < q.numel(); ++k) {
     double sum = 0;
     for (int u = 0; u < 12; ++u) sum += rng.uniform();

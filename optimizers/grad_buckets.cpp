@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "collectives/tensor.h"
 #include "common/error.h"
 
 namespace braid {
@@ -114,8 +115,10 @@ std::vector<bool> GradBuckets::used_anywhere() const {
   std::vector<bool> used(params_.size());
   for (const Bucket& b : buckets_) {
     const auto n = static_cast<std::int64_t>(b.params.size());
-    at::Tensor slots = b.flat.narrow(0, b.gradient_elements, n).to(at::kDouble).contiguous();
-    const double* value = slots.data_ptr<double>();
+    // Copied to the host (the bucket may live on a GPU) before it is read element by element.
+    at::Tensor slots =
+        b.flat.narrow(0, b.gradient_elements, n).to(at::kCPU, at::kDouble).contiguous();
+    const double* value = host_data<double>(slots, "gradient usage slots");
     for (std::int64_t k = 0; k < n; ++k) used[b.params[k]] = value[k] != 0;
   }
   return used;

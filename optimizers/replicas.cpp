@@ -41,8 +41,9 @@ std::vector<std::int64_t> allgather_values(Communicator& comm,
 std::uint64_t value_checksum(const std::vector<at::Tensor>& parameters) {
   std::uint64_t hash = 1469598103934665603ull;
   for (const at::Tensor& p : parameters) {
-    at::Tensor c = p.detach().contiguous();
-    hash = fnv1a(c.data_ptr(), c.numel() * c.element_size(), hash);
+    // On the host: a CUDA parameter's memory is not addressable from here.
+    at::Tensor c = p.detach().to(at::kCPU).contiguous();
+    hash = fnv1a(host_data(c, "replica checksum"), c.numel() * c.element_size(), hash);
   }
   return hash;
 }

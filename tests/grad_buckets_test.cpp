@@ -5,6 +5,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "collectives/tensor.h"
+#include "common/error.h"
+#include "optimizers/replicas.h"
+#include "tests/spawn_ranks.h"
+
 namespace braid {
 namespace {
 
@@ -66,6 +71,37 @@ TEST(GradBuckets, ReadinessAccumulationZerosAndUsageSlots) {
   buckets.reset();
   EXPECT_FALSE(buckets.add_gradient(1, at::ones({2, 3})));
   EXPECT_TRUE(buckets.add_gradient(0, at::ones({4})));
+}
+
+// Device memory is never read through a host pointer. Meta tensors stand in for CUDA ones on a
+// CPU-only machine: they have a device other than the CPU and no data, so a raw host read
+// (data_ptr) of one crashes or reads nothing, while a path that first copies to the host fails
+// with LibTorch's "Cannot copy out of meta tensor". Both paths the review found (the replica
+// checksum and the usage slots) must take the copy.
+TEST(HostReads, NonCpuTensorsAreCopiedToTheHostBeforeTheyAreRead) {
+  auto copy_attempted = [](const std::function<void()>& read) {
+    try {
+      read();
+    } catch (const c10::Error& e) {
+      return std::string(e.what()).find("meta") != std::string::npos;
+    }
+    return false;
+  };
+  std::vector<at::Tensor> on_meta = {at::zeros({4}, at::kMeta), at::zeros({3}, at::kMeta)};
+  GradBuckets buckets(on_meta, 1.0, /*usage_slots=*/true);
+  EXPECT_TRUE(copy_attempted([&] { (void)buckets.used_anywhere(); }));
+  testing::spawn_ranks(1, [&](Communicator& comm) {
+    EXPECT_TRUE(copy_attempted([&] { (void)check_replicas_identical(comm, on_meta); }));
+  });
+  // The guard every raw read goes through: a CheckError naming the device, never a host read.
+  try {
+    (void)host_data<float>(on_meta[0], "a test tensor");
+    ADD_FAILURE() << "host_data read a meta tensor";
+  } catch (const CheckError& e) {
+    EXPECT_NE(std::string(e.what()).find("a test tensor: a meta tensor"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(host_data<float>(at::ones({2}), "a CPU tensor")[1], 1.0f);  // CPU: the plain pointer
 }
 
 }  // namespace
