@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <deque>
@@ -130,6 +131,9 @@ std::shared_ptr<Communicator> communicator_for(const World& world, const Config&
 class Trainer {
  public:
   Trainer(const World& world, const Config& config, PreparedRun prepared);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
   TrainSummary run();
 
  private:
@@ -153,6 +157,11 @@ class Trainer {
   const fs::path run_dir_;
   DataSplits data_;
   std::shared_ptr<Model> model_;
+  // The interrupt flags of past steps, combined over ranks while later steps compute (one step,
+  // or as many as the strategy lets a rank run ahead of a straggler), oldest first. Declared
+  // before the communicator so that they outlive it: its destructor ends (and joins) the
+  // allreduces that write into them, also when one is still waiting on a stuck peer.
+  std::deque<std::pair<std::unique_ptr<std::int64_t>, Work>> stops_;
   std::shared_ptr<Communicator> comm_;
   std::unique_ptr<DataParallel> dp_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
@@ -166,9 +175,6 @@ class Trainer {
   double time_offset_s_ = 0;  // training time of the runs this one resumes
   double first_exposed_comm_s_ = 0;
   StragglerInjection inject_;
-  // The interrupt flags of past steps, combined over ranks while later steps compute (one step,
-  // or as many as the strategy lets a rank run ahead of a straggler), oldest first.
-  std::deque<std::pair<std::unique_ptr<std::int64_t>, Work>> stops_;
   void wait_stops();
   // The window since the last training line.
   SteadyClock::time_point window_start_ = start_;
@@ -215,6 +221,22 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
   first_step_ = position_.step;
   last_lr_ = config_.optimizer.lr;
   window_comm_start_ = first_exposed_comm_s_ = dp_->stats().exposed_comm_s;
+}
+
+// On an error path an interrupt allreduce may still wait on a stuck peer while the strategy and
+// the communicator go away: abort first, so it ends now, and wait for each (it completes with the
+// abort's error, which the error already being reported makes moot) before its flag is freed.
+Trainer::~Trainer() {
+  if (!comm_) return;
+  const bool in_flight = std::any_of(stops_.begin(), stops_.end(),
+                                     [](const auto& stop) { return !stop.second.is_completed(); });
+  if (in_flight) comm_->abort("training ended with an interrupt allreduce in flight");
+  for (auto& stop : stops_) {
+    try {
+      stop.second.wait();
+    } catch (const std::exception&) {
+    }
+  }
 }
 
 // Steps from the restored position to the end: train.max_steps, or the rest of this epoch
