@@ -10,6 +10,19 @@
 
 namespace braid {
 
+void LateReceives::add(Entry entry) {
+  const int peer = entry.request->peer();
+  entries_.push_back(std::move(entry));
+  const auto posted = std::count_if(entries_.begin(), entries_.end(), [&](const Entry& e) {
+    return e.request && e.request->peer() == peer;
+  });
+  if (static_cast<std::size_t>(posted) > max_per_peer_) {
+    throw CommError(str_cat("rank ", peer, " has not sent its block for the last ", posted,
+                            " partial gathers: it hangs, or fell further behind than ",
+                            max_per_peer_, " operations, which nothing waits for"));
+  }
+}
+
 void LateReceives::reap(int tag) {
   // Requests go first, one by one (a posted one is cancelled and completed by its destructor);
   // only then are entries erased, since erasing move-assigns and would free memory early.

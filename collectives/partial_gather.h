@@ -20,13 +20,20 @@ namespace braid {
 // Receives of past partial gathers that were still in flight when their operation completed.
 // Owned by one Communicator, used by its communication thread only. Destroying it cancels
 // what is still posted (the transport's request destructor cancels) before freeing the memory.
+//
+// A rank that hangs without crashing never sends, so one receive (with a block of memory) per
+// operation would pile up for it: past `max_per_peer` still posted for one rank, add() throws a
+// CommError naming it.
 class LateReceives {
  public:
   struct Entry {
     std::unique_ptr<std::vector<char>> memory;  // declared first: freed after the request
     RequestPtr request;
   };
-  void add(Entry entry) { entries_.push_back(std::move(entry)); }
+  static constexpr std::size_t kDefaultMaxPerPeer = 32;
+  explicit LateReceives(std::size_t max_per_peer = kDefaultMaxPerPeer)
+      : max_per_peer_(max_per_peer) {}
+  void add(Entry entry);
   // Discards receives that completed (successfully or not: a late block is not used), and
   // cancels those posted with `tag`, the tag the next operation will use: tags are reused after
   // a wrap, and a stale receive must not take a message meant for a new operation.
@@ -34,6 +41,7 @@ class LateReceives {
   std::size_t size() const { return entries_.size(); }
 
  private:
+  std::size_t max_per_peer_;
   std::vector<Entry> entries_;
 };
 

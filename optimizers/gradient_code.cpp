@@ -11,7 +11,8 @@ namespace {
 
 // Solves M x = y for M (rows x cols, row-major, rows >= cols) of full column rank, with y in
 // its column space (a consistent system): Gaussian elimination with partial pivoting over all
-// rows; the rows left over after elimination are consistent by assumption and ignored.
+// rows; the rows left over after elimination are consistent by assumption and ignored. Empty
+// when M is singular (to working precision).
 std::vector<double> solve_consistent(std::vector<double> m, std::vector<double> y, int rows,
                                      int cols) {
   for (int c = 0; c < cols; ++c) {
@@ -19,7 +20,7 @@ std::vector<double> solve_consistent(std::vector<double> m, std::vector<double> 
     for (int r = c + 1; r < rows; ++r) {
       if (std::abs(m[r * cols + c]) > std::abs(m[pivot * cols + c])) pivot = r;
     }
-    BRAID_CHECK(std::abs(m[pivot * cols + c]) > 1e-12, "gradient code: singular system");
+    if (std::abs(m[pivot * cols + c]) <= 1e-12) return {};
     for (int k = 0; k < cols; ++k) std::swap(m[c * cols + k], m[pivot * cols + k]);
     std::swap(y[c], y[pivot]);
     for (int r = c + 1; r < rows; ++r) {
@@ -160,6 +161,15 @@ std::vector<double> GradientCode::decode(const std::vector<int>& survivors) cons
     for (int c = 0; c < k; ++c) m[j * k + c] = b(survivors[c], j);
   }
   const std::vector<double> x = solve_consistent(m, std::vector<double>(n_, 1.0), n_, k);
+  if (x.empty()) {
+    std::vector<std::string> used;
+    for (int c = 0; c < k; ++c) used.push_back(std::to_string(survivors[c]));
+    throw DecodeError(str_cat("gradient coding: the coded gradients of ranks ", join(used),
+                              " do not determine the sum (the ", scheme_, " code for ", n_,
+                              " ranks and ", s_,
+                              " stragglers is singular for them); use "
+                              "coding.scheme: fractional, or fewer coding.stragglers"));
+  }
   for (int c = 0; c < k; ++c) a[survivors[c]] = x[c];
   return a;
 }

@@ -18,7 +18,17 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
+
 namespace braid {
+
+// The coded gradients of the ranks that arrived do not determine the sum: a decoding system that
+// is singular for this survivor set (it depends on which ranks came first, so it is a run-time
+// failure, not a broken precondition). The message names the survivors and what to change.
+class DecodeError : public Error {
+ public:
+  using Error::Error;
+};
 
 class GradientCode {
  public:
@@ -32,7 +42,8 @@ class GradientCode {
   std::vector<int> partitions(int worker) const;
   std::vector<double> weights(int worker) const;
   // Decoding vector for `survivors` (ascending, at least n - s distinct workers; only the first
-  // n - s are used): n coefficients, zero outside the survivors used.
+  // n - s are used): n coefficients, zero outside the survivors used. DecodeError if the system
+  // for these survivors is singular.
   std::vector<double> decode(const std::vector<int>& survivors) const;
 
  private:

@@ -75,6 +75,10 @@ class GradientCodingStrategy : public SyncStrategy {
 
   // Results a rank may hold ahead of its own step (bounds the memory of a straggler).
   static constexpr int kMaxAhead = 8;
+  // Results the root keeps for one member that has not taken them. The trainer lets no rank run
+  // more than kMaxAhead steps ahead of another, so a longer backlog means a member that hangs
+  // without crashing: a CommError naming it, instead of one more result buffer every step.
+  static constexpr int kMaxBacklog = 4 * kMaxAhead;
 
  private:
   struct Posted {  // a receive or send in flight, with the memory it uses
@@ -87,6 +91,7 @@ class GradientCodingStrategy : public SyncStrategy {
   void run_member(OpContext& ctx, std::int64_t step, std::uint64_t sequence);
   void prefetch(OpContext& ctx, std::int64_t step, std::uint64_t sequence);
   void reap_sends(OpContext& ctx);
+  void check_backlog(OpContext& ctx, std::int64_t step) const;
   void drain(OpContext& ctx);
   void pack_gradients();
   void apply_result(torch::optim::Optimizer& optimizer);
@@ -107,9 +112,9 @@ class GradientCodingStrategy : public SyncStrategy {
   std::vector<char> result_;  // the decoded average of the current step
 
   // Channel thread only.
-  LateReceives late_;           // root: receives of past steps still posted
-  std::deque<Posted> sends_;    // sends not yet completed
-  std::deque<Posted> results_;  // member: results of this and later steps, received or posted
+  LateReceives late_{kMaxBacklog};  // root: receives of past steps still posted
+  std::deque<Posted> sends_;        // sends not yet completed
+  std::deque<Posted> results_;      // member: results of this and later steps, received or posted
   std::atomic<std::int64_t> results_through_{-1};  // member: last step whose result arrived
 };
 

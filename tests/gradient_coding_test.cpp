@@ -205,6 +205,45 @@ TEST(GradientCoding, TooFewArrivalsTimeOut) {
       options);
 }
 
+// A member that hangs without crashing (rank 2 never steps) is a straggler the code tolerates,
+// but the root keeps a posted receive and its buffer for it at every step: past kMaxBacklog
+// steps the root fails naming it, instead of growing without bound until the next quiesce.
+TEST(GradientCoding, AMemberThatHangsIsNamedOnceItsBacklogIsFull) {
+  CommOptions options;
+  options.timeout = std::chrono::seconds(2);
+  RootProgress root;
+  std::string message;
+  int root_steps = 0;
+  spawn_ranks(
+      3,
+      [&](Communicator& world) {
+        auto comm = std::shared_ptr<Communicator>(&world, [](Communicator*) {});
+        torch::nn::Linear model = make_model();
+        torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.1));
+        GradientCodingStrategy strategy(comm, {"cyclic", 1, 0});
+        strategy.attach({{"weight", model->weight}, {"bias", model->bias}});
+        if (world.rank() == 2) return root.wait_for(1);  // hangs until the root gave up
+        const BatchAssignment mine = strategy.assign_batch(0, world.rank(), 3);
+        try {
+          for (int t = 0; t < 4 * GradientCodingStrategy::kMaxBacklog; ++t) {
+            sgd.zero_grad();
+            for (std::size_t k = 0; k < mine.partitions.size(); ++k) {
+              (partition_loss(model, t, mine.partitions[k]) * mine.weights[k]).backward();
+            }
+            strategy.set_step_loss(0);
+            strategy.step(sgd);
+            if (world.rank() == 0) ++root_steps;
+          }
+        } catch (const CommError& e) {
+          if (world.rank() == 0) message = e.what();
+        }
+        if (world.rank() == 0) root.finished(0);
+      },
+      options);
+  EXPECT_NE(message.find("rank 2 has not sent its block"), std::string::npos) << message;
+  EXPECT_EQ(root_steps, GradientCodingStrategy::kMaxBacklog);
+}
+
 TEST(GradientCoding, InvalidStragglerCountIsAConfigError) {
   spawn_ranks(4, [](Communicator& world) {
     auto comm = std::shared_ptr<Communicator>(&world, [](Communicator*) {});
