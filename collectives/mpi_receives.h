@@ -8,8 +8,10 @@
 // for the oldest waiting receive (MPI's own matching order) and its size is compared with the
 // receive's before MPI_Imrecv moves the data. A message of another size is received into memory of
 // its own size, so the sender completes, and discarded; the receive fails with a CommError naming
-// both sizes. Any receive's test() advances every queue, so messages are matched whenever the
-// communication thread polls, as posted receives would be.
+// both sizes. Every test() of the transport's requests, sends included, advances every queue, so
+// messages are matched whenever the communication thread polls, as posted receives would be (a
+// large send completes only once its receiver matched it: a rank waiting on its own send must
+// keep matching, or two ranks waiting on sends to each other would deadlock).
 //
 // A receive destroyed before its message came leaves its queue: MPI never saw it, so nothing
 // writes into its buffer afterwards. One whose message was matched waits for the data (its sender

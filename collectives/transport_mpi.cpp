@@ -38,8 +38,12 @@ class MpiSend : public Request {
   // `stuck`: the transport's flag that a send has already been abandoned; set once, later
   // destructors do not wait again (the communicator is broken; each waiting a full grace would
   // add up to seconds for a pipeline of many segments).
-  MpiSend(Transport* owner, int peer, int tag, std::size_t bytes, bool* stuck)
-      : Request(peer, tag, bytes, /*is_recv=*/false), owner_(owner), stuck_(stuck) {}
+  MpiSend(Transport* owner, MpiReceives* receives, int peer, int tag, std::size_t bytes,
+          bool* stuck)
+      : Request(peer, tag, bytes, /*is_recv=*/false),
+        owner_(owner),
+        receives_(receives),
+        stuck_(stuck) {}
 
   // Reached with active requests only after an error or timeout (or an abort). Sends cannot be
   // relied on to cancel (OpenMPI ignores MPI_Cancel on sends; MPI 4 deprecates it) and waiting
@@ -60,6 +64,10 @@ class MpiSend : public Request {
 
   bool test() override {
     if (done_) return true;
+    // A large send completes only once the peer matched it, and the peer matches only while it
+    // polls (MpiReceives): so does this rank, here, or two ranks each waiting on a send to the
+    // other before posting the next receive (ring's allgather) would wait for ever.
+    receives_->match();
     int flag = 0;
     std::vector<MPI_Status> statuses(requests_.size());
     int rc =
@@ -80,6 +88,7 @@ class MpiSend : public Request {
 
  private:
   Transport* owner_;
+  MpiReceives* receives_;
   bool* stuck_;
   std::vector<MPI_Request> requests_;
   bool done_ = false;
@@ -326,7 +335,7 @@ MpiTransport::~MpiTransport() {
 
 RequestPtr MpiTransport::isend(const void* data, std::size_t bytes, int peer, int tag) {
   BRAID_CHECK(peer >= 0 && peer < size_, "send to rank ", peer, " of ", size_);
-  auto request = std::make_unique<MpiSend>(this, peer, tag, bytes, &sends_stuck_);
+  auto request = std::make_unique<MpiSend>(this, receives_.get(), peer, tag, bytes, &sends_stuck_);
   char* p = static_cast<char*>(const_cast<void*>(data));
   std::size_t offset = 0;
   do {  // messages of at most kMaxMessage (MPI counts are int); MpiReceives splits alike
