@@ -3,7 +3,8 @@
 //    failed expression; the program has a bug or a caller passed nonsense.
 //  - failures a caller may handle: ConfigError (bad input, exit code 2), CommError and its
 //    TimeoutError (the job can no longer communicate; the communicator is broken afterwards),
-//    CheckpointError (a checkpoint is corrupt or does not match the run).
+//    CheckpointError (a checkpoint is corrupt or does not match the run), NonFiniteError (a
+//    gradient was not finite under train.nonfinite: error; raised on every rank alike).
 #pragma once
 
 #include <sstream>
@@ -39,6 +40,13 @@ class TimeoutError : public CommError {
 };
 
 class CheckpointError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Every rank raises it, with the same message, once the ranks agreed that a gradient (or a
+// local-update method's pseudo-gradient) was not finite: the caller may stop without aborting.
+class NonFiniteError : public Error {
  public:
   using Error::Error;
 };

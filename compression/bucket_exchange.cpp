@@ -11,7 +11,13 @@
 namespace braid {
 namespace {
 
-// Summable payloads (fp16, bf16): one ring allreduce of the wire values, decoded once.
+// Summable payloads (fp16, bf16): one ring allreduce of the wire values, decoded once. Each rank
+// sends its input scaled by 1/P, as PyTorch's fp16 compress hook does: the partial sums on the wire
+// are then bounded by the mean's magnitude rather than P times it, so fp16 overflows only where the
+// mean itself exceeds 65504 (unscaled, any mean above 65504/P did). The price is P times less room
+// at the small end (values below 6e-5 P lose bits to fp16's subnormals); bf16 has float32's range
+// either way. `delta` is what the scaled payload stands for times P, so error feedback sees this
+// rank's contribution in the input's units (multiplying a 16-bit value by P < 2^13 is exact).
 class AllreduceExchange : public BucketExchange {
  public:
   explicit AllreduceExchange(std::unique_ptr<Compressor> compressor)
@@ -22,8 +28,13 @@ class AllreduceExchange : public BucketExchange {
            at::Tensor* delta) override {
     PayloadContext own = context;
     own.source_rank = ctx.rank();
-    std::vector<std::uint8_t> payload = compressor_->encode(input, own);
-    if (delta) compressor_->decode(payload.data(), payload.size(), *delta, own);
+    const int P = ctx.size();
+    std::vector<std::uint8_t> payload =
+        compressor_->encode(P == 1 ? input : input.div(static_cast<double>(P)), own);
+    if (delta) {
+      compressor_->decode(payload.data(), payload.size(), *delta, own);
+      if (P > 1) delta->mul_(static_cast<double>(P));
+    }
     const DType wire = compressor_->wire_dtype();
     BRAID_CHECK(payload.size() % dtype_size(wire) == 0, compressor_->name(),
                 ": a summable payload of ", payload.size(), " bytes");
@@ -31,8 +42,7 @@ class AllreduceExchange : public BucketExchange {
         ctx,
         Buffer{payload.data(), static_cast<std::int64_t>(payload.size() / dtype_size(wire)), wire},
         ReduceOp::kSum);
-    compressor_->decode(payload.data(), payload.size(), mean, own);
-    mean.div_(ctx.size());
+    compressor_->decode(payload.data(), payload.size(), mean, own);  // already the mean
   }
 
  private:

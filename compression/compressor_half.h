@@ -2,7 +2,8 @@
 // bare array of wire_dtype() values, with no header, because it is summable: the strategy
 // allreduces it as a tensor of wire_dtype() elements and decode() converts the sum back to the
 // bucket's dtype. The sum is taken in 16-bit precision on the wire (fp16 overflows past 65504;
-// bf16 keeps float32's range with 8 bits of mantissa). A payload is validated by its length
+// bf16 keeps float32's range with 8 bits of mantissa), so the allreduce exchange encodes the
+// input divided by the rank count (bucket_exchange.cpp). A payload is validated by its length
 // alone: any bit pattern is some 16-bit value.
 #pragma once
 

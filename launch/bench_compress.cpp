@@ -185,7 +185,7 @@ int run_bench(World& world, const BenchCompressOptions& options,
   const int P = comm->size();
   const bool root = comm->rank() == 0;
   if (root && !options.json) print_header(P, names, options);
-  at::Tensor usage = at::zeros({1});  // the bucket's usage slot, summed by the exchange
+  at::Tensor usage = at::zeros({1});  // the bucket's non-finite slot (0: finite), summed first
   for (std::size_t size : sweep_sizes(options)) {
     const auto count = static_cast<std::int64_t>(size / 4);
     at::Generator generator = at::detail::createCPUGenerator(kInputSeed + comm->rank());
@@ -203,7 +203,7 @@ int run_bench(World& world, const BenchCompressOptions& options,
       Row row{name, size};
       const CompressedExchangeOptions exchange_opts = exchange_options(options, name);
       time_codec(*comm, *make_compressor(exchange_opts.compression), input, options, row);
-      CompressedExchange exchange(comm, exchange_opts);
+      CompressedExchange exchange(comm, exchange_opts, /*buckets=*/1);
       time_exchange(
           *comm, input, gradients, options,
           [&](int step) { exchange.launch(0, gradients, usage, step).wait(); }, row);

@@ -39,6 +39,7 @@ bool first_rank_by_environment() {
 //    with the message printed by the lowest rank that saw it.
 //  - the returned run(): collective. A ConfigError there is raised by every rank alike (it
 //    comes from a collective comparison), so rank 0 prints it and every rank returns 2.
+// A NonFiniteError is raised by every rank alike too: rank 0 prints it and every rank returns 1.
 // Any other error is printed by the rank that hit it and aborts the whole job with 1, so no
 // peer waits forever.
 using Run = std::function<int()>;
@@ -63,6 +64,10 @@ int run_in_world(int* argc, char*** argv, const std::function<Run(braid::World&)
   } catch (const braid::ConfigError& e) {
     if (world.rank() == 0) fmt::print(stderr, "braid: {}\n", e.what());
     return 2;
+  } catch (const braid::NonFiniteError& e) {
+    // Every rank agreed and raised the same message: printed once, and no rank is left waiting.
+    if (world.rank() == 0) fmt::print(stderr, "braid: {}\n", e.what());
+    return 1;
   } catch (const std::exception& e) {
     fail_job(world, e);
   }

@@ -43,7 +43,12 @@ AllreduceStrategy::~AllreduceStrategy() {
 void AllreduceStrategy::attach(const NamedTensors& parameters) {
   BRAID_CHECK(params_.empty(), "attach() called twice");
   check_same_model(*comm_, parameters);
-  for (const auto& [name, tensor] : parameters) params_.push_back(tensor);
+  std::vector<std::string> names;
+  for (const auto& [name, tensor] : parameters) {
+    params_.push_back(tensor);
+    names.push_back(name);
+  }
+  guard_.emplace(options_.nonfinite, std::move(names));
   CompressedExchangeOptions c = options_.compression;
   const bool compressed = c.compression.name != "none" || c.error_feedback != "none";
   // Plain allreduces of buckets in the node's shared memory take shm's in-place path.
@@ -56,7 +61,8 @@ void AllreduceStrategy::attach(const NamedTensors& parameters) {
   algorithm_ = buckets_->in_allocated_block() ? comm_->registered_algorithm(a) : a;
   if (compressed) {
     c.clip_norm = options_.clip_norm;  // the memory decides where clipping happens (dgc: locally)
-    exchange_ = std::make_unique<CompressedExchange>(comm_, c);
+    c.restore_on_skip = guard_->skips();
+    exchange_ = std::make_unique<CompressedExchange>(comm_, c, buckets_->bucket_count());
     for (int b = 0; b < buckets_->bucket_count(); ++b)
       exchange_->set_layout(b, buckets_->layout(b));
   }
@@ -86,8 +92,10 @@ void AllreduceStrategy::launch_ready_buckets(bool force) {
     const int b = static_cast<int>(works_.size());
     if (!force && !buckets_->complete(b)) return;
     buckets_->finalize(b);
+    const int bad = buckets_->check_finite(b);
+    if (bad >= 0 && (first_nonfinite_ < 0 || bad < first_nonfinite_)) first_nonfinite_ = bad;
     works_.push_back(
-        exchange_ ? exchange_->launch(b, buckets_->gradients(b), buckets_->usage(b), steps_)
+        exchange_ ? exchange_->launch(b, buckets_->gradients(b), buckets_->slots(b), steps_)
                   : comm_->allreduce(as_buffer(buckets_->flat(b)), ReduceOp::kAvg, algorithm_));
   }
 }
@@ -174,6 +182,10 @@ void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
     if (!local) launch_ready_buckets(/*force=*/true);
   }
   wait_launched();
+  if (nonfinite_step(local)) {
+    end_step();  // skip: no optimizer step
+    return;
+  }
   if (local) {
     give_local_gradients();
   } else {
@@ -191,7 +203,30 @@ void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
     for (const at::Tensor& p : params_) dense += p.numel() * p.element_size();
     optimizer_bytes_dense_ += P > 1 ? dense * 2 * (P - 1) / P : 0;
   }
+  end_step();
+}
+
+bool AllreduceStrategy::nonfinite_step(bool local) {
+  if (local) {
+    // Nothing was exchanged: check this rank's own gradients, and agree on them in one allgather.
+    for (int i = 0; i < static_cast<int>(params_.size()) && first_nonfinite_ < 0; ++i) {
+      if (buckets_->has_gradient(i) && !all_finite(buckets_->view(i))) first_nonfinite_ = i;
+    }
+    return guard_->agree(*comm_, {first_nonfinite_, steps_});
+  }
+  for (int b = 0; b < buckets_->bucket_count(); ++b) {
+    if (buckets_->nonfinite_anywhere(b)) {
+      guard_->on_agreed(*comm_, {first_nonfinite_, steps_});
+      return true;
+    }
+  }
+  return false;
+}
+
+// The step clock advances on a skipped step too: it is the trainer's step (seeds, messages).
+void AllreduceStrategy::end_step() {
   buckets_->reset();
+  first_nonfinite_ = -1;
   ++steps_;
 }
 
@@ -204,6 +239,7 @@ void AllreduceStrategy::quiesce() {
     std::lock_guard<std::mutex> lock(mutex_);
     in_flight.swap(works_);
     buckets_->reset();
+    first_nonfinite_ = -1;
   }
   for (Work& work : in_flight) work.wait();
 }
@@ -214,6 +250,7 @@ SyncStats AllreduceStrategy::stats() const {
       (exchange_ ? exchange_->bytes_dense() : stats.bytes_sent - optimizer_bytes_sent_) +
       optimizer_bytes_dense_;
   stats.bytes_shared = comm_->shared_memory_bytes();
+  stats.skipped_steps = guard_ ? guard_->skipped() : 0;
   return stats;
 }
 

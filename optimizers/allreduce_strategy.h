@@ -22,6 +22,16 @@
 // steps it claims, the hooks only accumulate this rank's gradients, no bucket is launched, and
 // step() hands the local gradients to the optimizer, whose own exchange (on this strategy's
 // communicator) is then all the step sends.
+//
+// Non-finite gradients (train.nonfinite, nonfinite_guard.h): each bucket is checked when it is
+// launched, before anything encodes it (one pass over it, on the thread that launches it), and
+// its non-finite slot travels with it: inside the averaged bucket for a plain allreduce, in the
+// small allreduce of the slots that precedes the encoding for a compressed one (CompressedExchange
+// then encodes no bucket of a flagged step, and with skip restores what earlier buckets changed).
+// step() reads the summed slots: error throws on every rank after one small allgather that names
+// the first rank and parameter; skip runs no optimizer step. On the steps a hosted optimizer
+// exchanges for itself, step() checks the local gradients and agrees in one allgather of one
+// int64 pair per rank, before the optimizer (and its compressed momentum exchange) runs.
 #pragma once
 
 #include <memory>
@@ -32,6 +42,7 @@
 #include "optimizers/compressed_exchange.h"
 #include "optimizers/exchanging_optimizer.h"
 #include "optimizers/grad_buckets.h"
+#include "optimizers/nonfinite_guard.h"
 #include "optimizers/sync_strategy.h"
 
 namespace braid {
@@ -43,6 +54,7 @@ struct AllreduceStrategyOptions {
   double clip_norm = 0;  // > 0: clip the averaged gradient to this global L2 norm
   // compression.name other than none, or error feedback: buckets go through CompressedExchange.
   CompressedExchangeOptions compression;
+  NonFinitePolicy nonfinite = NonFinitePolicy::kError;  // train.nonfinite
 };
 
 class AllreduceStrategy : public SyncStrategy {
@@ -72,11 +84,16 @@ class AllreduceStrategy : public SyncStrategy {
   bool optimizer_exchanges() const { return hosted_ && hosted_->exchanges_next_step(); }
   void give_local_gradients();
   void give_averaged_gradients();
+  // Whether the ranks agreed that this step's gradients are not finite (error: throws).
+  bool nonfinite_step(bool local);
+  void end_step();
 
   std::shared_ptr<Communicator> comm_;
   AllreduceStrategyOptions options_;
   std::string algorithm_;  // options_.algorithm, or shm's when the buckets are in shared memory
   std::vector<at::Tensor> params_;
+  std::optional<NonFiniteGuard> guard_;
+  int first_nonfinite_ = -1;  // this step's first parameter found not finite on this rank
   std::vector<unsigned> hooks_;
   std::optional<GradBuckets> buckets_;
   std::unique_ptr<CompressedExchange> exchange_;  // null: plain allreduce of the buckets

@@ -41,6 +41,7 @@ void Co2Strategy::attach(const NamedTensors& parameters) {
   BRAID_CHECK(params_.empty(), "attach() called twice");
   anchors_ = start_replicas(*comm_, parameters);
   params_ = parameters;
+  guard_.emplace(options_.nonfinite, names_of(parameters));
   for (const at::Tensor& anchor : anchors_) {
     starts_.push_back(anchor.clone());
     if (options_.outer.clip_norm > 0) previous_.push_back(at::empty_like(anchor));
@@ -54,7 +55,7 @@ void Co2Strategy::attach(const NamedTensors& parameters) {
 
 void Co2Strategy::step(torch::optim::Optimizer& optimizer) {
   BRAID_CHECK(exchange_, "step() before attach()");
-  local_inner_step(optimizer, params_, options_.clip_norm);
+  guarded_inner_step(optimizer, params_, options_.clip_norm, steps_, *guard_, unsent_);
   ++steps_;
   if (steps_ % options_.outer.steps == 0) outer_round();
 }
@@ -62,9 +63,14 @@ void Co2Strategy::step(torch::optim::Optimizer& optimizer) {
 // The header's steps 1-4.
 void Co2Strategy::outer_round() {
   at::NoGradGuard no_grad;
+  const std::int64_t H = options_.outer.steps;
   if (pending_) {
     wait_in_flight();
-    apply_stale_mean();
+    if (exchange_->nonfinite_anywhere()) {  // round k-1's launch, H steps ago
+      drop_flagged_round(*comm_, *guard_, unsent_, exchange_->first_nonfinite(), steps_ - H - 1);
+    } else {
+      apply_stale_mean();
+    }
     pending_ = false;
   }
   trace::Scope scope("outer step", "compute");
@@ -72,13 +78,22 @@ void Co2Strategy::outer_round() {
     at::Tensor theta = params_[i].second.detach();
     at::Tensor delta = exchange_->view(static_cast<int>(i));
     at::sub_out(delta, starts_[i], theta.to(delta.scalar_type()));
-    // Exactly unchanged while the anchor is the round start (round 0). s_r takes theta as the
-    // model's dtype stores it, so the next pseudo-gradient holds inner progress only.
-    theta.add_(anchors_[i] - starts_[i]);
+  }
+  in_flight_ = exchange_->launch(steps_ / H - 1, flags_exchange(*guard_, unsent_));
+  pending_ = true;
+  // Under skip, a rank whose pseudo-gradient was not finite restarts from the anchor.
+  const bool restart = guard_->skips() && exchange_->first_nonfinite() >= 0;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor theta = params_[i].second.detach();
+    if (restart) {
+      theta.copy_(anchors_[i]);
+    } else {
+      // Exactly unchanged while the anchor is the round start (round 0). s_r takes theta as the
+      // model's dtype stores it, so the next pseudo-gradient holds inner progress only.
+      theta.add_(anchors_[i] - starts_[i]);
+    }
     starts_[i].copy_(theta);
   }
-  in_flight_ = exchange_->launch(steps_ / options_.outer.steps - 1);
-  pending_ = true;
 }
 
 Co2Strategy::~Co2Strategy() {
@@ -183,6 +198,7 @@ SyncStats Co2Strategy::stats() const {
                   exposed_comm_s_};
   stats.bytes_dense =
       exchange_ && exchange_->compressed() ? exchange_->bytes_dense() : stats.bytes_sent;
+  stats.skipped_steps = guard_ ? guard_->skipped() : 0;
   return stats;
 }
 

@@ -38,6 +38,14 @@
 // same step it would have, so resume continues bit for bit. State entries: "steps",
 // "anchor.<name>", "start.<name>", "pending.<name>" (when a round is in flight), "outer.*",
 // "exchange.*".
+//
+// Non-finite gradients (train.nonfinite; local_steps.h): an inner step with a non-finite gradient
+// is not applied; round k's pseudo-gradient is checked before it is encoded, and the verdict
+// travels with it, so every rank learns it at round k+1, where the mean would be applied. Then
+// error raises NonFiniteError on every rank, and skip does not apply that mean (anchor and outer
+// momentum unchanged; one skipped step). A rank whose own pseudo-gradient was not finite cannot
+// continue from its parameters: under skip it restarts from the anchor at once (theta = s_r =
+// anchor: nothing of its round is kept).
 #pragma once
 
 #include <memory>
@@ -88,8 +96,10 @@ class Co2Strategy : public SyncStrategy {
   std::optional<OuterOptimizer> outer_;
   std::unique_ptr<ParameterExchange> exchange_;  // after channel_: destroyed (and waited) first
   Work in_flight_;
-  bool pending_ = false;    // a launched round's mean is still to be applied
-  std::int64_t steps_ = 0;  // inner steps taken; the round position is steps_ % H
+  bool pending_ = false;  // a launched round's mean is still to be applied
+  std::optional<NonFiniteGuard> guard_;
+  NonFiniteFinding unsent_;  // error: the first non-finite inner gradient not yet sent
+  std::int64_t steps_ = 0;   // inner steps taken; the round position is steps_ % H
   double exposed_comm_s_ = 0;
 };
 

@@ -8,7 +8,18 @@
 // (compression/bucket_exchange.h: allreduce, gather, two_phase or powersgd) produces the mean
 // over ranks and this rank's delivered part; the memory commits the delta and turns the mean
 // into the tensor the optimizer uses (EF and DGC: the mean itself; EF21 and EControl: the
-// updated estimate h); and the bucket's usage slots are summed with a small allreduce.
+// updated estimate h). Before any of that, the bucket's slots (usage slots and the non-finite
+// flag, GradBuckets) are summed with a small allreduce, so every rank knows before encoding
+// whether some rank's bucket held a NaN or inf.
+//
+// Non-finite buckets (NonFiniteGuard). Buckets of a step come in index order from bucket 0. From
+// the first bucket whose summed flag is set to the end of the step, no rank prepares, encodes or
+// commits anything: nothing non-finite reaches a compressor or a residual, and every rank skips
+// the same buckets. With `restore_on_skip` (train.nonfinite: skip), the memory's and the path's
+// state of each bucket before the last is copied before its exchange, and the copies are put back
+// when a later bucket of the same step is flagged, so a skipped step leaves all state as it was
+// (cost: one copy of each such bucket's state per step, on the communication thread; without it,
+// as under train.nonfinite: error, which stops the run, nothing is copied).
 // bytes_dense() counts what a ring allreduce of the uncompressed buckets would have sent, for the
 // compression ratio.
 #pragma once
@@ -36,15 +47,19 @@ struct CompressedExchangeOptions {
   // The strategy's clip_norm (> 0: clip), for a memory that clips each rank's gradient itself
   // (dgc: per bucket to clip_norm / sqrt(ranks)); the others leave clipping to the strategy.
   double clip_norm = 0;
+  bool restore_on_skip = false;  // above: train.nonfinite is skip
 };
 
 class CompressedExchange {
  public:
-  CompressedExchange(std::shared_ptr<Communicator> comm, const CompressedExchangeOptions& options);
+  // `buckets`: how many buckets each step launches (0, 1, ... in order).
+  CompressedExchange(std::shared_ptr<Communicator> comm, const CompressedExchangeOptions& options,
+                     int buckets);
 
-  // Starts bucket `bucket`'s exchange of `gradients` (written back with the result) and
-  // `usage` (summed); both must stay alive and untouched until the Work completes.
-  [[nodiscard]] Work launch(int bucket, at::Tensor gradients, at::Tensor usage, std::int64_t step);
+  // Starts bucket `bucket`'s exchange of `gradients` (written back with the result, unless the
+  // step is flagged non-finite: then left as it is) and `slots` (summed first; its last element
+  // is the bucket's non-finite flag); both must stay alive and untouched until the Work completes.
+  [[nodiscard]] Work launch(int bucket, at::Tensor gradients, at::Tensor slots, std::int64_t step);
 
   // The tensors packed in `bucket` (PowerSGD compresses each matrix); before its first launch.
   void set_layout(int bucket, BucketLayout layout);
@@ -63,12 +78,24 @@ class CompressedExchange {
 
  private:
   void exchange(OpContext& ctx, int bucket, at::Tensor& gradients, std::int64_t step);
+  // Whether the bucket may be exchanged, given its summed flag (the step's first flag restores
+  // what earlier buckets changed).
+  bool admit(int bucket, bool flagged);
+  void save_bucket_state(int bucket);
+  void restore_saved_state();
 
   std::shared_ptr<Communicator> comm_;
   std::unique_ptr<BucketMemory> memory_;
   std::unique_ptr<BucketExchange> path_;
-  std::unique_ptr<Allreduce> ring_;  // for the usage slots, on the comm thread
+  std::unique_ptr<Allreduce> ring_;  // for the slots, on the comm thread
   std::atomic<std::uint64_t> bytes_dense_{0};
+  const int buckets_;
+  const bool restore_on_skip_;
+  // Communication thread only: whether a bucket of this step was flagged, and the state of the
+  // buckets exchanged before (restore_on_skip_).
+  bool flagged_step_ = false;
+  std::vector<int> saved_buckets_;
+  NamedTensors saved_memory_, saved_path_;
 };
 
 }  // namespace braid

@@ -4,6 +4,7 @@
 
 #include "collectives/tensor.h"
 #include "common/error.h"
+#include "optimizers/nonfinite_guard.h"
 
 namespace braid {
 
@@ -25,7 +26,8 @@ FragmentExchange::FragmentExchange(std::shared_ptr<Communicator> comm,
                 " mixes anchor dtypes");
   }
   flat_ = at::zeros({numel_}, like.front().options());
-  const auto bytes = static_cast<std::int64_t>(wire_bytes(wire_, numel_));
+  flagged_ = std::make_shared<std::atomic<bool>>(false);
+  const auto bytes = static_cast<std::int64_t>(wire_bytes(wire_, numel_)) + 1;  // + the flag
   mine_ = at::zeros({bytes}, at::kByte);
   gathered_ = at::zeros({bytes * comm_->size()}, at::kByte);
 }
@@ -45,38 +47,59 @@ at::Tensor FragmentExchange::view(int k) const {
   return flat_.narrow(0, offsets_.at(k), like_.at(k).numel()).view(like_.at(k).sizes());
 }
 
-Work FragmentExchange::launch(std::int64_t round) {
+Work FragmentExchange::launch(std::int64_t round, bool flag) {
   BRAID_CHECK(!in_flight(), "fragment ", fragment_, " launched with an exchange in flight");
   ++launches_;
-  if (dense_) return last_ = dense_->launch(round);
+  if (dense_) return last_ = dense_->launch(round, flag);
+  first_nonfinite_ = -1;
+  for (std::size_t k = 0; k < like_.size() && first_nonfinite_ < 0; ++k)
+    if (!all_finite(view(static_cast<int>(k)))) first_nonfinite_ = static_cast<int>(k);
+  const bool flagged = flag || first_nonfinite_ >= 0;
+  const std::size_t bytes = static_cast<std::size_t>(mine_.numel());
+  mine_.data_ptr<std::uint8_t>()[bytes - 1] = flagged ? 1 : 0;
   // The jobs run in order on the communication thread and hold the tensors they touch.
   const WireFormat wire = wire_;
   at::Tensor flat = flat_, mine = mine_, gathered = gathered_;
-  (void)comm_->submit({"fragment_encode", "", numel_, DType::kUInt8},
-                      [=](OpContext&) { wire_encode(wire, flat, mine.data_ptr<std::uint8_t>()); });
+  (void)comm_->submit({"fragment_encode", "", numel_, DType::kUInt8}, [=](OpContext&) {
+    if (!flagged) wire_encode(wire, flat, mine.data_ptr<std::uint8_t>());
+  });
   (void)comm_->allgather(as_buffer(mine_), as_buffer(gathered_));
   const int size = comm_->size(), fragment = fragment_;
+  std::shared_ptr<std::atomic<bool>> any_flagged = flagged_;
   last_ = comm_->submit({"fragment_decode", "", numel_, DType::kUInt8}, [=](OpContext&) {
+    const std::uint8_t* payloads = gathered.data_ptr<std::uint8_t>();
+    bool any = false;
+    for (int r = 0; r < size; ++r) any = any || payloads[(r + 1) * bytes - 1] != 0;
+    any_flagged->store(any);
+    if (any) return;  // nothing to average: the owner drops this exchange
     at::Tensor sum = flat;
     sum.zero_();
-    const std::size_t bytes = static_cast<std::size_t>(mine.numel());
     for (int r = 0; r < size; ++r) {
       PayloadContext context;
       context.bucket = fragment;
       context.step = round;
       context.source_rank = r;
-      wire_decode_add(wire, gathered.data_ptr<std::uint8_t>() + r * bytes, bytes, sum, context);
+      wire_decode_add(wire, payloads + r * bytes, bytes - 1, sum, context);
     }
     sum.div_(size);
   });
   return last_;
 }
 
+int FragmentExchange::first_nonfinite() const {
+  return dense_ ? dense_->first_nonfinite() : first_nonfinite_;
+}
+
+bool FragmentExchange::nonfinite_anywhere() const {
+  BRAID_CHECK(!in_flight(), "fragment ", fragment_, ": nonfinite_anywhere() while in flight");
+  return dense_ ? dense_->nonfinite_anywhere() : flagged_->load();
+}
+
 std::uint64_t FragmentExchange::bytes_per_launch() const {
   const auto P = static_cast<std::uint64_t>(comm_->size());
   const auto dense = static_cast<std::uint64_t>(2 * (P - 1) * 4 * numel_ / P);
   if (wire_ == WireFormat::kFloat32) return dense;
-  return (P - 1) * wire_bytes(wire_, numel_);
+  return (P - 1) * (wire_bytes(wire_, numel_) + 1);
 }
 
 std::uint64_t FragmentExchange::bytes_dense() const {

@@ -7,13 +7,20 @@
 //    rank order in the anchors' dtype (float32 or float64), then divides by P. Nothing is
 //    re-quantised, so the mean carries one rounding per rank; every rank sums the same payloads
 //    in the same order, so the means are bitwise identical. Bytes sent per rank per launch:
-//    (P-1) x wire_bytes(numel).
+//    (P-1) x (wire_bytes(numel) + 1): each payload ends with one flag byte, set when the rank's
+//    pseudo-gradient was not finite (or the owner flagged it); a flagged payload is not encoded,
+//    and a launch with any flagged payload is not decoded: e3m0 would encode a NaN as 0, so the
+//    flag has to travel beside the values.
+// Non-finite values (NonFiniteGuard): launch() checks the fragment first (one pass, training
+// thread); nonfinite_anywhere() says, once the launch completed, whether any rank's was flagged
+// (float32 wire: ParameterExchange's rule).
 // The owner writes the pseudo-gradients into view(k), launches, and reads the mean from the same
 // views once the Work completed; the views stay untouched while in flight.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -34,8 +41,12 @@ class FragmentExchange {
 
   at::Tensor view(int k) const;
   std::int64_t numel() const { return numel_; }
-  // Starts the exchange; at most one in flight.
-  [[nodiscard]] Work launch(std::int64_t round);
+  // Starts the exchange; at most one in flight. `flag`: count this rank's values as not finite.
+  [[nodiscard]] Work launch(std::int64_t round, bool flag = false);
+  // This rank's first non-finite slot at the last launch, or -1.
+  int first_nonfinite() const;
+  // Once the last launch completed: whether some rank's values were not finite or flagged.
+  bool nonfinite_anywhere() const;
   bool in_flight() const { return !last_.is_completed(); }
 
   // Bytes one launch sends per rank (the formulas above; exact for equal ring chunks).
@@ -60,6 +71,8 @@ class FragmentExchange {
   std::vector<at::Tensor> like_;
   std::uint64_t launches_ = 0;
   Work last_;
+  int first_nonfinite_ = -1;                    // bf16 / e3m0
+  std::shared_ptr<std::atomic<bool>> flagged_;  // bf16 / e3m0: set by the decode job
 };
 
 }  // namespace braid

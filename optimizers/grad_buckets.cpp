@@ -6,6 +6,7 @@
 
 #include "collectives/tensor.h"
 #include "common/error.h"
+#include "optimizers/nonfinite_guard.h"
 
 namespace braid {
 
@@ -40,7 +41,9 @@ GradBuckets::GradBuckets(std::vector<at::Tensor> parameters, double bucket_mb, b
   std::vector<std::int64_t> elements(buckets_.size());
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
     Bucket& bucket = buckets_[b];
-    const std::int64_t slots = usage_slots_ ? static_cast<std::int64_t>(bucket.params.size()) : 0;
+    // The usage slots, then the non-finite slot.
+    const std::int64_t slots =
+        usage_slots_ ? static_cast<std::int64_t>(bucket.params.size()) + 1 : 0;
     elements[b] = bucket.gradient_elements + slots;
     bucket.pending = static_cast<int>(bucket.params.size());
   }
@@ -72,7 +75,7 @@ at::Tensor GradBuckets::gradients(int bucket) const {
   return buckets_[bucket].flat.narrow(0, 0, buckets_[bucket].gradient_elements);
 }
 
-at::Tensor GradBuckets::usage(int bucket) const {
+at::Tensor GradBuckets::slots(int bucket) const {
   const Bucket& b = buckets_[bucket];
   return b.flat.narrow(0, b.gradient_elements, b.flat.numel() - b.gradient_elements);
 }
@@ -108,6 +111,27 @@ void GradBuckets::finalize(int bucket) {
     if (!has_value_[i]) view(i).zero_();
     if (usage_slots_) b.flat[b.gradient_elements + slot_of_[i]].fill_(has_value_[i] ? 1 : 0);
   }
+}
+
+int GradBuckets::check_finite(int bucket) {
+  Bucket& b = buckets_[bucket];
+  const bool finite = all_finite(gradients(bucket));
+  if (usage_slots_) b.flat[b.flat.numel() - 1].fill_(finite ? 0 : 1);
+  if (finite) return -1;
+  int first = -1;  // the bucket holds its parameters in reverse order
+  for (int i : b.params) {
+    if (!all_finite(view(i)) && (first < 0 || i < first)) first = i;
+  }
+  return first;
+}
+
+bool GradBuckets::nonfinite_anywhere(int bucket) const {
+  BRAID_CHECK(usage_slots_, "nonfinite_anywhere needs usage slots");
+  const at::Tensor& flat = buckets_[bucket].flat;
+  // Summed or averaged, the slot is exactly zero only if every rank sent 0; a NaN slot (a plain
+  // allreduce of a NaN bucket cannot make one, but a corrupt payload could) counts as set.
+  const double slot = flat[flat.numel() - 1].item<double>();
+  return slot != 0;
 }
 
 std::vector<bool> GradBuckets::used_anywhere() const {

@@ -11,7 +11,10 @@
 // pass. new_backward() starts counting arrivals afresh but keeps the accumulated values. A bucket
 // can also carry one usage slot per parameter after its gradients (1 if the parameter got a
 // gradient on this rank this step, else 0): exchanged with the gradients, the slots tell every
-// rank which parameters got a gradient anywhere without a separate message. Not thread-safe:
+// rank which parameters got a gradient anywhere without a separate message. With usage slots a
+// bucket ends with one more, the non-finite slot (1 if this rank's gradients in the bucket are not
+// all finite, else 0, written by check_finite() before sending): exchanged the same way, it tells
+// every rank that some rank's bucket held a NaN or inf (NonFiniteGuard). Not thread-safe:
 // the owning strategy serialises calls (hooks may run on autograd worker threads).
 #pragma once
 
@@ -46,12 +49,14 @@ class GradBuckets {
   // Parameter indices of a bucket, in the order their views sit in it.
   const std::vector<int>& parameters_of(int bucket) const { return buckets_[bucket].params; }
 
-  // The whole flat tensor of a bucket (gradients, then usage slots if enabled): what is sent.
+  // The whole flat tensor of a bucket (gradients, then usage slots and the non-finite slot if
+  // enabled): what is sent.
   const at::Tensor& flat(int bucket) const { return buckets_[bucket].flat; }
   // The gradient part of a bucket, and one parameter's gradient view (flat, numel elements).
   at::Tensor gradients(int bucket) const;
-  // The usage slots of a bucket (empty without them).
-  at::Tensor usage(int bucket) const;
+  // Everything after the gradients: the usage slots and the non-finite slot (empty without usage
+  // slots), which an exchange that encodes the gradients sums on their own.
+  at::Tensor slots(int bucket) const;
   at::Tensor view(int param) const;
   // Where each parameter of a bucket sits in it, with its shape (for per-matrix compression).
   BucketLayout layout(int bucket) const;
@@ -66,6 +71,12 @@ class GradBuckets {
   // Zeroes the views of the bucket's parameters that got no gradient this step and writes its
   // usage slots; call once before sending the bucket.
   void finalize(int bucket);
+  // The first parameter of the bucket (registration order) whose values are not finite, or -1,
+  // after one pass over the bucket; with usage slots, also writes the non-finite slot (after
+  // finalize()).
+  int check_finite(int bucket);
+  // After the exchange: whether any rank's non-finite slot for the bucket was set (usage slots).
+  bool nonfinite_anywhere(int bucket) const;
   // After the exchange: per parameter, whether any rank had a gradient for it this step (needs
   // usage slots; a slot is exactly zero, summed or averaged, only if every rank sent 0).
   std::vector<bool> used_anywhere() const;

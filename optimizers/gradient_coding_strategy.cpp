@@ -15,6 +15,7 @@
 #include "collectives/tensor.h"
 #include "common/error.h"
 #include "common/trace.h"
+#include "optimizers/nonfinite_guard.h"
 #include "optimizers/replicas.h"
 
 namespace braid {
@@ -66,6 +67,9 @@ GradientCodingStrategy::~GradientCodingStrategy() {
 void GradientCodingStrategy::attach(const NamedTensors& parameters) {
   BRAID_CHECK(params_.empty(), "attach() called twice");
   check_same_model(*comm_, parameters);
+  std::vector<std::string> names;
+  for (const auto& [name, tensor] : parameters) names.push_back(name);
+  guard_.emplace(options_.nonfinite, std::move(names));
   for (const auto& [name, tensor] : parameters) {
     if (params_.empty()) dtype_ = tensor.scalar_type();
     BRAID_CHECK(tensor.scalar_type() == dtype_ && (dtype_ == at::kFloat || dtype_ == at::kDouble),
@@ -74,7 +78,7 @@ void GradientCodingStrategy::attach(const NamedTensors& parameters) {
     params_.push_back(tensor);
     count_ += tensor.numel();
   }
-  const std::size_t bytes = (count_ + 1) * c10::elementSize(dtype_);
+  const std::size_t bytes = length() * c10::elementSize(dtype_);
   coded_.assign(bytes, 0);
   result_.assign(bytes, 0);
   make_replicas_identical(*comm_, params_, 0);
@@ -98,8 +102,9 @@ void GradientCodingStrategy::set_gradient_sync(bool) {}
 
 // f_i (the accumulated .grad of this step's weighted partitions) and the weighted loss, flat.
 void GradientCodingStrategy::pack_gradients() {
-  at::Tensor flat = at::from_blob(coded_.data(), {count_ + 1}, at::TensorOptions(dtype_));
+  at::Tensor flat = at::from_blob(coded_.data(), {length()}, at::TensorOptions(dtype_));
   std::int64_t offset = 0;
+  std::vector<at::Tensor> grads;
   for (const at::Tensor& p : params_) {
     at::Tensor slot = flat.narrow(0, offset, p.numel());
     if (p.grad().defined()) {
@@ -107,9 +112,11 @@ void GradientCodingStrategy::pack_gradients() {
     } else {
       slot.zero_();
     }
+    grads.push_back(p.grad());
     offset += p.numel();
   }
   flat[count_].fill_(loss_);
+  flat[count_ + kParameterSlot].fill_(first_nonfinite(grads));
 }
 
 void GradientCodingStrategy::step(torch::optim::Optimizer& optimizer) {
@@ -118,7 +125,7 @@ void GradientCodingStrategy::step(torch::optim::Optimizer& optimizer) {
   const std::int64_t step = steps_;
   const std::uint64_t sequence = channel_->next_sequence();
   const bool root = channel_->rank() == 0;
-  OpDesc desc{"gradient_coding", code_.scheme(), count_ + 1, dtype_of(dtype_), 0};
+  OpDesc desc{"gradient_coding", code_.scheme(), length(), dtype_of(dtype_), 0};
   Work work = channel_->submit(desc, [this, root, step, sequence](OpContext& ctx) {
     root ? run_root(ctx, step) : run_member(ctx, step, sequence);
   });
@@ -144,15 +151,27 @@ void GradientCodingStrategy::run_root(OpContext& ctx, std::int64_t step) {
   const DType dtype = dtype_of(dtype_);
   std::vector<char> gathered(k * coded_.size());
   const std::vector<int> ranks =
-      gather_first_k(ctx, Buffer{coded_.data(), count_ + 1, dtype},
-                     Buffer{gathered.data(), k * (count_ + 1), dtype}, k, 0, late_);
+      gather_first_k(ctx, Buffer{coded_.data(), length(), dtype},
+                     Buffer{gathered.data(), k * (length()), dtype}, k, 0, late_);
   const std::vector<double> a = code_.decode(ranks);
   std::vector<double> weights;
   for (int r : ranks) weights.push_back(a[r] / n);
   const auto f64 = at::TensorOptions(at::kDouble);
-  at::Tensor blocks = at::from_blob(gathered.data(), {k, count_ + 1}, at::TensorOptions(dtype_));
+  at::Tensor blocks = at::from_blob(gathered.data(), {k, length()}, at::TensorOptions(dtype_));
   at::Tensor decoded =
       (at::from_blob(weights.data(), {k, 1}, f64) * blocks.to(at::kDouble)).sum(0).to(dtype_);
+  // The first used message (lowest rank) whose gradients were not finite names the finding.
+  int bad_rank = -1;
+  double bad_parameter = -1;
+  for (int i = 0; i < k; ++i) {
+    const double parameter = blocks[i][count_ + kParameterSlot].item<double>();
+    if (parameter >= 0 && (bad_rank < 0 || ranks[i] < bad_rank)) {
+      bad_rank = ranks[i];
+      bad_parameter = parameter;
+    }
+  }
+  decoded[count_ + kParameterSlot].fill_(bad_parameter);
+  decoded[count_ + kRankSlot].fill_(bad_rank);
   auto memory = std::make_shared<std::vector<char>>(result_.size());
   std::memcpy(memory->data(), decoded.data_ptr(), memory->size());
   std::memcpy(result_.data(), memory->data(), memory->size());
@@ -244,7 +263,7 @@ void GradientCodingStrategy::quiesce() {
 }
 
 void GradientCodingStrategy::apply_result(torch::optim::Optimizer& optimizer) {
-  at::Tensor flat = at::from_blob(result_.data(), {count_ + 1}, at::TensorOptions(dtype_));
+  at::Tensor flat = at::from_blob(result_.data(), {length()}, at::TensorOptions(dtype_));
   std::int64_t offset = 0;
   for (at::Tensor& p : params_) {
     at::Tensor average = flat.narrow(0, offset, p.numel()).view(p.sizes());
@@ -257,6 +276,15 @@ void GradientCodingStrategy::apply_result(torch::optim::Optimizer& optimizer) {
     offset += p.numel();
   }
   global_loss_ = flat[count_].item<double>();
+  const auto bad_parameter = static_cast<int>(flat[count_ + kParameterSlot].item<double>());
+  if (bad_parameter >= 0) {
+    if (!guard_->skips()) {
+      guard_->raise(static_cast<int>(flat[count_ + kRankSlot].item<double>()),
+                    {bad_parameter, steps_, /*pseudo_gradient=*/false});
+    }
+    guard_->count_skip();
+    return;  // skip: no optimizer step
+  }
   if (options_.clip_norm > 0) torch::nn::utils::clip_grad_norm_(params_, options_.clip_norm);
   trace::Scope scope("optimizer step", "compute");
   optimizer.step();
@@ -277,6 +305,7 @@ SyncStats GradientCodingStrategy::stats() const {
   SyncStats stats{comm_->bytes_sent() + channel_->bytes_sent(),
                   comm_->bytes_recv() + channel_->bytes_recv(), exposed_comm_s_};
   stats.bytes_dense = stats.bytes_sent;
+  stats.skipped_steps = guard_ ? guard_->skipped() : 0;
   return stats;
 }
 

@@ -26,6 +26,13 @@
 // (n - 1) S; compute is (s + 1)x that of synchronous training. The root never skips: a slow
 // rank 0 slows every step (put injected stragglers on other ranks).
 //
+// Non-finite gradients (train.nonfinite): each rank checks its coded gradient when it packs it
+// (one pass) and writes its first non-finite parameter (or -1) into its message; the root writes
+// the first such rank (lowest, among the n - s messages it used) and parameter into the result,
+// which every rank applies: error raises NonFiniteError on every rank, skip runs no optimizer
+// step. No message of its own: two more elements per message. A message the root did not use
+// (a straggler's) cannot spoil the step, so it is not reported.
+//
 // Threads: the training thread calls everything; transport requests are touched only on the
 // channel's thread. Parameters without a gradient count as zero gradients. Backward passes add
 // up in .grad until step() (no_sync needs nothing); hosted optimizers are not supported.
@@ -38,6 +45,7 @@
 
 #include "collectives/communicator.h"
 #include "optimizers/gradient_code.h"
+#include "optimizers/nonfinite_guard.h"
 #include "optimizers/sync_strategy.h"
 
 namespace braid {
@@ -46,6 +54,7 @@ struct GradientCodingOptions {
   std::string scheme = "fractional";
   int stragglers = 1;
   double clip_norm = 0;  // > 0: clip the decoded gradient to this global L2 norm
+  NonFinitePolicy nonfinite = NonFinitePolicy::kError;  // train.nonfinite
 };
 
 class GradientCodingStrategy : public SyncStrategy {
@@ -71,7 +80,7 @@ class GradientCodingStrategy : public SyncStrategy {
 
   const GradientCode& code() const { return code_; }
   // Steps this rank applied without computing, because their result had already arrived.
-  std::int64_t skipped_steps() const { return skipped_; }
+  std::int64_t uncomputed_steps() const { return skipped_; }
 
   // Results a rank may hold ahead of its own step (bounds the memory of a straggler).
   static constexpr int kMaxAhead = 8;
@@ -95,13 +104,19 @@ class GradientCodingStrategy : public SyncStrategy {
   void drain(OpContext& ctx);
   void pack_gradients();
   void apply_result(torch::optim::Optimizer& optimizer);
+  // Elements of a message and of a result: the gradients, the loss (at count_), a parameter
+  // index (a message: the sender's first non-finite gradient; the result: the finding's, or -1),
+  // and the result's finding's rank.
+  std::int64_t length() const { return count_ + 3; }
+  static constexpr int kParameterSlot = 1, kRankSlot = 2;  // after the loss
 
   std::shared_ptr<Communicator> comm_, channel_;
   GradientCodingOptions options_;
   GradientCode code_;
+  std::optional<NonFiniteGuard> guard_;
   std::vector<at::Tensor> params_;
   at::ScalarType dtype_ = at::kFloat;
-  std::int64_t count_ = 0;  // gradient elements; messages hold count_ + 1 (the loss last)
+  std::int64_t count_ = 0;  // gradient elements; messages hold length()
   std::int64_t steps_ = 0;
   std::int64_t skipped_ = 0;
   bool computed_ = true;

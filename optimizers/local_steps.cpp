@@ -13,8 +13,11 @@
 
 namespace braid {
 
-void local_inner_step(torch::optim::Optimizer& optimizer, const NamedTensors& params,
-                      double clip_norm) {
+int local_inner_step(torch::optim::Optimizer& optimizer, const NamedTensors& params,
+                     double clip_norm) {
+  std::vector<at::Tensor> grads;
+  for (const auto& [name, p] : params) grads.push_back(p.grad());
+  if (const int bad = first_nonfinite(grads); bad >= 0) return bad;
   if (clip_norm > 0) {
     std::vector<at::Tensor> with_grad;
     for (const auto& [name, p] : params) {
@@ -24,6 +27,33 @@ void local_inner_step(torch::optim::Optimizer& optimizer, const NamedTensors& pa
   }
   trace::Scope scope("optimizer step", "compute");
   optimizer.step();
+  return -1;
+}
+
+void guarded_inner_step(torch::optim::Optimizer& optimizer, const NamedTensors& params,
+                        double clip_norm, std::int64_t step, NonFiniteGuard& guard,
+                        NonFiniteFinding& pending) {
+  const int bad = local_inner_step(optimizer, params, clip_norm);
+  if (bad < 0) return;
+  if (guard.skips()) {
+    guard.count_skip();
+  } else if (!pending.found()) {
+    pending = {bad, step, /*pseudo_gradient=*/false};
+  }
+}
+
+void drop_flagged_round(Communicator& comm, NonFiniteGuard& guard, NonFiniteFinding& pending,
+                        int parameter, std::int64_t step) {
+  const NonFiniteFinding mine =
+      pending.found() ? pending : NonFiniteFinding{parameter, step, /*pseudo_gradient=*/true};
+  pending = {};
+  guard.on_agreed(comm, mine);
+}
+
+std::vector<std::string> names_of(const NamedTensors& params) {
+  std::vector<std::string> names;
+  for (const auto& [name, tensor] : params) names.push_back(name);
+  return names;
 }
 
 std::vector<at::Tensor> start_replicas(Communicator& comm, const NamedTensors& params) {

@@ -34,6 +34,7 @@ void LocalUpdateStrategy::attach(const NamedTensors& parameters) {
   BRAID_CHECK(params_.empty(), "attach() called twice");
   anchors_ = start_replicas(*comm_, parameters);
   params_ = parameters;
+  guard_.emplace(options_.nonfinite, names_of(parameters));
   outer_.emplace(options_.outer.optimizer, anchors_);
   exchange_ = std::make_unique<ParameterExchange>(
       comm_, anchors_,
@@ -42,7 +43,7 @@ void LocalUpdateStrategy::attach(const NamedTensors& parameters) {
 
 void LocalUpdateStrategy::step(torch::optim::Optimizer& optimizer) {
   BRAID_CHECK(exchange_, "step() before attach()");
-  local_inner_step(optimizer, params_, options_.clip_norm);
+  guarded_inner_step(optimizer, params_, options_.clip_norm, steps_, *guard_, pending_);
   ++steps_;
   if (steps_ % options_.outer.steps == 0) outer_round();
 }
@@ -54,7 +55,7 @@ void LocalUpdateStrategy::outer_round() {
     at::sub_out(slot, anchors_[i], params_[i].second.detach().to(slot.scalar_type()));
   }
   const std::int64_t round = steps_ / options_.outer.steps - 1;
-  Work work = exchange_->launch(round);
+  Work work = exchange_->launch(round, flags_exchange(*guard_, pending_));
   {
     trace::Scope scope("wait for outer round", "comm");
     const auto start = std::chrono::steady_clock::now();
@@ -63,8 +64,10 @@ void LocalUpdateStrategy::outer_round() {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   trace::Scope scope("outer step", "compute");
+  const bool drop = exchange_->nonfinite_anywhere();
+  if (drop) drop_flagged_round(*comm_, *guard_, pending_, exchange_->first_nonfinite(), steps_ - 1);
   for (std::size_t i = 0; i < params_.size(); ++i) {
-    outer_->step(static_cast<int>(i), anchors_[i], exchange_->view(static_cast<int>(i)));
+    if (!drop) outer_->step(static_cast<int>(i), anchors_[i], exchange_->view(static_cast<int>(i)));
     params_[i].second.detach().copy_(anchors_[i]);
   }
 }
@@ -117,6 +120,7 @@ SyncStats LocalUpdateStrategy::stats() const {
   SyncStats stats{comm_->bytes_sent(), comm_->bytes_recv(), exposed_comm_s_};
   stats.bytes_dense =
       exchange_ && exchange_->compressed() ? exchange_->bytes_dense() : stats.bytes_sent;
+  stats.skipped_steps = guard_ ? guard_->skipped() : 0;
   return stats;
 }
 

@@ -15,6 +15,12 @@
 // a checkpoint saves ("steps", "anchor.<name>", "outer.momentum.<i>", and "exchange.*" for
 // compression's error feedback, which is per rank). The outer round is synchronous: step()
 // returns with the replicas identical, so quiesce() has nothing to finish.
+//
+// Non-finite gradients (train.nonfinite; local_steps.h has the rule every local method follows):
+// an inner step with a non-finite gradient is not applied; the outer round checks the
+// pseudo-gradients before encoding them and carries the verdict in the exchange itself. A round
+// some rank flags raises NonFiniteError on every rank (error), or (skip) is dropped: anchors and
+// outer momentum unchanged, every replica back on the anchors, one skipped step.
 #pragma once
 
 #include <memory>
@@ -23,6 +29,7 @@
 #include <vector>
 
 #include "collectives/communicator.h"
+#include "optimizers/nonfinite_guard.h"
 #include "optimizers/outer_optimizer.h"
 #include "optimizers/parameter_exchange.h"
 #include "optimizers/sync_strategy.h"
@@ -52,6 +59,7 @@ struct LocalUpdateOptions {
   double clip_norm = 0;            // > 0: clip each rank's local gradient to this L2 norm
   CompressedExchangeOptions compression;
   OuterOptions outer;
+  NonFinitePolicy nonfinite = NonFinitePolicy::kError;  // train.nonfinite
 };
 
 class LocalUpdateStrategy : public SyncStrategy {
@@ -81,7 +89,9 @@ class LocalUpdateStrategy : public SyncStrategy {
   std::vector<at::Tensor> anchors_;
   std::optional<OuterOptimizer> outer_;
   std::unique_ptr<ParameterExchange> exchange_;
-  std::int64_t steps_ = 0;  // inner steps taken; the round position is steps_ % H
+  std::optional<NonFiniteGuard> guard_;
+  NonFiniteFinding pending_;  // error: the first non-finite inner gradient of this round
+  std::int64_t steps_ = 0;    // inner steps taken; the round position is steps_ % H
   double exposed_comm_s_ = 0;
 };
 

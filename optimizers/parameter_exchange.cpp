@@ -2,8 +2,11 @@
 
 #include <ATen/ATen.h>
 
+#include <limits>
+
 #include "collectives/tensor.h"
 #include "common/error.h"
+#include "optimizers/nonfinite_guard.h"
 
 namespace braid {
 
@@ -16,10 +19,12 @@ ParameterExchange::ParameterExchange(std::shared_ptr<Communicator> comm,
   for (const at::Tensor& t : like) numel_ += t.numel();
   const CompressedExchangeOptions& c = options_.compression;
   if (c.compression.name != "none" || c.error_feedback != "none") {
-    compressed_ = std::make_unique<CompressedExchange>(comm_, c);
-    for (int b = 0; b < buckets_.bucket_count(); ++b)
+    // A launch is flagged as a whole before it starts: no bucket state needs restoring.
+    compressed_ = std::make_unique<CompressedExchange>(comm_, c, buckets_.bucket_count());
+    for (int b = 0; b < buckets_.bucket_count(); ++b) {
       compressed_->set_layout(b, buckets_.layout(b));
-    no_usage_ = at::empty({0}, at::kFloat);
+      flags_.push_back(at::zeros({1}, at::kFloat));
+    }
   }
 }
 
@@ -38,13 +43,23 @@ at::Tensor ParameterExchange::view(int i) const {
   return buckets_.view(i).view(buckets_.parameter(i).sizes());
 }
 
-Work ParameterExchange::launch(std::int64_t round) {
+Work ParameterExchange::launch(std::int64_t round, bool flag) {
   BRAID_CHECK(last_.is_completed(), "ParameterExchange::launch with a launch still in flight");
+  first_nonfinite_ = -1;
+  for (int b = 0; b < buckets_.bucket_count(); ++b) {
+    const int bad = buckets_.check_finite(b);
+    if (bad >= 0 && (first_nonfinite_ < 0 || bad < first_nonfinite_)) first_nonfinite_ = bad;
+  }
+  const bool flagged = flag || first_nonfinite_ >= 0;
+  if (flagged && !compressed_ && first_nonfinite_ < 0) {
+    buckets_.gradients(0).view(-1)[0] = std::numeric_limits<double>::quiet_NaN();
+  }
   std::vector<Work> works;
   for (int b = 0; b < buckets_.bucket_count(); ++b) {
     at::Tensor flat = buckets_.gradients(b);
+    if (compressed_) flags_[b].fill_(flagged ? 1 : 0);
     works.push_back(compressed_
-                        ? compressed_->launch(b, flat, no_usage_, round)
+                        ? compressed_->launch(b, flat, flags_[b], round)
                         : comm_->allreduce(as_buffer(flat), ReduceOp::kAvg, options_.algorithm));
   }
   // The communication thread runs jobs in order, so this one runs after every bucket's and
@@ -56,6 +71,17 @@ Work ParameterExchange::launch(std::int64_t round) {
   parts_ = std::move(works);
   parts_.push_back(last_);
   return last_;
+}
+
+bool ParameterExchange::nonfinite_anywhere() const {
+  BRAID_CHECK(last_.is_completed(), "nonfinite_anywhere() with a launch in flight");
+  for (int b = 0; b < buckets_.bucket_count(); ++b) {
+    // Summed flags; or the mean itself, which a NaN or inf of any rank made non-finite (a mean
+    // that overflowed counts too: it is no use either).
+    if (compressed_ ? flags_[b].item<float>() != 0 : !all_finite(buckets_.gradients(b)))
+      return true;
+  }
+  return false;
 }
 
 std::uint64_t ParameterExchange::bytes_dense() const {

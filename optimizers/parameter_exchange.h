@@ -11,6 +11,14 @@
 // exchange with compute (Streaming DiLoCo, CO2); the views must stay untouched until the Work
 // completes. Bytes: a ring allreduce sends 2(P-1)/P x the buckets' bytes per rank per launch.
 // Only the training thread calls it; the exchanges run on the communicator's thread.
+//
+// Non-finite values (NonFiniteGuard): launch() checks every bucket first (one pass, on the
+// training thread) and remembers this rank's first non-finite tensor (first_nonfinite()). The
+// ranks learn whether any rank's tensors (or the caller's `flag`) were not finite, with no byte
+// of their own: a plain allreduce carries a NaN into the mean, which every rank receives bitwise
+// alike and tests after the exchange (a flagged rank whose values are finite writes one NaN); a
+// compressed exchange sums one flag per bucket before encoding, and then no rank encodes
+// anything (compressed_exchange.h), one small allreduce per bucket and launch.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -52,8 +60,14 @@ class ParameterExchange {
   std::int64_t numel() const { return numel_; }
 
   // Starts averaging every bucket over ranks; `round` seeds randomised compressors. One Work
-  // for the whole launch; at most one launch in flight.
-  [[nodiscard]] Work launch(std::int64_t round);
+  // for the whole launch; at most one launch in flight. `flag`: count this rank's values as not
+  // finite whatever they are (a local-update rank that saw a non-finite gradient this round).
+  [[nodiscard]] Work launch(std::int64_t round, bool flag = false);
+  // The first tensor (slot index) whose values were not finite at the last launch, or -1.
+  int first_nonfinite() const { return first_nonfinite_; }
+  // Once the last launch completed: whether some rank's values were not finite or flagged (then
+  // the views hold nothing to use). Plain allreduce: one pass over the mean.
+  bool nonfinite_anywhere() const;
   // Whether a launch is still running (a Work not yet waited for or not completed).
   bool in_flight() const { return !last_.is_completed(); }
 
@@ -72,7 +86,8 @@ class ParameterExchange {
   GradBuckets buckets_;
   std::int64_t numel_ = 0;
   std::unique_ptr<CompressedExchange> compressed_;  // null: plain allreduce
-  at::Tensor no_usage_;                             // CompressedExchange's usage slots: none
+  std::vector<at::Tensor> flags_;                   // compressed: each bucket's non-finite flag
+  int first_nonfinite_ = -1;
   Work last_;
   // The last launch's bucket jobs: abort() completes the queued join at once while a bucket's
   // job may still be running, so the destructor waits for these too.

@@ -115,6 +115,7 @@ void StreamingDilocoStrategy::attach(const NamedTensors& parameters) {
   fragment_of_ = assign_fragments(names, schedule_.fragments, options_.outer.fragment_pattern);
   anchors_ = start_replicas(*comm_, parameters);
   params_ = parameters;
+  guard_.emplace(options_.nonfinite, names_of(parameters));
   outer_.emplace(options_.outer.optimizer, anchors_);
   members_.assign(schedule_.fragments, {});
   for (std::size_t i = 0; i < fragment_of_.size(); ++i)
@@ -133,7 +134,7 @@ void StreamingDilocoStrategy::attach(const NamedTensors& parameters) {
 
 void StreamingDilocoStrategy::step(torch::optim::Optimizer& optimizer) {
   BRAID_CHECK(!exchanges_.empty(), "step() before attach()");
-  local_inner_step(optimizer, params_, options_.clip_norm);
+  guarded_inner_step(optimizer, params_, options_.clip_norm, steps_, *guard_, pending_);
   ++steps_;
   for (int p = 0; p < schedule_.fragments; ++p)
     if (schedule_.sends(p, steps_)) send(p);
@@ -151,7 +152,7 @@ void StreamingDilocoStrategy::send(int p) {
     at::sub_out(slot, anchors_[i], params_[i].second.detach().to(slot.scalar_type()));
   }
   const std::int64_t round = (steps_ - schedule_.offset(p)) / schedule_.H;
-  works_[p] = exchange.launch(round * schedule_.fragments + p);
+  works_[p] = exchange.launch(round * schedule_.fragments + p, flags_exchange(*guard_, pending_));
 }
 
 void StreamingDilocoStrategy::receive(int p) {
@@ -164,8 +165,15 @@ void StreamingDilocoStrategy::receive(int p) {
   }
   trace::Scope scope("outer step", "compute");
   at::NoGradGuard no_grad;
-  const double mix = options_.outer.mix;
   const std::vector<int>& indices = members(p);
+  if (exchanges_[p]->nonfinite_anywhere()) {
+    const int k = exchanges_[p]->first_nonfinite();
+    drop_flagged_round(*comm_, *guard_, pending_, k < 0 ? -1 : indices[k],
+                       steps_ - schedule_.tau - 1);  // the step that sent it
+    for (int i : indices) params_[i].second.detach().copy_(anchors_[i]);
+    return;
+  }
+  const double mix = options_.outer.mix;
   for (std::size_t k = 0; k < indices.size(); ++k) {
     const int i = indices[k];
     outer_->step(i, anchors_[i], exchanges_[p]->view(static_cast<int>(k)));
@@ -287,6 +295,7 @@ SyncStats StreamingDilocoStrategy::stats() const {
     dense += exchange->bytes_dense();
   }
   stats.bytes_dense = compressed ? dense : stats.bytes_sent;
+  stats.skipped_steps = guard_ ? guard_->skipped() : 0;
   return stats;
 }
 

@@ -31,6 +31,14 @@
 // and applied at their receive step after a resume, so a resumed run continues bit for bit.
 // parameters_replicated() is true only where every fragment was just overwritten (a = 0 and all
 // receive at this step: F = 1) or before the first step.
+//
+// Non-finite gradients (train.nonfinite; local_steps.h): an inner step with a non-finite gradient
+// is not applied; each fragment's pseudo-gradient is checked when it is sent, before encoding, and
+// the verdict travels in the fragment's exchange (fragment_exchange.h). At the receive of a
+// flagged fragment, error raises NonFiniteError on every rank; skip drops that fragment's outer
+// step (its anchors and outer momentum unchanged) and puts its parameters back on the anchors.
+// Under error, a rank flags the next fragment it sends after a non-finite inner gradient, so the
+// run stops at that fragment's receive, at most H/F + tau steps later.
 #pragma once
 
 #include <memory>
@@ -109,6 +117,8 @@ class StreamingDilocoStrategy : public SyncStrategy {
   std::optional<OuterOptimizer> outer_;
   std::vector<std::unique_ptr<FragmentExchange>> exchanges_;
   std::vector<Work> works_;
+  std::optional<NonFiniteGuard> guard_;
+  NonFiniteFinding pending_;  // error: the first non-finite inner gradient not yet sent
   std::int64_t steps_ = 0;
   double exposed_comm_s_ = 0;
 };

@@ -57,6 +57,9 @@ struct SyncStats {
   std::uint64_t bytes_dense = 0;
   // Read from node peers' shared memory (shm, hierarchical): never part of the network bytes.
   std::uint64_t bytes_shared = 0;
+  // Steps dropped on every rank for a non-finite gradient (train.nonfinite: skip;
+  // optimizers/nonfinite_guard.h), since the strategy was built.
+  std::int64_t skipped_steps = 0;
 };
 
 class SyncStrategy {

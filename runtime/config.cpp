@@ -28,6 +28,7 @@
 #include "compression/error_feedback.h"
 #include "compression/wire_codec.h"
 #include "optimizers/gradient_code.h"
+#include "optimizers/nonfinite_guard.h"
 #include "optimizers/outer_optimizer.h"
 #include "optimizers/streaming_diloco_strategy.h"
 #include "runtime/data.h"
@@ -112,6 +113,7 @@ void for_each_key(C& c, Visit&& visit) {
   visit("train", "resume", c.train.resume, {"never", "auto"});
   visit("train", "eval_batch_size", c.train.eval_batch_size, {});
   visit("train", "accumulate_steps", c.train.accumulate_steps, {});
+  visit("train", "nonfinite", c.train.nonfinite, nonfinite_policy_names());
   visit("runtime", "threads", c.runtime.threads, {});
   visit("runtime", "timeout_s", c.runtime.timeout_s, {});
   visit("runtime", "debug_checks", c.runtime.debug_checks, {});

@@ -111,6 +111,7 @@ struct TrainConfig {
   std::string resume = "never";        // never | auto
   std::int64_t eval_batch_size = 100;  // cnn evaluates 6x faster than with 1000 (cache)
   std::int64_t accumulate_steps = 1;   // backward passes (micro-batches) per optimizer step
+  std::string nonfinite = "error";     // a non-finite gradient: error (stop) | skip (the step)
 };
 
 struct RuntimeConfig {

@@ -42,6 +42,7 @@ struct DataParallelOptions {
   OuterOptions outer;                        // the outer: section (local-update strategies)
   std::string coding_scheme = "fractional";  // coding.scheme (gradient_coding)
   int coding_stragglers = 1;                 // coding.stragglers
+  std::string nonfinite = "error";           // train.nonfinite: error | skip (nonfinite_guard.h)
   Device device;                             // runtime.device, resolved (select_device): CUDA
                                              // parameters exchange over the NCCL transport
 };

@@ -20,14 +20,15 @@ const std::vector<std::string>& strategy_names(bool planned_too) {
 
 std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
                                             const DataParallelOptions& options) {
+  const NonFinitePolicy nonfinite = parse_nonfinite_policy(options.nonfinite);
   if (options.strategy == "allreduce") {
     return std::make_unique<AllreduceStrategy>(
         std::move(comm),
         AllreduceStrategyOptions{options.algorithm, options.bucket_mb, options.overlap,
-                                 options.clip_norm, options.compression});
+                                 options.clip_norm, options.compression, nonfinite});
   }
-  const LocalUpdateOptions local{options.algorithm, options.bucket_mb, options.clip_norm,
-                                 options.compression, options.outer};
+  const LocalUpdateOptions local{options.algorithm,   options.bucket_mb, options.clip_norm,
+                                 options.compression, options.outer,     nonfinite};
   if (options.strategy == "local_sgd") return std::make_unique<LocalSgdStrategy>(comm, local);
   if (options.strategy == "diloco") return std::make_unique<DilocoStrategy>(comm, local);
   if (options.strategy == "streaming_diloco") {
@@ -36,8 +37,8 @@ std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
   if (options.strategy == "co2") return std::make_unique<Co2Strategy>(comm, local);
   if (options.strategy == "gradient_coding") {
     return std::make_unique<GradientCodingStrategy>(
-        comm,
-        GradientCodingOptions{options.coding_scheme, options.coding_stragglers, options.clip_norm});
+        comm, GradientCodingOptions{options.coding_scheme, options.coding_stragglers,
+                                    options.clip_norm, nonfinite});
   }
   throw ConfigError(str_cat("sync.strategy: unknown strategy '", options.strategy,
                             "' (valid: ", join(strategy_names()), ")"));

@@ -115,6 +115,7 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.outer.clip_norm = config.outer.clip_norm;
   o.coding_scheme = config.coding.scheme;
   o.coding_stragglers = static_cast<int>(config.coding.stragglers);
+  o.nonfinite = config.train.nonfinite;
   return o;
 }
 
@@ -367,6 +368,10 @@ void Trainer::log_training() {
   const double seconds = seconds_since(window_start_);
   const double loss = sum_over_ranks(*comm_, {window_loss_ / window_steps_})[0] / P_;
   const SyncStats stats = totals();
+  // Synchronous strategies skip the same steps on every rank; a local-update rank skips its own
+  // inner steps: the line reports the most any rank skipped (one small allreduce per line).
+  std::int64_t skipped = stats.skipped_steps;
+  comm_->allreduce(Buffer{&skipped, 1, DType::kInt64}, ReduceOp::kMax, "rhd").wait();
   ProgressLine line;
   line.step = position_.step;
   line.total_steps = total_steps_;
@@ -386,7 +391,7 @@ void Trainer::log_training() {
          field("compression_ratio", stats.bytes_sent ? static_cast<double>(stats.bytes_dense) /
                                                            static_cast<double>(stats.bytes_sent)
                                                      : 1.0),
-         field("time_s", time_s())});
+         field("skipped_steps", skipped), field("time_s", time_s())});
   }
   progress_.show(line);
   window_start_ = SteadyClock::now();
@@ -467,7 +472,14 @@ TrainSummary Trainer::run() {
     return period > 0 && position_.step % period == 0;
   };
   while (position_.step < total_steps_) {
-    step();
+    try {
+      step();
+    } catch (const NonFiniteError&) {
+      // Every rank stops at this step: the interrupt flags in flight complete on all of them, and
+      // must before their memory goes.
+      wait_stops();
+      throw;
+    }
     if (periodic_log && (position_.step % log_every == 0 || position_.step == total_steps_)) {
       log_training();
     }

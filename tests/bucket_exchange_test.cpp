@@ -186,6 +186,28 @@ std::uint64_t bytes_sent_by_rank0(const std::string& path, int P, std::int64_t n
   return sent;
 }
 
+// fp16 sums P values on the wire: scaled by 1/P first, a mean of 20000 from 4 ranks stays 20000
+// rather than overflowing at 65504 (each partial sum of unscaled values would reach 80000). Each
+// rank's delta stays in the input's units (what error feedback subtracts from the input).
+TEST(AllreduceExchange, SixteenBitSumsDoNotOverflowBelowTheMaximum) {
+  for (const char* name : {"fp16", "bf16"}) {
+    const double tolerance = std::string(name) == "fp16" ? 0 : 20000.0 / 128;  // bf16: 8 bits
+    spawn_ranks(4, [&](Communicator& comm) {
+      auto path = make_bucket_exchange(options_of(name), ErrorFeedbackKind::kEf, 4);
+      ASSERT_STREQ(path->path(), "allreduce");
+      at::Tensor x = at::full({1000}, 20000.0, at::kFloat);
+      at::Tensor mean = at::empty_like(x), delta = at::empty_like(x);
+      on_comm_thread(comm, [&](OpContext& ctx) {
+        path->run(ctx, x, PayloadContext{0, 0, comm.rank()}, mean, &delta);
+      });
+      EXPECT_TRUE(at::isfinite(mean).all().item<bool>()) << name << ": " << mean[0].item<float>();
+      EXPECT_LE((mean - 20000).abs().max().item<double>(), tolerance) << name;
+      EXPECT_LE((delta - 20000).abs().max().item<double>(), tolerance) << name;
+      EXPECT_TRUE(at::equal(mean, delta)) << name << ": every rank sent the same";
+    });
+  }
+}
+
 // 2(P-1)/P payloads' worth against P-1: at P = 4, about 2/3 fewer bytes.
 TEST(TwoPhaseExchange, SendsFewerBytesThanTheGatherFromThreeRanks) {
   const std::int64_t n = 1 << 16;

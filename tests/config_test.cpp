@@ -85,6 +85,8 @@ TEST(Config, EmptyTextGivesDefaults) {
   EXPECT_TRUE(c.sync.overlap);
   EXPECT_EQ(c.train.epochs, 1);
   EXPECT_EQ(c.train.resume, "never");
+  EXPECT_EQ(c.train.nonfinite, "error");
+  EXPECT_EQ(parse_config("", {"train.nonfinite=skip"}, "x").train.nonfinite, "skip");
   EXPECT_EQ(c.runtime.log_level, "info");
   // Comments only, or an empty section, also mean all defaults.
   EXPECT_EQ(parse_config("# nothing\n", {}, "x").hash(), c.hash());
@@ -222,7 +224,7 @@ TEST(Config, ToYamlPrintsEveryKeyAndHashFollowsValues) {
                               "compression:\n", "outer:\n", "train:\n", "runtime:\n"}) {
     EXPECT_NE(yaml.find(section), std::string::npos) << section;
   }
-  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 11 + 73);  // 11 sections, 73 keys
+  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 11 + 74);  // 11 sections, 74 keys
   EXPECT_NE(yaml.find("  lr: 0.05\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  bucket_mb: 4.0\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  cost_model: \"\"\n"), std::string::npos) << yaml;
@@ -307,6 +309,14 @@ const BadCase kBadCases[] = {
      "outer:\n  optimizer: adam\n",
      {},
      {"outer.optimizer: expected one of nesterov, sgd, got 'adam'"}},
+    {"UnknownNonFinitePolicy",
+     "train:\n  nonfinite: ignore\n",
+     {},
+     {"train.nonfinite: expected one of error, skip, got 'ignore'"}},
+    {"UnknownNonFinitePolicyOverride",
+     "",
+     {"train.nonfinite=warn"},
+     {"train.nonfinite: expected one of error, skip, got 'warn'"}},
     {"UnknownCompressor",
      "compression:\n  name: zip\n",
      {},

@@ -3,7 +3,10 @@
 #include "optimizers/grad_buckets.h"
 
 #include <gtest/gtest.h>
+
 #include <torch/torch.h>
+#include <cmath>
+#include <limits>
 
 #include "collectives/tensor.h"
 #include "common/error.h"
@@ -28,7 +31,7 @@ TEST(GradBuckets, LayoutIsReverseOrderSplitByDtypeAndCap) {
   GradBuckets one(parameters(), 1.0, /*usage_slots=*/true);
   EXPECT_EQ(one.bucket_count(), 3);  // float32 {3}, float64 {5}, float32 {2,3} + {4}
   EXPECT_EQ(one.parameters_of(2), (std::vector<int>{1, 0}));
-  EXPECT_EQ(one.flat(2).numel(), 6 + 4 + 2);  // gradients, then one usage slot each
+  EXPECT_EQ(one.flat(2).numel(), 6 + 4 + 2 + 1);  // gradients, a usage slot each, non-finite slot
 }
 
 // With an allocator the buckets lie in its one block, each 64-byte aligned, zeroed; without one
@@ -48,10 +51,10 @@ TEST(GradBuckets, BucketsLieInTheAllocatedBlock) {
   for (int b = 0; b < 3; ++b) {
     EXPECT_EQ(static_cast<char*>(buckets.flat(b).data_ptr()), block.data() + 64 * b) << b;
   }
-  EXPECT_TRUE(at::equal(buckets.flat(2), at::zeros({12})));
+  EXPECT_TRUE(at::equal(buckets.flat(2), at::zeros({13})));
   GradBuckets refused(parameters(), 1.0, true, [](std::size_t) -> void* { return nullptr; });
   EXPECT_FALSE(refused.in_allocated_block());
-  EXPECT_EQ(refused.flat(2).numel(), 12);
+  EXPECT_EQ(refused.flat(2).numel(), 13);
   EXPECT_FALSE(GradBuckets(parameters(), 1.0, true).in_allocated_block());
 }
 
@@ -102,6 +105,25 @@ TEST(HostReads, NonCpuTensorsAreCopiedToTheHostBeforeTheyAreRead) {
         << e.what();
   }
   EXPECT_EQ(host_data<float>(at::ones({2}), "a CPU tensor")[1], 1.0f);  // CPU: the plain pointer
+}
+
+// check_finite names the first parameter (registration order) holding a NaN or inf and sets the
+// bucket's last slot; a finite bucket clears it. Summed over ranks, any set slot is seen.
+TEST(GradBuckets, CheckFiniteNamesTheFirstParameterAndSetsTheSlot) {
+  GradBuckets buckets(parameters(), 1.0, /*usage_slots=*/true);
+  const int b = buckets.bucket_of(0);
+  ASSERT_EQ(buckets.bucket_of(1), b);
+  buckets.add_gradient(0, at::ones({4}));
+  buckets.add_gradient(1, at::full({2, 3}, std::numeric_limits<float>::infinity()));
+  buckets.finalize(b);
+  EXPECT_EQ(buckets.check_finite(b), 1);
+  EXPECT_TRUE(buckets.nonfinite_anywhere(b));
+  buckets.view(0)[2] = std::nanf("");
+  EXPECT_EQ(buckets.check_finite(b), 0);
+  buckets.view(0).fill_(1);
+  buckets.view(1).fill_(3e38f);  // finite values whose sum overflows: still finite
+  EXPECT_EQ(buckets.check_finite(b), -1);
+  EXPECT_FALSE(buckets.nonfinite_anywhere(b));
 }
 
 }  // namespace

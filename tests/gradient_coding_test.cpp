@@ -125,7 +125,7 @@ CodedRun coded(const std::string& scheme, int late_rank) {
         std::lock_guard<std::mutex> lock(mutex);
         run.params[r] = at::cat({model->weight.reshape(-1), model->bias}).detach();
         if (r == 0) run.losses = losses;
-        if (r == late_rank) run.skipped = strategy.skipped_steps();
+        if (r == late_rank) run.skipped = strategy.uncomputed_steps();
       },
       options);
   return run;

@@ -30,6 +30,9 @@
 #   gradient_coding  2 ranks, rank 1 slowed 3x with inject: (the warning is logged): a
 #                 gradient_coding run, interrupted by a checkpoint and resumed, logs the losses of
 #                 synchronous allreduce on the same global batch (float32: to 1e-4)
+#   nonfinite     a diverging run (optimizer.lr=5): with train.nonfinite error (the default) every
+#                 rank exits 1 and the message naming rank, parameter and step is printed once;
+#                 with skip the run finishes (exit 0) and metrics.jsonl counts skipped_steps
 #   progress      --progress auto draws no bar into a file even though mpirun gives ranks a
 #                 pseudo-terminal; bar draws one; model.pt is written
 set -euo pipefail
@@ -42,6 +45,22 @@ train() { "${mpirun[@]}" -np "$1" "$braid" train "${@:2}"; }
 json_number() { grep -o "\"$2\":[-0-9.e+]*" "$1" | tail -1 | cut -d: -f2; }
 
 case $mode in
+nonfinite)
+  diverging=(--set optimizer.lr=5 --set train.max_steps=30 --set train.log_every=10
+             --set data.train_limit=4096)
+  cfg="$src/configs/fashion_mnist_mlp.yaml"
+  message="braid: non-finite gradient on rank [0-9]+: parameter 'fc[0-9]\.(weight|bias)' at step [0-9]+ "
+  bash "$src/tests/expect_exit.sh" 1 "$message" -- \
+    "${mpirun[@]}" -np 2 "$braid" train "$cfg" --run-dir "$work/error" "${diverging[@]}" \
+    > "$work/error.log" || { cat "$work/error.log"; fail "train.nonfinite=error"; }
+  [ "$(grep -c '^braid: non-finite gradient' "$work/error.log")" -eq 1 ] ||
+    fail "expected the message once: $(cat "$work/error.log")"
+  train 2 "$cfg" --run-dir "$work/skip" "${diverging[@]}" --set train.nonfinite=skip
+  skipped=$(json_number "$work/skip/metrics.jsonl" skipped_steps)
+  echo "skipped_steps $skipped of 30"
+  [ -n "$skipped" ] && [ "$skipped" -gt 0 ] && [ "$skipped" -le 30 ] ||
+    fail "skipped_steps '$skipped' in $(cat "$work/skip/metrics.jsonl")"
+  ;;
 gradient_coding)
   common=(--set train.log_every=5 --set data.train_limit=4096 --set model.hidden=32
           --set train.eval_every=0 --set train.checkpoint_every=5)
