@@ -182,6 +182,19 @@ TEST(GradientCoding, NegativeControlDroppedPartitionIsDetected) {
   EXPECT_GT((wrong - synchronous().params[0]).abs().max().item<double>(), 100 * tol);
 }
 
+// One rank of a cyclic code with s = 1 over `world` (a thread rank), with its own model.
+struct CyclicRank {
+  explicit CyclicRank(Communicator& world)
+      : model(make_model()),
+        sgd(model->parameters(), torch::optim::SGDOptions(0.1)),
+        strategy(std::shared_ptr<Communicator>(&world, [](Communicator*) {}), {"cyclic", 1, 0}) {
+    strategy.attach({{"weight", model->weight}, {"bias", model->bias}});
+  }
+  torch::nn::Linear model;
+  torch::optim::SGD sgd;
+  GradientCodingStrategy strategy;
+};
+
 TEST(GradientCoding, TooFewArrivalsTimeOut) {
   CommOptions options;
   options.timeout = std::chrono::milliseconds(300);
@@ -189,14 +202,10 @@ TEST(GradientCoding, TooFewArrivalsTimeOut) {
   spawn_ranks(
       3,
       [&](Communicator& world) {
-        auto comm = std::shared_ptr<Communicator>(&world, [](Communicator*) {});
-        torch::nn::Linear model = make_model();
-        torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.1));
-        GradientCodingStrategy strategy(comm, {"cyclic", 1, 0});
-        strategy.attach({{"weight", model->weight}, {"bias", model->bias}});
+        CyclicRank rank(world);
         if (world.rank() == 0) {
           // Ranks 1 and 2 never send: 1 of the n - s = 2 messages needed.
-          EXPECT_THROW(strategy.step(sgd), braid::TimeoutError);
+          EXPECT_THROW(rank.strategy.step(rank.sgd), braid::TimeoutError);
           root.finished(0);
         } else {
           root.wait_for(1);
@@ -217,11 +226,8 @@ TEST(GradientCoding, AMemberThatHangsIsNamedOnceItsBacklogIsFull) {
   spawn_ranks(
       3,
       [&](Communicator& world) {
-        auto comm = std::shared_ptr<Communicator>(&world, [](Communicator*) {});
-        torch::nn::Linear model = make_model();
-        torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.1));
-        GradientCodingStrategy strategy(comm, {"cyclic", 1, 0});
-        strategy.attach({{"weight", model->weight}, {"bias", model->bias}});
+        CyclicRank rank(world);
+        auto& [model, sgd, strategy] = rank;
         if (world.rank() == 2) return root.wait_for(1);  // hangs until the root gave up
         const BatchAssignment mine = strategy.assign_batch(0, world.rank(), 3);
         try {

@@ -12,6 +12,7 @@
 #include "collectives/shared_memory.h"
 #include "collectives/transport_mpi.h"
 #include "collectives/verify.h"
+#include "tests/mpi_test_main.h"
 
 namespace braid {
 namespace {
@@ -183,11 +184,4 @@ TEST(MpiPayloads, GatherFirstKNamesTheArrivalsAndLaterCollectivesStayCorrect) {
 }  // namespace
 }  // namespace braid
 
-int main(int argc, char** argv) {
-  int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-  ::testing::InitGoogleTest(&argc, argv);
-  int result = RUN_ALL_TESTS();
-  MPI_Finalize();
-  return result;
-}
+int main(int argc, char** argv) { return braid::testing::run_mpi_tests(argc, argv); }

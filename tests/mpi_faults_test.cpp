@@ -18,23 +18,15 @@
 #include "collectives/shared_memory.h"
 #include "collectives/transport_mpi.h"
 #include "common/error.h"
+#include "tests/mpi_test_main.h"
 
 namespace braid {
 namespace {
 
 using std::chrono::milliseconds;
 
-int world_rank() {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return rank;
-}
-
-int world_size() {
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return size;
-}
+using testing::world_rank;
+using testing::world_size;
 
 CommOptions short_timeout() {
   CommOptions options;
@@ -198,11 +190,4 @@ TEST(MpiTeardown, LateRankStillFreesSharedMemoryWithTheOthers) {
 }  // namespace
 }  // namespace braid
 
-int main(int argc, char** argv) {
-  int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-  ::testing::InitGoogleTest(&argc, argv);
-  int result = RUN_ALL_TESTS();
-  MPI_Finalize();
-  return result;
-}
+int main(int argc, char** argv) { return braid::testing::run_mpi_tests(argc, argv); }

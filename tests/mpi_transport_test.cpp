@@ -14,21 +14,13 @@
 #include "collectives/communicator.h"
 #include "collectives/transport_mpi.h"
 #include "common/error.h"
+#include "tests/mpi_test_main.h"
 
 namespace braid {
 namespace {
 
-int world_rank() {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return rank;
-}
-
-int world_size() {
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return size;
-}
+using testing::world_rank;
+using testing::world_size;
 
 CommOptions with_timeout(std::chrono::milliseconds timeout) {
   CommOptions options;
@@ -139,15 +131,4 @@ TEST(MpiChannel, TrafficDoesNotMatchTheParents) {
 }  // namespace
 }  // namespace braid
 
-int main(int argc, char** argv) {
-  int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-  if (provided < MPI_THREAD_MULTIPLE) {
-    std::fprintf(stderr, "MPI_THREAD_MULTIPLE is not available\n");
-    MPI_Abort(MPI_COMM_WORLD, 1);
-  }
-  ::testing::InitGoogleTest(&argc, argv);
-  const int result = RUN_ALL_TESTS();
-  MPI_Finalize();
-  return result;
-}
+int main(int argc, char** argv) { return braid::testing::run_mpi_tests(argc, argv); }
