@@ -3,7 +3,7 @@
 # Fashion-MNIST mlp, np=4 (oversubscribed on a 2-core machine; accuracy and bytes do not depend
 # on that), 2 epochs, batch 64 per rank, optimizer.momentum 0.9, compression.ratio 0.001 with
 # the warm-up over the first epoch (kept ratio 0.001^(1/2) = 3.2% in epoch 0, 0.1% in epoch 1).
-# Every method, dense included, uses the paper's learning-rate warm-up (ALGORITHMS.md 5.4: DGC
+# Every method, dense included, uses the paper's learning-rate warm-up (DGC
 # warms up the learning rate together with the sparsity): lr 0.1, 100 linear warm-up steps, then
 # cosine decay to 0 (optimizer.schedule warmup_cosine).
 # Per method: final test accuracy, and bytes sent per step in the second epoch (rank 0's, all

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Shared-memory and hierarchical allreduce (issue 12's measured result), REPEATS times (default
+# Shared-memory and hierarchical allreduce (the measured result), REPEATS times (default
 # 3), medians:
 #  (1) the machine's limit, measured here: `braid bench allreduce --stream` runs a[i] += b[i] over
 #      64 MiB of float32 on 2 ranks at once (STREAM-style, 3 x 64 MiB of traffic per pass each);

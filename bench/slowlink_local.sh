@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Local-update strategies against synchronous allreduce on a slow link (issue 10's measured
+# Local-update strategies against synchronous allreduce on a slow link (the measured
 # result): configs/fortunes_char_transformer.yaml, np=4 (oversubscribing 2 cores), STEPS inner
 # steps for sync (default 300) and LOCAL_STEPS for each local method (default 900: the time to
 # reach sync's final loss is the question, and on the slow link a local method's extra inner
@@ -199,7 +199,7 @@ shared by all ranks; unlimited: plain mpirun (shared memory).
 | method | inner steps | test loss at step {steps} | final test loss | wall-clock slow (s) | unlimited (s) | slow / unlimited | MB sent per rank | MB in the first {steps} steps | fewer bytes than sync (first {steps} steps) | peak MB in one step | reached target, slow (s) | sooner than sync | sync reaches this final loss, slow (s) | this method's wall-clock sooner | load avg (min-max) |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 """)
-    f.write("\n".join(rows) + "\n\nExpected outcomes (issue 10):\n\n" + "\n".join(checks) + "\n")
+    f.write("\n".join(rows) + "\n\nExpected outcomes:\n\n" + "\n".join(checks) + "\n")
 print(open("bench/results/slowlink_local.md").read())
 
 styles = {n: s for n, s in zip(names, ["k-", "C0-", "C1-", "C2-", "C3-"])}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# gpu_check.sh: the one script a machine with a GPU runs to verify the CUDA path (issue 13).
+# gpu_check.sh: the one script a machine with a GPU runs to verify the CUDA path (the GPU path's check).
 # Configures build-gpu/ with -DBRAID_CUDA=ON and CMAKE_CUDA_ARCHITECTURES=native, builds only
 # what the check needs, runs the gpu-labelled tests and `braid bench allreduce --device cuda`,
 # and prints a compact summary. Works with a CPU-only LibTorch too (the training test then
