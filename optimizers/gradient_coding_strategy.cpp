@@ -146,7 +146,6 @@ void GradientCodingStrategy::step(torch::optim::Optimizer& optimizer) {
 void GradientCodingStrategy::run_root(OpContext& ctx, std::int64_t step) {
   late_.reap(ctx.tag());
   reap_sends(ctx);
-  check_backlog(ctx, step);
   const int n = ctx.size(), k = n - code_.stragglers();
   const DType dtype = dtype_of(dtype_);
   std::vector<char> gathered(k * coded_.size());
@@ -224,18 +223,6 @@ void GradientCodingStrategy::reap_sends(OpContext&) {
   sends_.erase(std::remove_if(sends_.begin(), sends_.end(),
                               [](Posted& send) { return send.request->test(); }),
                sends_.end());
-}
-
-void GradientCodingStrategy::check_backlog(OpContext& ctx, std::int64_t step) const {
-  std::vector<int> untaken(ctx.size(), 0);
-  for (const Posted& send : sends_) {
-    const int peer = send.request->peer();
-    if (++untaken[peer] <= kMaxBacklog) continue;
-    throw CommError(str_cat("gradient coding at step ", step, ": rank ", peer,
-                            " has not taken the results of the last ", untaken[peer],
-                            " steps; it hangs or falls further behind than ", kMaxBacklog,
-                            " steps, which gradient coding does not wait for"));
-  }
 }
 
 // Every send completed and, on the root, every late message received; a member's receive

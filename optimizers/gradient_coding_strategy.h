@@ -84,9 +84,10 @@ class GradientCodingStrategy : public SyncStrategy {
 
   // Results a rank may hold ahead of its own step (bounds the memory of a straggler).
   static constexpr int kMaxAhead = 8;
-  // Results the root keeps for one member that has not taken them. The trainer lets no rank run
-  // more than kMaxAhead steps ahead of another, so a longer backlog means a member that hangs
-  // without crashing: a CommError naming it, instead of one more result buffer every step.
+  // Receives (with a buffer each) the root keeps posted for one member whose coded gradients have
+  // not come. The trainer lets no rank run more than kMaxAhead steps ahead of another, so a longer
+  // backlog means a member that hangs without crashing: LateReceives throws a CommError naming
+  // it, instead of keeping one more buffer every step.
   static constexpr int kMaxBacklog = 4 * kMaxAhead;
 
  private:
@@ -100,7 +101,6 @@ class GradientCodingStrategy : public SyncStrategy {
   void run_member(OpContext& ctx, std::int64_t step, std::uint64_t sequence);
   void prefetch(OpContext& ctx, std::int64_t step, std::uint64_t sequence);
   void reap_sends(OpContext& ctx);
-  void check_backlog(OpContext& ctx, std::int64_t step) const;
   void drain(OpContext& ctx);
   void pack_gradients();
   void apply_result(torch::optim::Optimizer& optimizer);
