@@ -1,6 +1,8 @@
 #include "optimizers/allreduce_strategy.h"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/optim/optimizer.h>
 #include <torch/types.h>
 
@@ -16,6 +18,26 @@
 #include "optimizers/replicas.h"
 
 namespace braid {
+namespace {
+
+// Runs after autograd accumulated a parameter's gradient into .grad (a post hook of its
+// AccumulateGrad node, as PyTorch DDP's Reducer registers): .grad then holds everything the
+// user will step with, however many backward passes fed it.
+class GradientAccumulated : public torch::autograd::FunctionPostHook {
+ public:
+  explicit GradientAccumulated(std::function<void()> on_accumulated)
+      : on_accumulated_(std::move(on_accumulated)) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list&) override {
+    on_accumulated_();
+    return outputs;
+  }
+
+ private:
+  std::function<void()> on_accumulated_;
+};
+
+}  // namespace
 
 AllreduceStrategy::AllreduceStrategy(std::shared_ptr<Communicator> comm,
                                      AllreduceStrategyOptions options)
@@ -24,13 +46,16 @@ AllreduceStrategy::AllreduceStrategy(std::shared_ptr<Communicator> comm,
 }
 
 AllreduceStrategy::~AllreduceStrategy() {
-  // hooks_ holds only the hooks actually registered (attach may have failed before any).
-  for (std::size_t i = 0; i < hooks_.size(); ++i) params_[i].remove_hook(hooks_[i]);
-  // Buckets still in flight mean a step failed half-way: the ranks are out of step, so break
-  // the communicator rather than wait for peers until the deadline.
+  for (auto& [accumulator, key] : hooks_) accumulator->del_post_hook(key);
+  // Buckets in flight while an exception unwinds mean a step failed half-way: the ranks are out
+  // of step, so break the communicator rather than wait for peers until the deadline. On a plain
+  // exit they are a backward pass whose step never came (a GAN's generator phase sends the
+  // discriminator's gradients): every rank launched them, so they complete.
   const bool in_flight =
       std::any_of(works_.begin(), works_.end(), [](const Work& w) { return !w.is_completed(); });
-  if (in_flight) comm_->abort("a sync strategy was destroyed with buckets in flight");
+  if (in_flight && std::uncaught_exceptions() > 0) {
+    comm_->abort("a sync strategy was destroyed with buckets in flight");
+  }
   for (Work& work : works_) {
     try {
       work.wait();
@@ -43,12 +68,11 @@ AllreduceStrategy::~AllreduceStrategy() {
 void AllreduceStrategy::attach(const NamedTensors& parameters) {
   BRAID_CHECK(params_.empty(), "attach() called twice");
   check_same_model(*comm_, parameters);
-  std::vector<std::string> names;
   for (const auto& [name, tensor] : parameters) {
     params_.push_back(tensor);
-    names.push_back(name);
+    names_.push_back(name);
   }
-  guard_.emplace(options_.nonfinite, std::move(names));
+  guard_.emplace(options_.nonfinite, names_);
   CompressedExchangeOptions c = options_.compression;
   const bool compressed = c.compression.name != "none" || c.error_feedback != "none";
   // Plain allreduces of buckets in the node's shared memory take shm's in-place path.
@@ -67,31 +91,59 @@ void AllreduceStrategy::attach(const NamedTensors& parameters) {
       exchange_->set_layout(b, buckets_->layout(b));
   }
   make_replicas_identical(*comm_, params_, 0);
+  // The accumulators are kept alive here: a parameter holds its own only weakly, and one made
+  // afresh would not have the hook.
   for (int i = 0; i < static_cast<int>(params_.size()); ++i) {
-    hooks_.push_back(
-        params_[i].register_hook([this, i](const at::Tensor& grad) { on_gradient(i, grad); }));
+    auto accumulator = torch::autograd::impl::grad_accumulator(params_[i]);
+    if (!accumulator) continue;  // frozen now: its bucket is captured at step()
+    const std::uintptr_t key = accumulator->add_post_hook(
+        std::make_unique<GradientAccumulated>([this, i] { on_gradient(i); }));
+    hooks_.emplace_back(std::move(accumulator), key);
   }
 }
 
-void AllreduceStrategy::on_gradient(int i, const at::Tensor& grad) {
+void AllreduceStrategy::on_gradient(int i) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (!sync_) return;  // no_sync(): .grad accumulates; the last micro-step's backward sends it
   if (buckets_->bucket_of(i) < static_cast<int>(works_.size())) {
-    throw Error(str_cat("parameter ", i,
-                        " received a second gradient after its bucket was sent; "
-                        "call step() after every backward (gradient accumulation across "
-                        "backward calls needs sync.overlap=false)"));
+    // Another backward pass feeds this step, so what was sent is out of date: it goes again.
+    refuse_resend(i, "got a gradient from another backward pass after its bucket was sent");
+    drop_launched();
   }
-  const bool complete = buckets_->add_gradient(i, grad);
-  if (complete && sync_ && options_.overlap && !optimizer_exchanges()) {
+  if (buckets_->arrive(i) && options_.overlap && !optimizer_exchanges()) {
     launch_ready_buckets(/*force=*/false);
   }
+}
+
+// Exchanging a bucket twice in a step is exact for an average, but not for a compressed
+// exchange, whose error feedback would take in both.
+void AllreduceStrategy::refuse_resend(int param, const std::string& what) const {
+  if (!exchange_) return;
+  throw Error(str_cat(
+      "parameter '", names_[param], "' of ", options_.label, " ", what, " (compression.name ",
+      options_.compression.compression.name, ", error feedback ",
+      options_.compression.error_feedback,
+      "): a compressed exchange cannot send one step's bucket twice. Ways out: call step() "
+      "after every backward pass; run the earlier backward passes of a step inside no_sync(); "
+      "freeze the parameters (requires_grad_(false)) in backward passes that must not train "
+      "them; or set DataParallelOptions::overlap = false (sync.overlap: false), which sends "
+      "every bucket at step()"));
+}
+
+// Waits for the buckets launched this step and forgets them; the next launches capture .grad
+// again. Every rank does the same (the same program), so the collectives stay paired.
+void AllreduceStrategy::drop_launched() {
+  for (Work& work : works_) work.wait();
+  works_.clear();
+  buckets_->new_backward();
+  first_nonfinite_ = -1;
 }
 
 void AllreduceStrategy::launch_ready_buckets(bool force) {
   while (static_cast<int>(works_.size()) < buckets_->bucket_count()) {
     const int b = static_cast<int>(works_.size());
     if (!force && !buckets_->complete(b)) return;
-    buckets_->finalize(b);
+    buckets_->capture(b);
     const int bad = buckets_->check_finite(b);
     if (bad >= 0 && (first_nonfinite_ < 0 || bad < first_nonfinite_)) first_nonfinite_ = bad;
     works_.push_back(
@@ -148,25 +200,15 @@ void AllreduceStrategy::give_averaged_gradients() {
   }
 }
 
-// This rank's accumulated gradients into .grad (the hosted optimizer exchanges for itself).
-// Clipping, if configured, clips the local gradient: the only one there is.
-void AllreduceStrategy::give_local_gradients() {
+// The hosted optimizer exchanges for itself: it steps with this rank's own .grad. Clipping, if
+// configured, clips the local gradient: the only one there is.
+void AllreduceStrategy::clip_local_gradients() {
+  if (options_.clip_norm <= 0) return;
   std::vector<at::Tensor> with_grad;
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    at::Tensor& grad = params_[i].mutable_grad();
-    if (!buckets_->has_gradient(static_cast<int>(i))) {
-      grad = at::Tensor();
-      continue;
-    }
-    at::Tensor local = buckets_->view(static_cast<int>(i)).view(params_[i].sizes());
-    if (grad.defined()) {
-      grad.copy_(local);
-    } else {
-      grad = local.clone();
-    }
-    with_grad.push_back(params_[i]);
+  for (const at::Tensor& p : params_) {
+    if (p.grad().defined()) with_grad.push_back(p);
   }
-  if (options_.clip_norm > 0) torch::nn::utils::clip_grad_norm_(with_grad, options_.clip_norm);
+  torch::nn::utils::clip_grad_norm_(with_grad, options_.clip_norm);
 }
 
 void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
@@ -182,12 +224,13 @@ void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
     if (!local) launch_ready_buckets(/*force=*/true);
   }
   wait_launched();
+  if (!local) resend_changed_buckets();
   if (nonfinite_step(local)) {
     end_step();  // skip: no optimizer step
     return;
   }
   if (local) {
-    give_local_gradients();
+    clip_local_gradients();
   } else {
     give_averaged_gradients();
   }
@@ -206,11 +249,27 @@ void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
   end_step();
 }
 
+// .grad changed after its bucket was sent and no backward pass came after (zero_grad() or an
+// in-place edit before step()): the step uses what .grad holds, so every bucket goes again.
+void AllreduceStrategy::resend_changed_buckets() {
+  for (int b = 0; b < buckets_->bucket_count(); ++b) {
+    const int changed = buckets_->changed_since_capture(b);
+    if (changed < 0) continue;
+    refuse_resend(changed, "had its .grad changed after its bucket was sent");
+    std::lock_guard<std::mutex> lock(mutex_);
+    buckets_->new_backward();
+    launch_ready_buckets(/*force=*/true);
+    wait_launched();
+    return;
+  }
+}
+
 bool AllreduceStrategy::nonfinite_step(bool local) {
   if (local) {
     // Nothing was exchanged: check this rank's own gradients, and agree on them in one allgather.
     for (int i = 0; i < static_cast<int>(params_.size()) && first_nonfinite_ < 0; ++i) {
-      if (buckets_->has_gradient(i) && !all_finite(buckets_->view(i))) first_nonfinite_ = i;
+      const at::Tensor& grad = params_[i].grad();
+      if (grad.defined() && !all_finite(grad)) first_nonfinite_ = i;
     }
     return guard_->agree(*comm_, {first_nonfinite_, steps_});
   }

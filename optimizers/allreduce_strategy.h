@@ -1,27 +1,38 @@
 // AllreduceStrategy: synchronous data parallelism, the DistributedDataParallel of braid.
 //
-// Update rule: g = (1/P) sum_r g_r on every rank, then the inner optimizer step; every replica
-// stays bitwise identical. A parameter that got no gradient on any rank keeps no gradient, so
-// the optimizer leaves it alone (no momentum or weight-decay step), as in PyTorch DDP.
+// Update rule: g = (1/P) sum_r g_r on every rank, where g_r is what rank r's .grad holds when
+// step() is called, then the inner optimizer step; every replica stays bitwise identical. A
+// parameter whose .grad is undefined on every rank keeps none, so the optimizer leaves it alone
+// (no momentum or weight-decay step), as in PyTorch DDP; an undefined .grad on some ranks counts
+// as zeros there.
 //
-// How it works (as PyTorch DDP's Reducer): gradients land in GradBuckets through a hook on each
-// parameter; when every gradient of a bucket has arrived the bucket is averaged asynchronously
-// on the communication thread while backward continues. Buckets are launched strictly in index
-// order, so every rank issues the same collectives in the same order even when gradients arrive
-// in a different order. step() launches what is left (parameters without a gradient this step
-// count as zeros, so an unused parameter never hangs the job), waits, writes the averages into
-// .grad, clips it to `clip_norm` if set (unless the compression clipped each rank's gradient
-// itself: dgc), and runs the optimizer. With a compressor or error
-// feedback configured, each bucket goes through CompressedExchange instead of an allreduce. With
-// gradient accumulation (set_gradient_sync(false) for all but the last micro-step) the buckets add
-// the micro-steps' gradients up and only the last backward launches them. Each bucket carries usage
-// slots, so knowing which parameters got a gradient anywhere costs no extra message. attach()
-// broadcasts rank 0's parameters and checks a fingerprint of names and shapes first.
+// How it works (as PyTorch DDP's Reducer): a post hook on each parameter's gradient accumulator
+// runs once autograd has added a backward pass's gradient into .grad; when every parameter of a
+// bucket has arrived, the bucket copies their .grad and is averaged asynchronously on the
+// communication thread while backward continues. Buckets are launched strictly in index order,
+// so every rank issues the same collectives in the same order even when gradients arrive in a
+// different order. step() launches what is left (copying .grad as it is then), waits, writes the
+// averages into .grad, clips it to `clip_norm` if set (unless the compression clipped each
+// rank's gradient itself: dgc), and runs the optimizer. With a compressor or error feedback
+// configured, each bucket goes through CompressedExchange instead of an allreduce. Each bucket
+// carries usage slots, so knowing which parameters have a gradient anywhere costs no extra
+// message. attach() broadcasts rank 0's parameters and checks a fingerprint of names and shapes.
+//
+// LibTorch's semantics are kept whatever the loop does between steps. Several backward passes
+// before a step (a GAN's discriminator on real and fake images; its gradients from the
+// generator's phase): a hook for a parameter whose bucket was sent waits for the buckets sent so
+// far, drops them and counts arrivals afresh, so the buckets go again with .grad's new sum.
+// zero_grad() or an in-place change of .grad after its bucket was sent, with no backward pass
+// after it: step() sees that .grad is no longer the tensor and version captured and sends every
+// bucket again. Inside no_sync() the hooks do nothing; the next backward pass sends the
+// accumulated .grad. A compressed exchange cannot send a bucket twice in a step (its error
+// feedback would take in both), so there a resend is an error naming the parameter, its owner
+// (options.label) and the ways out. Resends cost traffic, never correctness: no_sync() for the
+// earlier backward passes of a step, or freezing parameters a phase must not train, avoids them.
 //
 // A hosted ExchangingOptimizer (1-bit Adam after its warm-up) takes the exchange over: on the
-// steps it claims, the hooks only accumulate this rank's gradients, no bucket is launched, and
-// step() hands the local gradients to the optimizer, whose own exchange (on this strategy's
-// communicator) is then all the step sends.
+// steps it claims, no bucket is launched and the optimizer steps with this rank's own .grad; its
+// own exchange (on this strategy's communicator) is then all the step sends.
 //
 // Non-finite gradients (train.nonfinite, nonfinite_guard.h): each bucket is checked when it is
 // launched, before anything encodes it (one pass over it, on the thread that launches it), and
@@ -45,6 +56,10 @@
 #include "optimizers/nonfinite_guard.h"
 #include "optimizers/sync_strategy.h"
 
+namespace torch::autograd {
+struct Node;
+}
+
 namespace braid {
 
 struct AllreduceStrategyOptions {
@@ -55,6 +70,7 @@ struct AllreduceStrategyOptions {
   // compression.name other than none, or error feedback: buckets go through CompressedExchange.
   CompressedExchangeOptions compression;
   NonFinitePolicy nonfinite = NonFinitePolicy::kError;  // train.nonfinite
+  std::string label = "DataParallel";  // who owns it, in error messages (DataParallelOptions::name)
 };
 
 class AllreduceStrategy : public SyncStrategy {
@@ -77,12 +93,15 @@ class AllreduceStrategy : public SyncStrategy {
   std::size_t bucket_count() const { return buckets_ ? buckets_->bucket_count() : 0; }
 
  private:
-  void on_gradient(int param, const at::Tensor& grad);
+  void on_gradient(int param);
+  void refuse_resend(int param, const std::string& what) const;
+  void drop_launched();
+  void resend_changed_buckets();
   void launch_ready_buckets(bool force);
   void wait_launched();
   // Whether the hosted optimizer exchanges for itself in the coming step.
   bool optimizer_exchanges() const { return hosted_ && hosted_->exchanges_next_step(); }
-  void give_local_gradients();
+  void clip_local_gradients();
   void give_averaged_gradients();
   // Whether the ranks agreed that this step's gradients are not finite (error: throws).
   bool nonfinite_step(bool local);
@@ -92,9 +111,11 @@ class AllreduceStrategy : public SyncStrategy {
   AllreduceStrategyOptions options_;
   std::string algorithm_;  // options_.algorithm, or shm's when the buckets are in shared memory
   std::vector<at::Tensor> params_;
+  std::vector<std::string> names_;
   std::optional<NonFiniteGuard> guard_;
   int first_nonfinite_ = -1;  // this step's first parameter found not finite on this rank
-  std::vector<unsigned> hooks_;
+  // Each parameter's gradient accumulator with the key of the post hook registered on it.
+  std::vector<std::pair<std::shared_ptr<torch::autograd::Node>, std::uintptr_t>> hooks_;
   std::optional<GradBuckets> buckets_;
   std::unique_ptr<CompressedExchange> exchange_;  // null: plain allreduce of the buckets
   std::int64_t steps_ = 0;   // steps taken: seeds randomised compressors, so it is state

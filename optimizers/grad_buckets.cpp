@@ -19,7 +19,7 @@ GradBuckets::GradBuckets(std::vector<at::Tensor> parameters, double bucket_mb, b
   offset_of_.assign(n, 0);
   slot_of_.assign(n, 0);
   arrived_.assign(n, false);
-  has_value_.assign(n, false);
+  seen_.assign(n, Seen{});
   const auto cap = static_cast<std::int64_t>(bucket_mb * (1 << 20));
   std::vector<at::TensorOptions> options;
   for (int i = n - 1; i >= 0; --i) {
@@ -92,25 +92,43 @@ BucketLayout GradBuckets::layout(int bucket) const {
   return layout;
 }
 
-bool GradBuckets::add_gradient(int param, const at::Tensor& grad) {
-  at::Tensor slice = view(param);
-  if (has_value_[param]) {
-    slice.add_(grad.reshape({-1}));
-  } else {
-    slice.copy_(grad.reshape({-1}));
-    has_value_[param] = true;
-  }
+bool GradBuckets::arrive(int param) {
   if (arrived_[param]) return false;
   arrived_[param] = true;
   return --buckets_[bucket_of_[param]].pending == 0;
 }
 
-void GradBuckets::finalize(int bucket) {
+void GradBuckets::capture(int bucket) {
   Bucket& b = buckets_[bucket];
   for (int i : b.params) {
-    if (!has_value_[i]) view(i).zero_();
-    if (usage_slots_) b.flat[b.gradient_elements + slot_of_[i]].fill_(has_value_[i] ? 1 : 0);
+    const at::Tensor& grad = params_[i].grad();
+    if (grad.defined()) {
+      view(i).copy_(grad.reshape({-1}));
+    } else {
+      view(i).zero_();
+    }
+    Seen& seen = seen_[i];
+    seen.grad =
+        c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>(grad.getIntrusivePtr());
+    seen.version = grad.defined() ? grad._version() : 0;
+    seen.defined = grad.defined();
+    seen.captured = true;
+    if (usage_slots_) b.flat[b.gradient_elements + slot_of_[i]].fill_(seen.defined ? 1 : 0);
   }
+}
+
+int GradBuckets::changed_since_capture(int bucket) const {
+  int first = -1;  // the bucket holds its parameters in reverse order
+  for (int i : buckets_[bucket].params) {
+    const Seen& seen = seen_[i];
+    const at::Tensor& grad = params_[i].grad();
+    const bool same =
+        seen.captured && seen.defined == grad.defined() &&
+        (!grad.defined() || (seen.grad._unsafe_get_target() == grad.unsafeGetTensorImpl() &&
+                             seen.version == grad._version()));
+    if (!same && (first < 0 || i < first)) first = i;
+  }
+  return first;
 }
 
 int GradBuckets::check_finite(int bucket) {
@@ -155,7 +173,7 @@ void GradBuckets::new_backward() {
 
 void GradBuckets::reset() {
   new_backward();
-  std::fill(has_value_.begin(), has_value_.end(), false);
+  std::fill(seen_.begin(), seen_.end(), Seen{});
 }
 
 }  // namespace braid

@@ -5,17 +5,20 @@
 // so a strategy's per-bucket state (compressor residuals, Streaming DiLoCo fragments, trace
 // events) names buckets by index.
 //
-// Readiness: add_gradient() copies a parameter's gradient into its view (adding to it if the
-// view already holds this step's gradient: a second arrival, or an earlier micro-step of
-// gradient accumulation) and says when the bucket's last parameter arrived in this backward
-// pass. new_backward() starts counting arrivals afresh but keeps the accumulated values. A bucket
-// can also carry one usage slot per parameter after its gradients (1 if the parameter got a
-// gradient on this rank this step, else 0): exchanged with the gradients, the slots tell every
-// rank which parameters got a gradient anywhere without a separate message. With usage slots a
-// bucket ends with one more, the non-finite slot (1 if this rank's gradients in the bucket are not
-// all finite, else 0, written by check_finite() before sending): exchanged the same way, it tells
-// every rank that some rank's bucket held a NaN or inf (NonFiniteGuard). Not thread-safe:
-// the owning strategy serialises calls (hooks may run on autograd worker threads).
+// Readiness and capture: arrive() records that a parameter's .grad is final for this backward
+// pass and says when that made its bucket complete; new_backward() counts arrivals afresh.
+// capture() copies each of a bucket's parameters' .grad, as it is then, into its view (zeros for
+// an undefined one) and remembers which .grad tensor and version it copied, so that
+// changed_since_capture() tells when the user changed .grad afterwards (zero_grad(), another
+// backward pass, an in-place edit): what is exchanged is what .grad holds, never a gradient kept
+// aside. A bucket can also carry one usage slot per parameter after its gradients (1 if the
+// parameter's .grad was defined on this rank when captured, else 0): exchanged with the
+// gradients, the slots tell every rank which parameters have a gradient anywhere without a
+// separate message. With usage slots a bucket ends with one more, the non-finite slot (1 if this
+// rank's gradients in the bucket are not all finite, else 0, written by check_finite() before
+// sending): exchanged the same way, it tells every rank that some rank's bucket held a NaN or inf
+// (NonFiniteGuard). Not thread-safe: the owning strategy serialises calls (hooks may run on
+// autograd worker threads).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -61,16 +64,19 @@ class GradBuckets {
   // Where each parameter of a bucket sits in it, with its shape (for per-matrix compression).
   BucketLayout layout(int bucket) const;
 
-  // Copies (or, on a second arrival in the step, adds) `grad` into the parameter's view.
-  // Returns true when this made the parameter's bucket complete.
-  bool add_gradient(int param, const at::Tensor& grad);
+  // The parameter's .grad is final for this backward pass. Returns true when this made the
+  // parameter's bucket complete.
+  bool arrive(int param);
   bool arrived(int param) const { return arrived_[param]; }
-  // Whether the parameter got a gradient in any backward pass of this step.
-  bool has_gradient(int param) const { return has_value_[param]; }
   bool complete(int bucket) const { return buckets_[bucket].pending == 0; }
-  // Zeroes the views of the bucket's parameters that got no gradient this step and writes its
-  // usage slots; call once before sending the bucket.
-  void finalize(int bucket);
+  // Copies the bucket's parameters' .grad into their views (zeros where undefined) and writes
+  // the usage slots; call before sending the bucket.
+  void capture(int bucket);
+  // Whether the parameter's .grad was defined when its bucket was last captured.
+  bool has_gradient(int param) const { return seen_[param].defined; }
+  // The first parameter of a captured bucket whose .grad is no longer the tensor and version
+  // captured, or -1.
+  int changed_since_capture(int bucket) const;
   // The first parameter of the bucket (registration order) whose values are not finite, or -1,
   // after one pass over the bucket; with usage slots, also writes the non-finite slot (after
   // finalize()).
@@ -80,10 +86,9 @@ class GradBuckets {
   // After the exchange: per parameter, whether any rank had a gradient for it this step (needs
   // usage slots; a slot is exactly zero, summed or averaged, only if every rank sent 0).
   std::vector<bool> used_anywhere() const;
-  // Starts another backward pass of the same step (gradient accumulation): arrivals are counted
-  // anew, values are kept and added to.
+  // Starts another backward pass of the same step: arrivals are counted anew.
   void new_backward();
-  // Starts a new step: nothing has arrived, nothing is held.
+  // Starts a new step: nothing has arrived, nothing is captured.
   void reset();
 
  private:
@@ -102,8 +107,18 @@ class GradBuckets {
   std::vector<int> bucket_of_;
   std::vector<std::int64_t> offset_of_;  // element offset of a parameter's view in its bucket
   std::vector<int> slot_of_;             // position among its bucket's parameters
-  std::vector<bool> arrived_;            // in this backward pass
-  std::vector<bool> has_value_;          // in this step
+  // Which .grad a capture copied: a weak reference pins the tensor's address (a freed and
+  // reallocated .grad cannot pass for the captured one) without holding its memory or blocking
+  // autograd's in-place accumulation, which needs .grad to have no other owner.
+  struct Seen {
+    c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl> grad{
+        c10::intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>()};
+    std::int64_t version = 0;
+    bool defined = false;
+    bool captured = false;
+  };
+  std::vector<bool> arrived_;  // in this backward pass
+  std::vector<Seen> seen_;     // in this step
   bool usage_slots_;
   bool in_block_ = false;
 };

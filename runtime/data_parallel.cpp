@@ -1,9 +1,13 @@
 #include "runtime/data_parallel.h"
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
 
+#include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
+#include "collectives/tensor.h"
 #include "common/error.h"
 #include "compression/compressor.h"
 #include "optimizers/replicas.h"
@@ -58,7 +62,26 @@ DataParallel::DataParallel(const World& world, const NamedTensors& parameters,
                            DataParallelOptions options, const NamedTensors& buffers)
     : DataParallel(make_communicator(world, options), parameters, options, buffers) {}
 
+DataParallel::DataParallel(const World& world, const torch::nn::Module& module,
+                           DataParallelOptions options)
+    : DataParallel(world, named_parameters(module), std::move(options), named_buffers(module)) {}
+
+DataParallel::DataParallel(std::shared_ptr<Communicator> comm, const torch::nn::Module& module,
+                           DataParallelOptions options)
+    : DataParallel(std::move(comm), named_parameters(module), std::move(options),
+                   named_buffers(module)) {}
+
+DataParallel::~DataParallel() = default;
+
 namespace {
+
+// Every DataParallel of the process has a name for error messages; unnamed ones are numbered.
+DataParallelOptions named(DataParallelOptions options) {
+  static std::atomic<int> constructed{0};
+  const int k = ++constructed;
+  if (options.name.empty()) options.name = str_cat("#", k);
+  return options;
+}
 
 // Only some compressors run on CUDA tensors (compression/compressor.h); the others would read
 // device memory through host pointers, so they are refused before anything runs.
@@ -78,18 +101,64 @@ const DataParallelOptions& checked_for_device(const DataParallelOptions& options
 
 DataParallel::DataParallel(std::shared_ptr<Communicator> comm, const NamedTensors& parameters,
                            DataParallelOptions options, const NamedTensors& buffers)
+    // Members initialise in declaration order: strategy_ names `options` before name_ reads it.
     : comm_(std::move(comm)),
-      strategy_(make_strategy(comm_, checked_for_device(options))),
-      broadcast_buffers_(options.broadcast_buffers) {
+      strategy_(make_strategy(comm_, checked_for_device(options = named(std::move(options))))),
+      broadcast_buffers_(options.broadcast_buffers),
+      name_(options.name) {
   strategy_->attach(parameters);
+  for (const auto& [name, tensor] : parameters) parameters_.push_back(tensor);
   for (const auto& [name, tensor] : buffers) buffers_.push_back(tensor);
   if (!buffers_.empty()) make_replicas_identical(*comm_, buffers_, 0);
 }
 
 void DataParallel::step(torch::optim::Optimizer& optimizer) {
+  if (!join_channel_) return run_step(optimizer);
+  // This rank trains this step: its vote overlaps the step's own exchange.
+  at::Tensor vote = at::ones({1}, at::kDouble);
+  Work voted = join_channel_->allreduce(as_buffer(vote), ReduceOp::kSum);
+  run_step(optimizer);
+  voted.wait();
+}
+
+void DataParallel::run_step(torch::optim::Optimizer& optimizer) {
   strategy_->step(optimizer);
   // Forward passes changed each rank's running statistics differently; rank 0's win.
   if (broadcast_buffers_ && !buffers_.empty()) broadcast_parameters(*comm_, buffers_, 0);
+}
+
+int DataParallel::vote_active(bool active) {
+  at::Tensor vote = at::full({1}, active ? 1.0 : 0.0, at::kDouble);
+  join_channel_->allreduce(as_buffer(vote), ReduceOp::kSum).wait();
+  return static_cast<int>(vote.item<double>());
+}
+
+DataParallel::Join::Join(DataParallel& dp, torch::optim::Optimizer& optimizer)
+    : dp_(dp), optimizer_(optimizer) {
+  if (std::string(dp.strategy_->name()) != "allreduce") {
+    throw ConfigError(str_cat("join(): ", data_parallel_label(dp.name_), " uses sync.strategy '",
+                              dp.strategy_->name(),
+                              "'; uneven inputs are supported with allreduce only"));
+  }
+  BRAID_CHECK(!dp.join_channel_, "join(): a join scope of ", data_parallel_label(dp.name_),
+              " is open already");
+  dp.join_channel_ = dp.comm_->channel(dp.comm_->options());
+}
+
+DataParallel::Join::~Join() noexcept(false) {
+  if (std::uncaught_exceptions() > 0) {
+    dp_.join_channel_.reset();  // the ranks are out of step already; the error says why
+    return;
+  }
+  struct Close {
+    DataParallel& dp;
+    ~Close() { dp.join_channel_.reset(); }
+  } close{dp_};
+  while (dp_.vote_active(false) > 0) {
+    // Shadow one step of the ranks still training: no gradient of this rank's own.
+    for (at::Tensor& p : dp_.parameters_) p.mutable_grad() = at::Tensor();
+    dp_.run_step(optimizer_);
+  }
 }
 
 }  // namespace braid

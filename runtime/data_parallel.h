@@ -3,12 +3,15 @@
 // data-parallel:
 //
 //   braid::World world(&argc, &argv);
-//   braid::DataParallel dp(world, braid::named_parameters(*model), options);
+//   braid::DataParallel dp(world, *model, options);
 //   for (...) { optimizer.zero_grad(); model->forward(x).backward(); dp.step(optimizer); }
 //
 // Construction is collective: it checks that every rank has the same parameter names, shapes
 // and dtypes, and copies rank 0's values to all ranks. The parameters must stay alive (the
-// model owns them) for the DataParallel's lifetime.
+// model owns them) for the DataParallel's lifetime. What a step exchanges is what each
+// parameter's .grad holds when step() is called, as LibTorch would step with it: zero_grad(),
+// several backward passes, gradients a phase discards (a GAN) all behave as without braid
+// (optimizers/allreduce_strategy.h says how, and what it costs).
 #pragma once
 
 #include <memory>
@@ -45,6 +48,9 @@ struct DataParallelOptions {
   std::string nonfinite = "error";           // train.nonfinite: error | skip (nonfinite_guard.h)
   Device device;                             // runtime.device, resolved (select_device): CUDA
                                              // parameters exchange over the NCCL transport
+  // Names this DataParallel in error messages (a program with several: "generator",
+  // "discriminator"); empty: "DataParallel #k", k counting constructions in this process.
+  std::string name;
 };
 
 // The module's parameters (recursively, registration order) with their dotted names.
@@ -68,6 +74,12 @@ class DataParallel {
   // Over an existing communicator (any transport; the tests use threads).
   DataParallel(std::shared_ptr<Communicator> comm, const NamedTensors& parameters,
                DataParallelOptions options = {}, const NamedTensors& buffers = {});
+  // The module's parameters and buffers, by name (named_parameters, named_buffers).
+  DataParallel(const World& world, const torch::nn::Module& module,
+               DataParallelOptions options = {});
+  DataParallel(std::shared_ptr<Communicator> comm, const torch::nn::Module& module,
+               DataParallelOptions options = {});
+  ~DataParallel();
 
   // Collective: finish this step's exchange and apply `optimizer`.
   void step(torch::optim::Optimizer& optimizer);
@@ -95,17 +107,50 @@ class DataParallel {
   };
   [[nodiscard]] NoSync no_sync() { return NoSync(*strategy_); }
 
+  // Uneven inputs, as PyTorch DDP's join(): inside the scope a rank that runs out of data
+  // leaves its loop, and the scope's end makes it shadow the steps of the ranks still
+  // training (its .grad undefined: zeros, and no vote in which parameters have a gradient,
+  // then the averaged step with `optimizer`), until every rank has left. Replicas and optimizer
+  // states stay identical; the average divides by the world size, as DDP does by default.
+  //   { auto join = dp.join(optimizer); for (auto& batch : *my_loader) { ...; dp.step(optimizer); } }
+  // Collective: every rank opens the scope at the same point. Each step inside it adds one
+  // allreduce of one number on a channel of its own, overlapped with the step's exchange.
+  // Strategy allreduce only (ConfigError otherwise). Without a scope, a rank that stops
+  // stepping early leaves the others waiting until timeout_s (a TimeoutError).
+  class Join {
+   public:
+    Join(DataParallel& dp, torch::optim::Optimizer& optimizer);
+    // Shadows the others' steps until all have left (not while an exception unwinds).
+    ~Join() noexcept(false);
+    Join(const Join&) = delete;
+    Join& operator=(const Join&) = delete;
+
+   private:
+    DataParallel& dp_;
+    torch::optim::Optimizer& optimizer_;
+  };
+  [[nodiscard]] Join join(torch::optim::Optimizer& optimizer) { return Join(*this, optimizer); }
+
   int rank() const { return comm_->rank(); }
   int size() const { return comm_->size(); }
   Communicator& communicator() { return *comm_; }
   SyncStrategy& strategy() { return *strategy_; }
   SyncStats stats() const { return strategy_->stats(); }
+  const std::string& name() const { return name_; }
 
  private:
+  // Inside a join scope: one allreduce of `active` (1 training, 0 shadowing) across ranks;
+  // returns how many ranks still train.
+  int vote_active(bool active);
+  void run_step(torch::optim::Optimizer& optimizer);
+
   std::shared_ptr<Communicator> comm_;
   std::unique_ptr<SyncStrategy> strategy_;
   std::vector<at::Tensor> buffers_;
   bool broadcast_buffers_;
+  std::string name_;
+  std::shared_ptr<Communicator> join_channel_;  // while a join scope is open
+  std::vector<at::Tensor> parameters_;
 };
 
 }  // namespace braid

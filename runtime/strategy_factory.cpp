@@ -18,6 +18,12 @@ const std::vector<std::string>& strategy_names(bool planned_too) {
   return planned_too ? with_planned : implemented;
 }
 
+std::string data_parallel_label(const std::string& name) {
+  if (name.empty()) return "DataParallel";
+  return name[0] == '#' ? "DataParallel " + name + " (DataParallelOptions::name names it)"
+                        : "DataParallel '" + name + "'";
+}
+
 std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
                                             const DataParallelOptions& options) {
   const NonFinitePolicy nonfinite = parse_nonfinite_policy(options.nonfinite);
@@ -25,7 +31,8 @@ std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
     return std::make_unique<AllreduceStrategy>(
         std::move(comm),
         AllreduceStrategyOptions{options.algorithm, options.bucket_mb, options.overlap,
-                                 options.clip_norm, options.compression, nonfinite});
+                                 options.clip_norm, options.compression, nonfinite,
+                                 data_parallel_label(options.name)});
   }
   const LocalUpdateOptions local{options.algorithm,   options.bucket_mb, options.clip_norm,
                                  options.compression, options.outer,     nonfinite};

@@ -18,6 +18,9 @@ struct DataParallelOptions;
 // come, which the config accepts so that it can say "not implemented yet".
 const std::vector<std::string>& strategy_names(bool planned_too = false);
 
+// How errors name a DataParallel called `name` (DataParallelOptions::name; "#k" when unnamed).
+std::string data_parallel_label(const std::string& name);
+
 // Throws ConfigError naming sync.strategy and the valid names for an unknown strategy.
 std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
                                             const DataParallelOptions& options);

@@ -21,6 +21,10 @@ namespace braid {
 class World {
  public:
   World(int* argc, char*** argv);
+  // For `int main(int argc, const char* argv[])`; MPI may remove its own arguments from argv.
+  World(int* argc, const char*** argv) : World(argc, const_cast<char***>(argv)) {}
+  // Without the command line (MPI then reads none of it).
+  World() : World(nullptr, static_cast<char***>(nullptr)) {}
   ~World();
   World(const World&) = delete;
   World& operator=(const World&) = delete;
@@ -28,6 +32,8 @@ class World {
   int rank() const { return rank_; }
   int size() const { return size_; }
   int local_rank() const { return local_rank_; }
+  // Rank 0: the rank that logs, evaluates and saves in a data-parallel program.
+  bool is_main() const { return rank_ == 0; }
   int thread_level() const { return thread_level_; }
 
   // A transport over a duplicate of MPI_COMM_WORLD: MPI for a CPU `device`, NCCL on that GPU

@@ -1,5 +1,5 @@
 // GradBuckets: layout (reverse registration order, dtype never mixed, cap respected), readiness,
-// accumulation of a second gradient in one step, zeros and usage slots for missing gradients.
+// capture of .grad (zeros and usage slots for undefined ones) and changes to .grad after it.
 #include "optimizers/grad_buckets.h"
 
 #include <gtest/gtest.h>
@@ -58,22 +58,59 @@ TEST(GradBuckets, BucketsLieInTheAllocatedBlock) {
   EXPECT_FALSE(GradBuckets(parameters(), 1.0, true).in_allocated_block());
 }
 
-TEST(GradBuckets, ReadinessAccumulationZerosAndUsageSlots) {
-  GradBuckets buckets(parameters(), 1.0, /*usage_slots=*/true);
+// Parameters that get .grad the way autograd sets it.
+std::vector<at::Tensor> trainable() {
+  std::vector<at::Tensor> params = parameters();
+  for (at::Tensor& p : params) p.requires_grad_(true);
+  return params;
+}
+
+TEST(GradBuckets, ReadinessCaptureOfGradZerosAndUsageSlots) {
+  std::vector<at::Tensor> params = trainable();
+  GradBuckets buckets(params, 1.0, /*usage_slots=*/true);
   const int b = buckets.bucket_of(0);
-  EXPECT_FALSE(buckets.add_gradient(0, at::ones({4})));
-  EXPECT_FALSE(buckets.add_gradient(0, at::ones({4})));  // second arrival adds
+  EXPECT_FALSE(buckets.arrive(0));
+  EXPECT_FALSE(buckets.arrive(0));  // a second arrival in one backward pass counts once
   EXPECT_FALSE(buckets.complete(b));
+  params[0].mutable_grad() = at::full({4}, 2.0f);
   buckets.view(1).fill_(7);  // stale values from an earlier step
-  buckets.finalize(b);
+  buckets.capture(b);
   EXPECT_TRUE(at::equal(buckets.view(0), at::full({4}, 2.0)));
-  EXPECT_TRUE(at::equal(buckets.view(1), at::zeros({6})));
+  EXPECT_TRUE(at::equal(buckets.view(1), at::zeros({6})));  // undefined .grad: zeros
   auto used = buckets.used_anywhere();
   EXPECT_TRUE(used[0]);
   EXPECT_FALSE(used[1]);
+  EXPECT_TRUE(buckets.has_gradient(0));
   buckets.reset();
-  EXPECT_FALSE(buckets.add_gradient(1, at::ones({2, 3})));
-  EXPECT_TRUE(buckets.add_gradient(0, at::ones({4})));
+  EXPECT_FALSE(buckets.has_gradient(0));
+  EXPECT_FALSE(buckets.arrive(1));
+  EXPECT_TRUE(buckets.arrive(0));
+}
+
+// What the user does to .grad after a capture is seen: an in-place change (zero_(), another
+// accumulation), a new tensor, an undefined one. Reading it is not a change.
+TEST(GradBuckets, ChangesToGradAfterCaptureAreSeen) {
+  std::vector<at::Tensor> params = trainable();
+  GradBuckets buckets(params, 1.0, /*usage_slots=*/true);
+  const int b = buckets.bucket_of(0);
+  ASSERT_EQ(buckets.bucket_of(1), b);
+  EXPECT_EQ(buckets.changed_since_capture(b), 0);  // never captured: both, 0 named first
+  params[0].mutable_grad() = at::ones({4});
+  buckets.capture(b);
+  EXPECT_EQ(buckets.changed_since_capture(b), -1);
+  (void)params[0].grad().sum().item<float>();
+  EXPECT_EQ(buckets.changed_since_capture(b), -1);
+  params[0].mutable_grad().zero_();
+  EXPECT_EQ(buckets.changed_since_capture(b), 0);
+  buckets.capture(b);
+  params[0].mutable_grad() = params[0].grad().clone();  // equal values, another tensor
+  EXPECT_EQ(buckets.changed_since_capture(b), 0);
+  buckets.capture(b);
+  params[1].mutable_grad() = at::ones({2, 3});  // undefined when captured
+  params[0].mutable_grad() = at::Tensor();
+  EXPECT_EQ(buckets.changed_since_capture(b), 0);
+  buckets.capture(b);
+  EXPECT_EQ(buckets.changed_since_capture(b), -1);
 }
 
 // Device memory is never read through a host pointer. Meta tensors stand in for CUDA ones on a
@@ -110,12 +147,13 @@ TEST(HostReads, NonCpuTensorsAreCopiedToTheHostBeforeTheyAreRead) {
 // check_finite names the first parameter (registration order) holding a NaN or inf and sets the
 // bucket's last slot; a finite bucket clears it. Summed over ranks, any set slot is seen.
 TEST(GradBuckets, CheckFiniteNamesTheFirstParameterAndSetsTheSlot) {
-  GradBuckets buckets(parameters(), 1.0, /*usage_slots=*/true);
+  std::vector<at::Tensor> params = trainable();
+  GradBuckets buckets(params, 1.0, /*usage_slots=*/true);
   const int b = buckets.bucket_of(0);
   ASSERT_EQ(buckets.bucket_of(1), b);
-  buckets.add_gradient(0, at::ones({4}));
-  buckets.add_gradient(1, at::full({2, 3}, std::numeric_limits<float>::infinity()));
-  buckets.finalize(b);
+  params[0].mutable_grad() = at::ones({4});
+  params[1].mutable_grad() = at::full({2, 3}, std::numeric_limits<float>::infinity());
+  buckets.capture(b);
   EXPECT_EQ(buckets.check_finite(b), 1);
   EXPECT_TRUE(buckets.nonfinite_anywhere(b));
   buckets.view(0)[2] = std::nanf("");

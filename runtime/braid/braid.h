@@ -32,4 +32,5 @@
 #include "common/version.h"
 #include "runtime/data.h"
 #include "runtime/data_parallel.h"
+#include "runtime/distributed_optimizer.h"
 #include "runtime/world.h"
