@@ -16,7 +16,8 @@
 //
 // Data: braid::load_data reads Fashion-MNIST or a text corpus (a DataConfig names which and
 // where), and braid::DataPlan gives each rank its shard of every global batch; see
-// examples/embed_fashion_mnist.cpp.
+// examples/embed_fashion_mnist.cpp. braid::DistributedSampler hands that shard to a
+// torch::data DataLoader, reshuffled every epoch (docs/embedding.md).
 //
 // Errors are exceptions (common/error.h); a program that catches one should end every rank,
 // e.g. with braid::World::abort(1), because peers may be waiting in a collective.
@@ -33,4 +34,5 @@
 #include "runtime/data.h"
 #include "runtime/data_parallel.h"
 #include "runtime/distributed_optimizer.h"
+#include "runtime/distributed_sampler.h"
 #include "runtime/world.h"
