@@ -12,6 +12,7 @@
 #include "compression/compressor.h"
 #include "optimizers/replicas.h"
 #include "runtime/cost_model_file.h"
+#include "runtime/option_names.h"
 #include "runtime/strategy_factory.h"
 #include "runtime/world.h"
 
@@ -42,9 +43,10 @@ std::shared_ptr<Communicator> make_communicator(const World& world,
     error = e.what();
   }
   if (const int failing = world.lowest_failing_rank(!error.empty()); failing >= 0) {
-    throw ConfigError(error.empty() ? str_cat("sync.cost_model: rank ", failing, " cannot read '",
-                                              options.cost_model, "'")
-                                    : error);
+    throw ConfigError(with_option_names(
+        error.empty()
+            ? str_cat("sync.cost_model: rank ", failing, " cannot read '", options.cost_model, "'")
+            : error));
   }
   return std::make_shared<Communicator>(
       world.make_transport(options.device, options.ranks_per_node, comm.timeout), comm);
@@ -97,16 +99,30 @@ const DataParallelOptions& checked_for_device(const DataParallelOptions& options
   return options;
 }
 
+// The strategy, with errors that name config keys also naming the options' fields.
+std::unique_ptr<SyncStrategy> strategy_for(std::shared_ptr<Communicator> comm,
+                                           const DataParallelOptions& options) {
+  try {
+    return make_strategy(std::move(comm), checked_for_device(options));
+  } catch (const ConfigError& e) {
+    throw ConfigError(with_option_names(e.what()));
+  }
+}
+
 }  // namespace
 
 DataParallel::DataParallel(std::shared_ptr<Communicator> comm, const NamedTensors& parameters,
                            DataParallelOptions options, const NamedTensors& buffers)
     // Members initialise in declaration order: strategy_ names `options` before name_ reads it.
     : comm_(std::move(comm)),
-      strategy_(make_strategy(comm_, checked_for_device(options = named(std::move(options))))),
+      strategy_(strategy_for(comm_, options = named(std::move(options)))),
       broadcast_buffers_(options.broadcast_buffers),
       name_(options.name) {
-  strategy_->attach(parameters);
+  try {
+    strategy_->attach(parameters);
+  } catch (const ConfigError& e) {
+    throw ConfigError(with_option_names(e.what()));
+  }
   for (const auto& [name, tensor] : parameters) parameters_.push_back(tensor);
   for (const auto& [name, tensor] : buffers) buffers_.push_back(tensor);
   if (!buffers_.empty()) make_replicas_identical(*comm_, buffers_, 0);

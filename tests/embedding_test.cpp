@@ -389,6 +389,22 @@ TEST(Join, RanksWithFewerBatchesShadowTheOthers) {
   EXPECT_LT(difference(got, expected), kTolerance);
 }
 
+// Option errors name the field a program sets, not only braid train's config key.
+TEST(Port, OptionErrorsNameTheDataParallelOptionsField) {
+  Gan m;
+  DataParallelOptions options = options_named("d");
+  options.compression.compression.name = "topk";
+  options.compression.compression.ratio = 2;
+  try {
+    DataParallel dp(*world, *m.d, options);
+    ADD_FAILURE() << "ratio 2 was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("DataParallelOptions::compression.compression.ratio"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 // Rank 0 alone spends a while (evaluating, saving) before its DataParallel is destroyed; the
 // others destroy theirs at once. Every rank must leave: a hang here ends in the CTest timeout.
 // The buckets live in the node's shared memory ("auto" on one node), whose teardown once hung.
