@@ -17,6 +17,7 @@ packages=(
   python3                               # tests read metrics and traces as JSON
   procps                                # pkill: the interrupt test signals the ranks
   python3-matplotlib python3-munkres    # scripts/plot_runs.py (munkres: no scipy, 200 MB, for fonttools)
+  python3-torch                         # tests check braid against PyTorch itself, in Python
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -4,8 +4,7 @@
 # the default from PyTorch 2.6) as a dict of exactly the module's parameter and buffer names with
 # the values C++ wrote, and load_state_dict(strict=True) accepts it into a PyTorch module of the
 # same structure. The file comes from ModelExport.SampleForPython in runtime_test.
-# Exits 77 (skipped) when Debian's python3-torch is not installed (it is not in scripts/setup.sh:
-# about 100 MB more; `apt-get install python3-torch` to run this test).
+# Exits 77 (skipped) when Debian's python3-torch is not installed (scripts/setup.sh installs it).
 set -u
 runtime_test=$1
 python=/usr/bin/python3
