@@ -35,6 +35,7 @@
 #include "runtime/models.h"
 #include "runtime/optimizer_factory.h"
 #include "runtime/strategy_factory.h"
+#include "runtime/torchscript_model.h"
 
 namespace braid {
 namespace {
@@ -54,6 +55,8 @@ void for_each_key(C& c, Visit&& visit) {
   visit("model", "layers", c.model.layers, {});
   visit("model", "heads", c.model.heads, {});
   visit("model", "context", c.model.context, {});
+  visit("model", "path", c.model.path, {});
+  visit("model", "loss", c.model.loss, model_loss_names());
   visit("data", "name", c.data.name, dataset_names());
   visit("data", "path", c.data.path, {});
   visit("data", "batch_size", c.data.batch_size, {});
@@ -434,8 +437,13 @@ void validate(const Config& c, const std::string& source) {
           str_cat(c.model.d_model, " with heads ", c.model.heads));
   require(c.model.context >= 2, "model.context", ">= 2", c.model.context);
 
+  const bool scripted = c.model.name == "torchscript";
+  require(scripted == !c.model.path.empty(), "model.path",
+          scripted ? "the file torch.jit.save wrote, for model.name torchscript"
+                   : "empty unless model.name is torchscript",
+          str_cat("'", c.model.path, "'"));
   const char* wanted_data = c.model.name == "char_transformer" ? "text" : "fashion_mnist";
-  if (c.data.name != wanted_data) {
+  if (!scripted && c.data.name != wanted_data) {
     throw ConfigError(str_cat(source, ": model.name '", c.model.name, "' needs data.name '",
                               wanted_data, "', got '", c.data.name, "'"));
   }

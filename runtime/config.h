@@ -15,13 +15,17 @@ struct RunConfig {
 };
 
 struct ModelConfig {
-  std::string name = "mlp";   // mlp | cnn | char_transformer
+  std::string name = "mlp";   // mlp | cnn | char_transformer | torchscript
   std::int64_t hidden = 256;  // mlp hidden width (784-hidden-hidden-10)
   // char_transformer sizes
   std::int64_t d_model = 128;
   std::int64_t layers = 2;
   std::int64_t heads = 4;
   std::int64_t context = 64;  // tokens per sample
+  // torchscript: the file torch.jit.save wrote, and what its forward returns (model_loss_names:
+  // cross_entropy | mse | output; runtime/torchscript_model.h).
+  std::string path;
+  std::string loss = "cross_entropy";
 };
 
 struct DataConfig {

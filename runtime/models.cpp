@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "runtime/torchscript_model.h"
 
 namespace braid {
 namespace {
@@ -149,7 +150,7 @@ void require_positive(std::int64_t value, const char* key) {
 }  // namespace
 
 const std::vector<std::string>& model_names() {
-  static const std::vector<std::string> names = {"mlp", "cnn", "char_transformer"};
+  static const std::vector<std::string> names = {"mlp", "cnn", "char_transformer", "torchscript"};
   return names;
 }
 
@@ -170,6 +171,7 @@ std::shared_ptr<Model> make_model(const ModelConfig& config) {
     }
     return std::make_shared<CharTransformer>(config);
   }
+  if (config.name == "torchscript") return load_torchscript_model(config);
   throw ConfigError(
       str_cat("model.name: unknown model '", config.name, "' (valid: ", join(model_names()), ")"));
 }

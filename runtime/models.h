@@ -5,6 +5,8 @@
 //  - char_transformer: a small decoder-only byte-level language model (token and learned
 //    position embeddings, `layers` pre-norm blocks of causal multi-head self-attention and a
 //    4x MLP, final LayerNorm, linear head to 256 logits).
+//  - torchscript: a module saved from Python with torch.jit.save (model.path, model.loss;
+//    runtime/torchscript_model.h), on any data set.
 // Parameters are initialized from the torch generator; the runtime seeds it from run.seed and
 // broadcasts rank 0's parameters anyway.
 #pragma once
@@ -30,7 +32,7 @@ class Model : public torch::nn::Module {
   virtual std::int64_t positions(const at::Tensor& targets) = 0;
 };
 
-// The names make_model builds: mlp, cnn, char_transformer.
+// The names make_model builds: mlp, cnn, char_transformer, torchscript.
 const std::vector<std::string>& model_names();
 
 // Throws ConfigError naming model.name for an unknown model.

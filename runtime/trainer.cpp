@@ -28,6 +28,7 @@
 #include "runtime/progress.h"
 #include "runtime/resume_fingerprint.h"
 #include "runtime/straggler.h"
+#include "runtime/torchscript_model.h"
 #include "runtime/world.h"
 
 namespace braid {
@@ -566,6 +567,13 @@ PreparedRun prepare_training(const Config& config, int rank, int world_size) {
   prepared.data = load_data(config.data, config.model);
   torch::manual_seed(config.run.seed);
   prepared.model = make_model(config.model);
+  if (config.model.name == "torchscript" && prepared.data.train.size() > 0) {
+    // A module written elsewhere: one forward pass on two samples finds a wrong output type,
+    // shape or dtype now, on every rank, rather than in the first step.
+    const std::int64_t n = std::min<std::int64_t>(2, prepared.data.train.size());
+    check_model_on_batch(*prepared.model, config.model, prepared.data.train.inputs.narrow(0, 0, n),
+                         prepared.data.train.targets.narrow(0, 0, n));
+  }
   DataPlan(prepared.data.train.size(), rank, world_size * config.train.accumulate_steps,
            config.data.batch_size, config.run.seed);  // ConfigError when a step does not fit
   return prepared;
