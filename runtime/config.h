@@ -29,7 +29,7 @@ struct ModelConfig {
 };
 
 struct DataConfig {
-  std::string name = "fashion_mnist";  // fashion_mnist | text
+  std::string name = "fashion_mnist";  // fashion_mnist | text | arrays
   std::string path;                    // default: /usr/share/datasets/fashion-mnist, or
                                        // /usr/share/games/fortunes for text
   std::int64_t batch_size = 64;        // per rank

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "runtime/npy_arrays.h"
 
 namespace braid {
 namespace {
@@ -132,6 +133,20 @@ std::vector<fs::path> text_files(const fs::path& path) {
     }
   }
   return files;
+}
+
+void check_arrays(const fs::path& dir) {
+  const std::string expected =
+      str_cat("expected a directory holding ", join(array_files()), " (numpy.save)");
+  if (dir.empty()) throw ConfigError(str_cat("data.path: data.name arrays needs one; ", expected));
+  if (!fs::is_directory(dir)) {
+    throw ConfigError(str_cat(where(dir, "arrays"), ": not a directory; ", expected));
+  }
+  for (const std::string& file : array_files()) {
+    if (!fs::is_regular_file(dir / file)) {
+      throw ConfigError(str_cat(where(dir, "arrays"), ": ", file, " is missing; ", expected));
+    }
+  }
 }
 
 fs::path resolved_path(const DataConfig& data) {
@@ -274,7 +289,7 @@ DataSplits load_text(const DataConfig& data, const ModelConfig& model) {
 }  // namespace
 
 const std::vector<std::string>& dataset_names() {
-  static const std::vector<std::string> names = {"fashion_mnist", "text"};
+  static const std::vector<std::string> names = {"fashion_mnist", "text", "arrays"};
   return names;
 }
 
@@ -286,6 +301,7 @@ void check_data(const DataConfig& data) {
     throw ConfigError(str_cat("data.test_limit must be >= 0, got ", data.test_limit));
   }
   if (data.name == "fashion_mnist") return check_fashion(resolved_path(data));
+  if (data.name == "arrays") return check_arrays(data.path);
   if (data.name == "text") {
     if (!(data.test_fraction >= 0.0 && data.test_fraction < 1.0)) {
       throw ConfigError(str_cat("data.test_fraction must be in [0, 1), got ", data.test_fraction));
@@ -300,6 +316,7 @@ void check_data(const DataConfig& data) {
 DataSplits load_data(const DataConfig& data, const ModelConfig& model) {
   check_data(data);
   if (data.name == "text") return load_text(data, model);
+  if (data.name == "arrays") return load_arrays(data);
   const fs::path dir = resolved_path(data);
   DataSplits splits;
   splits.train = load_fashion_split(dir, "train", data.train_limit);

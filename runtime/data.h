@@ -9,6 +9,7 @@
 // its first 4 KiB is not text and is refused, so a Fashion-MNIST directory is never read as
 // text. The last test_fraction of the bytes is the test split. A sample is a window of
 // `context` bytes (inputs, int64 [N, context]) and the same window shifted by one (targets).
+// Arrays are NumPy .npy files of the user's own data (runtime/npy_arrays.h), memory-mapped.
 //
 // DataPlan: which samples a rank reads. Each epoch shuffles the training indices with a
 // generator seeded from (seed, epoch), the same permutation on every rank. Global step s
@@ -39,7 +40,7 @@ struct DataSplits {
   std::int64_t num_classes = 0;  // 10 for Fashion-MNIST, 256 for bytes
 };
 
-// The names load_data reads: fashion_mnist, text.
+// The names load_data reads: fashion_mnist, text, arrays.
 const std::vector<std::string>& dataset_names();
 
 // The cheap start-up check of what load_data will read, without reading it: data.path exists,
