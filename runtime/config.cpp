@@ -35,6 +35,7 @@
 #include "runtime/models.h"
 #include "runtime/optimizer_factory.h"
 #include "runtime/strategy_factory.h"
+#include "runtime/token_data.h"
 #include "runtime/torchscript_model.h"
 
 namespace braid {
@@ -63,6 +64,8 @@ void for_each_key(C& c, Visit&& visit) {
   visit("data", "train_limit", c.data.train_limit, {});
   visit("data", "test_limit", c.data.test_limit, {});
   visit("data", "test_fraction", c.data.test_fraction, {});
+  visit("data", "token_dtype", c.data.token_dtype, token_dtype_names());
+  visit("data", "context", c.data.context, {});
   visit("optimizer", "name", c.optimizer.name, optimizer_names());
   visit("optimizer", "lr", c.optimizer.lr, {});
   visit("optimizer", "momentum", c.optimizer.momentum, {});
@@ -448,6 +451,7 @@ void validate(const Config& c, const std::string& source) {
                               wanted_data, "', got '", c.data.name, "'"));
   }
   require(c.data.batch_size >= 1, "data.batch_size", ">= 1", c.data.batch_size);
+  require(c.data.context >= 0, "data.context", ">= 0 (0: model.context)", c.data.context);
   require(c.data.train_limit >= 0, "data.train_limit", ">= 0", c.data.train_limit);
   require(c.data.test_limit >= 0, "data.test_limit", ">= 0", c.data.test_limit);
   require(c.data.test_fraction > 0 && c.data.test_fraction < 1, "data.test_fraction", "in (0, 1)",

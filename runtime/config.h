@@ -29,13 +29,15 @@ struct ModelConfig {
 };
 
 struct DataConfig {
-  std::string name = "fashion_mnist";  // fashion_mnist | text | arrays
+  std::string name = "fashion_mnist";  // fashion_mnist | text | arrays | tokens
   std::string path;                    // default: /usr/share/datasets/fashion-mnist, or
                                        // /usr/share/games/fortunes for text
   std::int64_t batch_size = 64;        // per rank
   std::int64_t train_limit = 0;        // use only the first N training samples (0 = all)
   std::int64_t test_limit = 0;         // use only the first N test samples (0 = all)
   double test_fraction = 0.05;         // text: share of the corpus held out for evaluation
+  std::string token_dtype = "uint16";  // tokens: uint16 | uint32 (runtime/token_data.h)
+  std::int64_t context = 0;            // tokens: tokens per sample (0: model.context)
 };
 
 struct OptimizerConfig {

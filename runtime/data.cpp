@@ -1,8 +1,8 @@
 #include "runtime/data.h"
 
 // Narrow ATen headers only: <torch/torch.h> would cost ~30 s and 1 GB of compiler memory.
+#include <ATen/ATen.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -18,6 +18,7 @@
 
 #include "common/error.h"
 #include "runtime/npy_arrays.h"
+#include "runtime/token_data.h"
 
 namespace braid {
 namespace {
@@ -145,6 +146,18 @@ void check_arrays(const fs::path& dir) {
   for (const std::string& file : array_files()) {
     if (!fs::is_regular_file(dir / file)) {
       throw ConfigError(str_cat(where(dir, "arrays"), ": ", file, " is missing; ", expected));
+    }
+  }
+}
+
+void check_tokens(const fs::path& dir) {
+  const char* expected =
+      "expected a directory holding train.bin and val.bin (token ids, "
+      "numpy.ndarray.tofile)";
+  if (dir.empty()) throw ConfigError(str_cat("data.path: data.name tokens needs one; ", expected));
+  for (const char* file : {"train.bin", "val.bin"}) {
+    if (!fs::is_regular_file(dir / file)) {
+      throw ConfigError(str_cat(where(dir, "tokens"), ": ", file, " is missing; ", expected));
     }
   }
 }
@@ -289,7 +302,7 @@ DataSplits load_text(const DataConfig& data, const ModelConfig& model) {
 }  // namespace
 
 const std::vector<std::string>& dataset_names() {
-  static const std::vector<std::string> names = {"fashion_mnist", "text", "arrays"};
+  static const std::vector<std::string> names = {"fashion_mnist", "text", "arrays", "tokens"};
   return names;
 }
 
@@ -302,6 +315,7 @@ void check_data(const DataConfig& data) {
   }
   if (data.name == "fashion_mnist") return check_fashion(resolved_path(data));
   if (data.name == "arrays") return check_arrays(data.path);
+  if (data.name == "tokens") return check_tokens(data.path);
   if (data.name == "text") {
     if (!(data.test_fraction >= 0.0 && data.test_fraction < 1.0)) {
       throw ConfigError(str_cat("data.test_fraction must be in [0, 1), got ", data.test_fraction));
@@ -317,12 +331,23 @@ DataSplits load_data(const DataConfig& data, const ModelConfig& model) {
   check_data(data);
   if (data.name == "text") return load_text(data, model);
   if (data.name == "arrays") return load_arrays(data);
+  if (data.name == "tokens") return load_tokens(data, model);
   const fs::path dir = resolved_path(data);
   DataSplits splits;
   splits.train = load_fashion_split(dir, "train", data.train_limit);
   splits.test = load_fashion_split(dir, "t10k", data.test_limit);
   splits.num_classes = kFashionClasses;
   return splits;
+}
+
+std::pair<at::Tensor, at::Tensor> Dataset::rows(const at::Tensor& indices) const {
+  at::Tensor x = inputs.index_select(0, indices), y = targets.index_select(0, indices);
+  if (unsigned_bits > 0) {
+    const std::int64_t mask = (std::int64_t{1} << unsigned_bits) - 1;
+    x = x.to(at::kLong).bitwise_and(mask);
+    y = y.to(at::kLong).bitwise_and(mask);
+  }
+  return {x, y};
 }
 
 DataPlan::DataPlan(std::int64_t samples, int rank, int world, std::int64_t batch_size,

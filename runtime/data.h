@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/config.h"
@@ -32,7 +33,12 @@ namespace braid {
 struct Dataset {
   at::Tensor inputs;
   at::Tensor targets;
+  // Token ids of 16 or 32 bits are unsigned, which LibTorch 1.13 has no dtype for: they are
+  // viewed as the signed type of their width, and rows() widens a batch back to int64.
+  int unsigned_bits = 0;
   std::int64_t size() const { return inputs.defined() ? inputs.size(0) : 0; }
+  // Inputs and targets of the rows `indices` (int64, on the data's device), ready for a model.
+  std::pair<at::Tensor, at::Tensor> rows(const at::Tensor& indices) const;
 };
 
 struct DataSplits {

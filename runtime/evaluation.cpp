@@ -21,7 +21,7 @@ Evaluation evaluate(Model& model, const Dataset& test, Communicator& comm, std::
   for (std::int64_t start = 0; start < indices.numel(); start += batch) {
     at::Tensor idx =
         indices.narrow(0, start, std::min(batch, indices.numel() - start)).to(test.inputs.device());
-    at::Tensor x = test.inputs.index_select(0, idx), y = test.targets.index_select(0, idx);
+    const auto [x, y] = test.rows(idx);
     at::Tensor logits = model.forward(x);
     const auto n = static_cast<double>(model.positions(y));
     loss_sum += model.loss(logits, y).item<double>() * n;

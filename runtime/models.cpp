@@ -113,6 +113,7 @@ class Block : public torch::nn::Module {
 
 class CharTransformer : public Classifier {
  public:
+  std::int64_t vocabulary() const override { return 256; }
   explicit CharTransformer(const ModelConfig& config)
       : tokens_(register_module("tokens", torch::nn::Embedding(256, config.d_model))),
         positions_(

@@ -30,6 +30,8 @@ class Model : public torch::nn::Module {
   virtual std::int64_t correct(const at::Tensor& logits, const at::Tensor& targets) = 0;
   // Number of predicted positions in a batch (samples, or samples * context for text).
   virtual std::int64_t positions(const at::Tensor& targets) = 0;
+  // The number of token ids the model embeds, when it knows it (0: unknown).
+  virtual std::int64_t vocabulary() const { return 0; }
 };
 
 // The names make_model builds: mlp, cnn, char_transformer, torchscript.

@@ -1,15 +1,12 @@
 #include "runtime/npy_arrays.h"
 
 #include <ATen/ATen.h>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <regex>
 
 #include "common/error.h"
+#include "runtime/mapped_file.h"
 
 namespace braid {
 namespace fs = std::filesystem;
@@ -81,15 +78,6 @@ Header parse_header(const fs::path& file, const char* bytes, std::size_t size) {
   return header;
 }
 
-// A private read-write mapping of the whole file, unmapped when the last tensor over it goes.
-struct Mapping {
-  void* address = MAP_FAILED;
-  std::size_t size = 0;
-  ~Mapping() {
-    if (address != MAP_FAILED) munmap(address, size);
-  }
-};
-
 }  // namespace
 
 const std::vector<std::string>& array_files() {
@@ -99,32 +87,27 @@ const std::vector<std::string>& array_files() {
 }
 
 at::Tensor load_npy(const fs::path& file) {
-  const int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) refuse(file, str_cat("cannot open: ", std::strerror(errno)));
-  struct stat st {};
-  auto mapping = std::make_shared<Mapping>();
-  if (fstat(fd, &st) == 0 && st.st_size > 0) {
-    mapping->size = static_cast<std::size_t>(st.st_size);
-    mapping->address = mmap(nullptr, mapping->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-  }
-  const int saved = errno;
-  close(fd);
-  if (mapping->address == MAP_FAILED) {
-    refuse(file, st.st_size == 0 ? "empty file" : str_cat("cannot map: ", std::strerror(saved)));
-  }
-  const char* bytes = static_cast<const char*>(mapping->address);
-  const Header header = parse_header(file, bytes, mapping->size);
+  const at::Tensor raw = map_file(file, "arrays");
+  const auto size = static_cast<std::size_t>(raw.numel());
+  const Header header = parse_header(file, static_cast<const char*>(raw.data_ptr()), size);
   std::int64_t elements = 1;
   for (std::int64_t d : header.shape) elements *= d;
   const std::size_t expected =
       header.data_offset + static_cast<std::size_t>(elements) * c10::elementSize(header.dtype);
-  if (mapping->size != expected) {
+  if (size != expected) {
     refuse(file, str_cat("field 'shape' ", c10::IntArrayRef(header.shape), " and 'descr' need ",
-                         expected, " bytes, the file has ", mapping->size));
+                         expected, " bytes, the file has ", size));
   }
-  void* data = static_cast<char*>(mapping->address) + header.data_offset;
-  return at::from_blob(
-      data, header.shape, [mapping](void*) {}, at::TensorOptions(header.dtype));
+  if (header.data_offset % c10::elementSize(header.dtype) != 0) {
+    refuse(file, str_cat("the header's length leaves the data at byte ", header.data_offset,
+                         ", not aligned to its dtype; write it with numpy.save"));
+  }
+  // A view of the mapping's bytes as the array: it keeps the mapping alive.
+  return raw
+      .narrow(0, static_cast<std::int64_t>(header.data_offset),
+              static_cast<std::int64_t>(size - header.data_offset))
+      .view(header.dtype)
+      .view(header.shape);
 }
 
 DataSplits load_arrays(const DataConfig& data) {

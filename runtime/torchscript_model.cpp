@@ -11,9 +11,14 @@
 namespace braid {
 namespace {
 
-// The first line of a LibTorch error: the rest is a C++ or TorchScript stack.
+// The line of a LibTorch error that says what went wrong: the first of a C++ error (a stack
+// follows), the last of a TorchScript one (its traceback comes first, "RuntimeError: ..." last).
 std::string first_line(const std::exception& e) {
-  const std::string what = e.what();
+  std::string what = e.what();
+  if (what.rfind("The following operation failed in the TorchScript interpreter", 0) == 0) {
+    while (!what.empty() && what.back() == '\n') what.pop_back();
+    return what.substr(what.rfind('\n') + 1);
+  }
   return what.substr(0, what.find('\n'));
 }
 
@@ -61,6 +66,17 @@ class TorchScriptModel : public Model {
     return out.argmax(-1).eq(targets).sum().item<std::int64_t>();
   }
   std::int64_t positions(const at::Tensor& targets) override { return targets.numel(); }
+
+  // The rows of the first embedding (nn.Embedding) in the module tree, if it has one.
+  std::int64_t vocabulary() const override {
+    for (const auto& module : scripted_.modules()) {
+      const auto& name = module.type()->name();
+      if (name && name->name() == "Embedding" && module.hasattr("weight")) {
+        return module.attr("weight").toTensor().size(0);
+      }
+    }
+    return 0;
+  }
 
   void train(bool on) override {
     torch::nn::Module::train(on);

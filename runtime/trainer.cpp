@@ -28,6 +28,7 @@
 #include "runtime/progress.h"
 #include "runtime/resume_fingerprint.h"
 #include "runtime/straggler.h"
+#include "runtime/token_data.h"
 #include "runtime/torchscript_model.h"
 #include "runtime/world.h"
 
@@ -325,8 +326,8 @@ void Trainer::micro_step(int partition, double weight, bool last, double& loss_v
   at::Tensor loss;
   {
     trace::Scope scope("forward", "compute");
-    loss = model_->loss(model_->forward(data_.train.inputs.index_select(0, idx)),
-                        data_.train.targets.index_select(0, idx));
+    const auto [x, y] = data_.train.rows(idx);
+    loss = model_->loss(model_->forward(x), y);
   }
   std::optional<DataParallel::NoSync> accumulate_only;
   if (!last) accumulate_only.emplace(dp_->no_sync());
@@ -567,12 +568,15 @@ PreparedRun prepare_training(const Config& config, int rank, int world_size) {
   prepared.data = load_data(config.data, config.model);
   torch::manual_seed(config.run.seed);
   prepared.model = make_model(config.model);
+  // Ids the model cannot embed would fail its first forward pass with a less useful message.
+  if (config.data.name == "tokens")
+    check_token_range(config.data, prepared.data.train, *prepared.model);
   if (config.model.name == "torchscript" && prepared.data.train.size() > 0) {
     // A module written elsewhere: one forward pass on two samples finds a wrong output type,
     // shape or dtype now, on every rank, rather than in the first step.
     const std::int64_t n = std::min<std::int64_t>(2, prepared.data.train.size());
-    check_model_on_batch(*prepared.model, config.model, prepared.data.train.inputs.narrow(0, 0, n),
-                         prepared.data.train.targets.narrow(0, 0, n));
+    const auto [x, y] = prepared.data.train.rows(torch::arange(n, torch::kLong));
+    check_model_on_batch(*prepared.model, config.model, x, y);
   }
   DataPlan(prepared.data.train.size(), rank, world_size * config.train.accumulate_steps,
            config.data.batch_size, config.run.seed);  // ConfigError when a step does not fit
