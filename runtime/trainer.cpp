@@ -118,6 +118,7 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.coding_scheme = config.coding.scheme;
   o.coding_stragglers = static_cast<int>(config.coding.stragglers);
   o.nonfinite = config.train.nonfinite;
+  o.name = "model";  // errors say "DataParallel 'model'": braid train has one
   return o;
 }
 
