@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 
 constexpr std::int64_t kNoiseSize = 100;
@@ -77,6 +78,7 @@ inline std::string checkpoint_file(const std::string& dir, const std::string& na
 inline void save_checkpoint(const std::string& dir, DCGANGenerator& generator,
                             torch::nn::Sequential& discriminator, torch::optim::Optimizer& g_opt,
                             torch::optim::Optimizer& d_opt) {
+  std::filesystem::create_directories(dir);
   torch::save(generator, checkpoint_file(dir, "generator"));
   torch::save(g_opt, checkpoint_file(dir, "generator-optimizer"));
   torch::save(discriminator, checkpoint_file(dir, "discriminator"));
