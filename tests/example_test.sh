@@ -5,7 +5,10 @@
 # resolve for a user.
 set -euo pipefail
 build=$(realpath "$1") src=$(realpath "$2")
-work=$(mktemp -d)
+# Inside the build tree, at the same depth every time: with ccache's base_dir above it, the
+# compiler's paths hash the same from run to run, so the example programs (a LibTorch
+# translation unit each, ~1 GB and ~40 s to compile) come from the cache after the first run.
+work=$(mktemp -d -p "$build" example-find-package.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cmake --install "$build" --prefix "$work/prefix" > /dev/null
 cmake -S "$src/examples" -B "$work/examples" -DCMAKE_PREFIX_PATH="$work/prefix" \
