@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <new>
+#include <type_traits>
 
 #include "common/error.h"
 
@@ -53,8 +54,13 @@ void SharedMemory::ensure_control() {
   if (!control_.empty()) return;
   control_ = allocate_region(sizeof(Slot));
   // The region arrives zeroed on every rank (allocate_region's contract), which reads as epoch 0
-  // (not arrived) through any rank's view; constructing the atomic keeps the bytes zero.
-  new (control_[layout_.local_rank]) Slot{};
+  // (not arrived) through any rank's view. Peers may already be polling this slot (their
+  // allocate_region returned first), so starting its lifetime must write nothing: default-
+  // initialisation of a trivially constructible Slot, not Slot{}, which stores zeros over a
+  // flag a peer is reading (or over a teardown decision a peer already made).
+  static_assert(std::is_trivially_default_constructible_v<Slot>,
+                "default-initialising a Slot must not write to memory peers already read");
+  new (control_[layout_.local_rank]) Slot;
 }
 
 SharedMemory::Slot& SharedMemory::slot(int local_rank) const {
