@@ -12,19 +12,16 @@ float64 as the reference does). The control, PyTorch on rank 0's half alone, mus
 Malformed files (Fortran order, big-endian, a truncated file, a row count that differs from
 x's, no .npy magic) exit 2 naming the file and the field. Exits 77 without python3-torch.
 """
-import json
 import os
-import subprocess
 import sys
 import tempfile
 
-try:
-    import numpy as np
-    import torch
-    from torch import nn
-except ImportError:
-    print("SKIP: python3 cannot import torch and numpy (apt-get install python3-torch)")
-    sys.exit(77)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from braid_pytorch import (braid_losses, compare, expect_refused, import_torch,  # noqa: E402
+                           pytorch_losses, report)
+
+np, torch = import_torch()
+from torch import nn  # noqa: E402
 
 FEATURES, CLASSES, BATCH, STEPS, RANKS = 12, 3, 4, 20, 2
 TOLERANCE = 1e-9
@@ -64,34 +61,12 @@ runtime: {{threads: 1}}
     return path, run
 
 
-def braid_losses(braid, mpirun, config, run):
-    done = subprocess.run(mpirun + [str(RANKS), braid, "train", config],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"braid train failed with exit {done.returncode}:\n{done.stderr}")
-    with open(os.path.join(run, "metrics.jsonl")) as f:
-        records = [json.loads(line) for line in f]
-    return [r["loss"] for r in sorted((r for r in records if "loss" in r), key=lambda r: r["step"])]
-
-
 def reference(model_path, data, rows):
     model = torch.jit.load(model_path)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     x = torch.from_numpy(np.load(os.path.join(data, "x_train.npy"))[:rows]).double()
     y = torch.from_numpy(np.load(os.path.join(data, "y_train.npy"))[:rows])
-    losses = []
-    for _ in range(STEPS):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
-
-
-def worst(a, b):
-    assert len(a) == len(b) == STEPS, (len(a), len(b))
-    return max(abs(x - y) / abs(y) for x, y in zip(a, b))
+    return pytorch_losses(model, opt, lambda m: nn.functional.cross_entropy(m(x), y), STEPS)
 
 
 # Each malformed variant: a file to break, how, and what the message must name.
@@ -127,7 +102,6 @@ def malformations(data):
 
 def main():
     braid, mpirun = sys.argv[1], sys.argv[2:]
-    torch.set_num_threads(1)
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
@@ -135,32 +109,18 @@ def main():
         data = os.path.join(tmp, "arrays")
         write_arrays(data)
         config, run = write_config(tmp, data, "good")
-        got = braid_losses(braid, mpirun, config, run)
+        got = braid_losses(braid, mpirun, RANKS, config, run)
         model_path = os.path.join(tmp, "mlp.pt")
-        error = worst(got, reference(model_path, data, RANKS * BATCH))
-        control = worst(got, reference(model_path, data, BATCH))
-        print(f"arrays: braid vs PyTorch {error:.2e} (tolerance {TOLERANCE:g}); "
-              f"vs PyTorch without averaging {control:.2e} (must exceed it)")
-        if not error < TOLERANCE:
-            failures.append(f"losses differ by {error:.2e}")
-        if not control > TOLERANCE:
-            failures.append("the control without averaging passed")
+        compare("arrays", got, reference(model_path, data, RANKS * BATCH),
+                reference(model_path, data, BATCH), STEPS, TOLERANCE, failures)
         for k, (name, damage, needle) in enumerate(malformations(data)):
             bad = os.path.join(tmp, f"bad{k}")
             write_arrays(bad)
             damage(os.path.join(bad, name))
             bad_config, _ = write_config(tmp, bad, f"bad{k}")
-            done = subprocess.run(mpirun + ["1", braid, "train", bad_config],
-                                  capture_output=True, text=True)
-            said = done.stderr + done.stdout
-            if done.returncode != 2 or needle not in said or name not in said:
-                failures.append(f"{name} ({damage.__name__}): exit {done.returncode}: {said[-600:]}")
-            else:
-                message = next(line for line in said.splitlines() if needle in line)
-                print(f"{damage.__name__} {name}: exit 2, {message[:160]}")
-    for failure in failures:
-        print("FAIL:", failure)
-    return 1 if failures else 0
+            expect_refused(braid, mpirun, 1, bad_config, [os.path.join(bad, name), needle],
+                           f"{damage.__name__} {name}", failures)
+    return report(failures)
 
 
 if __name__ == "__main__":

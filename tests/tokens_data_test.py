@@ -11,19 +11,16 @@ losses within 1e-9 relative; the control (rank 0's half alone) must miss. Refuse
 naming the file: a size that is not a whole number of tokens, and an id at or above the model's
 vocabulary in the first block. Exits 77 without python3-torch.
 """
-import json
 import os
-import subprocess
 import sys
 import tempfile
 
-try:
-    import numpy as np
-    import torch
-    from torch import nn
-except ImportError:
-    print("SKIP: python3 cannot import torch and numpy (apt-get install python3-torch)")
-    sys.exit(77)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from braid_pytorch import (braid_losses, compare, expect_refused, import_torch,  # noqa: E402
+                           pytorch_losses, report)
+
+np, torch = import_torch()
+from torch import nn  # noqa: E402
 
 VOCAB, D, CONTEXT, BATCH, STEPS, RANKS = 40000, 8, 8, 4, 20, 2
 TOLERANCE = 1e-9
@@ -72,19 +69,9 @@ def reference(model_path, data, windows):
     ids = torch.from_numpy(np.fromfile(os.path.join(data, "train.bin"), dtype=np.uint16).astype(np.int64))
     x = torch.stack([ids[i * CONTEXT:(i + 1) * CONTEXT] for i in range(windows)])
     y = torch.stack([ids[i * CONTEXT + 1:(i + 1) * CONTEXT + 1] for i in range(windows)])
-    losses = []
-    for _ in range(STEPS):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1))
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
-
-
-def worst(a, b):
-    assert len(a) == len(b) == STEPS, (len(a), len(b))
-    return max(abs(x - y) / abs(y) for x, y in zip(a, b))
+    return pytorch_losses(
+        model, opt, lambda m: nn.functional.cross_entropy(m(x).reshape(-1, VOCAB), y.reshape(-1)),
+        STEPS)
 
 
 def odd_size(directory):
@@ -100,7 +87,6 @@ def id_too_large(directory):
 
 def main():
     braid, mpirun = sys.argv[1], sys.argv[2:]
-    torch.set_num_threads(1)
     failures = []
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,36 +96,15 @@ def main():
         data = os.path.join(tmp, "tokens")
         write_tokens(data, rng)
         path, run = config(tmp, data, "good")
-        done = subprocess.run(mpirun + [str(RANKS), braid, "train", path], capture_output=True,
-                              text=True)
-        if done.returncode != 0:
-            sys.exit(f"braid train failed with exit {done.returncode}:\n{done.stderr}")
-        with open(os.path.join(run, "metrics.jsonl")) as f:
-            records = [json.loads(line) for line in f]
-        got = [r["loss"] for r in sorted((r for r in records if "loss" in r), key=lambda r: r["step"])]
-        error = worst(got, reference(model_path, data, RANKS * BATCH))
-        control = worst(got, reference(model_path, data, BATCH))
-        print(f"tokens: braid vs PyTorch {error:.2e} (tolerance {TOLERANCE:g}); "
-              f"vs PyTorch without averaging {control:.2e} (must exceed it)")
-        if not error < TOLERANCE:
-            failures.append(f"losses differ by {error:.2e}")
-        if not control > TOLERANCE:
-            failures.append("the control without averaging passed")
+        got = braid_losses(braid, mpirun, RANKS, path, run)
+        compare("tokens", got, reference(model_path, data, RANKS * BATCH),
+                reference(model_path, data, BATCH), STEPS, TOLERANCE, failures)
         for damage, needle in ((odd_size, "val.bin"), (id_too_large, f"token id {VOCAB + 7}")):
             bad = os.path.join(tmp, damage.__name__)
             write_tokens(bad, rng, damage)
             path, _ = config(tmp, bad, damage.__name__)
-            done = subprocess.run(mpirun + ["1", braid, "train", path], capture_output=True,
-                                  text=True)
-            said = done.stderr + done.stdout
-            if done.returncode != 2 or needle not in said:
-                failures.append(f"{damage.__name__}: exit {done.returncode}: {said[-600:]}")
-            else:
-                message = next(line for line in said.splitlines() if needle in line)
-                print(f"{damage.__name__}: exit 2, {message[:200]}")
-    for failure in failures:
-        print("FAIL:", failure)
-    return 1 if failures else 0
+            expect_refused(braid, mpirun, 1, path, [bad, needle], damage.__name__, failures)
+    return report(failures)
 
 
 if __name__ == "__main__":

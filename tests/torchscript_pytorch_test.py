@@ -15,19 +15,17 @@ shows the comparison can fail. braid's model.pt must load into the Python module
 load_state_dict(strict=True) and hold the reference's final weights. A module file that is not
 TorchScript must be refused with exit 2 naming the file. Exits 77 (skipped) without python3-torch.
 """
-import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 
-try:
-    import torch
-    from torch import nn
-except ImportError:
-    print("SKIP: python3 cannot import torch (apt-get install python3-torch)")
-    sys.exit(77)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from braid_pytorch import (braid_losses, compare, expect_refused, import_torch,  # noqa: E402
+                           pytorch_losses, report)
+
+np, torch = import_torch()
+from torch import nn  # noqa: E402
 
 VOCAB, D, CONTEXT, BATCH, STEPS, RANKS = 256, 16, 8, 4, 20, 2
 TOLERANCE = 1e-9
@@ -82,20 +80,6 @@ def config(tmp, model_path, corpus, optimizer, name=None):
     return path, run
 
 
-def braid_losses(braid, mpirun, config_path, run):
-    done = subprocess.run(mpirun + [str(RANKS), braid, "train", config_path],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"braid train {config_path} failed with exit {done.returncode}:\n{done.stderr}")
-    losses = {}
-    with open(os.path.join(run, "metrics.jsonl")) as f:
-        for line in f:
-            record = json.loads(line)
-            if "loss" in record:
-                losses[record["step"]] = record["loss"]
-    return [losses[s] for s in sorted(losses)]
-
-
 def reference(model_path, text, optimizer, windows):
     model = torch.jit.load(model_path)
     model.train()
@@ -107,48 +91,23 @@ def reference(model_path, text, optimizer, windows):
     data = torch.tensor(list(text), dtype=torch.long)
     x = torch.stack([data[i * CONTEXT:(i + 1) * CONTEXT] for i in range(windows)])
     y = torch.stack([data[i * CONTEXT + 1:(i + 1) * CONTEXT + 1] for i in range(windows)])
-    losses = []
-    for _ in range(STEPS):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1))
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = pytorch_losses(
+        model, opt, lambda m: nn.functional.cross_entropy(m(x).reshape(-1, VOCAB), y.reshape(-1)),
+        STEPS)
     return losses, {name: p.detach() for name, p in model.named_parameters()}
-
-
-def worst(a, b):
-    assert len(a) == len(b) == STEPS, (len(a), len(b))
-    return max(abs(x - y) / abs(y) for x, y in zip(a, b))
-
-
-def expect_refused(braid, mpirun, config_path, needle, what, failures):
-    bad = subprocess.run(mpirun + [str(RANKS), braid, "train", config_path],
-                         capture_output=True, text=True)
-    if bad.returncode != 2 or needle not in bad.stderr + bad.stdout:
-        failures.append(f"{what}: exit {bad.returncode}, output {bad.stderr[-800:]}")
-    else:
-        print(f"{what}: refused with exit 2, naming it")
 
 
 def main():
     braid, mpirun = sys.argv[1], sys.argv[2:]
-    torch.set_num_threads(1)
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         model_path, corpus, text = write_inputs(tmp)
         for optimizer in ("sgd", "adamw"):
             config_path, run = config(tmp, model_path, corpus, optimizer)
-            got = braid_losses(braid, mpirun, config_path, run)
+            got = braid_losses(braid, mpirun, RANKS, config_path, run)
             expected, weights = reference(model_path, text, optimizer, RANKS * BATCH)
             unaveraged, _ = reference(model_path, text, optimizer, BATCH)
-            error, control = worst(got, expected), worst(got, unaveraged)
-            print(f"{optimizer}: braid vs PyTorch {error:.2e} (tolerance {TOLERANCE:g}); "
-                  f"vs PyTorch without averaging {control:.2e} (must exceed it)")
-            if not error < TOLERANCE:
-                failures.append(f"{optimizer}: losses differ by {error:.2e}")
-            if not control > TOLERANCE:
-                failures.append(f"{optimizer}: the control without averaging passed")
+            compare(optimizer, got, expected, unaveraged, STEPS, TOLERANCE, failures)
             module = TinyLM().double()
             module.load_state_dict(torch.load(os.path.join(run, "model.pt")), strict=True)
             drift = max(((module.state_dict()[n] - w).abs().max() / w.abs().max().clamp(min=1)).item()
@@ -159,18 +118,16 @@ def main():
         not_scripted = os.path.join(tmp, "state_dict.pt")
         torch.save(TinyLM().state_dict(), not_scripted)
         bad_config, _ = config(tmp, not_scripted, corpus, "sgd", "state_dict")
-        expect_refused(braid, mpirun, bad_config, not_scripted, "a state dict, not TorchScript",
-                       failures)
+        expect_refused(braid, mpirun, RANKS, bad_config, not_scripted,
+                       "a state dict, not TorchScript", failures)
         wrong_loss, _ = config(tmp, model_path, corpus, "sgd", "mse")
         with open(wrong_loss) as f:
             text_config = f.read().replace("loss: cross_entropy", "loss: mse")
         with open(wrong_loss, "w") as f:
             f.write(text_config)
-        expect_refused(braid, mpirun, wrong_loss, "mse needs the targets'",
+        expect_refused(braid, mpirun, RANKS, wrong_loss, "mse needs the targets'",
                        "logits given to model.loss mse", failures)
-    for failure in failures:
-        print("FAIL:", failure)
-    return 1 if failures else 0
+    return report(failures)
 
 
 if __name__ == "__main__":
