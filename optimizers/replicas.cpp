@@ -84,7 +84,9 @@ void broadcast_parameters(Communicator& comm, const std::vector<at::Tensor>& par
     std::vector<at::Tensor> flat_views;
     for (const at::Tensor& t : tensors) flat_views.push_back(t.reshape({-1}));
     at::Tensor flat = at::cat(flat_views);
-    comm.broadcast(as_buffer(flat), root).wait();
+    // A copy is a copy of bytes: sent as uint8, buffers of any dtype travel (a bool attention
+    // mask, int16 indices), not only the dtypes the reducing collectives compute in.
+    comm.broadcast(as_buffer(flat.view(at::kByte)), root).wait();
     std::int64_t offset = 0;
     for (at::Tensor& t : tensors) {
       t.copy_(flat.narrow(0, offset, t.numel()).view(t.sizes()));

@@ -157,6 +157,22 @@ TEST(AllreduceStrategy, ParameterUnusedOnEveryRankGetsNoMomentumOrWeightDecaySte
   });
 }
 
+// Buffers of any dtype reach every rank: a bool mask and int16 indices differ across ranks
+// before construction and hold rank 0's values after it (a broadcast copies bytes).
+TEST(DataParallel, BuffersOfAnyDtypeGetRankZerosValues) {
+  spawn_ranks(2, [](Communicator& comm) {
+    torch::nn::Linear model(2, 2);
+    at::Tensor mask = at::full({3, 3}, comm.rank() == 0, at::kBool);
+    at::Tensor index = at::full({4}, 7 + comm.rank(), at::kShort);
+    model->register_buffer("mask", mask);
+    model->register_buffer("index", index);
+    std::shared_ptr<Communicator> shared(&comm, [](Communicator*) {});
+    DataParallel dp(shared, *model);
+    EXPECT_TRUE(mask.all().item<bool>()) << "rank " << comm.rank();
+    EXPECT_TRUE(at::equal(index, at::full({4}, 7, at::kShort))) << "rank " << comm.rank();
+  });
+}
+
 // optimizer.clip_norm: the averaged gradient is clipped to the global norm before the step, on
 // every rank alike; without clipping the same step moves the weights farther (control).
 TEST(AllreduceStrategy, ClipNormBoundsTheAveragedGradient) {
