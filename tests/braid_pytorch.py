@@ -19,6 +19,14 @@ def import_torch():
     return numpy, torch
 
 
+def write_config(tmp, name, text):
+    """`text` as <tmp>/<name>.yaml; returns its path."""
+    path = os.path.join(tmp, name + ".yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def braid_losses(braid, mpirun, ranks, config, run):
     """Per-step losses (mean over ranks) of `braid train config` with log_every 1."""
     done = subprocess.run(mpirun + [str(ranks), braid, "train", config], capture_output=True,

@@ -18,6 +18,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from braid_pytorch import (braid_losses, compare, expect_refused, import_torch,  # noqa: E402
                            pytorch_losses, report)
+from braid_pytorch import write_config as write_yaml  # noqa: E402
 
 np, torch = import_torch()
 from torch import nn  # noqa: E402
@@ -57,10 +58,7 @@ optimizer: {{name: adamw, lr: 0.01, weight_decay: 0.1}}
 train: {{epochs: {STEPS}, max_steps: {STEPS}, log_every: 1}}
 runtime: {{threads: 1}}
 """
-    path = os.path.join(tmp, name + ".yaml")
-    with open(path, "w") as f:
-        f.write(text)
-    return path, run
+    return write_yaml(tmp, name, text), run
 
 
 def reference(model_path, data, windows):
