@@ -389,7 +389,9 @@ class ShmWithStep : public AllreduceShm {
 // naming it, never a hang on the flag; rank 1 then times out at the closing barrier.
 TEST(ShmAllreduce, PeerStalledMidRoundEndsInTimeoutNamingIt) {
   CommOptions options;
-  options.timeout = std::chrono::milliseconds(200);
+  // Long enough for the steps before the stall (copying 2 MiB in, a barrier) under
+  // ThreadSanitizer on a loaded machine, where 200 ms ran out before them 8 times in 30.
+  options.timeout = std::chrono::seconds(2);
   std::vector<std::string> messages(2);
   std::atomic<bool> rank0_gave_up{false};
   const std::int64_t n = 1 << 19;  // chunks of 1 MiB: 4 steps of progress each
