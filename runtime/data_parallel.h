@@ -112,7 +112,10 @@ class DataParallel {
   // training (its .grad undefined: zeros, and no vote in which parameters have a gradient,
   // then the averaged step with `optimizer`), until every rank has left. Replicas and optimizer
   // states stay identical; the average divides by the world size, as DDP does by default.
-  //   { auto join = dp.join(optimizer); for (auto& batch : *my_loader) { ...; dp.step(optimizer); } }
+  //   {
+  //     auto join = dp.join(optimizer);
+  //     for (auto& batch : *my_loader) { ...; dp.step(optimizer); }
+  //   }
   // Collective: every rank opens the scope at the same point. Each step inside it adds one
   // allreduce of one number on a channel of its own, overlapped with the step's exchange.
   // Strategy allreduce only (ConfigError otherwise). Without a scope, a rank that stops
