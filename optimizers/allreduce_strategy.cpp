@@ -190,19 +190,13 @@ void AllreduceStrategy::give_averaged_gradients() {
       grad = average.clone();
     }
   }
-  if (options_.clip_norm > 0 && !(exchange_ && exchange_->clips_locally())) {
-    std::vector<at::Tensor> with_grad;
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-      if (used[i]) with_grad.push_back(params_[i]);
-    }
-    // Every rank clips the same averaged gradient, so replicas stay identical.
-    torch::nn::utils::clip_grad_norm_(with_grad, options_.clip_norm);
-  }
+  // Every rank clips the same averaged gradient, so replicas stay identical.
+  if (!(exchange_ && exchange_->clips_locally())) clip_gradients();
 }
 
-// The hosted optimizer exchanges for itself: it steps with this rank's own .grad. Clipping, if
-// configured, clips the local gradient: the only one there is.
-void AllreduceStrategy::clip_local_gradients() {
+// Clips the parameters that have a .grad (those the optimizer steps) to clip_norm, if set. With
+// a hosted optimizer exchanging for itself that is this rank's own gradient, the only one there is.
+void AllreduceStrategy::clip_gradients() {
   if (options_.clip_norm <= 0) return;
   std::vector<at::Tensor> with_grad;
   for (const at::Tensor& p : params_) {
@@ -230,7 +224,7 @@ void AllreduceStrategy::step(torch::optim::Optimizer& optimizer) {
     return;
   }
   if (local) {
-    clip_local_gradients();
+    clip_gradients();
   } else {
     give_averaged_gradients();
   }
@@ -256,9 +250,11 @@ void AllreduceStrategy::resend_changed_buckets() {
     const int changed = buckets_->changed_since_capture(b);
     if (changed < 0) continue;
     refuse_resend(changed, "had its .grad changed after its bucket was sent");
-    std::lock_guard<std::mutex> lock(mutex_);
-    buckets_->new_backward();
-    launch_ready_buckets(/*force=*/true);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      drop_launched();  // waited for already; this also forgets their non-finite finding
+      launch_ready_buckets(/*force=*/true);
+    }
     wait_launched();
     return;
   }

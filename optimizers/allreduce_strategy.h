@@ -102,7 +102,7 @@ class AllreduceStrategy : public SyncStrategy {
   void wait_launched();
   // Whether the hosted optimizer exchanges for itself in the coming step.
   bool optimizer_exchanges() const { return hosted_ && hosted_->exchanges_next_step(); }
-  void clip_local_gradients();
+  void clip_gradients();
   void give_averaged_gradients();
   // Whether the ranks agreed that this step's gradients are not finite (error: throws).
   bool nonfinite_step(bool local);
