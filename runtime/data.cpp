@@ -38,9 +38,8 @@ using Bytes = std::vector<std::uint8_t>;
   throw ConfigError(str_cat("data.path '", dir.string(), "': ", file, ": ", what));
 }
 
-// The start of every data.path message: where, and for which data set.
 std::string where(const fs::path& path, const std::string& name) {
-  return str_cat("data.path '", path.string(), "' (data.name ", name, ")");
+  return data_location(path.string(), name);
 }
 
 const std::vector<std::string>& fashion_files() {
@@ -59,20 +58,22 @@ constexpr const char* kTextExpected =
     "expected a text file, or a directory of text files such as Debian's fortunes (apt-get "
     "install fortunes)";
 
-void check_fashion(const fs::path& dir) {
+// A directory of the data set `name` holding `files`; `expected` says what belongs there.
+void check_directory(const fs::path& dir, const std::string& name,
+                     const std::vector<std::string>& files, const std::string& expected) {
+  if (dir.empty()) {
+    throw ConfigError(str_cat("data.path: data.name ", name, " needs one; ", expected));
+  }
   std::error_code ec;
   if (!fs::exists(dir, ec)) {
-    throw ConfigError(
-        str_cat(where(dir, "fashion_mnist"), ": does not exist; ", fashion_expected()));
+    throw ConfigError(str_cat(where(dir, name), ": does not exist; ", expected));
   }
   if (!fs::is_directory(dir, ec)) {
-    throw ConfigError(
-        str_cat(where(dir, "fashion_mnist"), ": not a directory; ", fashion_expected()));
+    throw ConfigError(str_cat(where(dir, name), ": not a directory; ", expected));
   }
-  for (const std::string& file : fashion_files()) {
+  for (const std::string& file : files) {
     if (!fs::is_regular_file(dir / file, ec)) {
-      throw ConfigError(
-          str_cat(where(dir, "fashion_mnist"), ": ", file, " is missing; ", fashion_expected()));
+      throw ConfigError(str_cat(where(dir, name), ": ", file, " is missing; ", expected));
     }
   }
 }
@@ -134,32 +135,6 @@ std::vector<fs::path> text_files(const fs::path& path) {
     }
   }
   return files;
-}
-
-void check_arrays(const fs::path& dir) {
-  const std::string expected =
-      str_cat("expected a directory holding ", join(array_files()), " (numpy.save)");
-  if (dir.empty()) throw ConfigError(str_cat("data.path: data.name arrays needs one; ", expected));
-  if (!fs::is_directory(dir)) {
-    throw ConfigError(str_cat(where(dir, "arrays"), ": not a directory; ", expected));
-  }
-  for (const std::string& file : array_files()) {
-    if (!fs::is_regular_file(dir / file)) {
-      throw ConfigError(str_cat(where(dir, "arrays"), ": ", file, " is missing; ", expected));
-    }
-  }
-}
-
-void check_tokens(const fs::path& dir) {
-  const char* expected =
-      "expected a directory holding train.bin and val.bin (token ids, "
-      "numpy.ndarray.tofile)";
-  if (dir.empty()) throw ConfigError(str_cat("data.path: data.name tokens needs one; ", expected));
-  for (const char* file : {"train.bin", "val.bin"}) {
-    if (!fs::is_regular_file(dir / file)) {
-      throw ConfigError(str_cat(where(dir, "tokens"), ": ", file, " is missing; ", expected));
-    }
-  }
 }
 
 fs::path resolved_path(const DataConfig& data) {
@@ -313,9 +288,19 @@ void check_data(const DataConfig& data) {
   if (data.test_limit < 0) {
     throw ConfigError(str_cat("data.test_limit must be >= 0, got ", data.test_limit));
   }
-  if (data.name == "fashion_mnist") return check_fashion(resolved_path(data));
-  if (data.name == "arrays") return check_arrays(data.path);
-  if (data.name == "tokens") return check_tokens(data.path);
+  if (data.name == "fashion_mnist") {
+    return check_directory(resolved_path(data), data.name, fashion_files(), fashion_expected());
+  }
+  if (data.name == "arrays") {
+    return check_directory(
+        data.path, data.name, array_files(),
+        str_cat("expected a directory holding ", join(array_files()), " (numpy.save)"));
+  }
+  if (data.name == "tokens") {
+    return check_directory(data.path, data.name, {"train.bin", "val.bin"},
+                           "expected a directory holding train.bin and val.bin (token ids, "
+                           "numpy.ndarray.tofile)");
+  }
   if (data.name == "text") {
     if (!(data.test_fraction >= 0.0 && data.test_fraction < 1.0)) {
       throw ConfigError(str_cat("data.test_fraction must be in [0, 1), got ", data.test_fraction));
@@ -338,6 +323,10 @@ DataSplits load_data(const DataConfig& data, const ModelConfig& model) {
   splits.test = load_fashion_split(dir, "t10k", data.test_limit);
   splits.num_classes = kFashionClasses;
   return splits;
+}
+
+std::string data_location(const std::string& path, const std::string& data_name) {
+  return str_cat("data.path '", path, "' (data.name ", data_name, ")");
 }
 
 std::pair<at::Tensor, at::Tensor> Dataset::rows(const at::Tensor& indices) const {

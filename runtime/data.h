@@ -46,7 +46,10 @@ struct DataSplits {
   std::int64_t num_classes = 0;  // 10 for Fashion-MNIST, 256 for bytes
 };
 
-// The names load_data reads: fashion_mnist, text, arrays.
+// "data.path '<path>' (data.name <name>)": how every data error says where it is.
+std::string data_location(const std::string& path, const std::string& data_name);
+
+// The names load_data reads: fashion_mnist, text, arrays, tokens.
 const std::vector<std::string>& dataset_names();
 
 // The cheap start-up check of what load_data will read, without reading it: data.path exists,

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "common/error.h"
+#include "runtime/data.h"
 
 namespace braid {
 namespace {
@@ -27,8 +28,7 @@ struct Mapping {
 
 at::Tensor map_file(const std::filesystem::path& file, const std::string& data_name) {
   auto refuse = [&](const std::string& what) {
-    return ConfigError(
-        str_cat("data.path: ", file.string(), " (data.name ", data_name, "): ", what));
+    return ConfigError(str_cat(data_location(file.string(), data_name), ": ", what));
   };
   const int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw refuse(str_cat("cannot open: ", std::strerror(errno)));

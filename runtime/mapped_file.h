@@ -10,7 +10,7 @@
 
 namespace braid {
 
-// Throws ConfigError "data.path: <file> (data.name <data_name>): ..." when the file cannot be
+// Throws ConfigError "data.path '<file>' (data.name <data_name>): ..." when the file cannot be
 // opened or mapped, or is empty.
 at::Tensor map_file(const std::filesystem::path& file, const std::string& data_name);
 

@@ -13,7 +13,7 @@ namespace fs = std::filesystem;
 namespace {
 
 [[noreturn]] void refuse(const fs::path& file, const std::string& what) {
-  throw ConfigError(str_cat("data.path: ", file.string(), " (data.name arrays): ", what));
+  throw ConfigError(str_cat(data_location(file.string(), "arrays"), ": ", what));
 }
 
 struct Header {

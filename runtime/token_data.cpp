@@ -21,7 +21,7 @@ Dataset load_split(const DataConfig& data, std::int64_t context, const std::stri
   const at::Tensor raw = map_file(file, "tokens");
   const int width = data.token_dtype == "uint32" ? 4 : 2;
   auto refuse = [&](const std::string& what) {
-    return ConfigError(str_cat("data.path: ", file.string(), " (data.name tokens): ", what));
+    return ConfigError(str_cat(data_location(file.string(), "tokens"), ": ", what));
   };
   if (raw.numel() % width != 0) {
     throw refuse(str_cat(raw.numel(), " bytes is not a whole number of ", data.token_dtype,
@@ -68,9 +68,8 @@ void check_token_range(const DataConfig& data, const Dataset& train, Model& mode
   const std::int64_t largest = block.max().item<std::int64_t>();
   if (largest < vocabulary) return;
   const std::int64_t at = block.ge(vocabulary).nonzero()[0][0].item<std::int64_t>();
-  throw ConfigError(str_cat("data.path: ", (fs::path(data.path) / "train.bin").string(),
-                            " (data.name tokens): token id ", largest,
-                            " (the first out of range is at index ", at,
+  throw ConfigError(str_cat(data_location((fs::path(data.path) / "train.bin").string(), "tokens"),
+                            ": token id ", largest, " (the first out of range is at index ", at,
                             ") is not below the model's vocabulary of ", vocabulary,
                             "; check data.token_dtype and that the model's embedding fits the "
                             "tokenizer"));
