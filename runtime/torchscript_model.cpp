@@ -4,6 +4,7 @@
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/serialization/import.h>
 
+#include <optional>
 #include <utility>
 
 #include "common/error.h"
@@ -47,6 +48,12 @@ class TorchScriptModel : public Model {
   TorchScriptModel(torch::jit::Module scripted, std::string loss)
       : scripted_(std::move(scripted)), loss_(std::move(loss)) {
     mirror_tree(*this, scripted_);
+    for (const auto& p : parameters()) {
+      if (p.is_floating_point()) {
+        input_dtype_ = p.scalar_type();
+        break;
+      }
+    }
   }
 
   at::Tensor forward(const at::Tensor& inputs) override {
@@ -85,11 +92,7 @@ class TorchScriptModel : public Model {
 
  private:
   at::Tensor as_model_dtype(const at::Tensor& inputs) const {
-    if (!inputs.is_floating_point()) return inputs;
-    for (const auto& p : parameters()) {
-      if (p.is_floating_point()) return inputs.to(p.scalar_type());
-    }
-    return inputs;
+    return input_dtype_ && inputs.is_floating_point() ? inputs.to(*input_dtype_) : inputs;
   }
 
   static at::Tensor tensor_result(const c10::IValue& result, const char* call) {
@@ -102,6 +105,9 @@ class TorchScriptModel : public Model {
 
   torch::jit::Module scripted_;
   std::string loss_;
+  // The parameters' floating dtype, found once: parameters() walks the module tree, and braid
+  // moves a model between devices, never between dtypes.
+  std::optional<at::ScalarType> input_dtype_;
 };
 
 }  // namespace
