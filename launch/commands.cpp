@@ -2,6 +2,8 @@
 
 #include <fmt/core.h>
 
+#include <filesystem>
+
 #include "common/error.h"
 #include "runtime/config.h"
 #include "runtime/cost_model_file.h"
@@ -37,6 +39,10 @@ int config_check_command(const TrainOptions& options) {
     // The same local checks as prepare_training, in the same order, without loading anything.
     if (!config.sync.cost_model.empty()) load_cost_model(config.sync.cost_model);
     check_data(config.data);
+    if (!config.train.init_from.empty() && !std::filesystem::exists(config.train.init_from)) {
+      throw ConfigError("train.init_from: " + config.train.init_from +
+                        ": no such file or directory");
+    }
     fmt::print("{}", config.to_yaml());
     return 0;
   } catch (const ConfigError& e) {

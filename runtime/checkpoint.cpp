@@ -488,4 +488,54 @@ std::optional<TrainPosition> Checkpointer::load_latest(Communicator& comm, torch
                                 "run.dir to start over)"));
 }
 
+namespace {
+
+// The file checkpoint_weights() reads for `path`, or "" when `path` is no checkpoint at all.
+std::string rank0_file(const fs::path& path) {
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) return path.string();
+  if (fs::is_regular_file(path / "rank-00000.ckpt", ec)) return (path / "rank-00000.ckpt").string();
+  for (const fs::path& dir : {path / "checkpoints", path}) {
+    std::ifstream in(dir / "latest");
+    std::string name;
+    if (in >> name && parse_step(name)) return (dir / name / "rank-00000.ckpt").string();
+  }
+  return "";
+}
+
+}  // namespace
+
+bool is_checkpoint(const std::string& path) {
+  const std::string file = rank0_file(path);
+  if (file.empty()) return false;
+  if (file != path) return true;  // a directory with a `latest` pointer or a rank file
+  char magic[sizeof kMagic] = {};
+  std::ifstream in(file, std::ios::binary);
+  return in.read(magic, sizeof magic) && std::memcmp(magic, kMagic, sizeof magic) == 0;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> checkpoint_weights(const std::string& path) {
+  const std::string file = rank0_file(path);
+  if (file.empty()) {
+    throw CheckpointError(str_cat(path,
+                                  " is neither a file nor a run, checkpoints or step "
+                                  "directory with a `latest` pointer"));
+  }
+  std::vector<std::pair<std::string, at::Tensor>> weights;
+  try {
+    InputArchive archive, model;
+    std::istringstream in(unframe(file));
+    archive.load_from(in);
+    archive.read("model", model);
+    for (const std::string& name : model.keys()) {
+      c10::IValue value;
+      model.read(name, value);
+      if (value.isTensor()) weights.emplace_back(name, value.toTensor());
+    }
+  } catch (const std::exception& e) {
+    throw CheckpointError(str_cat(file, ": ", e.what()));
+  }
+  return weights;
+}
+
 }  // namespace braid

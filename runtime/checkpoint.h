@@ -23,9 +23,12 @@
 // Every error is raised on every rank. Only the training thread calls a Checkpointer.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/resume_fingerprint.h"
@@ -87,5 +90,13 @@ class Checkpointer {
   ResumeFingerprint fingerprint_;
   std::string current_;
 };
+
+// The model's weights (parameters and buffers by dotted name) in a checkpoint, for starting a
+// new run from them (train.init_from): `path` is a run directory, its checkpoints/ directory,
+// a step directory or one rank's file; a directory gives rank 0's file of the step `latest`
+// names. Local, no communication. A CheckpointError names the file and what is wrong.
+std::vector<std::pair<std::string, at::Tensor>> checkpoint_weights(const std::string& path);
+// Whether `path` is a checkpoint file (its magic), or a directory checkpoint_weights() reads.
+bool is_checkpoint(const std::string& path);
 
 }  // namespace braid

@@ -117,6 +117,7 @@ void for_each_key(C& c, Visit&& visit) {
   visit("train", "log_every", c.train.log_every, {});
   visit("train", "checkpoint_every", c.train.checkpoint_every, {});
   visit("train", "resume", c.train.resume, {"never", "auto"});
+  visit("train", "init_from", c.train.init_from, {});
   visit("train", "eval_batch_size", c.train.eval_batch_size, {});
   visit("train", "accumulate_steps", c.train.accumulate_steps, {});
   visit("train", "nonfinite", c.train.nonfinite, nonfinite_policy_names());

@@ -110,11 +110,12 @@ struct InjectConfig {
 
 struct TrainConfig {
   std::int64_t epochs = 1;
-  std::int64_t max_steps = 0;          // > 0: stop at this step whatever epochs says
-  std::int64_t eval_every = 0;         // steps; 0 = only the final evaluation
-  std::int64_t log_every = 50;         // steps; 0 = no periodic log lines
-  std::int64_t checkpoint_every = 0;   // steps; 0 = only the final checkpoint
-  std::string resume = "never";        // never | auto
+  std::int64_t max_steps = 0;         // > 0: stop at this step whatever epochs says
+  std::int64_t eval_every = 0;        // steps; 0 = only the final evaluation
+  std::int64_t log_every = 50;        // steps; 0 = no periodic log lines
+  std::int64_t checkpoint_every = 0;  // steps; 0 = only the final checkpoint
+  std::string resume = "never";       // never | auto
+  std::string init_from;              // weights to start a new run from (runtime/initial_weights.h)
   std::int64_t eval_batch_size = 100;  // cnn evaluates 6x faster than with 1000 (cache)
   std::int64_t accumulate_steps = 1;   // backward passes (micro-batches) per optimizer step
   std::string nonfinite = "error";     // a non-finite gradient: error (stop) | skip (the step)

@@ -21,6 +21,7 @@
 #include "runtime/data_parallel.h"
 #include "runtime/device.h"
 #include "runtime/evaluation.h"
+#include "runtime/initial_weights.h"
 #include "runtime/interrupt.h"
 #include "runtime/metrics.h"
 #include "runtime/model_export.h"
@@ -221,6 +222,14 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
   }
   // Before anything is written: a resume that refuses the config leaves the run untouched.
   if (config_.train.resume == "auto") restore();
+  if (prepared.initial_weights > 0 && rank_ == 0) {
+    if (position_.step > 0) {
+      spdlog::info("train.init_from is not used: the run resumed from its own checkpoint");
+    } else {
+      spdlog::info("started from the weights in {} ({} tensors)", config_.train.init_from,
+                   prepared.initial_weights);
+    }
+  }
   total_steps_ = position_.step + steps_left_in_run();
   first_step_ = position_.step;
   last_lr_ = config_.optimizer.lr;
@@ -569,6 +578,9 @@ PreparedRun prepare_training(const Config& config, int rank, int world_size) {
   prepared.data = load_data(config.data, config.model);
   torch::manual_seed(config.run.seed);
   prepared.model = make_model(config.model);
+  if (!config.train.init_from.empty()) {
+    prepared.initial_weights = load_initial_weights(*prepared.model, config.train.init_from);
+  }
   // Ids the model cannot embed would fail its first forward pass with a less useful message.
   if (config.data.name == "tokens")
     check_token_range(config.data, prepared.data.train, *prepared.model);

@@ -43,6 +43,7 @@ struct TrainSummary {
 struct PreparedRun {
   DataSplits data;
   std::shared_ptr<Model> model;
+  int initial_weights = 0;  // tensors copied from train.init_from (0: none)
 };
 
 // Local, no communication: throws ConfigError naming the key for bad input.

@@ -56,12 +56,13 @@ def worst(a, b, steps):
     return max(abs(x - y) / abs(y) for x, y in zip(a, b))
 
 
-def compare(what, got, expected, unaveraged, steps, tolerance, failures):
-    """braid's losses must follow PyTorch's within `tolerance`; the control without averaging
-    (rank 0's share of the batch alone) must not."""
+def compare(what, got, expected, unaveraged, steps, tolerance, failures,
+            control_name="without averaging"):
+    """braid's losses must follow PyTorch's within `tolerance`; the control (by default without
+    averaging: rank 0's share of the batch alone) must not."""
     error, control = worst(got, expected, steps), worst(got, unaveraged, steps)
     print(f"{what}: braid vs PyTorch {error:.2e} (tolerance {tolerance:g}); "
-          f"vs PyTorch without averaging {control:.2e} (must exceed it)")
+          f"vs PyTorch {control_name} {control:.2e} (must exceed it)")
     if not error < tolerance:
         failures.append(f"{what}: losses differ by {error:.2e}")
     if not control > tolerance:
