@@ -127,6 +127,7 @@ std::string serialize(const TrainPosition& position, int rank, int world,
   archive.write("meta/bytes_sent", scalar(static_cast<std::int64_t>(position.bytes_sent)));
   archive.write("meta/bytes_recv", scalar(static_cast<std::int64_t>(position.bytes_recv)));
   archive.write("meta/bytes_dense", scalar(static_cast<std::int64_t>(position.bytes_dense)));
+  archive.write("meta/skipped_steps", scalar(position.skipped_steps));
   archive.write("meta/world", scalar(world));
   archive.write("meta/rank", scalar(rank));
   archive.write("meta/resume", c10::IValue(encode_fingerprint(fingerprint)));
@@ -289,6 +290,10 @@ TrainPosition restore_state(InputArchive& archive, torch::nn::Module& model,
   position.bytes_recv = static_cast<std::uint64_t>(read_int(archive, "meta/bytes_recv"));
   position.bytes_dense = static_cast<std::uint64_t>(read_int(archive, "meta/bytes_dense"));
   position.world = static_cast<int>(read_int(archive, "meta/world"));
+  // Absent from checkpoints written before it was added: none skipped then, as far as known.
+  if (at::Tensor skipped; archive.try_read("meta/skipped_steps", skipped)) {
+    position.skipped_steps = skipped.item<std::int64_t>();
+  }
   return position;
 }
 

@@ -55,8 +55,9 @@ struct TrainPosition {
   double time_s = 0;             // training seconds so far (metrics' time_s continues)
   std::uint64_t bytes_sent = 0;  // this rank's totals so far (metrics' bytes continue)
   std::uint64_t bytes_recv = 0;
-  std::uint64_t bytes_dense = 0;  // what the exchanges would have sent uncompressed
-  int world = 0;                  // restored: the rank count of the run that wrote it
+  std::uint64_t bytes_dense = 0;   // what the exchanges would have sent uncompressed
+  std::int64_t skipped_steps = 0;  // steps train.nonfinite: skip dropped so far (metrics continue)
+  int world = 0;                   // restored: the rank count of the run that wrote it
 };
 
 class Checkpointer {

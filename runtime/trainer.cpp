@@ -373,6 +373,7 @@ SyncStats Trainer::totals() const {
   stats.bytes_sent += position_.bytes_sent;
   stats.bytes_recv += position_.bytes_recv;
   stats.bytes_dense += position_.bytes_dense;
+  stats.skipped_steps += position_.skipped_steps;
   return stats;
 }
 
@@ -437,6 +438,7 @@ void Trainer::save_checkpoint() {
   saved.bytes_sent = stats.bytes_sent;
   saved.bytes_recv = stats.bytes_recv;
   saved.bytes_dense = stats.bytes_dense;
+  saved.skipped_steps = stats.skipped_steps;
   checkpointer_.save(*comm_, saved, *model_, *optimizer_, dp_->strategy());
   last_checkpoint_ = position_.step;
 }

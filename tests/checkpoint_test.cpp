@@ -159,6 +159,68 @@ void flip_middle_byte(const fs::path& path) {
   f.put(static_cast<char>(~byte));
 }
 
+// Everything metrics.jsonl continues after a resume comes back as it was saved.
+TEST_F(CheckpointTest, PositionAndCountersRoundTrip) {
+  TrainPosition saved;
+  saved.step = 7;
+  saved.epoch = 2;
+  saved.step_in_epoch = 3;
+  saved.epoch_offset = 64;
+  saved.time_s = 12.5;
+  saved.bytes_sent = 1000;
+  saved.bytes_recv = 2000;
+  saved.bytes_dense = 4000;
+  saved.skipped_steps = 3;
+  std::vector<TrainPosition> restored(kRanks);
+  spawn_ranks(kRanks, [&](Communicator& comm) {
+    Replica replica(1.0);
+    checkpointer(comm.rank())
+        .save(comm, saved, *replica.model, replica.optimizer, replica.strategy);
+    restored[comm.rank()] =
+        *checkpointer(comm.rank())
+             .load_latest(comm, *replica.model, replica.optimizer, replica.strategy);
+  });
+  for (const TrainPosition& got : restored) {
+    EXPECT_EQ(got.step, 7);
+    EXPECT_EQ(got.epoch, 2);
+    EXPECT_EQ(got.step_in_epoch, 3);
+    EXPECT_EQ(got.epoch_offset, 64);
+    EXPECT_EQ(got.time_s, 12.5);
+    EXPECT_EQ(got.bytes_sent, 1000u);
+    EXPECT_EQ(got.bytes_recv, 2000u);
+    EXPECT_EQ(got.bytes_dense, 4000u);
+    EXPECT_EQ(got.skipped_steps, 3);
+    EXPECT_EQ(got.world, kRanks);
+  }
+}
+
+// train.init_from reads rank 0's weights of the step `latest` names, from any of the paths.
+TEST_F(CheckpointTest, WeightsOfTheLatestStepFromAnyPathOfTheRun) {
+  save_two_steps();
+  const fs::path step1 = dir_ / "checkpoints" / "step-00000001";
+  for (const fs::path& path :
+       {dir_, dir_ / "checkpoints", dir_ / "checkpoints" / "step-00000002", file(2, 0)}) {
+    ASSERT_TRUE(is_checkpoint(path.string())) << path;
+    const auto weights = checkpoint_weights(path.string());
+    ASSERT_EQ(weights.size(), 2u) << path;
+    for (const auto& [name, tensor] : weights) {
+      EXPECT_TRUE(name == "weight" || name == "bias") << name;
+      EXPECT_TRUE(torch::all(tensor == 2.0).item<bool>()) << path << " " << name;
+    }
+  }
+  EXPECT_TRUE(torch::all(checkpoint_weights(step1.string())[0].second == 1.0).item<bool>());
+  EXPECT_FALSE(is_checkpoint(fs::temp_directory_path().string()));
+  std::ofstream(dir_ / "other.pt") << "PK not a checkpoint";
+  EXPECT_FALSE(is_checkpoint((dir_ / "other.pt").string()));
+  std::ofstream(file(2, 0), std::ios::trunc) << "BRAIDCKP truncated";
+  try {
+    checkpoint_weights(dir_.string());
+    FAIL() << "a truncated file was read";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find(file(2, 0).string()), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(CheckpointTest, BadNewestFileOnOneRankFallsBackOnEveryRankWithAWarning) {
   struct Damage {
     const char* name;
