@@ -147,8 +147,8 @@ void AllreduceStrategy::launch_ready_buckets(bool force) {
     const int bad = buckets_->check_finite(b);
     if (bad >= 0 && (first_nonfinite_ < 0 || bad < first_nonfinite_)) first_nonfinite_ = bad;
     works_.push_back(
-        exchange_ ? exchange_->launch(b, buckets_->gradients(b), buckets_->slots(b), steps_)
-                  : comm_->allreduce(as_buffer(buckets_->flat(b)), ReduceOp::kAvg, algorithm_));
+        compressing() ? exchange_->launch(b, buckets_->gradients(b), buckets_->slots(b), steps_)
+                      : comm_->allreduce(as_buffer(buckets_->flat(b)), ReduceOp::kAvg, algorithm_));
   }
 }
 
@@ -282,6 +282,9 @@ bool AllreduceStrategy::nonfinite_step(bool local) {
 void AllreduceStrategy::end_step() {
   buckets_->reset();
   first_nonfinite_ = -1;
+  // A dense step sent what it would have sent uncompressed.
+  if (exchange_ && !compressing()) dense_sent_ += comm_->bytes_sent() - step_start_sent_;
+  step_start_sent_ = comm_->bytes_sent();
   ++steps_;
 }
 
@@ -301,9 +304,9 @@ void AllreduceStrategy::quiesce() {
 
 SyncStats AllreduceStrategy::stats() const {
   SyncStats stats{comm_->bytes_sent(), comm_->bytes_recv(), exposed_comm_s_};
-  stats.bytes_dense =
-      (exchange_ ? exchange_->bytes_dense() : stats.bytes_sent - optimizer_bytes_sent_) +
-      optimizer_bytes_dense_;
+  stats.bytes_dense = (exchange_ ? exchange_->bytes_dense() + dense_sent_
+                                 : stats.bytes_sent - optimizer_bytes_sent_) +
+                      optimizer_bytes_dense_;
   stats.bytes_shared = comm_->shared_memory_bytes();
   stats.skipped_steps = guard_ ? guard_->skipped() : 0;
   return stats;

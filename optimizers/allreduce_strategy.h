@@ -102,6 +102,8 @@ class AllreduceStrategy : public SyncStrategy {
   void wait_launched();
   // Whether the hosted optimizer exchanges for itself in the coming step.
   bool optimizer_exchanges() const { return hosted_ && hosted_->exchanges_next_step(); }
+  // Whether this step's buckets go through the compressed exchange (after the dense steps).
+  bool compressing() const { return exchange_ && steps_ >= options_.compression.dense_steps; }
   void clip_gradients();
   void give_averaged_gradients();
   // Whether the ranks agreed that this step's gradients are not finite (error: throws).
@@ -124,6 +126,7 @@ class AllreduceStrategy : public SyncStrategy {
   bool sync_ = true;         // false inside no_sync(): backward only accumulates
   std::mutex mutex_;         // hooks may run on autograd worker threads
   double exposed_comm_s_ = 0;
+  std::uint64_t dense_sent_ = 0, step_start_sent_ = 0;  // bytes of the dense steps
   ExchangingOptimizer* hosted_ = nullptr;
   // Steps the hosted optimizer exchanged for itself: what it sent, and what a dense allreduce
   // of the gradients would have sent instead (for the compression ratio).

@@ -48,6 +48,10 @@ struct CompressedExchangeOptions {
   // (dgc: per bucket to clip_norm / sqrt(ranks)); the others leave clipping to the strategy.
   double clip_norm = 0;
   bool restore_on_skip = false;  // above: train.nonfinite is skip
+  // The allreduce strategy's first dense_steps steps average the buckets uncompressed (a plain
+  // allreduce; no residual builds up), as PyTorch's powerSGD_hook does before
+  // start_powerSGD_iter; compression starts at step dense_steps.
+  std::int64_t dense_steps = 0;
 };
 
 class CompressedExchange {

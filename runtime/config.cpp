@@ -93,6 +93,7 @@ void for_each_key(C& c, Visit&& visit) {
   visit("compression", "momentum_correction", c.compression.momentum_correction, {});
   visit("compression", "momentum_masking", c.compression.momentum_masking, {});
   visit("compression", "warmup_epochs", c.compression.warmup_epochs, {});
+  visit("compression", "dense_steps", c.compression.dense_steps, {});
   visit("outer", "steps", c.outer.steps, {});
   visit("outer", "optimizer", c.outer.optimizer, outer_optimizer_names());
   visit("outer", "lr", c.outer.lr, {});
@@ -486,6 +487,19 @@ void validate(const Config& c, const std::string& source) {
           c.compression.rank);
   require(c.compression.warmup_epochs >= 0, "compression.warmup_epochs", ">= 0",
           c.compression.warmup_epochs);
+  require(c.compression.dense_steps >= 0, "compression.dense_steps", ">= 0",
+          c.compression.dense_steps);
+  if (c.compression.dense_steps > 0) {
+    require(c.compression.name != "none" || c.compression.error_feedback != "none",
+            "compression.dense_steps", "0 without compression (nothing to start later)",
+            c.compression.dense_steps);
+    require(c.compression.name != "dgc", "compression.dense_steps",
+            "0 with compression.name dgc (its warm-up is compression.warmup_epochs)",
+            c.compression.dense_steps);
+    require(c.sync.strategy == "allreduce", "sync.strategy",
+            "allreduce with compression.dense_steps (local-update rounds compress every round)",
+            c.sync.strategy);
+  }
   if (c.compression.momentum_correction) {
     // The momentum moves from the optimizer into the gradient exchange of the allreduce strategy.
     require(c.sync.strategy == "allreduce", "sync.strategy",

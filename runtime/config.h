@@ -73,6 +73,7 @@ struct CompressionConfig {
   bool momentum_correction = false;     // accumulate the momentum per rank before compressing
   bool momentum_masking = true;         // dgc: clear the momentum where the velocity was sent
   std::int64_t warmup_epochs = 0;       // dgc: epochs of exponentially rising sparsity
+  std::int64_t dense_steps = 0;         // the first steps exchange uncompressed (allreduce)
 };
 
 // outer: the local-update strategies (local_sgd, diloco, streaming_diloco, co2).

@@ -27,6 +27,7 @@ std::string data_parallel_option(const std::string& config_key) {
       {"compression.momentum_correction", "compression.compression.momentum_correction"},
       {"compression.momentum_masking", "compression.compression.dgc.momentum_masking"},
       {"compression.warmup_epochs", "compression.compression.dgc.warmup_epochs"},
+      {"compression.dense_steps", "compression.dense_steps"},
       {"outer.optimizer", "outer.optimizer.name"},
       {"outer.lr", "outer.optimizer.lr"},
       {"outer.momentum", "outer.optimizer.momentum"},

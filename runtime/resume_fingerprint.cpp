@@ -40,6 +40,9 @@ ResumeFingerprint resume_fingerprint(const Config& c) {
     f.emplace_back("optimizer.freeze_step", std::to_string(c.optimizer.freeze_step));
   }
   if (c.compression.momentum_correction) f.emplace_back("compression.momentum_correction", "true");
+  if (c.compression.dense_steps > 0) {
+    f.emplace_back("compression.dense_steps", std::to_string(c.compression.dense_steps));
+  }
   if (c.compression.name == "powersgd") {
     f.emplace_back("compression.rank", std::to_string(c.compression.rank));
   }

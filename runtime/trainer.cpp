@@ -102,6 +102,7 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.compression.compression.exchange = config.compression.exchange;
   o.compression.error_feedback = config.compression.error_feedback;
   o.compression.eta = config.compression.eta;
+  o.compression.dense_steps = config.compression.dense_steps;
   DgcOptions& dgc = o.compression.compression.dgc;
   dgc.momentum = config.optimizer.momentum;
   dgc.momentum_masking = config.compression.momentum_masking;

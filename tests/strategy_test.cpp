@@ -77,6 +77,47 @@ TEST(AllreduceStrategy, OverlapDoesNotChangeTheResult) {
   for (std::size_t i = 0; i < a[0].size(); ++i) EXPECT_TRUE(at::equal(a[0][i], b[0][i])) << i;
 }
 
+// The averaged gradient of body.weight that rank 0's optimizer sees at each of 4 steps.
+std::vector<at::Tensor> averaged_gradients(DataParallelOptions options) {
+  std::vector<at::Tensor> seen;
+  spawn_ranks(2, [&](Communicator& comm) {
+    auto model = make_seeded(comm.rank());
+    torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.1));
+    std::shared_ptr<Communicator> shared(&comm, [](Communicator*) {});
+    DataParallel dp(shared, named_parameters(*model), options);
+    for (int step = 0; step < 4; ++step) {
+      // Deterministic inputs (the default generator is shared by the threads).
+      const double scale = 0.37 + 0.11 * comm.rank() + 0.05 * step;
+      at::Tensor x = (at::arange(32, at::kFloat).reshape({4, 8}) * scale).sin();
+      optimizer.zero_grad();
+      model->forward(x, true).pow(2).sum().backward();
+      dp.step(optimizer);
+      if (comm.rank() == 0) seen.push_back(model->body->weight.grad().clone());
+    }
+  });
+  return seen;
+}
+
+// compression.dense_steps: the first steps are the plain average, bit for bit; then PowerSGD's
+// rank-1 approximation of the 8x8 weight's gradient differs from it. Without dense steps the
+// first step already differs (the control).
+TEST(AllreduceStrategy, DenseStepsAverageExactlyThenCompress) {
+  DataParallelOptions plain;
+  plain.algorithm = "ring";
+  DataParallelOptions powersgd = plain;
+  powersgd.compression.compression.name = "powersgd";
+  powersgd.compression.compression.rank = 1;
+  powersgd.compression.error_feedback = "ef";
+  DataParallelOptions warmed = powersgd;
+  warmed.compression.dense_steps = 2;
+  const auto exact = averaged_gradients(plain), dense_first = averaged_gradients(warmed),
+             compressed = averaged_gradients(powersgd);
+  EXPECT_TRUE(at::equal(dense_first[0], exact[0]));
+  EXPECT_TRUE(at::equal(dense_first[1], exact[1]));
+  EXPECT_FALSE(at::allclose(dense_first[2], exact[2], 1e-3, 1e-3));
+  EXPECT_FALSE(at::allclose(compressed[0], exact[0], 1e-3, 1e-3));
+}
+
 // On one node the gradient buckets lie in shared memory and "auto" reduces them with shm in
 // place: the steps send nothing over the network and read peers' buckets instead. Naming "ring"
 // is the control: network bytes, no shared-memory reads. Both train the same model.
