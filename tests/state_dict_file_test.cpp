@@ -3,7 +3,7 @@
 // tests/init_from_test.py; here: braid's model.pt round trip, hand-written pickles that probe
 // each check (a view one element past its storage, a storage record of the wrong size, a
 // pickled object, a nested dict), every truncation and many corruptions of a real file (an
-// error, never a crash: scripts/sanitize.sh runs this under ASan), and the strict name and shape
+// error or a state dict, never a crash or another exception), and the strict name and shape
 // match of train.init_from, which leaves the model untouched when it refuses.
 #include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
