@@ -50,6 +50,13 @@ std::vector<std::string> compressor_list(const std::string& names) {
   }
   std::stringstream stream(names);
   for (std::string name; std::getline(stream, name, ',');) {
+    if (name == "powersgd") {
+      throw ConfigError(
+          "bench compress: --compressors: powersgd compresses the matrices of a model's "
+          "parameters, and this benchmark times flat buckets without a model; "
+          "bench/compression.sh measures it in training (or braid bench train with "
+          "--set compression.name=powersgd)");
+    }
     if (std::find(valid.begin(), valid.end(), name) == valid.end()) {
       throw ConfigError(str_cat("bench compress: --compressors: unknown compressor '", name,
                                 "' (valid: ", join(valid), ")"));
