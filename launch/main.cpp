@@ -97,7 +97,9 @@ int main(int argc, char** argv) {
   auto* bench = app.add_subcommand("bench", "Benchmarks (run under mpirun)")->require_subcommand(1);
   braid::BenchAllreduceOptions ar;
   auto* bench_ar = bench->add_subcommand("allreduce", "Allreduce size sweep, like nccl-tests");
-  bench_ar->add_option("--algorithm,-a", ar.algorithm, "ring | star | rhd | native | shm | hierarchical | auto | all")
+  bench_ar
+      ->add_option("--algorithm,-a", ar.algorithm,
+                   "ring | star | rhd | native | shm | hierarchical | auto | all")
       ->capture_default_str();
   bench_ar->add_option("--min-bytes,-b", ar.min_bytes, "Smallest message (accepts K, M, G)")
       ->transform(CLI::AsSizeValue(false))
@@ -146,9 +148,10 @@ int main(int argc, char** argv) {
   auto* bench_compress = bench->add_subcommand(
       "compress", "Compressors' encode/decode time and exchange time and bytes against dense");
   bench_compress
-      ->add_option("--compressors", bc.compressors,
-                   "Comma list of compressors (default: all but none and powersgd, which needs a model: "
-                   "bench/compression.sh); a dense row is always added")
+      ->add_option(
+          "--compressors", bc.compressors,
+          "Comma list of compressors (default: all but none and powersgd, which needs a model: "
+          "bench/compression.sh); a dense row is always added")
       ->capture_default_str();
   bench_compress->add_option("--min-bytes,-b", bc.min_bytes, "Smallest float32 bucket (K, M, G)")
       ->transform(CLI::AsSizeValue(false))

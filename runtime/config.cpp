@@ -307,7 +307,10 @@ void read_value(const YAML::Node& node, const std::string& where, const std::str
     T values;
     for (const YAML::Node& item : node) {
       std::int64_t value = 0;
-      if (!item.IsScalar() || !parse_number(item.Scalar(), value)) throw fail();
+      if (!item.IsScalar() || !parse_number(item.Scalar(), value)) {
+        throw ConfigError(str_cat(where, key, ": expected ", expected, ", but element ",
+                                  values.size() + 1, " is ", describe(item)));
+      }
       values.push_back(value);
     }
     out = values;
@@ -345,6 +348,20 @@ std::string where_in_file(const std::string& source, const YAML::Mark& mark) {
   return str_cat(source, ":", mark.line + 1, ":", mark.column + 1, ": ");
 }
 
+// yaml-cpp calls a tab in the indentation an "illegal map value" or the like: name the cause.
+std::string tab_in_indentation(const std::string& text) {
+  std::istringstream lines(text);
+  int number = 0;
+  for (std::string line; std::getline(lines, line);) {
+    ++number;
+    const std::size_t indent = line.find_first_not_of(" \t");
+    if (line.substr(0, indent).find('\t') != std::string::npos) {
+      return str_cat(" (line ", number, " is indented with a tab: YAML indents with spaces only)");
+    }
+  }
+  return "";
+}
+
 // The keys a config file or an override set (section.key), whatever their value.
 using GivenKeys = std::set<std::string>;
 
@@ -354,7 +371,8 @@ void apply_yaml(Config& config, const std::string& text, const std::string& sour
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    throw ConfigError(str_cat(where_in_file(source, e.mark), "malformed YAML: ", e.msg));
+    throw ConfigError(str_cat(where_in_file(source, e.mark), "malformed YAML: ", e.msg,
+                              tab_in_indentation(text)));
   }
   if (root.IsNull()) return;  // an empty file: all defaults
   if (!root.IsMap()) {

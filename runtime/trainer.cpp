@@ -57,6 +57,9 @@ double seconds_since(SteadyClock::time_point a) {
 
 void check_run_dir_free(const Config& config) {
   const fs::path dir(config.run.dir);
+  if (fs::exists(dir) && !fs::is_directory(dir)) {
+    throw ConfigError(str_cat("run.dir '", config.run.dir, "' is a file, not a directory"));
+  }
   if (config.train.resume == "auto" || !fs::exists(dir)) return;
   for (const char* entry : {"metrics.jsonl", "checkpoints", "config.yaml"}) {
     if (fs::exists(dir / entry)) {
@@ -448,10 +451,14 @@ TrainSummary Trainer::run() {
   if (first_step_ >= total_steps_ && first_step_ > 0) {
     // A finished run asked to resume: report, touch nothing (metrics, summary, checkpoints).
     if (rank_ == 0) {
+      const std::string asked =
+          config_.train.max_steps > 0
+              ? fmt::format("train.max_steps is {}", config_.train.max_steps)
+              : fmt::format("train.epochs {} make {} steps", config_.train.epochs, total_steps_);
       spdlog::info(
-          "the run in {} is finished: it reached step {} and the config asks for {}; nothing "
-          "to do (raise train.max_steps or train.epochs to train further)",
-          config_.run.dir, first_step_, total_steps_);
+          "the run in {} is finished: it reached step {} and {}; nothing to do (raise "
+          "train.max_steps or train.epochs to train further)",
+          config_.run.dir, first_step_, asked);
     }
     TrainSummary summary;
     summary.steps = first_step_;

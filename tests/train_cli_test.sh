@@ -167,6 +167,13 @@ bad_configs)
     n=$((n + 1))
   done
   [ "$n" -ge 10 ] || fail "only $n malformed configs"
+  # A run.dir that is a file: exit 2 naming it, not a filesystem error.
+  set +e
+  out=$(train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$src/README.md" 2>&1)
+  code=$?
+  set -e
+  [ "$code" -eq 2 ] || fail "run.dir naming a file: exit $code, expected 2"
+  echo "$out" | grep -q "README.md' is a file, not a directory" || fail "run.dir naming a file: $out"
   # A second run into a finished run's directory is refused, and nothing is overwritten.
   train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/done" --set train.max_steps=3 \
     --set train.log_every=1
@@ -260,9 +267,11 @@ rerun)
           --set train.eval_every=0 --set data.test_limit=200 --set train.resume=auto)
   train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/a" "${common[@]}" --set train.max_steps=20
   before=$(md5sum "$work/a/metrics.jsonl" "$work/a/summary.json" "$work/a/checkpoints/latest")
+  # Rerun with fewer steps: the message names what the config asks for now.
   out=$(train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/a" "${common[@]}" \
-        --set train.max_steps=20 2>&1)
-  echo "$out" | grep -q "is finished: it reached step 20" || { echo "$out"; fail "no 'finished' message"; }
+        --set train.max_steps=10 2>&1)
+  echo "$out" | grep -q "is finished: it reached step 20 and train.max_steps is 10" ||
+    { echo "$out"; fail "no 'finished' message"; }
   [ "$before" = "$(md5sum "$work/a/metrics.jsonl" "$work/a/summary.json" "$work/a/checkpoints/latest")" ] ||
     fail "rerunning a finished run changed it"
   # Byte totals continue: every line's bytes_sent is larger than the one before.
