@@ -29,6 +29,11 @@ if(NOT BRAID_CUDA STREQUAL "OFF")
   endif()
   if(missing STREQUAL "")
     set(BRAID_HAS_CUDA 1)
+    # For `braid --version`: the toolkit's version and NCCL's, from nccl.h.
+    set(BRAID_CUDA_VERSION "${CUDAToolkit_VERSION}")
+    file(STRINGS "${BRAID_NCCL_INCLUDE}/nccl.h" nccl_parts REGEX "^#define NCCL_(MAJOR|MINOR|PATCH) ")
+    string(REGEX REPLACE "[^;]*NCCL_[A-Z]+ +([0-9]+)[^;]*" "\\1" nccl_parts "${nccl_parts}")
+    string(REPLACE ";" "." BRAID_NCCL_VERSION "${nccl_parts}")
   elseif(BRAID_CUDA STREQUAL "ON")
     string(REPLACE ";" ", " missing "${missing}")
     message(FATAL_ERROR "BRAID_CUDA=ON but these were not found: ${missing}. "

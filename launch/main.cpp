@@ -8,10 +8,10 @@
 #include <functional>
 
 #include "common/error.h"
-#include "common/version.h"
 #include "launch/bench_allreduce.h"
 #include "launch/bench_compress.h"
 #include "launch/bench_train.h"
+#include "launch/build_info.h"
 #include "launch/commands.h"
 #include "runtime/cost_model_file.h"
 #include "runtime/world.h"
@@ -91,7 +91,7 @@ void add_train_options(CLI::App* command, braid::TrainOptions& options) {
 
 int main(int argc, char** argv) {
   CLI::App app{"braid: data-parallel training of LibTorch models over MPI"};
-  app.set_version_flag("--version", std::string("braid ") + BRAID_VERSION);
+  app.set_version_flag("--version", braid::build_info);
   app.require_subcommand(1);
 
   auto* bench = app.add_subcommand("bench", "Benchmarks (run under mpirun)")->require_subcommand(1);

@@ -456,6 +456,11 @@ config_check)
   train 1 "$text" --run-dir "$work/one-file" --set data.path=/usr/share/games/fortunes/computers \
     --set train.max_steps=2 --set train.log_every=1 --set data.test_limit=20
   [ "$(json_number "$work/one-file/summary.json" steps)" -eq 2 ] || fail "single text file: expected 2 steps"
+  # --version names braid, LibTorch, the MPI library and the GPU path (or CPU only).
+  version=$("$braid" --version)
+  for part in "braid " "LibTorch " "MPI: " "GPU: "; do
+    echo "$version" | grep -q "^ *$part" || fail "--version lacks '$part': $version"
+  done
   # --debug-checks is runtime.debug_checks=true, for config check and for train.
   "$braid" config check "$mlp" --debug-checks | grep -q '^  debug_checks: true' ||
     fail "config check --debug-checks: debug_checks not true"
