@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <thread>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -67,6 +68,28 @@ void check_run_dir_free(const Config& config) {
                                 "); set train.resume=auto to continue it, or choose another "
                                 "run.dir (nothing was overwritten)"));
     }
+  }
+}
+
+// Collective (one small allreduce): settings that run but probably not as meant. The busiest
+// node's rank count comes from the highest local rank.
+void warn_about_settings(const World& world, Communicator& comm, const Config& config) {
+  std::int64_t ranks_here = world.local_rank() + 1;
+  comm.allreduce(Buffer{&ranks_here, 1, DType::kInt64}, ReduceOp::kMax, "rhd").wait();
+  if (world.rank() != 0) return;
+  const auto cores = static_cast<std::int64_t>(std::thread::hardware_concurrency());
+  if (cores > 0 && ranks_here * config.runtime.threads > cores) {
+    spdlog::warn(
+        "{} ranks on a node x runtime.threads {} = {} threads on {} cores: ranks will wait for "
+        "each other's threads; lower runtime.threads",
+        ranks_here, config.runtime.threads, ranks_here * config.runtime.threads, cores);
+  }
+  if (config.optimizer.schedule == "warmup_cosine" && config.train.max_steps > 0 &&
+      config.optimizer.warmup_steps > config.train.max_steps) {
+    spdlog::warn(
+        "optimizer.warmup_steps {} exceeds train.max_steps {}: the learning rate never reaches "
+        "optimizer.lr",
+        config.optimizer.warmup_steps, config.train.max_steps);
   }
 }
 
@@ -214,6 +237,7 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
       set->targets = set->targets.to(where);
     }
   }
+  warn_about_settings(world, *comm_, config_);
   DataParallelOptions options = data_parallel_options(config_);
   options.device = device_;
   // The strategy counts steps; schedules by epoch (DGC's warm-up) need this run's epoch length.
@@ -564,7 +588,7 @@ TrainSummary Trainer::finish(double train_seconds) {
         << field("samples_per_s", summary.samples_per_s) << ","
         << field("ranks", static_cast<std::int64_t>(P_)) << ","
         << field("bytes_sent", summary.bytes_sent) << "," << field("bytes_recv", summary.bytes_recv)
-        << "}\n";
+        << "," << field("bytes_shared", stats.bytes_shared) << "}\n";
     // On one node gradients move through shared memory: say so, or "0.0 MB sent" looks broken.
     const std::string shared = stats.bytes_shared
                                    ? fmt::format(", {:.1f} MB read from node peers' shared memory",

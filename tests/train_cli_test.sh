@@ -464,8 +464,15 @@ config_check)
   # --debug-checks is runtime.debug_checks=true, for config check and for train.
   "$braid" config check "$mlp" --debug-checks | grep -q '^  debug_checks: true' ||
     fail "config check --debug-checks: debug_checks not true"
-  train 2 "$mlp" --run-dir "$work/debug" --debug-checks --set train.max_steps=2 --set data.test_limit=100
+  # The same run warns about 2 ranks x nproc threads on nproc cores and a warm-up longer than
+  # the run, and its summary.json counts shared-memory bytes.
+  out=$(train 2 "$mlp" --run-dir "$work/debug" --debug-checks --set train.max_steps=2 \
+        --set data.test_limit=100 --set runtime.threads="$(nproc)" \
+        --set optimizer.schedule=warmup_cosine --set optimizer.warmup_steps=10 2>&1)
   grep -q '^  debug_checks: true' "$work/debug/config.yaml" || fail "train --debug-checks: not in config.yaml"
+  echo "$out" | grep -q "threads on $(nproc) cores" || fail "no warning about threads: $out"
+  echo "$out" | grep -q "optimizer.warmup_steps 10 exceeds train.max_steps 2" || fail "no warm-up warning"
+  grep -q '"bytes_shared":' "$work/debug/summary.json" || fail "summary.json lacks bytes_shared"
   # --progress takes auto, bar or lines (and is runtime.progress), nothing else.
   for value in auto bar lines; do
     set +e
