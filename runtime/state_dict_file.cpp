@@ -285,45 +285,45 @@ void Unpickler::build() {
 
 void Unpickler::step(std::uint8_t op) {
   switch (op) {
-    case 0x80:
+    case 0x80:  // PROTO
       take(1);
-      break;  // PROTO
-    case 0x95:
+      break;
+    case 0x95:  // FRAME
       take(8);
-      break;  // FRAME
-    case '(':
+      break;
+    case '(':  // MARK
       marks_.push_back(stack_.size());
-      break;  // MARK
-    case '.':
+      break;
+    case '.':  // STOP
       stopped_ = true;
-      break;  // STOP
-    case '0':
+      break;
+    case '0':  // POP
       pop();
-      break;  // POP
-    case '1':
+      break;
+    case '1':  // POP_MARK
       pop_to_mark();
-      break;     // POP_MARK
+      break;
     case '2': {  // DUP
       Item copy = top();
       stack_.push_back(std::move(copy));
       break;
     }
-    case 'N':
+    case 'N':  // NONE
       stack_.push_back(value_item({}));
-      break;  // NONE
-    case 0x88:
+      break;
+    case 0x88:  // NEWTRUE
       stack_.push_back(value_item(true));
-      break;  // NEWTRUE
-    case 0x89:
+      break;
+    case 0x89:  // NEWFALSE
       stack_.push_back(value_item(false));
-      break;  // NEWFALSE
-    case 'K':
+      break;
+    case 'K':  // BININT1
       stack_.push_back(value_item(static_cast<std::int64_t>(little_endian(1))));
       break;
-    case 'M':
+    case 'M':  // BININT2
       stack_.push_back(value_item(static_cast<std::int64_t>(little_endian(2))));
       break;
-    case 'J':
+    case 'J':  // BININT
       stack_.push_back(value_item(std::int64_t{static_cast<std::int32_t>(little_endian(4))}));
       break;
     case 0x8a: {  // LONG1: a little-endian two's complement integer of n bytes
@@ -343,13 +343,13 @@ void Unpickler::step(std::uint8_t op) {
       stack_.push_back(value_item(value));
       break;
     }
-    case 'X':
+    case 'X':  // BINUNICODE
       stack_.push_back(value_item(std::string(take(little_endian(4)))));
       break;
-    case 0x8c:
+    case 0x8c:  // SHORT_BINUNICODE
       stack_.push_back(value_item(std::string(take(little_endian(1)))));
       break;
-    case 0x8d:
+    case 0x8d:  // BINUNICODE8
       stack_.push_back(value_item(std::string(take(little_endian(8)))));
       break;
     case 'c': {  // GLOBAL module\nname\n
@@ -364,9 +364,9 @@ void Unpickler::step(std::uint8_t op) {
           Item{Item::Kind::global, {}, module.toStringRef() + "." + name.toStringRef()});
       break;
     }
-    case ')':
+    case ')':  // EMPTY_TUPLE
       push_tuple({});
-      break;  // EMPTY_TUPLE
+      break;
     case 0x85:
     case 0x86:
     case 0x87: {  // TUPLE1, TUPLE2, TUPLE3
@@ -375,9 +375,9 @@ void Unpickler::step(std::uint8_t op) {
       push_tuple(std::move(items));
       break;
     }
-    case 't':
+    case 't':  // TUPLE
       push_tuple(pop_to_mark());
-      break;   // TUPLE
+      break;
     case '}':  // EMPTY_DICT
       stack_.push_back(
           value_item(c10::impl::GenericDict(c10::AnyType::get(), c10::AnyType::get())));
@@ -387,33 +387,33 @@ void Unpickler::step(std::uint8_t op) {
       set_items({std::move(key), std::move(value)});
       break;
     }
-    case 'u':
+    case 'u':  // SETITEMS
       set_items(pop_to_mark());
-      break;  // SETITEMS
-    case 'q':
+      break;
+    case 'q':  // BINPUT
       memo_put(little_endian(1));
-      break;  // BINPUT
-    case 'r':
+      break;
+    case 'r':  // LONG_BINPUT
       memo_put(little_endian(4));
-      break;  // LONG_BINPUT
-    case 0x94:
+      break;
+    case 0x94:  // MEMOIZE
       memo_put(memo_.size());
-      break;  // MEMOIZE
-    case 'h':
+      break;
+    case 'h':  // BINGET
       memo_get(little_endian(1));
-      break;  // BINGET
-    case 'j':
+      break;
+    case 'j':  // LONG_BINGET
       memo_get(little_endian(4));
-      break;  // LONG_BINGET
-    case 'Q':
+      break;
+    case 'Q':  // BINPERSID
       persistent_load();
-      break;  // BINPERSID
-    case 'R':
+      break;
+    case 'R':  // REDUCE
       reduce();
-      break;  // REDUCE
-    case 'b':
+      break;
+    case 'b':  // BUILD
       build();
-      break;  // BUILD
+      break;
     default:
       throw Error(str_cat("unsupported pickle opcode 0x", std::hex, int{op}, std::dec, " at byte ",
                           at_ - 1, " (not a state dict torch.save wrote?)"));

@@ -21,7 +21,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from braid_pytorch import (braid_losses, compare, expect_refused, import_torch,  # noqa: E402
-                           pytorch_losses, report)
+                           pytorch_losses, report, write_config)
 
 np, torch = import_torch()
 from torch import nn  # noqa: E402
@@ -55,10 +55,7 @@ def config(tmp, name, model_path, corpus, optimizer, init_from):
         f"  init_from: {init_from}",
         "runtime:", "  threads: 1",
     ]
-    path = os.path.join(tmp, name + ".yaml")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path, run
+    return write_config(tmp, name, "\n".join(lines) + "\n"), run
 
 
 def reference(model_path, weights, text, optimizer):
