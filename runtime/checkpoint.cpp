@@ -62,6 +62,34 @@ std::optional<std::int64_t> parse_step(const std::string& name) {
   return std::stoll(name.substr(kPrefix));
 }
 
+// `latest` is the commit point: without it no save ever completed. A step directory whose
+// `ranks` file names N and which holds every rank-*.ckpt of 0..N-1 is complete all the same
+// (a `latest` lost afterwards); anything else in one (temporary files of a save that was
+// interrupted) is not a checkpoint. Rank 0 only.
+struct Leftovers {
+  std::vector<std::string> complete;     // step directories a `latest` could name
+  std::vector<std::string> interrupted;  // step directories of an unfinished save
+  std::vector<std::string> foreign;      // anything else in checkpoints/
+};
+
+Leftovers leftovers_without_pointer(const fs::path& dir) {
+  Leftovers found;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (!parse_step(name) || !entry.is_directory()) {
+      found.foreign.push_back(name);
+      continue;
+    }
+    std::int64_t ranks = 0;
+    bool complete = static_cast<bool>(std::ifstream(entry.path() / "ranks") >> ranks) && ranks > 0;
+    for (std::int64_t r = 0; complete && r < ranks; ++r) {
+      complete = fs::is_regular_file(entry.path() / fmt::format("rank-{:05d}.ckpt", r));
+    }
+    (complete ? found.complete : found.interrupted).push_back(name);
+  }
+  return found;
+}
+
 std::string rank_list(const std::vector<int>& ranks) {
   std::string list;
   for (int r : ranks) list += (list.empty() ? "" : ", ") + std::to_string(r);
@@ -408,7 +436,22 @@ std::vector<std::int64_t> Checkpointer::candidate_steps(Communicator& comm) cons
       if (!fs::exists(dir_) || fs::is_empty(dir_)) {
         header[0] = kNone;
       } else if (!latest) {
-        header[0] = kNoPointer;
+        const Leftovers left = leftovers_without_pointer(dir_);
+        if (left.complete.empty() && left.foreign.empty()) {
+          // Only the remains of an interrupted first save: there is nothing to resume.
+          spdlog::warn(
+              "{} holds only the remains of a checkpoint save that never completed ({}; no "
+              "`latest`): starting from step 0, and they are overwritten or pruned as training "
+              "goes",
+              dir_, join(left.interrupted));
+          header[0] = kNone;
+        } else {
+          if (!left.complete.empty()) {
+            spdlog::error("complete checkpoint(s) without a `latest` pointer in {}: {}", dir_,
+                          join(left.complete));
+          }
+          header[0] = kNoPointer;
+        }
       } else {
         header[0] = kFound;
         for (const auto& entry : fs::directory_iterator(dir_)) {
@@ -426,9 +469,12 @@ std::vector<std::int64_t> Checkpointer::candidate_steps(Communicator& comm) cons
   }
   comm.broadcast(Buffer{header, 2, DType::kInt64}, 0).wait();
   if (header[0] == kNoPointer) {
-    throw CheckpointError(str_cat("checkpoint directory ", dir_,
-                                  " has files but no readable 'latest' pointer; refusing to "
-                                  "restart from step 0 over it"));
+    throw CheckpointError(str_cat(
+        "checkpoint directory ", dir_,
+        " has files but no readable 'latest' pointer; refusing to restart from step 0 over it "
+        "(to resume from a complete step directory, one with its `ranks` file and every rank's "
+        ".ckpt, write its name into ",
+        (fs::path(dir_) / "latest").string(), "; or choose another run.dir)"));
   }
   if (header[0] == kUnlistable) {
     throw CheckpointError(str_cat("rank 0 cannot list the checkpoints in ", dir_));

@@ -221,6 +221,33 @@ TEST_F(CheckpointTest, WeightsOfTheLatestStepFromAnyPathOfTheRun) {
   }
 }
 
+// Interrupted during its first save (Ctrl-C while the files were written): temporary files and
+// no `latest`. Nothing was ever committed, so the run starts over, saying so, on every rank.
+TEST_F(CheckpointTest, RemainsOfAnInterruptedFirstSaveStartOver) {
+  const fs::path step = dir_ / "checkpoints" / "step-00000005";
+  fs::create_directories(step);
+  std::ofstream(step / "rank-00000.ckpt.tmp") << "half a checkpoint";
+  std::ofstream(step / "rank-00001.ckpt") << "one rank's file, renamed before the interrupt";
+  CapturedLog log;
+  for (const Outcome& o : load_all()) {
+    EXPECT_EQ(o.error, "");
+    EXPECT_EQ(o.step, -1);  // nothing restored: step 0
+  }
+  EXPECT_NE(log.text().find("step-00000005; no `latest`): starting from step 0"), std::string::npos)
+      << log.text();
+}
+
+// A complete step directory whose `latest` is gone is not thrown away: refused, with the fix.
+TEST_F(CheckpointTest, CompleteStepWithoutPointerIsRefusedNamingTheWayOut) {
+  save_two_steps();
+  fs::remove(dir_ / "checkpoints" / "latest");
+  for (const Outcome& o : load_all()) {
+    EXPECT_NE(o.error.find("no readable 'latest' pointer"), std::string::npos) << o.error;
+    EXPECT_NE(o.error.find("write its name into"), std::string::npos) << o.error;
+    EXPECT_EQ(o.value, -1.0);  // untouched
+  }
+}
+
 TEST_F(CheckpointTest, BadNewestFileOnOneRankFallsBackOnEveryRankWithAWarning) {
   struct Damage {
     const char* name;
