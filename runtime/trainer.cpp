@@ -12,6 +12,7 @@
 #include <fstream>
 #include <optional>
 #include <thread>
+#include <tuple>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -68,6 +69,34 @@ void check_run_dir_free(const Config& config) {
                                 "); set train.resume=auto to continue it, or choose another "
                                 "run.dir (nothing was overwritten)"));
     }
+  }
+}
+
+// A resumed run may change what its state does not depend on (the learning rate, say), on
+// purpose or by mistake: say which, with both values. Rank 0, before config.yaml is rewritten.
+void warn_about_changed_keys(const fs::path& previous, const Config& now) {
+  Config before;
+  try {
+    before = load_config(previous.string());
+  } catch (const std::exception&) {
+    return;  // written by another braid version, or edited: nothing to compare against
+  }
+  const std::vector<std::tuple<const char*, double, double>> keys = {
+      {"optimizer.lr", before.optimizer.lr, now.optimizer.lr},
+      {"optimizer.momentum", before.optimizer.momentum, now.optimizer.momentum},
+      {"optimizer.weight_decay", before.optimizer.weight_decay, now.optimizer.weight_decay},
+      {"optimizer.clip_norm", before.optimizer.clip_norm, now.optimizer.clip_norm},
+      {"optimizer.min_lr_ratio", before.optimizer.min_lr_ratio, now.optimizer.min_lr_ratio}};
+  std::string changed;
+  for (const auto& [key, old_value, new_value] : keys) {
+    if (old_value != new_value) {
+      changed +=
+          fmt::format("{}{} {} -> {}", changed.empty() ? "" : ", ", key, old_value, new_value);
+    }
+  }
+  if (!changed.empty()) {
+    spdlog::warn("resumed with changed settings (the run continues with the new values): {}",
+                 changed);
   }
 }
 
@@ -491,6 +520,7 @@ TrainSummary Trainer::run() {
   }
   if (rank_ == 0) {
     fs::create_directories(run_dir_);
+    if (position_.step > 0) warn_about_changed_keys(run_dir_ / "config.yaml", config_);
     std::ofstream(run_dir_ / "config.yaml") << config_.to_yaml();
     metrics_ = std::make_unique<MetricsLog>((run_dir_ / "metrics.jsonl").string(),
                                             config_.train.resume == "auto" ? position_.step : -1);

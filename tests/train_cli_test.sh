@@ -274,8 +274,12 @@ rerun)
     { echo "$out"; fail "no 'finished' message"; }
   [ "$before" = "$(md5sum "$work/a/metrics.jsonl" "$work/a/summary.json" "$work/a/checkpoints/latest")" ] ||
     fail "rerunning a finished run changed it"
-  # Byte totals continue: every line's bytes_sent is larger than the one before.
-  train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/a" "${common[@]}" --set train.max_steps=30
+  # Byte totals continue: every line's bytes_sent is larger than the one before. The resume
+  # changes the learning rate: one warning names it with both values.
+  out=$(train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/a" "${common[@]}" \
+        --set train.max_steps=30 --set optimizer.lr=0.07 2>&1)
+  echo "$out" | grep -q "resumed with changed settings .*: optimizer.lr 0.05 -> 0.07" ||
+    { echo "$out"; fail "no warning about the changed learning rate"; }
   /usr/bin/python3 - "$work/a/metrics.jsonl" <<'PY' || fail "bytes_sent restarted after the resume"
 import json, sys
 sent = [json.loads(l)["bytes_sent"] for l in open(sys.argv[1]) if '"loss"' in l]
