@@ -303,7 +303,8 @@ void AllreduceStrategy::quiesce() {
 }
 
 SyncStats AllreduceStrategy::stats() const {
-  SyncStats stats{comm_->bytes_sent(), comm_->bytes_recv(), exposed_comm_s_};
+  SyncStats stats{comm_->bytes_sent(), comm_->bytes_recv(),
+                  exposed_comm_s_ + (hosted_ ? hosted_->exchange_wait_s() : 0)};
   stats.bytes_dense = (exchange_ ? exchange_->bytes_dense() + dense_sent_
                                  : stats.bytes_sent - optimizer_bytes_sent_) +
                       optimizer_bytes_dense_;

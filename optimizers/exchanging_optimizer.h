@@ -35,6 +35,9 @@ class ExchangingOptimizer {
   // Whether every rank holds the same optimizer state (false once per-rank error buffers exist),
   // so a checkpoint can be resumed at another rank count.
   virtual bool state_is_replicated() const = 0;
+  // Seconds step() has waited for its own exchanges so far: the host counts them as exposed
+  // communication (metrics' comm_ms), as it counts its own waits.
+  virtual double exchange_wait_s() const = 0;
 };
 
 }  // namespace braid

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <torch/serialize/archive.h>
 
+#include <chrono>
 #include <cmath>
 
 #include "collectives/communicator.h"
@@ -151,7 +152,10 @@ void OnebitAdam::exchange_momentum(const at::Tensor& input) {
     server_.run(ctx, corrected, PayloadContext{kBucket, step, ctx.rank()}, mean, &delta);
     worker_.commit(kBucket, input, corrected, delta);
   });
+  const auto start = std::chrono::steady_clock::now();
   work.wait();
+  exchange_wait_s_ +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   m_.copy_(mean);
 }
 

@@ -86,6 +86,7 @@ class OnebitAdam : public torch::optim::Optimizer, public ExchangingOptimizer {
   // before the state it holds is known, so this says false from the start: a 1-bit Adam
   // checkpoint resumes only at the rank count that wrote it.
   bool state_is_replicated() const override { return false; }
+  double exchange_wait_s() const override { return exchange_wait_s_; }
 
   // For tests and metrics: steps taken, and the flat state (undefined before the first step).
   std::int64_t steps() const { return steps_; }
@@ -110,6 +111,7 @@ class OnebitAdam : public torch::optim::Optimizer, public ExchangingOptimizer {
   std::vector<std::int64_t> offsets_;  // of each parameter in the flat state
   std::int64_t steps_ = 0;
   at::Tensor m_, v_;
+  double exchange_wait_s_ = 0;
 };
 
 }  // namespace braid

@@ -309,6 +309,25 @@ TEST(OnebitAdam, CoordinatesWithoutGradientInTheWarmupOnlyDecay) {
   });
 }
 
+// After the freeze the optimizer exchanges inside step(): those waits are the strategy's exposed
+// communication (metrics' comm_ms), not hidden from it. In the warm-up it waits for nothing.
+TEST(OnebitAdam, ItsExchangeWaitsCountAsExposedCommunication) {
+  spawn_ranks(2, [&](Communicator& comm) {
+    std::vector<at::Tensor> params = make_params();
+    OnebitAdam optimizer(params, onebit_options(/*freeze_step=*/2));
+    DataParallel dp(borrow(comm), named(params), ring());
+    dp.strategy().host_optimizer(optimizer);
+    for (int step = 0; step < 4; ++step) {
+      optimizer.zero_grad();
+      backward(params, comm.rank(), step);
+      dp.step(optimizer);
+      if (step == 1) EXPECT_EQ(optimizer.exchange_wait_s(), 0.0);
+    }
+    EXPECT_GT(optimizer.exchange_wait_s(), 0.0);
+    EXPECT_GE(dp.stats().exposed_comm_s, optimizer.exchange_wait_s());
+  });
+}
+
 TEST(OnebitAdam, StepWithoutHostingIsAClearError) {
   spawn_ranks(2, [](Communicator& comm) {
     std::vector<at::Tensor> params = make_params();

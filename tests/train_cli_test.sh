@@ -403,6 +403,12 @@ onebit_adam)
   ratio=$(json_number "$work/a/metrics.jsonl" compression_ratio)
   echo "compression_ratio $ratio"
   awk -v r="$ratio" 'BEGIN { exit !(r > 2) }' || fail "onebit_adam sent more than half of dense bytes"
+  # After the freeze the optimizer exchanges for itself: its waits are comm_ms, not 0.
+  /usr/bin/python3 - "$work/a/metrics.jsonl" <<'PY' || fail "comm_ms is 0 after the freeze"
+import json, sys
+late = [r["comm_ms"] for r in map(json.loads, open(sys.argv[1])) if "loss" in r and r["step"] > 5]
+assert late and all(ms > 0 for ms in late), late
+PY
   ;;
 progress)
   # As a user at a terminal would run it: TERM set, not CI, output redirected to a file.
