@@ -78,7 +78,9 @@ int run_in_world(int* argc, char*** argv, const std::function<Run(braid::World&)
 void add_train_options(CLI::App* command, braid::TrainOptions& options) {
   command->add_option("config", options.config_path, "YAML config file")->required();
   command->add_option("--set", options.overrides, "Override a key: section.key=value")->take_all();
-  command->add_option("--run-dir", options.run_dir, "Run directory (overrides run.dir)");
+  command->add_option("--run-dir", options.run_dir, "Run directory (overrides run.dir)")
+      ->check(CLI::Validator(
+          [](std::string& dir) { return dir.empty() ? std::string("an empty path") : ""; }, "DIR"));
   command->add_flag("--debug-checks", options.debug_checks,
                     "Cross-check every collective across ranks (runtime.debug_checks=true)");
   command

@@ -167,6 +167,13 @@ bad_configs)
     n=$((n + 1))
   done
   [ "$n" -ge 10 ] || fail "only $n malformed configs"
+  # An empty --run-dir is refused, not ignored.
+  set +e
+  out=$("$braid" config check "$src/configs/fashion_mnist_mlp.yaml" --run-dir "" 2>&1)
+  code=$?
+  set -e
+  [ "$code" -eq 2 ] || fail "--run-dir '': exit $code, expected 2"
+  echo "$out" | grep -q "run-dir.*an empty path" || fail "--run-dir '': $out"
   # A run.dir that is a file: exit 2 naming it, not a filesystem error.
   set +e
   out=$(train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$src/README.md" 2>&1)
