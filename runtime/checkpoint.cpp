@@ -62,6 +62,15 @@ std::optional<std::int64_t> parse_step(const std::string& name) {
   return std::stoll(name.substr(kPrefix));
 }
 
+std::string rank_file_name(std::int64_t rank) { return fmt::format("rank-{:05d}.ckpt", rank); }
+
+// The step `<checkpoints dir>/latest` names, if it names one.
+std::optional<std::int64_t> read_latest(const fs::path& checkpoints) {
+  std::string name;
+  if (std::ifstream in(checkpoints / "latest"); in >> name) return parse_step(name);
+  return std::nullopt;
+}
+
 // `latest` is the commit point: without it no save ever completed. A step directory whose
 // `ranks` file names N and which holds every rank-*.ckpt of 0..N-1 is complete all the same
 // (a `latest` lost afterwards); anything else in one (temporary files of a save that was
@@ -83,7 +92,7 @@ Leftovers leftovers_without_pointer(const fs::path& dir) {
     std::int64_t ranks = 0;
     bool complete = static_cast<bool>(std::ifstream(entry.path() / "ranks") >> ranks) && ranks > 0;
     for (std::int64_t r = 0; complete && r < ranks; ++r) {
-      complete = fs::is_regular_file(entry.path() / fmt::format("rank-{:05d}.ckpt", r));
+      complete = fs::is_regular_file(entry.path() / rank_file_name(r));
     }
     (complete ? found.complete : found.interrupted).push_back(name);
   }
@@ -355,7 +364,7 @@ Checkpointer::Checkpointer(std::string run_dir, int rank, int world, ResumeFinge
       fingerprint_(std::move(fingerprint)) {}
 
 std::string Checkpointer::rank_file(std::int64_t step, int rank) const {
-  return (fs::path(dir_) / step_dir_name(step) / fmt::format("rank-{:05d}.ckpt", rank)).string();
+  return (fs::path(dir_) / step_dir_name(step) / rank_file_name(rank)).string();
 }
 
 // Rank 0 writes the rank count of a step next to its file (step-N/ranks), so a later run can
@@ -430,9 +439,7 @@ std::vector<std::int64_t> Checkpointer::candidate_steps(Communicator& comm) cons
   std::vector<std::int64_t> steps;
   if (rank_ == 0) {
     try {
-      std::optional<std::int64_t> latest;
-      std::string name;
-      if (std::ifstream in(fs::path(dir_) / "latest"); in >> name) latest = parse_step(name);
+      const std::optional<std::int64_t> latest = read_latest(dir_);
       if (!fs::exists(dir_) || fs::is_empty(dir_)) {
         header[0] = kNone;
       } else if (!latest) {
@@ -530,7 +537,7 @@ std::optional<TrainPosition> Checkpointer::load_latest(Communicator& comm, torch
                                         : std::string("no older checkpoint"));
     }
     for (int r : bad) {
-      problems += fmt::format("{}{}/rank-{:05d}.ckpt", problems.empty() ? "" : "; ", name, r);
+      problems += fmt::format("{}{}/{}", problems.empty() ? "" : "; ", name, rank_file_name(r));
       if (r == rank_) problems += ": " + cause;
     }
   }
@@ -545,11 +552,10 @@ namespace {
 std::string rank0_file(const fs::path& path) {
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) return path.string();
-  if (fs::is_regular_file(path / "rank-00000.ckpt", ec)) return (path / "rank-00000.ckpt").string();
+  if (fs::is_regular_file(path / rank_file_name(0), ec)) return (path / rank_file_name(0)).string();
   for (const fs::path& dir : {path / "checkpoints", path}) {
-    std::ifstream in(dir / "latest");
-    std::string name;
-    if (in >> name && parse_step(name)) return (dir / name / "rank-00000.ckpt").string();
+    if (const auto step = read_latest(dir))
+      return (dir / step_dir_name(*step) / rank_file_name(0)).string();
   }
   return "";
 }
