@@ -25,12 +25,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kFashionMnistPath = "/usr/share/datasets/fashion-mnist";
 constexpr const char* kTextPath = "/usr/share/games/fortunes";
 constexpr std::int64_t kImageSide = 28;
 constexpr std::int64_t kFashionClasses = 10;
-constexpr double kFashionMean = 0.2860;
-constexpr double kFashionStd = 0.3530;
 
 using Bytes = std::vector<std::uint8_t>;
 

@@ -30,6 +30,12 @@
 
 namespace braid {
 
+// Where Debian's dataset-fashion-mnist puts the files, and the normalization applied to them
+// (programs that undo it, such as a GAN's tanh range, use these).
+inline constexpr const char* kFashionMnistPath = "/usr/share/datasets/fashion-mnist";
+inline constexpr double kFashionMean = 0.2860;
+inline constexpr double kFashionStd = 0.3530;
+
 struct Dataset {
   at::Tensor inputs;
   at::Tensor targets;

@@ -15,7 +15,7 @@
 
 namespace examples {
 
-inline const char* const kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+inline const char* const kFashionMnistDir = braid::kFashionMnistPath;
 
 // `train_limit`, `test_limit` > 0 keep only the first that many samples of a split (short runs).
 inline braid::DataSplits load_fashion_mnist(const std::string& dir, std::int64_t train_limit,
@@ -28,9 +28,9 @@ inline braid::DataSplits load_fashion_mnist(const std::string& dir, std::int64_t
 }
 
 // Images rescaled to [-1, 1], the range of a generator that ends in tanh: braid's normalization
-// undone (mean 0.2860, std 0.3530, runtime/data.h) back to [0, 1], then stretched.
+// undone (runtime/data.h) back to [0, 1], then stretched.
 inline torch::Tensor to_tanh_range(const torch::Tensor& normalized) {
-  return (normalized * 0.3530 + 0.2860) * 2 - 1;
+  return (normalized * braid::kFashionStd + braid::kFashionMean) * 2 - 1;
 }
 
 // (image, label) pairs over tensors already in memory.
