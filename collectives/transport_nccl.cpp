@@ -4,6 +4,8 @@
 #include <nccl.h>
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <vector>
 
 #include "collectives/cuda_check.h"
@@ -98,6 +100,10 @@ struct NcclComm {
 
 class NcclTransport;
 
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 // A queued or launched send/receive of CUDA memory.
 class NcclRequest : public Request {
  public:
@@ -118,17 +124,14 @@ class NcclRequest : public Request {
 
 class NcclTransport : public Transport, public NativeCollectives, public DeviceCollectives {
  public:
-  NcclTransport(std::shared_ptr<MpiTransport> host, int device)
-      : host_(std::move(host)), device_(device), stream_(device) {
+  NcclTransport(std::shared_ptr<MpiTransport> host, int device, Clock::duration setup_timeout,
+                Clock::time_point deadline)
+      : host_(std::move(host)), device_(device), setup_timeout_(setup_timeout), stream_(device) {
     CudaDeviceGuard guard(device_);
     // Every rank has just passed the host transport's deadline-bounded arrival check (its
-    // constructor, or MpiTransport::dup for a child), so each enters this broadcast and the
-    // NCCL bootstrap after it; a rank that dies in between is not covered (ncclCommInitRank
-    // blocks: a non-blocking communicator would make every later NCCL call asynchronous).
-    ncclUniqueId id{};
-    if (host_->rank() == 0) BRAID_NCCL_CHECK(ncclGetUniqueId(&id));
-    BRAID_MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, host_->comm()));
-    BRAID_NCCL_CHECK(ncclCommInitRank(&comm_.handle, host_->size(), id, host_->rank()));
+    // constructor, or MpiTransport::dup for a child); a rank that dies or stalls after it is
+    // caught by the deadlines of the two steps below.
+    comm_.handle = init_nccl(broadcast_id(deadline), deadline);
     init_counters(host_->size());
   }
   ~NcclTransport() override {
@@ -166,10 +169,10 @@ class NcclTransport : public Transport, public NativeCollectives, public DeviceC
   }
 
   std::shared_ptr<Transport> split(int color, int key) override {
-    return make_child(host_->split(color, key));
+    return make_child(host_->split(color, key), Clock::now() + setup_timeout_);
   }
   std::shared_ptr<Transport> dup(Clock::time_point deadline) override {
-    return make_child(host_->dup(deadline));
+    return make_child(host_->dup(deadline), deadline);
   }
 
   bool allreduce(Buffer buffer, ReduceOp op, Clock::time_point deadline,
@@ -279,6 +282,67 @@ class NcclTransport : public Transport, public NativeCollectives, public DeviceC
   }
 
  private:
+  // Rank 0's ncclUniqueId on every rank, polled against the deadline. A broadcast cannot be
+  // cancelled, so after a timeout its buffer is left to MPI (a few bytes, once, on a failing run).
+  ncclUniqueId broadcast_id(Clock::time_point deadline) {
+    const auto start = Clock::now();
+    auto* id = new ncclUniqueId{};
+    if (host_->rank() == 0) BRAID_NCCL_CHECK(ncclGetUniqueId(id));
+    MPI_Request request;
+    BRAID_MPI_CHECK(MPI_Ibcast(id, sizeof(*id), MPI_BYTE, 0, host_->comm(), &request));
+    const bool done = poll_until(
+        [&] {
+          int flag = 0;
+          BRAID_MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
+          return flag != 0;
+        },
+        deadline, nullptr);
+    if (!done) {
+      throw TimeoutError(str_cat(
+          "setting up NCCL: the ncclUniqueId broadcast from rank 0 did not "
+          "complete after ",
+          seconds_since(start), " s (rank ", host_->rank(), " of ", host_->size(), " waited)"));
+    }
+    const ncclUniqueId result = *id;
+    delete id;
+    return result;
+  }
+
+  // ncclCommInitRank blocks until every rank has joined, with no deadline of its own. It runs on
+  // a helper thread that this one waits for against the deadline; after a timeout the thread is
+  // left behind, blocked in NCCL, with the state it shares (the process is ending with the
+  // TimeoutError). Why not a non-blocking communicator (ncclConfig_t::blocking = 0): every later
+  // NCCL call on it could return ncclInProgress and would need its own polling before the event
+  // that test() waits for may be recorded.
+  ncclComm_t init_nccl(const ncclUniqueId& id, Clock::time_point deadline) {
+    struct Init {
+      std::atomic<bool> done{false};
+      ncclComm_t comm = nullptr;
+      ncclResult_t rc = ncclSuccess;
+    };
+    auto init = std::make_shared<Init>();
+    const auto start = Clock::now();
+    std::thread([init, id, device = device_, ranks = host_->size(), rank = host_->rank()] {
+      if (cudaSetDevice(device) == cudaSuccess) {
+        init->rc = ncclCommInitRank(&init->comm, ranks, id, rank);
+      } else {
+        init->rc = ncclUnhandledCudaError;
+      }
+      init->done.store(true, std::memory_order_release);
+    }).detach();
+    const bool done =
+        poll_until([&] { return init->done.load(std::memory_order_acquire); }, deadline, nullptr);
+    if (!done) {
+      throw TimeoutError(str_cat("setting up NCCL: ncclCommInitRank did not complete after ",
+                                 seconds_since(start), " s (rank ", host_->rank(), " of ",
+                                 host_->size(),
+                                 " waited; a rank stalled or NCCL could not "
+                                 "connect, NCCL_DEBUG=INFO shows which)"));
+    }
+    nccl_check(init->rc, "ncclCommInitRank");
+    return init->comm;
+  }
+
   RequestPtr post(const void* data, std::size_t bytes, int peer, int tag, bool is_recv) {
     BRAID_CHECK(peer >= 0 && peer < size(), is_recv ? "receive from" : "send to", " rank ", peer,
                 " of ", size());
@@ -334,15 +398,17 @@ class NcclTransport : public Transport, public NativeCollectives, public DeviceC
     return done;
   }
 
-  std::shared_ptr<Transport> make_child(std::shared_ptr<Transport> host) {
+  std::shared_ptr<Transport> make_child(std::shared_ptr<Transport> host,
+                                        Clock::time_point deadline) {
     auto mpi = std::dynamic_pointer_cast<MpiTransport>(host);
     BRAID_CHECK(mpi, "the NCCL transport's host transport is not MPI");
-    return std::make_shared<NcclTransport>(std::move(mpi), device_);
+    return std::make_shared<NcclTransport>(std::move(mpi), device_, setup_timeout_, deadline);
   }
 
   std::shared_ptr<MpiTransport> host_;
   int device_;
-  Stream stream_;  // before comm_: the communicator is destroyed (or aborted) first
+  Clock::duration setup_timeout_;  // for children made by split(), which has no deadline
+  Stream stream_;                  // before comm_: the communicator is destroyed (or aborted) first
   NcclComm comm_;
   std::vector<NcclRequest*> queued_;  // posted, not launched yet
   std::string failure_;
@@ -371,9 +437,12 @@ bool NcclRequest::test() {
 
 }  // namespace
 
-std::shared_ptr<Transport> make_nccl_transport(MPI_Comm comm, int device) {
+std::shared_ptr<Transport> make_nccl_transport(MPI_Comm comm, int device,
+                                               Clock::duration setup_timeout) {
   BRAID_CHECK(device >= 0, "CUDA device ", device);
-  return std::make_shared<NcclTransport>(std::make_shared<MpiTransport>(comm), device);
+  auto host = std::make_shared<MpiTransport>(comm, 0, setup_timeout);
+  return std::make_shared<NcclTransport>(std::move(host), device, setup_timeout,
+                                         Clock::now() + setup_timeout);
 }
 
 DeviceCollectives* device_collectives(Transport& transport) {

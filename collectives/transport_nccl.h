@@ -53,8 +53,11 @@ class DeviceCollectives {
 
 // Collective over `comm`: an NCCL transport on CUDA device `device` (the caller picked it from
 // its local rank). Throws CommError when braid was built without CUDA, or when CUDA or NCCL
-// fail (naming the call and NCCL's message).
-std::shared_ptr<Transport> make_nccl_transport(MPI_Comm comm, int device);
+// fail (naming the call and NCCL's message), and TimeoutError naming the set-up step (arrival,
+// the ncclUniqueId broadcast, ncclCommInitRank) when a rank has not completed it within
+// `setup_timeout`.
+std::shared_ptr<Transport> make_nccl_transport(
+    MPI_Comm comm, int device, Clock::duration setup_timeout = std::chrono::minutes(5));
 
 // The NCCL collectives of `transport`, or nullptr when it is not an NCCL transport.
 DeviceCollectives* device_collectives(Transport& transport);

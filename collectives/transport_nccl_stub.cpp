@@ -4,7 +4,7 @@
 
 namespace braid {
 
-std::shared_ptr<Transport> make_nccl_transport(MPI_Comm, int) {
+std::shared_ptr<Transport> make_nccl_transport(MPI_Comm, int, Clock::duration) {
   throw CommError(
       "the NCCL transport needs a CUDA build of braid (configure with -DBRAID_CUDA=ON where the "
       "CUDA toolkit and NCCL are installed)");

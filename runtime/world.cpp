@@ -59,7 +59,7 @@ World::~World() {
 
 std::shared_ptr<Transport> World::make_transport(Device device, int ranks_per_node,
                                                  Clock::duration setup_timeout) const {
-  if (device.is_cuda()) return make_nccl_transport(MPI_COMM_WORLD, device.index);
+  if (device.is_cuda()) return make_nccl_transport(MPI_COMM_WORLD, device.index, setup_timeout);
   // Under launch/braid-slowlink the ranks stand for machines joined by the shaped link: shared
   // memory between them would carry traffic around it. Emulated nodes stay as asked.
   if (ranks_per_node == 0 && std::getenv("BRAID_SLOWLINK_NETNS")) ranks_per_node = 1;

@@ -182,6 +182,23 @@ void stalled_rank_times_out(Device d, int rank, int size) {
   MPI_Barrier(MPI_COMM_WORLD);  // the stalled rank leaves only after the others timed out
 }
 
+// The last rank never sets up the NCCL transport: the others end within the set-up deadline in
+// a TimeoutError naming the step, not in a blocking MPI_Bcast or ncclCommInitRank. Over a
+// duplicate of MPI_COMM_WORLD, whose abandoned arrival barrier no later collective can match.
+void absent_rank_fails_setup(Device d, int rank, int size) {
+  MPI_Comm comm;
+  MPI_Comm_dup(MPI_COMM_WORLD, &comm);
+  if (rank != size - 1) {
+    try {
+      make_nccl_transport(comm, d.index, std::chrono::seconds(2));
+      EXPECT(false, "the NCCL transport was set up without rank ", size - 1);
+    } catch (const TimeoutError& e) {
+      EXPECT(std::string(e.what()).find(std::to_string(size - 1)) != std::string::npos, e.what());
+    }
+  }
+  MPI_Barrier(MPI_COMM_WORLD);  // the absent rank leaves only after the others timed out
+}
+
 // One rank (a one-GPU machine): a receive from itself that no send matches never completes.
 // The wait must end at its deadline without blocking, and abandoning the request must abort
 // the communicator (the NCCL kernel stops), after which the transport refuses work by name.
@@ -248,6 +265,7 @@ int main(int argc, char** argv) {
     if (argc > 1 && std::string(argv[1]) == "--stall") {
       if (size > 1) {
         stalled_rank_times_out(d, rank, size);
+        absent_rank_fails_setup(d, rank, size);
       } else {
         unmatched_receive_aborts(d);
       }
