@@ -121,11 +121,6 @@ std::shared_ptr<Communicator> Communicator::channel(CommOptions options) {
   return channel;
 }
 
-std::uint64_t Communicator::next_sequence() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return submitted_;
-}
-
 int Communicator::tag_of(std::uint64_t sequence) const {
   return static_cast<int>(kFirstOpTag + static_cast<std::int64_t>(sequence % tag_span_));
 }
@@ -186,18 +181,49 @@ void Communicator::run(Job& job) {
     return;
   }
   try {
-    if (options_.debug_checks && size_ > 1) cross_check(job.desc, seq);
+    check_ahead(job.desc, seq);
+    if (options_.debug_checks && size_ > 1 && !job.desc.partial) cross_check(job.desc, seq);
     const int tag = tag_of(seq);
     const Clock::time_point begin = Clock::now();
     const auto timeout = job.desc.timeout.count() > 0 ? job.desc.timeout : options_.timeout;
     OpContext ctx(*transport_, tag, begin + timeout, job.desc.text(), seq, &aborted_);
+    ctx.set_ahead(this);
+    running_ = &job.desc;
     job.body(ctx);
+    running_ = nullptr;
     // One trace event per collective on the communication thread's row: a bucket's exchange.
     if (trace::enabled()) trace::complete(str_cat(job.desc.text(), " #", seq), "comm", begin);
     job.work.mark_completed();
   } catch (const std::exception& e) {
+    running_ = nullptr;
     broken_ = e.what();
     job.work.mark_completed(aborted_.load() ? abort_error(e.what()) : std::current_exception());
+  }
+}
+
+int Communicator::reserve(std::uint64_t from, std::uint64_t ahead) {
+  // Tags wrap after tag_span_ operations: further ahead, the receive would share a tag with
+  // an operation before its own.
+  BRAID_CHECK(ahead >= 1 && static_cast<std::int64_t>(ahead) < tag_span_, "a receive posted ",
+              ahead, " operations ahead (at most ", tag_span_ - 1, ")");
+  BRAID_CHECK(running_ != nullptr, "recv_ahead outside a running operation");
+  ahead_.emplace(from + ahead, *running_);
+  return tag_of(from + ahead);
+}
+
+void Communicator::check_ahead(const OpDesc& desc, std::uint64_t seq) {
+  if (desc.forgets_ahead) ahead_.clear();
+  const auto posted = ahead_.find(seq);
+  if (posted == ahead_.end()) return;
+  const OpDesc poster = posted->second;
+  ahead_.erase(ahead_.begin(), std::next(posted));
+  if (!same(record_of(poster, seq), record_of(desc, seq))) {
+    throw CommError(str_cat("rank ", rank_, ": ", poster.text(),
+                            " posted a receive ahead for "
+                            "sequence number ",
+                            seq, ", but the operation with that number is ", desc.text(),
+                            " (receives posted ahead must be dropped before "
+                            "another kind of operation runs)"));
   }
 }
 

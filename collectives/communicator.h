@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "collectives/allreduce.h"
+#include "collectives/op_context.h"
 #include "collectives/partial_gather.h"
 #include "collectives/transport.h"
 #include "common/work.h"
@@ -57,6 +58,15 @@ struct OpDesc {
   std::int64_t count = 0;
   DType dtype = DType::kFloat32;
   int root = -1;
+  // Completes without waiting for every rank (gradient coding's first k of n): debug checks
+  // skip the collective cross-check before it, which would wait for the slowest rank; its
+  // receives posted ahead (OpContext::recv_ahead) are checked against the operations that take
+  // their sequence numbers instead.
+  bool partial = false;
+  // Its body first destroys every receive posted ahead (OpContext::recv_ahead) that it finds
+  // unused, before it sends or receives anything: it may take a sequence number one was
+  // posted for (gradient coding's drain).
+  bool forgets_ahead = false;
   // This operation's own deadline; zero means the communicator's `timeout`. A long background
   // exchange (an outer round) on a channel can be given more time than a control collective.
   std::chrono::milliseconds timeout{0};
@@ -76,7 +86,7 @@ struct FirstKResult {
   std::shared_ptr<std::vector<int>> ranks;
 };
 
-class Communicator {
+class Communicator : private AheadReceives {
  public:
   // Collective over the transport's group (it calls transport->dup(), bounded by
   // options.timeout).
@@ -156,13 +166,12 @@ class Communicator {
   // Bytes this rank read from other ranks' memory on its node (shm, hierarchical); never part of
   // bytes_sent/bytes_recv, which count network messages only.
   std::uint64_t shared_memory_bytes() const;
-  // Sequence number the next submission will get.
-  std::uint64_t next_sequence() const;
-  // The tag the operation with this sequence number uses (OpContext::tag()), for an exchange
-  // that posts a receive for a later operation of its own ahead of time (gradient coding).
-  int tag_of(std::uint64_t sequence) const;
 
  private:
+  int tag_of(std::uint64_t sequence) const;
+  int reserve(std::uint64_t from, std::uint64_t ahead) override;
+  // Throws CommError when a receive was posted ahead for `seq` by an operation unlike `desc`.
+  void check_ahead(const OpDesc& desc, std::uint64_t seq);
   struct Job {
     OpDesc desc;
     std::function<void(OpContext&)> body;
@@ -198,7 +207,9 @@ class Communicator {
   std::string broken_;
   std::map<std::string, std::unique_ptr<Allreduce>> algorithms_;
   Scratch scratch_;
-  LateReceives late_;  // receives of past partial gathers still posted
+  LateReceives late_;                      // receives of past partial gathers still posted
+  std::map<std::uint64_t, OpDesc> ahead_;  // sequence number -> the operation that posted ahead
+  const OpDesc* running_ = nullptr;        // the job whose body runs now
   std::thread thread_;
 };
 

@@ -10,6 +10,11 @@ void OpContext::wait(Request& request) {
                     request.is_recv() ? "from" : "to", " rank ", request.peer()));
 }
 
+RequestPtr OpContext::recv_ahead(void* data, std::size_t bytes, int peer, std::uint64_t ahead) {
+  BRAID_CHECK(ahead_, op_, ": recv_ahead outside a communicator");
+  return transport_.irecv(data, bytes, peer, ahead_->reserve(seq_, ahead));
+}
+
 void OpContext::fail_wait(const std::string& waiting_for) const {
   if (aborted_ && aborted_->load()) {
     throw CommError(str_cat("rank ", rank(), ": ", op_, " (sequence number ", seq_,

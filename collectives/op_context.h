@@ -14,6 +14,15 @@
 
 namespace braid {
 
+// The communicator's record of receives posted for later operations (OpContext::recv_ahead).
+class AheadReceives {
+ public:
+  virtual ~AheadReceives() = default;
+  // Records that operation `from` posted a receive for operation `from + ahead`; returns that
+  // operation's tag.
+  virtual int reserve(std::uint64_t from, std::uint64_t ahead) = 0;
+};
+
 class OpContext {
  public:
   OpContext(Transport& transport, int tag, Clock::time_point deadline, std::string op,
@@ -44,6 +53,15 @@ class OpContext {
   RequestPtr send(Buffer b, int peer) { return send(b.data, b.bytes(), peer); }
   RequestPtr recv(Buffer b, int peer) { return recv(b.data, b.bytes(), peer); }
 
+  // A receive for the operation `ahead` (>= 1) submissions after this one, posted now under
+  // that operation's tag: for an exchange whose later results may arrive before this rank
+  // reaches their operations (gradient coding's late ranks). The communicator records it, and
+  // the operation that runs with that sequence number must be of the same kind as this one
+  // (op, algorithm, count, dtype, root) or be described as dropping them (OpDesc::
+  // forgets_ahead), else it fails naming both before it exchanges anything.
+  RequestPtr recv_ahead(void* data, std::size_t bytes, int peer, std::uint64_t ahead);
+  void set_ahead(AheadReceives* ahead) { ahead_ = ahead; }
+
   // Block until the request completes; TimeoutError naming rank, op, sequence number and peer
   // when the deadline passes first.
   void wait(Request& request);
@@ -62,6 +80,7 @@ class OpContext {
   std::string op_;
   std::uint64_t seq_;
   const std::atomic<bool>* aborted_;
+  AheadReceives* ahead_ = nullptr;  // the communicator's; nullptr: recv_ahead is unavailable
   Clock::time_point start_ = Clock::now();
 };
 

@@ -22,14 +22,6 @@ namespace braid {
 
 namespace {
 
-CommOptions channel_options(const CommOptions& parent) {
-  CommOptions options = parent;
-  // A cross-check would exchange messages under the tag of an operation whose result receive a
-  // late rank may already have posted ahead; and it would wait for the straggler every step.
-  options.debug_checks = false;
-  return options;
-}
-
 // Tests a request a bounded number of times: a message that already arrived may need a few
 // progress calls (a rendezvous handshake) before its request completes.
 bool arrived(Request& request) {
@@ -46,7 +38,7 @@ GradientCodingStrategy::GradientCodingStrategy(std::shared_ptr<Communicator> com
     : comm_(std::move(comm)),
       options_(std::move(options)),
       code_(options_.scheme, comm_->size(), options_.stragglers) {
-  channel_ = comm_->channel(channel_options(comm_->options()));
+  channel_ = comm_->channel(comm_->options());
 }
 
 GradientCodingStrategy::~GradientCodingStrategy() {
@@ -123,11 +115,11 @@ void GradientCodingStrategy::step(torch::optim::Optimizer& optimizer) {
   BRAID_CHECK(!params_.empty(), "step() before attach()");
   if (computed_) pack_gradients();
   const std::int64_t step = steps_;
-  const std::uint64_t sequence = channel_->next_sequence();
   const bool root = channel_->rank() == 0;
   OpDesc desc{"gradient_coding", code_.scheme(), length(), dtype_of(dtype_), 0};
-  Work work = channel_->submit(desc, [this, root, step, sequence](OpContext& ctx) {
-    root ? run_root(ctx, step) : run_member(ctx, step, sequence);
+  desc.partial = true;  // the root goes on with the first n - s messages
+  Work work = channel_->submit(desc, [this, root, step](OpContext& ctx) {
+    root ? run_root(ctx, step) : run_member(ctx, step);
   });
   {
     trace::Scope scope("wait for coded gradients", "comm");
@@ -181,7 +173,7 @@ void GradientCodingStrategy::run_root(OpContext& ctx, std::int64_t step) {
 
 // A member: sends its message (a copy: the next step reuses coded_), takes this step's result
 // (received ahead, or received now) and looks ahead for the next steps' results.
-void GradientCodingStrategy::run_member(OpContext& ctx, std::int64_t step, std::uint64_t sequence) {
+void GradientCodingStrategy::run_member(OpContext& ctx, std::int64_t step) {
   reap_sends(ctx);
   auto message = std::make_shared<std::vector<char>>(coded_);
   sends_.push_back({step, message, ctx.send(message->data(), message->size(), 0)});
@@ -196,13 +188,14 @@ void GradientCodingStrategy::run_member(OpContext& ctx, std::int64_t step, std::
   result_ = *mine.memory;
   results_.pop_front();
   if (results_through_.load() < step) results_through_ = step;
-  prefetch(ctx, step, sequence);
+  prefetch(ctx, step);
 }
 
-// Receives of later steps' results, posted under the tags those steps' operations will have
-// (one operation per step on this channel): those that already arrived let the training thread
-// skip computing (wants_gradients). At most one receive stays posted, kMaxAhead results held.
-void GradientCodingStrategy::prefetch(OpContext& ctx, std::int64_t step, std::uint64_t sequence) {
+// Receives of later steps' results, posted ahead for the operations of those steps (one
+// operation per step on this channel, which the communicator checks): those that already
+// arrived let the training thread skip computing (wants_gradients). At most one receive stays
+// posted, kMaxAhead results held.
+void GradientCodingStrategy::prefetch(OpContext& ctx, std::int64_t step) {
   for (;;) {
     if (!results_.empty() && !results_.back().done) {
       Posted& posted = results_.back();
@@ -213,9 +206,9 @@ void GradientCodingStrategy::prefetch(OpContext& ctx, std::int64_t step, std::ui
     const std::int64_t next = results_.empty() ? step + 1 : results_.back().step + 1;
     if (next - step > kMaxAhead) return;
     auto memory = std::make_shared<std::vector<char>>(result_.size());
-    const int tag = channel_->tag_of(sequence + static_cast<std::uint64_t>(next - step));
-    results_.push_back(
-        {next, memory, ctx.transport().irecv(memory->data(), memory->size(), 0, tag)});
+    results_.push_back({next, memory,
+                        ctx.recv_ahead(memory->data(), memory->size(), 0,
+                                       static_cast<std::uint64_t>(next - step))});
   }
 }
 
@@ -244,8 +237,9 @@ void GradientCodingStrategy::drain(OpContext& ctx) {
 
 void GradientCodingStrategy::quiesce() {
   if (params_.empty()) return;
-  Work work = channel_->submit({"gradient_coding drain", code_.scheme(), 0, DType::kUInt8, 0},
-                               [this](OpContext& ctx) { drain(ctx); });
+  OpDesc desc{"gradient_coding drain", code_.scheme(), 0, DType::kUInt8, 0};
+  desc.forgets_ahead = true;  // drain() first cancels the receives of results posted ahead
+  Work work = channel_->submit(desc, [this](OpContext& ctx) { drain(ctx); });
   work.wait();
 }
 

@@ -98,8 +98,8 @@ class GradientCodingStrategy : public SyncStrategy {
     bool done = false;
   };
   void run_root(OpContext& ctx, std::int64_t step);
-  void run_member(OpContext& ctx, std::int64_t step, std::uint64_t sequence);
-  void prefetch(OpContext& ctx, std::int64_t step, std::uint64_t sequence);
+  void run_member(OpContext& ctx, std::int64_t step);
+  void prefetch(OpContext& ctx, std::int64_t step);
   void reap_sends(OpContext& ctx);
   void drain(OpContext& ctx);
   void pack_gradients();

@@ -178,6 +178,71 @@ TEST(Communicator, TagsDoNotWrapAfterSixteenThousandOperations) {
   });
 }
 
+// A receive posted ahead (OpContext::recv_ahead) takes the message of the later operation it
+// was posted for: rank 1 posts it in operation "a", rank 0 sends only in the next "a".
+TEST(ReceivesPostedAhead, TakeTheLaterOperationsMessage) {
+  on_ranks(2, [](int rank, std::shared_ptr<Transport> transport) {
+    Communicator comm(transport, generous());
+    const OpDesc desc{"a", "", 1, DType::kInt64};
+    std::int64_t value = 0;
+    RequestPtr ahead;
+    comm.submit(desc,
+                [&](OpContext& ctx) {
+                  if (rank == 1) ahead = ctx.recv_ahead(&value, sizeof value, 0, 1);
+                })
+        .wait();
+    comm.submit(desc,
+                [&](OpContext& ctx) {
+                  if (rank == 0) {
+                    std::int64_t sent = 42;
+                    auto send = ctx.send(&sent, sizeof sent, 1);
+                    ctx.wait(*send);
+                  } else {
+                    ctx.wait(*ahead);
+                  }
+                })
+        .wait();
+    if (rank == 1) EXPECT_EQ(value, 42);
+  });
+}
+
+// Another kind of operation at the sequence number a receive was posted for would have its
+// message taken by that receive: it fails naming both before it exchanges anything, unless it
+// is described as dropping the receives first.
+TEST(ReceivesPostedAhead, AnotherKindOfOperationAtTheirNumberFails) {
+  on_ranks(1, [](int, std::shared_ptr<Transport> transport) {
+    Communicator comm(transport, generous());
+    std::int64_t value = 0;
+    RequestPtr ahead;
+    comm.submit({"a", "", 1, DType::kInt64},
+                [&](OpContext& ctx) { ahead = ctx.recv_ahead(&value, sizeof value, 0, 1); })
+        .wait();
+    bool ran = false;
+    Work other = comm.submit({"b", "", 1, DType::kInt64}, [&](OpContext&) { ran = true; });
+    const std::string message = comm_error_of(other);
+    EXPECT_FALSE(ran);
+    EXPECT_NE(message.find("a(1 x int64) posted a receive ahead"), std::string::npos) << message;
+    EXPECT_NE(message.find("b(1 x int64)"), std::string::npos) << message;
+  });
+}
+
+TEST(ReceivesPostedAhead, AnOperationThatDropsThemMayTakeTheirNumber) {
+  on_ranks(1, [](int, std::shared_ptr<Transport> transport) {
+    Communicator comm(transport, generous());
+    std::int64_t value = 0;
+    RequestPtr ahead;
+    comm.submit({"a", "", 1, DType::kInt64},
+                [&](OpContext& ctx) { ahead = ctx.recv_ahead(&value, sizeof value, 0, 1); })
+        .wait();
+    OpDesc drain{"drain", "", 0, DType::kUInt8};
+    drain.forgets_ahead = true;
+    comm.submit(drain, [&](OpContext&) { ahead.reset(); }).wait();
+    std::int64_t x = 5;
+    comm.broadcast(one(x), 0).wait();
+    EXPECT_EQ(x, 5);
+  });
+}
+
 // A deadline given with one operation overrides the communicator's (60 s here, longer than the
 // test's CTest timeout): the receive from a silent peer fails on its own 200 ms deadline.
 TEST(Communicator, AnOperationsOwnDeadlineOverridesTheCommunicators) {

@@ -94,6 +94,9 @@ CodedRun coded(const std::string& scheme, int late_rank) {
   std::mutex mutex;
   CommOptions options;
   options.timeout = std::chrono::seconds(30);  // a hang becomes a TimeoutError
+  // Debug checks on: they must neither wait for the late rank nor collide with the results
+  // members receive ahead (the channel checks those instead).
+  options.debug_checks = true;
   spawn_ranks(
       kRanks,
       [&](Communicator& world) {
