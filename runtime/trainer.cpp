@@ -30,6 +30,7 @@
 #include "runtime/optimizer_factory.h"
 #include "runtime/progress.h"
 #include "runtime/resume_fingerprint.h"
+#include "runtime/run_lock.h"
 #include "runtime/straggler.h"
 #include "runtime/token_data.h"
 #include "runtime/torchscript_model.h"
@@ -62,7 +63,9 @@ void check_run_dir_free(const Config& config) {
   if (fs::exists(dir) && !fs::is_directory(dir)) {
     throw ConfigError(str_cat("run.dir '", config.run.dir, "' is a file, not a directory"));
   }
-  if (config.train.resume == "auto" || !fs::exists(dir)) return;
+  if (!fs::exists(dir)) return;
+  RunDirLock::check_free(config.run.dir);  // a running job: name it, not its files
+  if (config.train.resume == "auto") return;
   for (const char* entry : {"metrics.jsonl", "checkpoints", "config.yaml"}) {
     if (fs::exists(dir / entry)) {
       throw ConfigError(str_cat("run.dir '", config.run.dir, "' already holds a run (", entry,
@@ -179,10 +182,9 @@ DataParallelOptions data_parallel_options(const Config& config) {
   return o;
 }
 
-// The ranks agree on the config first: the communicator's own options come from it.
+// The ranks agreed on the config (train()): the communicator's own options come from it.
 std::shared_ptr<Communicator> communicator_for(const World& world, const Config& config,
                                                Device device) {
-  check_same_config(world, config);
   DataParallelOptions options = data_parallel_options(config);
   options.device = device;
   return make_communicator(world, options);
@@ -666,6 +668,19 @@ TrainSummary train(const World& world, const Config& config, PreparedRun prepare
   // runtime.device is resolved (and agreed across ranks) when the Trainer is built.
   spdlog::debug("local rank {}, runtime.device {}, {} torch threads", world.local_rank(),
                 config.runtime.device, config.runtime.threads);
+  check_same_config(world, config);
+  // Before anything is written to run.dir: one job owns it. Rank 0 locks it and the outcome
+  // is agreed, so a refusal ends every rank with exit 2 (rank 0 prints the message).
+  std::unique_ptr<RunDirLock> lock;
+  std::string refused;
+  if (world.rank() == 0) {
+    try {
+      lock = RunDirLock::acquire(config.run.dir);
+    } catch (const ConfigError& e) {
+      refused = e.what();
+    }
+  }
+  if (world.lowest_failing_rank(!refused.empty()) >= 0) throw ConfigError(refused);
   try {
     return Trainer(world, config, std::move(prepared)).run();
   } catch (...) {

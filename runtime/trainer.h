@@ -4,9 +4,10 @@
 //     directory, data, model), with no communication, so that bad input on any subset of ranks
 //     is found before any collective. The caller (launch/) agrees on the outcome across ranks
 //     in one place and ends every rank with exit 2 if any rank failed.
-//  2. train(): collective. Ranks compare config hashes, rank 0 creates the run directory and
-//     writes the resolved config, DataParallel makes replicas identical, a checkpoint is
-//     restored if train.resume is auto, then the loop runs: each step asks the strategy which
+//  2. train(): collective. Ranks compare config hashes, rank 0 locks the run directory (one
+//     job per run.dir; runtime/run_lock.h), creates it and writes the resolved config,
+//     DataParallel makes replicas identical, a checkpoint is restored if train.resume is
+//     auto, then the loop runs: each step asks the strategy which
 //     data partitions to compute (assign_batch), runs forward and backward, and lets the
 //     strategy exchange and step; training lines, evaluations and checkpoints follow their
 //     periods, and every run ends with an evaluation and a checkpoint.

@@ -13,6 +13,9 @@
 #                 message; --debug-checks and --progress reach the resolved config
 #   interrupt     SIGTERM and SIGINT to the ranks: a checkpoint on every rank, exit 143 / 130,
 #                 and rerunning continues with the losses of an uninterrupted run
+#   run_dir_lock  a second job in a running job's run.dir (resume auto or never) exits 2 naming the
+#                 directory and the owner (host, pid, since) and writes nothing; the lock is free
+#                 once the owner ends, also when it was killed with SIGKILL
 #   rerun         a finished run rerun changes nothing; byte totals continue across a resume;
 #                 a run resumed at another rank count continues at the same sample
 #   compression   top-k 10% with error feedback, and dgc across its warm-up: the residuals (and
@@ -268,6 +271,50 @@ interrupt)
       --set train.resume=auto > /dev/null 2>&1
     diff <(losses "$work/whole") <(losses "$run") || fail "SIG$signal: the continued run's losses differ"
   done
+  ;;
+run_dir_lock)
+  common=(--set train.log_every=1 --set data.train_limit=4096 --set model.hidden=64
+          --set train.max_steps=100000 --set train.eval_every=0 --set data.test_limit=200)
+  cfg="$src/configs/fashion_mnist_mlp.yaml"
+  # True when this process can take the lock rank 0 holds (fcntl record locks, as braid's).
+  lock_free() {
+    /usr/bin/python3 -c 'import fcntl, sys; fcntl.lockf(open(sys.argv[1], "r+"), fcntl.LOCK_EX | fcntl.LOCK_NB)' \
+      "$1/.lock" 2> /dev/null
+  }
+  start_owner() {
+    "${mpirun[@]}" -np 2 "$braid" train "$cfg" --run-dir "$1" "${common[@]}" > "$work/owner.out" 2>&1 &
+    launcher=$!
+    for _ in $(seq 600); do  # bounded wait until training is under way
+      [ -f "$1/metrics.jsonl" ] && [ "$(grep -c '"loss"' "$1/metrics.jsonl")" -ge 3 ] && return
+      sleep 0.1
+    done
+    cat "$work/owner.out"; fail "the first job did not start training"
+  }
+  run="$work/shared"
+  start_owner "$run"
+  lock_free "$run" && fail "the lock of a running job could be taken"
+  before=$(md5sum "$run/config.yaml")
+  for resume in auto never; do
+    bash "$src/tests/expect_exit.sh" 2 \
+      "run.dir '$run' is in use by another braid job \(host [^,]+, pid [0-9]+, since [0-9-]+ [0-9:]+ UTC\)" -- \
+      "${mpirun[@]}" -np 2 "$braid" train "$cfg" --run-dir "$run" "${common[@]}" \
+      --set train.resume=$resume > "$work/second.out" || { cat "$work/second.out"; fail "second job, resume $resume"; }
+  done
+  [ "$before" = "$(md5sum "$run/config.yaml")" ] || fail "a refused job rewrote config.yaml"
+  grep -q "pid [0-9]" "$run/.lock" || fail "the lock file does not name its owner"
+  pkill -TERM -P "$launcher" || fail "no rank to signal"
+  set +e; wait "$launcher"; set -e
+  lock_free "$run" || fail "the lock outlived its job"
+  # The directory is free again: rerunning resumes it (two more steps).
+  step=$(cat "$run/checkpoints/latest")
+  train 2 "$cfg" --run-dir "$run" "${common[@]}" --set train.resume=auto \
+    --set train.max_steps=$((10#${step#step-} + 2)) \
+    > "$work/third.out" 2>&1 || { cat "$work/third.out"; fail "the rerun after the owner ended"; }
+  # A job killed outright leaves no stale lock: the kernel released it.
+  start_owner "$work/killed"
+  pkill -KILL -P "$launcher" || fail "no rank to kill"
+  set +e; wait "$launcher"; set -e
+  lock_free "$work/killed" || fail "a killed job left its lock held"
   ;;
 rerun)
   common=(--set train.log_every=5 --set data.train_limit=4096 --set model.hidden=64
