@@ -1,4 +1,4 @@
-# The CUDA path: BRAID_CUDA = AUTO | ON | OFF. Sets BRAID_HAS_CUDA (0/1) for the generated header
+# The CUDA path: BRAID_CUDA = AUTO | ON | OFF (and BRAID_CUDA_WITHOUT_GPU for AUTO). Sets BRAID_HAS_CUDA (0/1) for the generated header
 # collectives/cuda_config.h and, when 1, enables the CUDA language (nvcc compiles only the few
 # .cu kernel files) and finds CUDA::cudart and NCCL. LibTorch need not have CUDA: braid's
 # transport and kernels use the CUDA runtime directly; training on CUDA tensors needs a CUDA
@@ -8,7 +8,17 @@ if(NOT BRAID_CUDA MATCHES "^(AUTO|ON|OFF)$")
   message(FATAL_ERROR "BRAID_CUDA is '${BRAID_CUDA}'; valid: AUTO, ON, OFF")
 endif()
 set(BRAID_HAS_CUDA 0)
-if(NOT BRAID_CUDA STREQUAL "OFF")
+# AUTO skips the CUDA path on a machine without a visible GPU (a driver device node), where it
+# cannot run: the main job's first build then compiles nothing with nvcc. The test command sets
+# BRAID_CUDA_WITHOUT_GPU so that the NCCL code compiles and links there all the same.
+set(gpu_visible FALSE)
+if(EXISTS /dev/nvidiactl OR EXISTS /dev/nvidia0)
+  set(gpu_visible TRUE)
+endif()
+if(BRAID_CUDA STREQUAL "AUTO" AND NOT gpu_visible AND NOT BRAID_CUDA_WITHOUT_GPU)
+  message(STATUS "braid: CUDA path off (BRAID_CUDA=AUTO and no GPU visible; "
+                 "-DBRAID_CUDA_WITHOUT_GPU=ON or -DBRAID_CUDA=ON builds it anyway)")
+elseif(NOT BRAID_CUDA STREQUAL "OFF")
   if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
     set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
   endif()
@@ -52,6 +62,6 @@ if(BRAID_HAS_CUDA)
   enable_language(CUDA)
   set(CMAKE_CUDA_STANDARD 17)
   message(STATUS "braid: CUDA path on (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, NCCL ${BRAID_NCCL_LIBRARY})")
-else()
+elseif(NOT BRAID_CUDA STREQUAL "AUTO" OR gpu_visible OR BRAID_CUDA_WITHOUT_GPU)
   message(STATUS "braid: CUDA path off (BRAID_CUDA=${BRAID_CUDA})")
 endif()

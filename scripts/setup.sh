@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Installs what is missing (Debian 12, apt-get), then configures and builds braid in build/.
 # Quick when everything is present: one dpkg query, then an incremental build.
+# Usage: scripts/setup.sh [--all]
+#   (none)  the `braid` executable only, what the main job runs; the CUDA path only where a GPU
+#           is visible (BRAID_CUDA=AUTO)
+#   --all   every target (tests, examples, benchmarks), and the CUDA path wherever nvcc and NCCL
+#           are installed, so that it compiles and links on machines without a GPU too
 # Environment: BUILD_DIR (default build), BUILD_TYPE (default Release), JOBS (default nproc),
 # CMAKE_ARGS (extra, e.g. -DCMAKE_PREFIX_PATH=/opt/libtorch).
 set -euo pipefail
@@ -32,9 +37,16 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 build_dir=${BUILD_DIR:-build}
+all=false
+[ "${1:-}" = "--all" ] && all=true
 if [ ! -f "$build_dir/CMakeCache.txt" ]; then
   # shellcheck disable=SC2086
-  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" ${CMAKE_ARGS:-}
+  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" \
+    -DBRAID_CUDA_WITHOUT_GPU="$($all && echo ON || echo OFF)" ${CMAKE_ARGS:-}
+elif $all && ! grep -q '^BRAID_CUDA_WITHOUT_GPU:BOOL=ON' "$build_dir/CMakeCache.txt"; then
+  cmake -S . -B "$build_dir" -DBRAID_CUDA_WITHOUT_GPU=ON > /dev/null
 fi
+targets=()
+$all || targets=(--target braid)
 # Two jobs per 24 GB: a LibTorch translation unit takes about 1 GB to compile.
-cmake --build "$build_dir" -j "${JOBS:-$(nproc)}"
+cmake --build "$build_dir" -j "${JOBS:-$(nproc)}" "${targets[@]}"
