@@ -79,6 +79,7 @@ void GradientCodingStrategy::attach(const NamedTensors& parameters) {
 BatchAssignment GradientCodingStrategy::assign_batch(std::int64_t, int rank, int world) const {
   BRAID_CHECK(world == code_.workers(), "gradient code for ", code_.workers(), " ranks, asked for ",
               world);
+  assigned_ = true;
   return {code_.partitions(rank), code_.weights(rank)};
 }
 
@@ -113,6 +114,16 @@ void GradientCodingStrategy::pack_gradients() {
 
 void GradientCodingStrategy::step(torch::optim::Optimizer& optimizer) {
   BRAID_CHECK(!params_.empty(), "step() before attach()");
+  // A loop that never asked which partitions to compute backpropagated its own batch: the
+  // decoder would weight plain gradients as coded ones and average them wrongly. Every rank
+  // runs the same loop, so every rank stops here alike.
+  if (!assigned_) {
+    throw ConfigError(
+        "sync.strategy 'gradient_coding' needs its batch assignment: before computing a step, "
+        "call strategy().assign_batch(step, rank, world) and backpropagate sum_k weights[k] * "
+        "loss(partition partitions[k]) of the global batch, as braid train does "
+        "(docs/embedding.md); a plain loop averages correctly with allreduce");
+  }
   if (computed_) pack_gradients();
   const std::int64_t step = steps_;
   const bool root = channel_->rank() == 0;

@@ -118,6 +118,7 @@ class GradientCodingStrategy : public SyncStrategy {
   at::ScalarType dtype_ = at::kFloat;
   std::int64_t count_ = 0;  // gradient elements; messages hold length()
   std::int64_t steps_ = 0;
+  mutable bool assigned_ = false;  // assign_batch was called: the loop computes coded gradients
   std::int64_t skipped_ = 0;
   bool computed_ = true;
   double loss_ = 0;

@@ -208,6 +208,7 @@ TEST(GradientCoding, TooFewArrivalsTimeOut) {
         CyclicRank rank(world);
         if (world.rank() == 0) {
           // Ranks 1 and 2 never send: 1 of the n - s = 2 messages needed.
+          rank.strategy.assign_batch(0, 0, 3);
           EXPECT_THROW(rank.strategy.step(rank.sgd), braid::TimeoutError);
           root.finished(0);
         } else {
@@ -251,6 +252,26 @@ TEST(GradientCoding, AMemberThatHangsIsNamedOnceItsBacklogIsFull) {
       options);
   EXPECT_NE(message.find("rank 2 has not sent its block"), std::string::npos) << message;
   EXPECT_EQ(root_steps, GradientCodingStrategy::kMaxBacklog);
+}
+
+// A plain loop (each rank backpropagates its own batch, never asking assign_batch) would be
+// decoded as coded gradients and averaged wrongly: its first step is refused on every rank.
+TEST(GradientCoding, APlainLoopWithoutTheAssignmentIsRefused) {
+  std::vector<std::string> messages(3);
+  spawn_ranks(3, [&](Communicator& world) {
+    CyclicRank rank(world);
+    rank.sgd.zero_grad();
+    partition_loss(rank.model, 0, world.rank()).backward();
+    try {
+      rank.strategy.step(rank.sgd);
+    } catch (const braid::ConfigError& e) {
+      messages[world.rank()] = e.what();
+    }
+  });
+  for (const std::string& message : messages) {
+    EXPECT_NE(message.find("call strategy().assign_batch(step, rank, world)"), std::string::npos)
+        << message;
+  }
 }
 
 TEST(GradientCoding, InvalidStragglerCountIsAConfigError) {
