@@ -318,6 +318,13 @@ bool AllreduceStrategy::state_is_replicated() const {
          (!hosted_ || hosted_->state_is_replicated());
 }
 
+std::string AllreduceStrategy::per_rank_state() const {
+  if (hosted_ && !hosted_->state_is_replicated()) {
+    return "the hosted optimizer's error buffers (optimizer.name onebit_adam)";
+  }
+  return per_rank_residuals(options_.compression);
+}
+
 NamedTensors AllreduceStrategy::state() const {
   NamedTensors state = exchange_ ? exchange_->state() : NamedTensors{};
   state.emplace_back("steps", at::scalar_tensor(steps_, at::kLong));

@@ -86,6 +86,7 @@ class AllreduceStrategy : public SyncStrategy {
   void quiesce() override;
   void set_gradient_sync(bool enabled) override;
   bool state_is_replicated() const override;
+  std::string per_rank_state() const override;
   void host_optimizer(ExchangingOptimizer& optimizer) override;
   NamedTensors state() const override;
   void load_state(const NamedTensors& state) override;

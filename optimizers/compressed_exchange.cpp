@@ -126,6 +126,11 @@ void CompressedExchange::load_state(const NamedTensors& state) {
   path_->load_state(path);
 }
 
+std::string per_rank_residuals(const CompressedExchangeOptions& options) {
+  return str_cat("the compression's residuals (compression.name '", options.compression.name,
+                 "', compression.error_feedback '", options.error_feedback, "')");
+}
+
 bool CompressedExchange::state_is_replicated() const {
   return memory_->state_is_replicated() && path_->state_is_replicated();
 }

@@ -54,6 +54,10 @@ struct CompressedExchangeOptions {
   std::int64_t dense_steps = 0;
 };
 
+// "the compression's residuals (compression.name 'topk', compression.error_feedback 'ef')":
+// what a non-replicated CompressedExchange keeps per rank, for messages.
+std::string per_rank_residuals(const CompressedExchangeOptions& options);
+
 class CompressedExchange {
  public:
   // `buckets`: how many buckets each step launches (0, 1, ... in order).

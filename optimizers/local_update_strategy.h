@@ -70,6 +70,7 @@ class LocalUpdateStrategy : public SyncStrategy {
   // Nothing is exchanged per step, so gradients simply accumulate in .grad.
   void set_gradient_sync(bool) override {}
   bool state_is_replicated() const override;
+  std::string per_rank_state() const override { return per_rank_residuals(options_.compression); }
   bool parameters_replicated() const override;
   NamedTensors state() const override;
   void load_state(const NamedTensors& state) override;

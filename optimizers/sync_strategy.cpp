@@ -5,6 +5,10 @@
 
 namespace braid {
 
+std::string SyncStrategy::per_rank_state() const {
+  return str_cat("the state of sync.strategy '", name(), "'");
+}
+
 BatchAssignment SyncStrategy::assign_batch(std::int64_t, int rank, int) const {
   return {{rank}, {1.0}};
 }

@@ -98,6 +98,9 @@ class SyncStrategy {
   // Whether every rank holds the same strategy state (synchronous methods), so a checkpoint can
   // be resumed at another rank count from any rank's file.
   virtual bool state_is_replicated() const = 0;
+  // What is kept per rank when state_is_replicated() is false, for messages: "the
+  // compression's residuals (...)" rather than the strategy, where that is the cause.
+  virtual std::string per_rank_state() const;
   // Whether every rank's parameters are identical now, between steps (after step() or
   // load_state()): always for synchronous methods; for local-update methods only at the end of
   // an outer round. A restored checkpoint is checked for identical replicas only when true.

@@ -504,11 +504,9 @@ std::optional<TrainPosition> Checkpointer::load_latest(Communicator& comm, torch
     if (const int written_by = ranks_of(comm, steps[i]); written_by > 0 && written_by != world_) {
       if (!strategy.state_is_replicated()) {
         throw ConfigError(str_cat("resume: ", step_dir_name(steps[i]), " in ", dir_,
-                                  " was written by ", written_by, " ranks and sync.strategy '",
-                                  strategy.name(),
-                                  "' keeps per-rank state, which cannot be "
-                                  "carried to ",
-                                  world_, " ranks; rerun with ", written_by,
+                                  " was written by ", written_by, " ranks; its per-rank state, ",
+                                  strategy.per_rank_state(), ", cannot be carried to ", world_,
+                                  " ranks; rerun with ", written_by,
                                   " ranks or use a new run.dir (nothing was changed)"));
       }
       source = rank_ % written_by;

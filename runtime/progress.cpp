@@ -91,13 +91,19 @@ void Progress::show(const ProgressLine& p) {
     return;
   }
   // \r, the text, then erase to the end of the line: a shorter redraw leaves nothing behind.
-  fmt::print("\r{}\x1b[K", progress_bar_text(p, terminal_columns()));
-  std::fflush(stdout);
+  // On stderr, the log lines' stream: mpirun forwards stdout and stderr separately, so a bar on
+  // stdout and an evaluation line on stderr could reach the terminal in either order and share
+  // a line.
+  fmt::print(stderr, "\r{}\x1b[K", progress_bar_text(p, terminal_columns()));
+  std::fflush(stderr);
   drawn_ = true;
 }
 
 void Progress::interrupt() {
-  if (drawn_) fmt::print("\n");
+  if (drawn_) {
+    fmt::print(stderr, "\n");
+    std::fflush(stderr);
+  }
   drawn_ = false;
 }
 

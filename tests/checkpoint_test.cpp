@@ -447,6 +447,7 @@ TEST_F(CheckpointTest, AnotherRankCountResumesReplicatedStateAndRefusesPerRankSt
       } else {
         EXPECT_NE(outcomes[r].error.find("written by 3 ranks"), std::string::npos)
             << outcomes[r].error;
+        EXPECT_NE(outcomes[r].error.find("the state of sync.strategy"), std::string::npos);
         EXPECT_NE(outcomes[r].error.find("per-rank state"), std::string::npos);
         EXPECT_EQ(outcomes[r].value, -1.0) << "restored although refused";
       }

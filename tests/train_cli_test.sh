@@ -20,7 +20,8 @@
 #                 a run resumed at another rank count continues at the same sample
 #   compression   top-k 10% with error feedback, and dgc across its warm-up: the residuals (and
 #                 dgc's velocities) are saved, so a resumed run logs the losses of an uninterrupted
-#                 one; compression_ratio is reported
+#                 one; resuming the residuals at another rank count is refused naming them;
+#                 compression_ratio is reported
 #   local_update  diloco, local_sgd and co2 at 2 ranks: a run resumed from a mid-round checkpoint
 #                 logs the losses of an uninterrupted one; a changed outer.lr is refused;
 #                 outer.steps 0 exits 2 naming the key
@@ -37,7 +38,8 @@
 #                 rank exits 1 and the message naming rank, parameter and step is printed once;
 #                 with skip the run finishes (exit 0) and metrics.jsonl counts skipped_steps
 #   progress      --progress auto draws no bar into a file even though mpirun gives ranks a
-#                 pseudo-terminal; bar draws one; model.pt is written
+#                 pseudo-terminal; bar draws one, and evaluation lines never share its line;
+#                 model.pt is written
 set -euo pipefail
 mode=$1 braid=$(realpath "$2") src=$(realpath "$3")
 mpirun=(mpirun --oversubscribe)
@@ -358,6 +360,12 @@ compression)
     --set train.resume=auto
   losses() { grep '"loss"' "$1/metrics.jsonl" | grep -o '"step":[0-9]*,"epoch":[0-9]*,"loss":[^,]*'; }
   diff <(losses "$work/a") <(losses "$work/b") || fail "a resumed run with error feedback differs"
+  # The residuals are per rank: resuming at 3 ranks is refused naming them, not the strategy.
+  bash "$src/tests/expect_exit.sh" 2 \
+    "its per-rank state, the compression's residuals \(compression.name 'topk', compression.error_feedback 'ef'\), cannot be carried to 3 ranks" -- \
+    "${mpirun[@]}" -np 3 "$braid" train "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/b" \
+    "${common[@]}" --set train.max_steps=30 --set train.resume=auto > "$work/out" ||
+    { cat "$work/out"; fail "resuming error feedback at 3 ranks"; }
   ratio=$(json_number "$work/a/metrics.jsonl" compression_ratio)
   echo "compression_ratio $ratio"
   awk -v r="$ratio" 'BEGIN { exit !(r > 3) }' || fail "top-k 10% sent more than a third of dense bytes"
@@ -473,8 +481,13 @@ progress)
   grep -q "step 30/30" "$work/auto.log" || fail "no plain progress lines"
   env -u CI TERM=xterm "${mpirun[@]}" -np 2 "$braid" train "$src/configs/fashion_mnist_mlp.yaml" \
     --run-dir "$work/bar" --set train.max_steps=30 --set data.test_limit=200 --progress bar \
-    > "$work/bar.log" 2>&1
+    --set train.eval_every=10 > "$work/bar.log" 2>&1
   grep -q $'\r\[' "$work/bar.log" || fail "--progress bar drew no bar"
+  # Evaluations in the middle of the bar start a line of their own.
+  [ "$(grep -c 'evaluation: test loss' "$work/bar.log")" -ge 3 ] || fail "expected 3 evaluations"
+  if grep 'evaluation: test loss' "$work/bar.log" | grep -q $'\r\['; then
+    fail "an evaluation line shares a line with the bar"
+  fi
   [ -s "$work/auto/model.pt" ] || fail "no model.pt at the end of the run"
   ;;
 trace)
