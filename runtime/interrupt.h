@@ -3,6 +3,12 @@
 // signals only set a flag; the trainer reads it after each step and all ranks agree on it
 // (one small asynchronous allreduce per step, read one step later, so it is overlapped), then
 // write a checkpoint on every rank and exit 128 + the signal's number (130, 143).
+//
+// Under Open MPI's mpirun a Ctrl-C reaches only mpirun (each rank has a process group of its
+// own). mpirun then sends the ranks SIGCONT at once, SIGTERM after odls_base_sigkill_timeout
+// seconds and SIGKILL after as many again. So there a SIGCONT that does not resume a rank
+// stopped by a forwarded Ctrl-Z (SIGTSTP) counts as SIGINT: the checkpoint starts at once, and
+// the timeout is the time it has to finish.
 #pragma once
 
 #include <csignal>
@@ -21,7 +27,8 @@ class InterruptWatch {
 
  private:
   struct sigaction previous_int_ {
-  }, previous_term_{};
+  }, previous_term_{}, previous_cont_{}, previous_tstp_{};
+  bool watch_continue_ = false;
 };
 
 }  // namespace braid

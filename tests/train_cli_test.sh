@@ -12,7 +12,8 @@
 #   config_check  `config check` refuses (exit 2) what `train` refuses at start, with the same
 #                 message; --debug-checks and --progress reach the resolved config
 #   interrupt     SIGTERM and SIGINT to the ranks: a checkpoint on every rank, exit 143 / 130,
-#                 and rerunning continues with the losses of an uninterrupted run
+#                 and rerunning continues with the losses of an uninterrupted run; SIGINT to
+#                 mpirun (a Ctrl-C): the ranks stop on mpirun's immediate SIGCONT
 #   run_dir_lock  a second job in a running job's run.dir (resume auto or never) exits 2 naming the
 #                 directory and the owner (host, pid, since) and writes nothing; the lock is free
 #                 once the owner ends, also when it was killed with SIGKILL
@@ -273,6 +274,27 @@ interrupt)
       --set train.resume=auto > /dev/null 2>&1
     diff <(losses "$work/whole") <(losses "$run") || fail "SIG$signal: the continued run's losses differ"
   done
+  # Ctrl-C at a terminal reaches mpirun only. mpirun sends the ranks SIGCONT at once and SIGTERM
+  # only after odls_base_sigkill_timeout (3 s here): the ranks must stop on the SIGCONT, so the
+  # message names SIGINT (SIGTERM would mean they waited for the timeout).
+  run="$work/mpirun"
+  "${mpirun[@]}" --mca odls_base_sigkill_timeout 3 -np 2 "$braid" train \
+    "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$run" "${common[@]}" > "$work/out" 2>&1 &
+  launcher=$!
+  for _ in $(seq 600); do
+    [ -f "$run/metrics.jsonl" ] && [ "$(grep -c '"loss"' "$run/metrics.jsonl")" -ge 5 ] && break
+    sleep 0.1
+  done
+  kill -INT "$launcher"
+  set +e
+  wait "$launcher"
+  code=$?
+  set -e
+  grep -q "interrupted at step [0-9]* (SIGINT); checkpoint written" "$work/out" ||
+    { cat "$work/out"; fail "Ctrl-C to mpirun: the ranks did not stop on mpirun's SIGCONT"; }
+  [ -f "$run/checkpoints/$(cat "$run/checkpoints/latest")/rank-00001.ckpt" ] ||
+    fail "Ctrl-C to mpirun: no checkpoint"
+  echo "Ctrl-C to mpirun: stopped at $(cat "$run/checkpoints/latest"), mpirun exit $code"
   ;;
 run_dir_lock)
   common=(--set train.log_every=1 --set data.train_limit=4096 --set model.hidden=64
