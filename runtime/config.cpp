@@ -31,6 +31,7 @@
 #include "optimizers/nonfinite_guard.h"
 #include "optimizers/outer_optimizer.h"
 #include "optimizers/streaming_diloco_strategy.h"
+#include "runtime/config_options.h"
 #include "runtime/data.h"
 #include "runtime/models.h"
 #include "runtime/optimizer_factory.h"
@@ -507,36 +508,23 @@ void validate(const Config& c, const std::string& source) {
           c.compression.warmup_epochs);
   require(c.compression.dense_steps >= 0, "compression.dense_steps", ">= 0",
           c.compression.dense_steps);
-  if (c.compression.dense_steps > 0) {
-    require(c.compression.name != "none" || c.compression.error_feedback != "none",
-            "compression.dense_steps", "0 without compression (nothing to start later)",
-            c.compression.dense_steps);
-    require(c.compression.name != "dgc", "compression.dense_steps",
-            "0 with compression.name dgc (its warm-up is compression.warmup_epochs)",
-            c.compression.dense_steps);
-    require(c.sync.strategy == "allreduce", "sync.strategy",
-            "allreduce with compression.dense_steps (local-update rounds compress every round)",
-            c.sync.strategy);
-  }
-  if (c.compression.momentum_correction) {
-    // The momentum moves from the optimizer into the gradient exchange of the allreduce strategy.
-    require(c.sync.strategy == "allreduce", "sync.strategy",
-            "allreduce with compression.momentum_correction", c.sync.strategy);
-    require(c.optimizer.name == "sgd", "optimizer.name", "sgd with compression.momentum_correction",
+  if (c.compression.momentum_correction || c.compression.name == "dgc") {
+    // The momentum moves from the optimizer into the gradient exchange (momentum_correction.h).
+    require(c.optimizer.name == "sgd", "optimizer.name",
+            c.compression.name == "dgc" ? "sgd with compression.name dgc"
+                                        : "sgd with compression.momentum_correction",
             c.optimizer.name);
-    require(c.compression.name != "dgc", "compression.momentum_correction",
-            "false with compression.name dgc (dgc always corrects the momentum)", "true");
   }
-  if (c.compression.name == "dgc") {
-    // DGC's momentum correction replaces the optimizer's momentum and sends sparse gradients
-    // through the allreduce strategy's buckets; its accumulated velocity is its error feedback.
-    require(c.sync.strategy == "allreduce", "sync.strategy", "allreduce with compression.name dgc",
-            c.sync.strategy);
-    require(c.optimizer.name == "sgd", "optimizer.name", "sgd with compression.name dgc",
-            c.optimizer.name);
-    require(c.compression.error_feedback == "none", "compression.error_feedback",
-            "none with compression.name dgc (its velocity is its error feedback)",
-            c.compression.error_feedback);
+  // 1-bit Adam exchanges for itself every step; only the allreduce strategy can host it.
+  require(c.optimizer.name != "onebit_adam" || c.sync.strategy == "allreduce", "sync.strategy",
+          "allreduce with optimizer.name onebit_adam (it exchanges for itself every step)",
+          c.sync.strategy);
+  // Combinations of strategy, compression and exchange: the one check that DataParallel (the
+  // embedding API) runs too, on the options this config resolves to.
+  try {
+    check_strategy_options(data_parallel_options(c));
+  } catch (const ConfigError& e) {
+    throw ConfigError(str_cat(source, ": ", e.what()));
   }
 
   require(c.outer.steps >= 1, "outer.steps", ">= 1", c.outer.steps);

@@ -5,6 +5,7 @@
 #include <exception>
 
 #include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
 #include <torch/nn/module.h>
 
 #include "collectives/tensor.h"
@@ -122,6 +123,11 @@ DataParallel::DataParallel(std::shared_ptr<Communicator> comm, const NamedTensor
     strategy_->attach(parameters);
   } catch (const ConfigError& e) {
     throw ConfigError(with_option_names(e.what()));
+  }
+  if (comm_->rank() == 0) {
+    for (const std::string& warning : strategy_option_warnings(options)) {
+      spdlog::warn("{}: {}", data_parallel_label(name_), with_option_names(warning));
+    }
   }
   for (const auto& [name, tensor] : parameters) parameters_.push_back(tensor);
   for (const auto& [name, tensor] : buffers) buffers_.push_back(tensor);

@@ -24,8 +24,89 @@ std::string data_parallel_label(const std::string& name) {
                         : "DataParallel '" + name + "'";
 }
 
+namespace {
+
+void require(bool ok, const char* key, const std::string& rule, const std::string& value) {
+  if (!ok) throw ConfigError(str_cat(key, ": must be ", rule, ", got ", value));
+}
+
+std::string quoted(const std::string& value) { return "'" + value + "'"; }
+
+}  // namespace
+
+void check_strategy_options(const DataParallelOptions& o) {
+  const CompressionOptions& c = o.compression.compression;
+  const std::string& feedback = o.compression.error_feedback;
+  const bool allreduce = o.strategy == "allreduce";
+  if (o.compression.dense_steps > 0) {
+    require(c.name != "none" || feedback != "none", "compression.dense_steps",
+            "0 without compression (nothing to start later)",
+            std::to_string(o.compression.dense_steps));
+    require(c.name != "dgc", "compression.dense_steps",
+            "0 with compression.name dgc (its warm-up is compression.warmup_epochs)",
+            std::to_string(o.compression.dense_steps));
+    require(allreduce, "sync.strategy",
+            "allreduce with compression.dense_steps (local-update rounds compress every round)",
+            quoted(o.strategy));
+  }
+  if (c.momentum_correction) {
+    // The momentum moves from the optimizer into the gradient exchange of the allreduce strategy.
+    require(allreduce, "sync.strategy", "allreduce with compression.momentum_correction",
+            quoted(o.strategy));
+    require(c.name != "dgc", "compression.momentum_correction",
+            "false with compression.name dgc (dgc always corrects the momentum)", "true");
+  }
+  if (c.name == "dgc") {
+    // DGC's momentum correction replaces the optimizer's momentum and sends sparse gradients
+    // through the allreduce strategy's buckets; its accumulated velocity is its error feedback.
+    require(allreduce, "sync.strategy", "allreduce with compression.name dgc", quoted(o.strategy));
+    require(feedback == "none", "compression.error_feedback",
+            "none with compression.name dgc (its velocity is its error feedback)",
+            quoted(feedback));
+    // DGC clears from its velocity exactly what it sent: a second compression on the way would
+    // lose what it drops.
+    require(c.exchange != "two_phase", "compression.exchange",
+            "gather or auto with compression.name dgc (two_phase recompresses on the way)",
+            quoted(c.exchange));
+  }
+  if (feedback == "ef21" || feedback == "econtrol") {
+    require(c.exchange != "two_phase", "compression.exchange",
+            str_cat("gather or auto with compression.error_feedback ", feedback,
+                    " (it needs the exact mean of what every rank sent; two_phase recompresses "
+                    "on the way)"),
+            quoted(c.exchange));
+  }
+}
+
+std::vector<std::string> strategy_option_warnings(const DataParallelOptions& o) {
+  const std::string& name = o.compression.compression.name;
+  const std::string& feedback = o.compression.error_feedback;
+  std::vector<std::string> warnings;
+  auto known_to_diverge = [&](const std::string& what, const std::string& advice) {
+    warnings.push_back(str_cat(what,
+                               " is known to diverge on braid's shipped configs at their "
+                               "default learning rates; ",
+                               advice));
+  };
+  if (name == "randomk" && feedback == "ef21") {
+    known_to_diverge("compression.name randomk with error_feedback ef21",
+                     "prefer topk with ef21, or lower optimizer.lr");
+  }
+  if (name == "sign" && feedback == "econtrol") {
+    known_to_diverge(
+        "compression.name sign with error_feedback econtrol",
+        "prefer error_feedback ef with sign, or lower compression.eta and optimizer.lr");
+  }
+  if (o.strategy == "diloco" && name == "topk" && feedback == "ef") {
+    known_to_diverge("sync.strategy diloco with topk and error_feedback ef",
+                     "lower outer.lr (or optimizer.lr), or raise compression.ratio");
+  }
+  return warnings;
+}
+
 std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
                                             const DataParallelOptions& options) {
+  check_strategy_options(options);
   const NonFinitePolicy nonfinite = parse_nonfinite_policy(options.nonfinite);
   if (options.strategy == "allreduce") {
     return std::make_unique<AllreduceStrategy>(

@@ -21,7 +21,17 @@ const std::vector<std::string>& strategy_names(bool planned_too = false);
 // How errors name a DataParallel called `name` (DataParallelOptions::name; "#k" when unnamed).
 std::string data_parallel_label(const std::string& name);
 
-// Throws ConfigError naming sync.strategy and the valid names for an unknown strategy.
+// The one place where combinations of strategy, compression and exchange options are refused:
+// make_strategy runs it (DataParallel, the embedding API), and `braid train` and `braid config
+// check` run it on the options the config resolves to. Throws ConfigError naming the keys.
+void check_strategy_options(const DataParallelOptions& options);
+
+// Combinations that run but are known to diverge on braid's shipped configs at their default
+// learning rates: one line each, for a warning at start.
+std::vector<std::string> strategy_option_warnings(const DataParallelOptions& options);
+
+// Throws ConfigError naming sync.strategy and the valid names for an unknown strategy, and
+// whatever check_strategy_options refuses.
 std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
                                             const DataParallelOptions& options);
 

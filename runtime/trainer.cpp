@@ -19,6 +19,7 @@
 #include "common/trace.h"
 #include "optimizers/exchanging_optimizer.h"
 #include "runtime/checkpoint.h"
+#include "runtime/config_options.h"
 #include "runtime/cost_model_file.h"
 #include "runtime/data_parallel.h"
 #include "runtime/device.h"
@@ -138,48 +139,6 @@ void check_same_config(const World& world, const Config& config) {
                                 "sync.cost_model file"));
     }
   }
-}
-
-DataParallelOptions data_parallel_options(const Config& config) {
-  DataParallelOptions o;
-  o.strategy = config.sync.strategy;
-  o.algorithm = config.sync.algorithm;
-  o.bucket_mb = config.sync.bucket_mb;
-  o.overlap = config.sync.overlap;
-  o.cost_model = config.sync.cost_model;
-  o.timeout_s = config.runtime.timeout_s;
-  o.debug_checks = config.runtime.debug_checks;
-  o.ranks_per_node = static_cast<int>(config.runtime.ranks_per_node);
-  o.clip_norm = config.optimizer.clip_norm;
-  o.broadcast_buffers = config.sync.broadcast_buffers;
-  o.compression.compression.name = config.compression.name;
-  o.compression.compression.ratio = config.compression.ratio;
-  o.compression.compression.bits = static_cast<int>(config.compression.bits);
-  o.compression.compression.seed = config.run.seed;
-  o.compression.compression.rank = static_cast<int>(config.compression.rank);
-  o.compression.compression.exchange = config.compression.exchange;
-  o.compression.error_feedback = config.compression.error_feedback;
-  o.compression.eta = config.compression.eta;
-  o.compression.dense_steps = config.compression.dense_steps;
-  DgcOptions& dgc = o.compression.compression.dgc;
-  dgc.momentum = config.optimizer.momentum;
-  dgc.momentum_masking = config.compression.momentum_masking;
-  o.compression.compression.momentum_correction = config.compression.momentum_correction;
-  dgc.warmup_epochs = config.compression.warmup_epochs;
-  o.outer.steps = config.outer.steps;
-  o.outer.optimizer = {config.outer.optimizer, config.outer.lr, config.outer.momentum};
-  o.outer.fragments = config.outer.fragments;
-  o.outer.fragment_pattern = config.outer.fragment_pattern;
-  o.outer.delay_steps = config.outer.delay_steps;
-  o.outer.mix = config.outer.mix;
-  o.outer.wire = config.outer.wire;
-  o.outer.staleness_penalty = config.outer.staleness_penalty;
-  o.outer.clip_norm = config.outer.clip_norm;
-  o.coding_scheme = config.coding.scheme;
-  o.coding_stragglers = static_cast<int>(config.coding.stragglers);
-  o.nonfinite = config.train.nonfinite;
-  o.name = "model";  // errors say "DataParallel 'model'": braid train has one
-  return o;
 }
 
 // The ranks agreed on the config (train()): the communicator's own options come from it.

@@ -206,6 +206,15 @@ TEST(ReceivesPostedAhead, TakeTheLaterOperationsMessage) {
   });
 }
 
+// Operation "a" on one rank, posting a receive (from itself) for the next operation.
+RequestPtr post_one_ahead(Communicator& comm, std::int64_t& value) {
+  RequestPtr ahead;
+  comm.submit({"a", "", 1, DType::kInt64},
+              [&](OpContext& ctx) { ahead = ctx.recv_ahead(&value, sizeof value, 0, 1); })
+      .wait();
+  return ahead;
+}
+
 // Another kind of operation at the sequence number a receive was posted for would have its
 // message taken by that receive: it fails naming both before it exchanges anything, unless it
 // is described as dropping the receives first.
@@ -213,10 +222,7 @@ TEST(ReceivesPostedAhead, AnotherKindOfOperationAtTheirNumberFails) {
   on_ranks(1, [](int, std::shared_ptr<Transport> transport) {
     Communicator comm(transport, generous());
     std::int64_t value = 0;
-    RequestPtr ahead;
-    comm.submit({"a", "", 1, DType::kInt64},
-                [&](OpContext& ctx) { ahead = ctx.recv_ahead(&value, sizeof value, 0, 1); })
-        .wait();
+    RequestPtr ahead = post_one_ahead(comm, value);
     bool ran = false;
     Work other = comm.submit({"b", "", 1, DType::kInt64}, [&](OpContext&) { ran = true; });
     const std::string message = comm_error_of(other);
@@ -230,10 +236,7 @@ TEST(ReceivesPostedAhead, AnOperationThatDropsThemMayTakeTheirNumber) {
   on_ranks(1, [](int, std::shared_ptr<Transport> transport) {
     Communicator comm(transport, generous());
     std::int64_t value = 0;
-    RequestPtr ahead;
-    comm.submit({"a", "", 1, DType::kInt64},
-                [&](OpContext& ctx) { ahead = ctx.recv_ahead(&value, sizeof value, 0, 1); })
-        .wait();
+    RequestPtr ahead = post_one_ahead(comm, value);
     OpDesc drain{"drain", "", 0, DType::kUInt8};
     drain.forgets_ahead = true;
     comm.submit(drain, [&](OpContext&) { ahead.reset(); }).wait();

@@ -12,6 +12,9 @@
 
 #include "common/error.h"
 #include "runtime/config.h"
+#include "runtime/config_options.h"
+#include "runtime/data_parallel.h"
+#include "runtime/strategy_factory.h"
 
 namespace braid {
 namespace {
@@ -67,6 +70,47 @@ runtime:
   debug_checks: true
   log_level: debug
 )";
+
+// The combination checks are one function: a config is refused by it when parsed (`config
+// check`, `train`), and DataParallelOptions by it when the strategy is made (the embedding API).
+TEST(StrategyOptions, OneCheckForConfigsAndDataParallelOptions) {
+  const std::string yaml =
+      "compression:\n  name: topk\n  error_feedback: ef21\n  exchange: two_phase\n";
+  try {
+    parse_config(yaml, {}, "x.yaml");
+    ADD_FAILURE() << "ef21 with two_phase was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("x.yaml: compression.exchange: must be gather or auto"),
+              std::string::npos)
+        << e.what();
+  }
+  DataParallelOptions o = data_parallel_options(
+      parse_config("compression:\n  name: topk\n  error_feedback: ef21\n", {}, "x.yaml"));
+  EXPECT_NO_THROW(check_strategy_options(o));
+  o.compression.compression.exchange = "two_phase";
+  EXPECT_THROW(check_strategy_options(o), ConfigError);
+  o.compression.compression.exchange = "gather";
+  o.strategy = "diloco";
+  o.compression.compression.name = "dgc";
+  o.compression.error_feedback = "none";
+  EXPECT_THROW(check_strategy_options(o), ConfigError);  // dgc needs allreduce
+  EXPECT_THROW(
+      parse_config("optimizer:\n  name: onebit_adam\nsync:\n  strategy: diloco\n", {}, "x.yaml"),
+      ConfigError);
+}
+
+TEST(StrategyOptions, CombinationsKnownToDivergeAreWarnedAbout) {
+  DataParallelOptions o;
+  o.compression.compression.name = "randomk";
+  o.compression.error_feedback = "ef21";
+  ASSERT_EQ(strategy_option_warnings(o).size(), 1u);
+  EXPECT_NE(strategy_option_warnings(o)[0].find("known to diverge"), std::string::npos);
+  o.compression.compression.name = "topk";  // control: topk with ef21 trains
+  EXPECT_TRUE(strategy_option_warnings(o).empty());
+  o.strategy = "diloco";
+  o.compression.error_feedback = "ef";
+  EXPECT_EQ(strategy_option_warnings(o).size(), 1u);
+}
 
 TEST(Config, EmptyTextGivesDefaults) {
   Config c = parse_config("", {}, "empty.yaml");

@@ -533,13 +533,19 @@ config_check)
   cases=("$mlp|data.path=$work/nowhere|does not exist"
          "$mlp|data.path=$src/README.md|not a directory"
          "$text|data.path=/usr/share/datasets/fashion-mnist|holds the Fashion-MNIST idx files"
-         "$mlp|sync.cost_model=$work/no-cost.yaml|cost model file")
+         "$mlp|sync.cost_model=$work/no-cost.yaml|cost model file"
+         "$mlp|optimizer.name=onebit_adam,sync.strategy=diloco|allreduce with optimizer.name onebit_adam"
+         "$mlp|optimizer.name=onebit_adam,sync.strategy=gradient_coding|allreduce with optimizer.name onebit_adam"
+         "$mlp|compression.name=topk,compression.error_feedback=ef21,compression.exchange=two_phase|gather or auto with compression.error_feedback ef21")
   for case in "${cases[@]}"; do
     IFS='|' read -r config set want <<< "$case"
     set +e
-    check=$("$braid" config check "$config" --set "$set" 2>&1 >/dev/null)
+    IFS=',' read -r -a sets <<< "$set"
+    overrides=()
+    for s in "${sets[@]}"; do overrides+=(--set "$s"); done
+    check=$("$braid" config check "$config" "${overrides[@]}" 2>&1 >/dev/null)
     check_code=$?
-    trained=$(train 1 "$config" --run-dir "$work/refused" --set "$set" 2>&1)
+    trained=$(train 1 "$config" --run-dir "$work/refused" "${overrides[@]}" 2>&1)
     train_code=$?
     set -e
     echo "$set: $check"
