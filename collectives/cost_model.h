@@ -1,4 +1,4 @@
-// Alpha-beta-gamma cost model (shared/design ALGORITHMS.md section 1): one message of S bytes
+// Alpha-beta-gamma cost model: one message of S bytes
 // costs alpha + S*beta, reducing S bytes costs S*gamma. "auto" evaluates each algorithm's
 // formula for the rank count and message size and picks the cheapest. Defaults were measured
 // on a 2-core shared-memory machine; `braid bench allreduce --calibrate FILE` measures them

@@ -1,5 +1,5 @@
 // BucketExchange: how the ranks turn what each compressed for one bucket into the mean, over
-// ranks, of what those payloads stand for (ALGORITHMS.md sections 5-7 and 9). It is the second
+// ranks, of what those payloads stand for. It is the second
 // door of the compression layer, beside Compressor: a Compressor says how one tensor becomes
 // bytes, a BucketExchange says which collectives move them. The paths:
 //  - allreduce (summable compressors: fp16, bf16): the payloads are summed on the wire;

@@ -1,5 +1,5 @@
-// Compressor: the door between a strategy's exchange and the encodings of the papers
-// (shared/design ALGORITHMS.md sections 5, 7 and 9). A compressor turns one bucket's flat
+// Compressor: the door between a strategy's exchange and the encodings of the papers.
+// A compressor turns one bucket's flat
 // tensor (float32 or float64) into a self-describing payload of bytes and adds decoded payloads
 // back into an accumulator. It sends nothing itself; the strategy moves the payloads:
 //  - summable() compressors (dense fp16/bf16) produce payloads that are element-wise sums on

@@ -1,5 +1,5 @@
-// CompressorDgc: Deep Gradient Compression's sparsifier (Lin et al., ICLR 2018, ALGORITHMS.md
-// 5.3-5.4). Per worker and bucket DGC sends the top-k of the accumulated velocity,
+// CompressorDgc: Deep Gradient Compression's sparsifier (Lin et al., ICLR 2018).
+// Per worker and bucket DGC sends the top-k of the accumulated velocity,
 //   u = m u + g;  v += u;  send (idx, v[idx]) for the k largest |v|;  v[idx] = 0;  u[idx] = 0,
 // and this class is the "send" part: CompressorTopK (sampled threshold for large buckets, exact
 // top-k for small ones, varint index skips; payloads are top-k payloads) with a keep-ratio that

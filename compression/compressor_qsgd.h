@@ -1,4 +1,4 @@
-// CompressorQsgd: QSGD stochastic quantisation (Alistarh et al. 2017; ALGORITHMS.md 9.1) with
+// CompressorQsgd: QSGD stochastic quantisation (Alistarh et al. 2017) with
 // s = 2^bits - 1 levels and one float32 l2 norm per chunk of kChunk elements. Element x of a
 // chunk with norm N becomes N * sign(x) * l / s, where l = floor(s|x|/N) rounded up with
 // probability s|x|/N - floor(s|x|/N): unbiased, E[Q(x)] = x (N is rounded to float32 before the

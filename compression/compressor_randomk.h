@@ -1,5 +1,5 @@
 // CompressorRandomK: keeps k = kept_elements(ratio, n) entries chosen uniformly at random,
-// unscaled (contractive with delta = k/n in expectation, ALGORITHMS.md 7.1; the d/k-rescaled
+// unscaled (contractive with delta = k/n in expectation; the d/k-rescaled
 // variant is unbiased but not contractive, so it is not offered). The indices come from
 // SeededRng(seed, bucket, step, part) only, with no rank or stage in it: every rank picks the same
 // indices, so only the values travel and the receiver regenerates the indices (sorted, Floyd's

@@ -1,5 +1,5 @@
 // CompressorSign: scaled sign per chunk of kChunk elements, C(x)_i = (||x_c||_1 / |c|) sign(x_i)
-// for the chunk c holding i (ALGORITHMS.md 7.1): per chunk, the scale that minimises
+// for the chunk c holding i: per chunk, the scale that minimises
 // ||x_c - a sign(x_c)||^2, which makes it contractive (the l2/sqrt(n) scale of 1-bit Adam is
 // not). One scale per chunk, not per bucket: a bucket holds many layers, and one mean magnitude
 // for all of them gives layers with small gradients steps far too large (EF-signSGD scales per

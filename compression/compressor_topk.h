@@ -3,7 +3,7 @@
 // varint index skips, then the values in the tensor's dtype). Large buckets find the k entries
 // through DGC's sampled threshold (select_top_k), seeded by (seed, bucket, step, encoding rank);
 // the kept set is the exact top-k either way, only the cost changes. Contractive with
-// delta >= k/n (ALGORITHMS.md 7.1), so it belongs under error feedback.
+// delta >= k/n, so it belongs under error feedback.
 //
 // Decoding (decode_sparse) validates k <= n, every varint, every index < n and the payload's
 // length before touching the output.

@@ -1,5 +1,5 @@
 // DgcMemory: the per-bucket memory of Deep Gradient Compression (Lin, Han, Mao, Wang, Dally,
-// ICLR 2018; ALGORITHMS.md section 5), used by a CompressedExchange instead of error feedback
+// ICLR 2018), used by a CompressedExchange instead of error feedback
 // when compression.name is dgc. Per rank and bucket, with m the momentum and N the rank count:
 //   g = clip(g, c / sqrt(N));  u = m u + g;  v += u;  send v[top-k];  v[sent] = 0;  u[sent] = 0
 // and every rank applies w -= lr * (1/N) sum_r sent_r with plain SGD (the optimizer's own

@@ -1,5 +1,5 @@
 // ErrorFeedback: the decorator around a Compressor that keeps, per bucket, what compression has
-// not yet delivered (ALGORITHMS.md section 7), in gradient units. Per bucket and step a rank calls
+// not yet delivered, in gradient units. Per bucket and step a rank calls
 // encode() (what to send), the strategy exchanges the payloads and forms the mean of the decoded
 // payloads over ranks, and finish() turns that mean, in place, into the direction the optimizer
 // must use. With g the local input (a gradient or, for local-update methods, a pseudo-gradient):

@@ -1,5 +1,5 @@
-// MomentumCorrection: Deep Gradient Compression's momentum correction (Lin et al., ICLR 2018,
-// ALGORITHMS.md 5.2) for any compressor and any error feedback: the momentum is accumulated per
+// MomentumCorrection: Deep Gradient Compression's momentum correction (Lin et al., ICLR
+// 2018) for any compressor and any error feedback: the momentum is accumulated per
 // rank before compression instead of after the exchange,
 //   u = m u + g;  what the inner memory (error feedback) compresses is u, not g,
 // and the optimizer runs plain SGD on the averaged result. With a lossless compressor this is

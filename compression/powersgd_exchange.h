@@ -1,5 +1,5 @@
 // PowerSgdExchange: rank-r PowerSGD (Vogels, Karimireddy, Jaggi, "PowerSGD: Practical Low-Rank
-// Gradient Compression for Distributed Optimization", NeurIPS 2019; ALGORITHMS.md 9.2) as a
+// Gradient Compression for Distributed Optimization", NeurIPS 2019) as a
 // BucketExchange path. Per compressed matrix M_i (this rank's) with the shared, warm-started Q:
 //   mean = P^ Q^T,  P^ = orthonormalize(sum_i M_i Q),  Q = (1/P) sum_i M_i^T P^
 // and this rank's delta is P^ (M_i^T P^)^T, so mean is the mean of the deltas (within rounding).

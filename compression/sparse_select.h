@@ -1,4 +1,4 @@
-// Sparse selection and the sparse payload codec shared by topk and DGC (ALGORITHMS.md 5.3).
+// Sparse selection and the sparse payload codec shared by topk and DGC.
 //
 // select_top_k() returns the indices of the k entries of largest magnitude. Small buckets use an
 // exact selection; large ones first estimate a threshold from a strided sample (DGC's rule) so

@@ -1,4 +1,4 @@
-// TwoPhaseExchange: the compressed allreduce of 1-bit Adam (ALGORITHMS.md 6.3) for any gathered
+// TwoPhaseExchange: the compressed allreduce of 1-bit Adam for any gathered
 // compressor. With P ranks a bucket of n elements is cut into P chunks (chunk c: the c-th of P
 // near-equal runs, the first n % P one element longer), and rank c owns chunk c:
 //   1. every rank compresses each chunk on its own (PayloadContext part = c, stage 0);

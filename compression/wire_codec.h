@@ -1,5 +1,5 @@
 // Wire formats of Streaming DiLoCo's pseudo-gradients (Douillard et al. 2025, arXiv 2501.18512,
-// Sec. 2.4; ALGORITHMS.md 3.4): each rank's unreduced pseudo-gradient is encoded for the wire only,
+// Sec. 2.4): each rank's unreduced pseudo-gradient is encoded for the wire only,
 // receivers decode every rank's payload and accumulate in float32 (or the accumulator's float64).
 //
 //  - bfloat16: 2 bytes per element, round to nearest even; any bit pattern is a value.

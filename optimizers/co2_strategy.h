@@ -1,6 +1,6 @@
 // Co2Strategy: CO2, local updating with one-step-asynchronous outer synchronisation (Sun et al.,
 // "CO2: Efficient Distributed Training with Full Communication-Computation Overlap", ICLR 2024,
-// arXiv 2401.16265; ALGORITHMS.md section 4).
+// arXiv 2401.16265).
 //
 // Every rank steps its inner optimizer on its own gradients. At the end of round k (every
 // H = outer.steps inner steps) rank r, holding its trained parameters theta_r and its round
@@ -14,13 +14,13 @@
 //   4. theta_r += anchor - s_r;  s_r = theta_r     = anchor - delta_r: round k's own progress on
 //                                                 the updated anchor (round 0: unchanged)
 // That is the paper's update, anchor_{k+1} = anchor_k - OuterOpt(mean_r delta_{r,k-1} / Lambda),
-// consumed one round late. Step 4 is not a hard reset to the anchor (ALGORITHMS.md 4.2 writes
+// consumed one round late. Step 4 is not a hard reset to the anchor (the paper's Algorithm 1 says
 // x_i = x_out): with one round of staleness a reset would throw the last round's local progress
 // out of the live parameters until it comes back averaged a round later; here each round's own
 // progress stays on top of the anchor for exactly one round and is then replaced by its average
 // (with one rank, outer SGD lr 1 and momentum 0, CO2 is plain local training).
 //
-// Deviations from the reference code (fairscale-CO2, ALGORITHMS.md 4.3), deliberately:
+// Deviations from the reference code (fairscale-CO2), deliberately:
 //  - Clipping bounds the L2 norm, over all tensors, of the step u the anchor really takes; the
 //    reference clamps the momentum element-wise and drops the result (a no-op). The outer
 //    momentum itself is not clipped.

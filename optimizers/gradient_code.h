@@ -1,5 +1,5 @@
 // GradientCode: the encoding matrix B and the decoding vectors of gradient coding (Tandon et
-// al., ICML 2017; docs/algorithms.md, design ALGORITHMS.md section 8). Pure float64 math, no
+// al., ICML 2017; docs/algorithms.md). Pure float64 math, no
 // communication.
 //
 // n workers, n data partitions with partial gradients g_j. Worker i computes on the s + 1

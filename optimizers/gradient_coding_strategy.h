@@ -1,5 +1,5 @@
 // GradientCodingStrategy: straggler-tolerant synchronous SGD by gradient coding (Tandon, Lei,
-// Dimakis, Karampatziakis, ICML 2017; design ALGORITHMS.md section 8).
+// Dimakis, Karampatziakis, ICML 2017).
 //
 // Update rule: g = (1/n) sum_j g_j, the average of the n partition gradients of the global
 // batch, exactly what synchronous allreduce computes for the same batch, but decoded from the

@@ -58,7 +58,7 @@ std::vector<std::string> names_of(const NamedTensors& params);
 std::vector<at::Tensor> start_replicas(Communicator& comm, const NamedTensors& params);
 
 // Copies of the parameters in at least float32 (float64 for a float64 model): a bf16
-// subtraction of two nearby weights loses most of an update (ALGORITHMS.md 2.6).
+// subtraction of two nearby weights loses most of an update.
 std::vector<at::Tensor> make_anchors(const NamedTensors& params);
 
 // Copies `saved[name]` into `into`; CheckpointError naming the entry if it is missing or has

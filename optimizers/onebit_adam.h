@@ -1,5 +1,5 @@
 // OnebitAdam: 1-bit Adam (Tang et al., "1-bit Adam: Communication Efficient Large-Scale Training
-// with Adam's Convergence Speed", ICML 2021; ALGORITHMS.md section 6), as a torch optimizer that
+// with Adam's Convergence Speed", ICML 2021), as a torch optimizer that
 // exchanges its own momentum once its variance is frozen (exchanging_optimizer.h).
 //
 // Update rule, step t = 1, 2, ... (t counts steps taken, freeze_step = F):
@@ -24,12 +24,12 @@
 //  - Momentum mask: coordinates whose frozen v is exactly 0 (no gradient in the whole warm-up:
 //    unused embedding rows, always-zero inputs) get m = 0 after each exchange. The sign
 //    compressor never delivers an exact zero, and m / (sqrt(0) + eps) would move them by
-//    lr * scale / eps per step (ALGORITHMS.md 6.6). DeepSpeed leaves this mask (exp_avg_mask)
+//    lr * scale / eps per step. DeepSpeed leaves this mask (exp_avg_mask)
 //    to the user; here it is derived from v. Not applied with freeze_step 0 (all of v is 0).
 //  - Weight decay is decoupled and applied outside the preconditioner (DeepSpeed, AdamW), as
 //    x *= 1 - lr wd before the Adam step, like torch's AdamW.
 //  - The compressor is CompressorSign: one l1 scale per 512-element chunk (contractive),
-//    not the paper's single l2 / sqrt(d) scale, which is not contractive (ALGORITHMS.md 6.6).
+//    not the paper's single l2 / sqrt(d) scale, which is not contractive.
 //  - The momentum is exchanged as one flat tensor, the concatenation of all parameters in
 //    registration order (one exchange per step: fewer, larger messages). Parameters without a
 //    gradient on a rank count as zero gradient there in the compression phase; in the warm-up

@@ -1,5 +1,5 @@
 // StreamingDilocoStrategy: Streaming DiLoCo (Douillard et al., "Streaming DiLoCo with overlapping
-// communication: Towards a Distributed Free Lunch", arXiv 2501.18512, 2025; ALGORITHMS.md 3).
+// communication: Towards a Distributed Free Lunch", arXiv 2501.18512, 2025).
 //
 // Update rule, for each fragment p of the parameters, every H steps at its own offset t_p:
 //   send at t:         delta_r = G_p - theta_r[p]            (pseudo-gradient, anchor dtype)

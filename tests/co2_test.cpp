@@ -1,4 +1,4 @@
-// Tier 2 tests of the co2 strategy under mpirun, on ALGORITHMS.md section 4.7. Trajectories are
+// Tier 2 tests of the co2 strategy under mpirun, on its identities. Trajectories are
 // float64, as in local_update_test: runs that differ only in the order of float64 additions agree
 // to about 1e-16 relative per step, so 1e-9 leaves a million-fold margin, while a different
 // update rule (the fresh mean instead of the stale one, a hard reset to the anchor) moves
@@ -76,7 +76,7 @@ at::Tensor mean_over_ranks(const at::Tensor& t) {
 // The update rules written out plainly, with a blocking allreduce of the round's pseudo-gradient.
 enum class Rule {
   kCo2,        // the mean is applied one round late, theta += anchor - start (co2_strategy.h)
-  kHardReset,  // the mean is applied one round late, theta = anchor (ALGORITHMS.md 4.2 literally)
+  kHardReset,  // the mean is applied one round late, theta = anchor (Algorithm 1 literally)
   kFresh,      // the mean is applied at once, theta = anchor (DiLoCo)
 };
 

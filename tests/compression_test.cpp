@@ -1,6 +1,6 @@
 // compression/: every compressor round-trips its own payload, every decoder rejects malformed
 // payloads with a CommError (and survives fuzzing), qsgd is unbiased, and error feedback keeps
-// the invariants of ALGORITHMS.md section 7.
+// its invariants (docs/config.md, compression).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -199,7 +199,7 @@ TEST(CompressionRoundTrip, QsgdWithinOneLevel) {
 }
 
 // Largest |mean of samples - v| in units of the per-element standard error of QSGD's rounding:
-// (N/s) sqrt(p (1-p) / samples), p the fractional level (ALGORITHMS.md 9.1).
+// (N/s) sqrt(p (1-p) / samples), p the fractional level.
 double max_standard_error(const std::function<at::Tensor(int)>& sample, const at::Tensor& v,
                           int bits, int samples) {
   at::Tensor sum = at::zeros_like(v);

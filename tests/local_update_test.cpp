@@ -1,5 +1,5 @@
 // Tier 2 tests of the local-update strategies (local_sgd, diloco) under mpirun, on the
-// identities of ALGORITHMS.md section 2.7. Trajectories are float64, as in mpi_training_test:
+// identities of DiLoCo and local SGD. Trajectories are float64, as in mpi_training_test:
 // two runs that differ only in the order of float64 additions agree to about 1e-16 relative per
 // step, so 1e-9 leaves a million-fold margin, while an outer step that is not the average (outer
 // lr 0.5, or a compressor dropping 90% of the pseudo-gradient) moves parameters by far more;

@@ -192,7 +192,7 @@ TEST(GradientAccumulation, TwoMicroStepsOfBFollowOneProcessWithBatch2PB) {
   EXPECT_LT(max_relative_difference(*model, *reference), kTrajectoryTolerance);
 }
 
-// ALGORITHMS.md's identities for compressed exchange: top-k and random-k keeping every element
+// Identities of compressed exchange: top-k and random-k keeping every element
 // are dense averaging (the gathered payloads are summed in rank order, so the only difference
 // from the reference is float64 reordering), with or without error feedback (whose residual
 // then stays zero).

@@ -1,4 +1,4 @@
-// Tier 2 tests of Streaming DiLoCo under mpirun (ALGORITHMS.md 3.9), float64 trajectories as in
+// Tier 2 tests of Streaming DiLoCo under mpirun, float64 trajectories as in
 // local_update_test: runs that differ only in the order of float64 additions agree to ~1e-16 per
 // step, so 1e-9 leaves a million-fold margin; a negative control that must exceed it runs too.
 //  - One fragment, tau 0, alpha 0, float32 wire is diloco; alpha 0.5 is not.
