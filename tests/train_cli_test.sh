@@ -314,6 +314,8 @@ run_dir_lock)
     done
     cat "$work/owner.out"; fail "the first job did not start training"
   }
+  # A failing check must not leave the long first job running after the test.
+  trap 'pkill -KILL -P "${launcher:-0}" 2> /dev/null || true; rm -rf "$work"' EXIT
   run="$work/shared"
   start_owner "$run"
   lock_free "$run" && fail "the lock of a running job could be taken"
