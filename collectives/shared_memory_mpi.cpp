@@ -115,13 +115,7 @@ class MpiSharedMemory : public SharedMemory {
     // the end of the job (which a broken group is about to reach).
     MPI_Request request;
     BRAID_MPI_CHECK(MPI_Ibarrier(node_.get(), &request));
-    return poll_until(
-        [&] {
-          int flag = 0;
-          BRAID_MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
-          return flag != 0;
-        },
-        deadline, stop);
+    return mpi_test_until(request, deadline, stop);
   }
 
   void free_region(char* mine) override {

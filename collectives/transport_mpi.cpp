@@ -225,6 +225,17 @@ void MpiComm::reset() {
   comm_ = MPI_COMM_NULL;
 }
 
+bool mpi_test_until(MPI_Request& request, Clock::time_point deadline,
+                    const std::atomic<bool>* stop) {
+  return poll_until(
+      [&] {
+        int flag = 0;
+        BRAID_MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
+        return flag != 0;
+      },
+      deadline, stop);
+}
+
 void await_arrival(MPI_Comm comm, int tag, const char* step, Clock::time_point deadline) {
   int rank = 0, size = 1;
   BRAID_MPI_CHECK(MPI_Comm_rank(comm, &rank));
@@ -275,13 +286,7 @@ MpiTransport::MpiTransport(MPI_Comm comm, int ranks_per_node, Clock::duration se
   // The caller's communicator and tag space: a barrier, which matches no message of theirs.
   MPI_Request arrived;
   BRAID_MPI_CHECK(MPI_Ibarrier(comm, &arrived));
-  const bool all = poll_until(
-      [&] {
-        int flag = 0;
-        BRAID_MPI_CHECK(MPI_Test(&arrived, &flag, MPI_STATUS_IGNORE));
-        return flag != 0;
-      },
-      Clock::now() + setup_timeout, nullptr);
+  const bool all = mpi_test_until(arrived, Clock::now() + setup_timeout);
   int size = 1;
   BRAID_MPI_CHECK(MPI_Comm_size(comm, &size));
   if (!all) {
@@ -395,13 +400,7 @@ bool MpiTransport::allreduce(Buffer buffer, ReduceOp op, Clock::time_point deadl
                                    reduce, comm_.get(), &request));
     bool done = false;
     try {
-      done = poll_until(
-          [&] {
-            int flag = 0;
-            BRAID_MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
-            return flag != 0;
-          },
-          deadline, stop);
+      done = mpi_test_until(request, deadline, stop);
     } catch (...) {
       abandoned_.push_back({request, std::move(scratch_)});
       scratch_bytes_ = 0;

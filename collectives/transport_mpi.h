@@ -59,6 +59,12 @@ class MpiComm {
   MPI_Comm comm_ = MPI_COMM_NULL;
 };
 
+// Polls `request` until it completes (true), or returns false once `deadline` passes or `*stop`
+// becomes true. For nonblocking collectives, which MPI does not let a caller cancel: a request
+// given up on is left to MPI, with its buffers.
+bool mpi_test_until(MPI_Request& request, Clock::time_point deadline,
+                    const std::atomic<bool>* stop = nullptr);
+
 // Returns once every rank of `comm` has called it, or throws a TimeoutError at `deadline` naming
 // `step` and the ranks that had not arrived. Guards the set-up calls MPI offers no deadline for
 // (MPI_Comm_dup, MPI_Comm_split, shared windows): once every rank has arrived, every rank

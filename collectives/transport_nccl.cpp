@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -286,26 +287,19 @@ class NcclTransport : public Transport, public NativeCollectives, public DeviceC
   // cancelled, so after a timeout its buffer is left to MPI (a few bytes, once, on a failing run).
   ncclUniqueId broadcast_id(Clock::time_point deadline) {
     const auto start = Clock::now();
-    auto* id = new ncclUniqueId{};
-    if (host_->rank() == 0) BRAID_NCCL_CHECK(ncclGetUniqueId(id));
+    auto id = std::make_unique<ncclUniqueId>();
+    if (host_->rank() == 0) BRAID_NCCL_CHECK(ncclGetUniqueId(id.get()));
     MPI_Request request;
-    BRAID_MPI_CHECK(MPI_Ibcast(id, sizeof(*id), MPI_BYTE, 0, host_->comm(), &request));
-    const bool done = poll_until(
-        [&] {
-          int flag = 0;
-          BRAID_MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
-          return flag != 0;
-        },
-        deadline, nullptr);
-    if (!done) {
+    BRAID_MPI_CHECK(
+        MPI_Ibcast(id.get(), sizeof(ncclUniqueId), MPI_BYTE, 0, host_->comm(), &request));
+    if (!mpi_test_until(request, deadline)) {
+      id.release();  // MPI may still write into it
       throw TimeoutError(str_cat(
           "setting up NCCL: the ncclUniqueId broadcast from rank 0 did not "
           "complete after ",
           seconds_since(start), " s (rank ", host_->rank(), " of ", host_->size(), " waited)"));
     }
-    const ncclUniqueId result = *id;
-    delete id;
-    return result;
+    return *id;
   }
 
   // ncclCommInitRank blocks until every rank has joined, with no deadline of its own. It runs on
