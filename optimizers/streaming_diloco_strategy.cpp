@@ -9,6 +9,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "common/require_option.h"
 #include "common/trace.h"
 #include "optimizers/local_steps.h"
 
@@ -30,19 +31,15 @@ std::string module_of(const std::string& name) {
   return dot == std::string::npos ? std::string() : name.substr(0, dot);
 }
 
-void require(bool ok, const char* key, const char* expected, const std::string& value) {
-  if (!ok) throw ConfigError(str_cat(key, ": must be ", expected, ", got ", value));
-}
-
 void validate(const LocalUpdateOptions& o) {
   const OuterOptions& outer = o.outer;
-  require(outer.steps >= 1, "outer.steps", ">= 1", std::to_string(outer.steps));
-  require(outer.fragments >= 1 && outer.fragments <= outer.steps, "outer.fragments",
-          "in 1..outer.steps (each fragment needs its own offset)",
-          std::to_string(outer.fragments));
-  require(outer.delay_steps >= 0 && outer.delay_steps < outer.steps, "outer.delay_steps",
-          ">= 0 and < outer.steps", std::to_string(outer.delay_steps));
-  require(outer.mix >= 0 && outer.mix <= 1, "outer.mix", "in [0, 1]", str_cat(outer.mix));
+  require_option(outer.steps >= 1, "outer.steps", ">= 1", std::to_string(outer.steps));
+  require_option(outer.fragments >= 1 && outer.fragments <= outer.steps, "outer.fragments",
+                 "in 1..outer.steps (each fragment needs its own offset)",
+                 std::to_string(outer.fragments));
+  require_option(outer.delay_steps >= 0 && outer.delay_steps < outer.steps, "outer.delay_steps",
+                 ">= 0 and < outer.steps", std::to_string(outer.delay_steps));
+  require_option(outer.mix >= 0 && outer.mix <= 1, "outer.mix", "in [0, 1]", str_cat(outer.mix));
   const auto& patterns = fragment_pattern_names();
   if (std::find(patterns.begin(), patterns.end(), outer.fragment_pattern) == patterns.end()) {
     throw ConfigError(str_cat("outer.fragment_pattern: unknown pattern '", outer.fragment_pattern,

@@ -1,6 +1,7 @@
 #include "runtime/strategy_factory.h"
 
 #include "common/error.h"
+#include "common/require_option.h"
 #include "optimizers/allreduce_strategy.h"
 #include "optimizers/co2_strategy.h"
 #include "optimizers/diloco_strategy.h"
@@ -26,10 +27,6 @@ std::string data_parallel_label(const std::string& name) {
 
 namespace {
 
-void require(bool ok, const char* key, const std::string& rule, const std::string& value) {
-  if (!ok) throw ConfigError(str_cat(key, ": must be ", rule, ", got ", value));
-}
-
 std::string quoted(const std::string& value) { return "'" + value + "'"; }
 
 }  // namespace
@@ -39,42 +36,45 @@ void check_strategy_options(const DataParallelOptions& o) {
   const std::string& feedback = o.compression.error_feedback;
   const bool allreduce = o.strategy == "allreduce";
   if (o.compression.dense_steps > 0) {
-    require(c.name != "none" || feedback != "none", "compression.dense_steps",
-            "0 without compression (nothing to start later)",
-            std::to_string(o.compression.dense_steps));
-    require(c.name != "dgc", "compression.dense_steps",
-            "0 with compression.name dgc (its warm-up is compression.warmup_epochs)",
-            std::to_string(o.compression.dense_steps));
-    require(allreduce, "sync.strategy",
-            "allreduce with compression.dense_steps (local-update rounds compress every round)",
-            quoted(o.strategy));
+    require_option(c.name != "none" || feedback != "none", "compression.dense_steps",
+                   "0 without compression (nothing to start later)",
+                   std::to_string(o.compression.dense_steps));
+    require_option(c.name != "dgc", "compression.dense_steps",
+                   "0 with compression.name dgc (its warm-up is compression.warmup_epochs)",
+                   std::to_string(o.compression.dense_steps));
+    require_option(
+        allreduce, "sync.strategy",
+        "allreduce with compression.dense_steps (local-update rounds compress every round)",
+        quoted(o.strategy));
   }
   if (c.momentum_correction) {
     // The momentum moves from the optimizer into the gradient exchange of the allreduce strategy.
-    require(allreduce, "sync.strategy", "allreduce with compression.momentum_correction",
-            quoted(o.strategy));
-    require(c.name != "dgc", "compression.momentum_correction",
-            "false with compression.name dgc (dgc always corrects the momentum)", "true");
+    require_option(allreduce, "sync.strategy", "allreduce with compression.momentum_correction",
+                   quoted(o.strategy));
+    require_option(c.name != "dgc", "compression.momentum_correction",
+                   "false with compression.name dgc (dgc always corrects the momentum)", "true");
   }
   if (c.name == "dgc") {
     // DGC's momentum correction replaces the optimizer's momentum and sends sparse gradients
     // through the allreduce strategy's buckets; its accumulated velocity is its error feedback.
-    require(allreduce, "sync.strategy", "allreduce with compression.name dgc", quoted(o.strategy));
-    require(feedback == "none", "compression.error_feedback",
-            "none with compression.name dgc (its velocity is its error feedback)",
-            quoted(feedback));
+    require_option(allreduce, "sync.strategy", "allreduce with compression.name dgc",
+                   quoted(o.strategy));
+    require_option(feedback == "none", "compression.error_feedback",
+                   "none with compression.name dgc (its velocity is its error feedback)",
+                   quoted(feedback));
     // DGC clears from its velocity exactly what it sent: a second compression on the way would
     // lose what it drops.
-    require(c.exchange != "two_phase", "compression.exchange",
-            "gather or auto with compression.name dgc (two_phase recompresses on the way)",
-            quoted(c.exchange));
+    require_option(c.exchange != "two_phase", "compression.exchange",
+                   "gather or auto with compression.name dgc (two_phase recompresses on the way)",
+                   quoted(c.exchange));
   }
   if (feedback == "ef21" || feedback == "econtrol") {
-    require(c.exchange != "two_phase", "compression.exchange",
-            str_cat("gather or auto with compression.error_feedback ", feedback,
-                    " (it needs the exact mean of what every rank sent; two_phase recompresses "
-                    "on the way)"),
-            quoted(c.exchange));
+    require_option(
+        c.exchange != "two_phase", "compression.exchange",
+        str_cat("gather or auto with compression.error_feedback ", feedback,
+                " (it needs the exact mean of what every rank sent; two_phase recompresses "
+                "on the way)"),
+        quoted(c.exchange));
   }
 }
 
