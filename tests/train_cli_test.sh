@@ -48,6 +48,14 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 train() { "${mpirun[@]}" -np "$1" "$braid" train "${@:2}"; }
+# Bounded wait (60 s) until run directory $1 has logged $2 training lines; false if it never does.
+await_losses() {
+  for _ in $(seq 600); do
+    [ -f "$1/metrics.jsonl" ] && [ "$(grep -c '"loss"' "$1/metrics.jsonl")" -ge "$2" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
 json_number() { grep -o "\"$2\":[-0-9.e+]*" "$1" | tail -1 | cut -d: -f2; }
 
 case $mode in
@@ -253,10 +261,7 @@ interrupt)
       "${common[@]}" > "$work/out" 2>&1 &
     launcher=$!
     # Wait (bounded) until training is under way, then signal the ranks themselves.
-    for _ in $(seq 600); do
-      [ "$(grep -c '"loss"' "$run/metrics.jsonl" 2>/dev/null || true)" -ge 5 ] && break
-      sleep 0.1
-    done
+    await_losses "$run" 5 || true
     pkill "-$signal" -P "$launcher" || fail "no rank to signal"
     set +e
     wait "$launcher"
@@ -281,10 +286,7 @@ interrupt)
   "${mpirun[@]}" --mca odls_base_sigkill_timeout 3 -np 2 "$braid" train \
     "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$run" "${common[@]}" > "$work/out" 2>&1 &
   launcher=$!
-  for _ in $(seq 600); do
-    [ -f "$run/metrics.jsonl" ] && [ "$(grep -c '"loss"' "$run/metrics.jsonl")" -ge 5 ] && break
-    sleep 0.1
-  done
+  await_losses "$run" 5 || true
   kill -INT "$launcher"
   set +e
   wait "$launcher"
@@ -308,10 +310,7 @@ run_dir_lock)
   start_owner() {
     "${mpirun[@]}" -np 2 "$braid" train "$cfg" --run-dir "$1" "${common[@]}" > "$work/owner.out" 2>&1 &
     launcher=$!
-    for _ in $(seq 600); do  # bounded wait until training is under way
-      [ -f "$1/metrics.jsonl" ] && [ "$(grep -c '"loss"' "$1/metrics.jsonl")" -ge 3 ] && return
-      sleep 0.1
-    done
+    await_losses "$1" 3 && return
     cat "$work/owner.out"; fail "the first job did not start training"
   }
   # A failing check must not leave the long first job running after the test.
