@@ -73,6 +73,10 @@ class GatherExchange : public BucketExchange {
     mean.div_(ctx.size());
   }
 
+  void set_layout(int bucket, BucketLayout layout) override {
+    compressor_->set_layout(bucket, layout);
+  }
+
  private:
   std::unique_ptr<Compressor> compressor_;
 };

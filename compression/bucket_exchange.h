@@ -30,18 +30,11 @@
 #include <vector>
 
 #include "collectives/op_context.h"
+#include "compression/bucket_layout.h"
 #include "compression/compressor.h"
 #include "compression/error_feedback.h"
 
 namespace braid {
-
-// One tensor packed into a bucket: where it starts (in elements) and its shape. PowerSGD
-// compresses each matrix of a bucket on its own; the other paths ignore the layout.
-struct TensorSegment {
-  std::int64_t offset = 0;
-  std::vector<std::int64_t> shape;
-};
-using BucketLayout = std::vector<TensorSegment>;
 
 class BucketExchange {
  public:
@@ -60,7 +53,7 @@ class BucketExchange {
   // Whether `mean` is exactly the mean of the ranks' deltas (false where a second compression
   // intervenes); EF21 and EControl need it.
   virtual bool mean_of_deltas() const { return true; }
-  // The tensors packed in a bucket, before its first run (PowerSGD needs them).
+  // The tensors packed in a bucket, before its first run (PowerSGD and DGC need them).
   virtual void set_layout(int bucket, BucketLayout layout) {}
   // State besides error feedback's (PowerSGD's warm-started Q, two-phase server residuals).
   virtual NamedTensors state() const { return {}; }

@@ -22,7 +22,7 @@ std::unique_ptr<BucketMemory> make_bucket_memory(const CompressionOptions& optio
                 "accumulated velocity is its error feedback); set it to none, got '",
                 error_feedback, "'"));
   }
-  return std::make_unique<DgcMemory>(options.dgc, ranks, clip_norm);
+  return std::make_unique<DgcMemory>(options.dgc, options.ratio, ranks, clip_norm);
 }
 
 }  // namespace braid

@@ -33,6 +33,9 @@ class BucketMemory {
                       const at::Tensor& delta) = 0;
   virtual void finish(int bucket, at::Tensor& mean_of_decoded) = 0;
 
+  // The tensors packed in `bucket`, before its first prepare() (dgc treats its dense tensors
+  // apart); the others ignore it.
+  virtual void set_layout(int bucket, const BucketLayout& layout) {}
   virtual NamedTensors state() const = 0;
   // Replaces all state; CheckpointError on a name it does not know.
   virtual void load_state(const NamedTensors& state) = 0;

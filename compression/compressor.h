@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "collectives/buffer.h"
+#include "compression/bucket_layout.h"
 
 namespace braid {
 
@@ -84,6 +85,9 @@ class Compressor {
   // Adds what the payload stands for into `accumulator`; the default decodes and adds.
   virtual void decode_add(const std::uint8_t* data, std::size_t size, at::Tensor& accumulator,
                           const PayloadContext& context) const;
+  // The tensors packed in `bucket`, before its first encode (dgc selects per tensor); the
+  // others compress a bucket as one tensor and ignore it.
+  virtual void set_layout(int bucket, const BucketLayout& layout) {}
 
   // topk, randomk: how many of `count` elements a keep-ratio keeps,
   // max(1, round(ratio * count)) (0 for an empty tensor), never more than count.

@@ -1,8 +1,12 @@
 #include "compression/compressor_dgc.h"
 
+#include <ATen/ATen.h>
+
 #include <cmath>
 
 #include "common/error.h"
+#include "compression/payload.h"
+#include "compression/sparse_select.h"
 
 namespace braid {
 namespace {
@@ -29,6 +33,10 @@ double dgc_kept_ratio(double ratio, const DgcOptions& dgc, std::int64_t step) {
                   static_cast<double>(epoch + 1) / static_cast<double>(dgc.warmup_epochs + 1));
 }
 
+bool dgc_sends_dense(const TensorSegment& segment, double ratio) {
+  return segment.shape.size() <= 1 || static_cast<double>(segment.numel()) * ratio < 1;
+}
+
 CompressorDgc::CompressorDgc(double ratio, const DgcOptions& dgc, std::uint64_t seed)
     : CompressorTopK(ratio, seed), target_ratio_(ratio), dgc_(dgc) {
   check_warmup(dgc_);
@@ -36,6 +44,42 @@ CompressorDgc::CompressorDgc(double ratio, const DgcOptions& dgc, std::uint64_t 
 
 double CompressorDgc::kept_ratio(std::int64_t step) const {
   return dgc_kept_ratio(target_ratio_, dgc_, step);
+}
+
+void CompressorDgc::set_layout(int bucket, const BucketLayout& layout) {
+  std::vector<Segment> segments;
+  std::int64_t end = 0;
+  for (const TensorSegment& tensor : layout) {
+    BRAID_CHECK(tensor.offset >= end, "dgc: bucket ", bucket, " layout overlaps or is unsorted");
+    segments.push_back({tensor.offset, tensor.numel(), dgc_sends_dense(tensor, target_ratio_)});
+    end = tensor.offset + tensor.numel();
+  }
+  layouts_[bucket] = std::move(segments);
+}
+
+std::vector<std::uint8_t> CompressorDgc::encode(const at::Tensor& input,
+                                                const PayloadContext& context) {
+  const auto layout = layouts_.find(context.bucket);
+  if (layout == layouts_.end()) return CompressorTopK::encode(input, context);
+  device_value_dtype(input);
+  const std::int64_t n = input.numel();
+  const at::Tensor flat = input.view({n});
+  SeededRng rng = rng_of(context);
+  const double ratio = kept_ratio(context.step);
+  std::vector<at::Tensor> kept;
+  for (const Segment& segment : layout->second) {
+    BRAID_CHECK(segment.offset + segment.numel <= n, "dgc: bucket ", context.bucket, " of ", n,
+                " elements is smaller than its layout");
+    if (segment.dense) {
+      kept.push_back(at::arange(segment.offset, segment.offset + segment.numel, at::kLong));
+      continue;
+    }
+    const at::Tensor values = flat.narrow(0, segment.offset, segment.numel);
+    kept.push_back(select_top_k(values, kept_elements(ratio, segment.numel), rng).indices +
+                   segment.offset);
+  }
+  const at::Tensor indices = kept.empty() ? at::empty({0}, at::kLong) : at::cat(kept);
+  return encode_sparse(PayloadKind::kTopK, n, indices, flat.index_select(0, indices));
 }
 
 }  // namespace braid

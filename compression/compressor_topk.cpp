@@ -16,12 +16,16 @@ std::vector<std::uint8_t> CompressorTopK::encode(const at::Tensor& input,
   device_value_dtype(input);
   const std::int64_t n = input.numel();
   at::Tensor flat = input.view({n});
-  SeededRng rng({kTopKSalt, seed_, static_cast<std::uint64_t>(context.bucket),
-                 static_cast<std::uint64_t>(context.step),
-                 static_cast<std::uint64_t>(context.source_rank)});
+  SeededRng rng = rng_of(context);
   at::Tensor indices = select_top_k(flat, kept_elements(kept_ratio(context.step), n), rng).indices;
   // Selected on the input's device; only the k indices and values come to the host.
   return encode_sparse(PayloadKind::kTopK, n, indices.cpu(), flat.index_select(0, indices).cpu());
+}
+
+SeededRng CompressorTopK::rng_of(const PayloadContext& context) const {
+  return SeededRng({kTopKSalt, seed_, static_cast<std::uint64_t>(context.bucket),
+                    static_cast<std::uint64_t>(context.step),
+                    static_cast<std::uint64_t>(context.source_rank)});
 }
 
 void CompressorTopK::decode_add(const std::uint8_t* data, std::size_t size, at::Tensor& accumulator,

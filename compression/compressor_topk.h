@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "compression/seeded_rng.h"
 #include "compression/sparse_compressor.h"
 
 namespace braid {
@@ -26,6 +27,9 @@ class CompressorTopK : public SparseCompressor {
  protected:
   // The keep-ratio of `step`'s payloads (DGC's warm-up changes it with the step).
   virtual double kept_ratio(std::int64_t step) const { return ratio_; }
+  // The generator of the threshold sample for one payload: seeded by (seed, bucket, step,
+  // encoding rank).
+  SeededRng rng_of(const PayloadContext& context) const;
 
  private:
   double ratio_;

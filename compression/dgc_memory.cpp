@@ -6,11 +6,14 @@
 #include <cstdlib>
 
 #include "common/error.h"
+#include "compression/compressor_dgc.h"
 
 namespace braid {
 
-DgcMemory::DgcMemory(const DgcOptions& options, int ranks, double clip_norm)
-    : options_(options), local_clip_(clip_norm > 0 ? clip_norm / std::sqrt(ranks) : 0) {
+DgcMemory::DgcMemory(const DgcOptions& options, double ratio, int ranks, double clip_norm)
+    : options_(options),
+      ratio_(ratio),
+      local_clip_(clip_norm > 0 ? clip_norm / std::sqrt(ranks) : 0) {
   BRAID_CHECK(ranks >= 1, "ranks ", ranks);
   if (!(options.momentum >= 0 && options.momentum < 1)) {
     throw ConfigError(
@@ -57,7 +60,26 @@ void DgcMemory::commit(int bucket, const at::Tensor& gradient, const at::Tensor&
   BucketState& state = bucket_state(bucket, gradient);
   const at::Tensor sent = delta.ne(0);
   state.velocity.masked_fill_(sent, 0);
-  if (options_.momentum_masking) state.momentum.masked_fill_(sent, 0);
+  if (options_.momentum_masking) mask_momentum(bucket, state, sent);
+}
+
+void DgcMemory::set_layout(int bucket, const BucketLayout& layout) {
+  std::vector<Range> ranges;
+  for (const TensorSegment& tensor : layout) {
+    if (!dgc_sends_dense(tensor, ratio_)) ranges.push_back({tensor.offset, tensor.numel()});
+  }
+  masked_ranges_[bucket] = std::move(ranges);
+}
+
+void DgcMemory::mask_momentum(int bucket, BucketState& state, const at::Tensor& sent) {
+  const auto ranges = masked_ranges_.find(bucket);
+  if (ranges == masked_ranges_.end()) {
+    state.momentum.masked_fill_(sent, 0);
+    return;
+  }
+  for (const Range& r : ranges->second) {
+    state.momentum.narrow(0, r.offset, r.numel).masked_fill_(sent.narrow(0, r.offset, r.numel), 0);
+  }
 }
 
 BucketMemory::NamedTensors DgcMemory::state() const {

@@ -10,7 +10,10 @@
 //    and clears v there (so nothing is lost, only delayed: per coordinate
 //    sum_t sent_t + v_T = sum_t u_t) and, with momentum factor masking, u too. A coordinate
 //    counts as sent when its delta is non-zero: the paper's mask is |v| > thr, which a zero
-//    never passes, and sending a zero carries nothing;
+//    never passes, and sending a zero carries nothing. Tensors the compressor sends whole
+//    (dgc_sends_dense, known from set_layout) keep u: masking them would clear it every step
+//    and drop their momentum, where the authors' implementation averages them densely and
+//    applies the momentum to the mean (the same, by linearity, as sending u whole);
 //  - finish() leaves the mean alone: it is the update.
 //
 // Local gradient clipping is per bucket, each bucket's gradient to c / sqrt(N) in L2 norm. The
@@ -24,6 +27,7 @@
 #pragma once
 
 #include <map>
+#include <vector>
 
 #include "compression/bucket_memory.h"
 
@@ -32,13 +36,15 @@ namespace braid {
 class DgcMemory : public BucketMemory {
  public:
   // clip_norm > 0: clip each bucket's gradient to clip_norm / sqrt(ranks) before accumulating.
-  DgcMemory(const DgcOptions& options, int ranks, double clip_norm);
+  // ratio: the compressor's target keep-ratio, for dgc_sends_dense.
+  DgcMemory(const DgcOptions& options, double ratio, int ranks, double clip_norm);
 
   at::Tensor prepare(int bucket, const at::Tensor& gradient) override;
   bool needs_delta() const override { return true; }
   void commit(int bucket, const at::Tensor& gradient, const at::Tensor& input,
               const at::Tensor& delta) override;
   void finish(int bucket, at::Tensor& mean_of_decoded) override {}
+  void set_layout(int bucket, const BucketLayout& layout) override;
 
   NamedTensors state() const override;
   void load_state(const NamedTensors& state) override;
@@ -53,7 +59,17 @@ class DgcMemory : public BucketMemory {
   BucketState& bucket_state(int bucket, const at::Tensor& like);
   at::Tensor clipped(const at::Tensor& gradient) const;
 
+  // The [offset, offset + numel) ranges of a bucket where momentum masking applies (the
+  // tensors sent by top-k); a bucket without a layout is masked whole.
+  struct Range {
+    std::int64_t offset = 0;
+    std::int64_t numel = 0;
+  };
+  void mask_momentum(int bucket, BucketState& state, const at::Tensor& sent);
+
   DgcOptions options_;
+  double ratio_;
+  std::map<int, std::vector<Range>> masked_ranges_;
   double local_clip_;  // clip_norm / sqrt(ranks); 0: no clipping
   std::map<int, BucketState> buckets_;
 };

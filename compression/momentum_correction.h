@@ -34,6 +34,9 @@ class MomentumCorrection : public BucketMemory {
     inner_->finish(bucket, mean_of_decoded);
   }
 
+  void set_layout(int bucket, const BucketLayout& layout) override {
+    inner_->set_layout(bucket, layout);
+  }
   NamedTensors state() const override;
   void load_state(const NamedTensors& state) override;
   bool state_is_replicated() const override { return false; }

@@ -44,6 +44,7 @@ CompressedExchange::CompressedExchange(std::shared_ptr<Communicator> comm,
       restore_on_skip_(options.restore_on_skip) {}
 
 void CompressedExchange::set_layout(int bucket, BucketLayout layout) {
+  memory_->set_layout(bucket, layout);
   path_->set_layout(bucket, std::move(layout));
 }
 

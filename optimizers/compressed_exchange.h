@@ -69,7 +69,8 @@ class CompressedExchange {
   // is the bucket's non-finite flag); both must stay alive and untouched until the Work completes.
   [[nodiscard]] Work launch(int bucket, at::Tensor gradients, at::Tensor slots, std::int64_t step);
 
-  // The tensors packed in `bucket` (PowerSGD compresses each matrix); before its first launch.
+  // The tensors packed in `bucket` (PowerSGD compresses each matrix, DGC selects per tensor);
+  // before its first launch.
   void set_layout(int bucket, BucketLayout layout);
   const char* path() const { return path_->path(); }
 

@@ -70,6 +70,7 @@ void for_each_key(C& c, Visit&& visit) {
   visit("optimizer", "name", c.optimizer.name, optimizer_names());
   visit("optimizer", "lr", c.optimizer.lr, {});
   visit("optimizer", "momentum", c.optimizer.momentum, {});
+  visit("optimizer", "nesterov", c.optimizer.nesterov, {});
   visit("optimizer", "weight_decay", c.optimizer.weight_decay, {});
   visit("optimizer", "schedule", c.optimizer.schedule, schedule_names());
   visit("optimizer", "warmup_steps", c.optimizer.warmup_steps, {});
@@ -445,6 +446,11 @@ void resolve_defaults(Config& c, const GivenKeys& given) {
     if (!given.count("outer.lr")) c.outer.lr = 1.0;
     if (!given.count("outer.momentum")) c.outer.momentum = 0.2;
   }
+  // DGC's paper keeps 0.1% of each layer's gradient (top-k's 1% default is the common choice
+  // for plain top-k with error feedback).
+  if (c.compression.name == "dgc" && !given.count("compression.ratio")) {
+    c.compression.ratio = 0.001;
+  }
 }
 
 void validate(const Config& c, const std::string& source) {
@@ -490,6 +496,15 @@ void validate(const Config& c, const std::string& source) {
   require(c.optimizer.clip_norm >= 0, "optimizer.clip_norm", ">= 0 (0: no clipping)",
           c.optimizer.clip_norm);
   require(c.optimizer.freeze_step >= 0, "optimizer.freeze_step", ">= 0", c.optimizer.freeze_step);
+  if (c.optimizer.nesterov) {
+    require(c.optimizer.name == "sgd", "optimizer.nesterov", "false unless optimizer.name is sgd",
+            "true");
+    require(c.optimizer.momentum > 0, "optimizer.nesterov", "false when optimizer.momentum is 0",
+            "true");
+    require(!c.compression.momentum_correction, "optimizer.nesterov",
+            "false with compression.momentum_correction (only dgc has a Nesterov correction)",
+            "true");
+  }
 
   const auto& implemented = strategy_names(/*planned_too=*/false);
   if (std::find(implemented.begin(), implemented.end(), c.sync.strategy) == implemented.end()) {

@@ -44,6 +44,7 @@ struct OptimizerConfig {
   std::string name = "sgd";  // sgd | adamw | onebit_adam
   double lr = 0.05;
   double momentum = 0.9;  // sgd
+  bool nesterov = false;  // sgd (and dgc's momentum correction): Nesterov's momentum
   double weight_decay = 0.0;
   std::string schedule = "constant";  // constant | warmup_cosine
   std::int64_t warmup_steps = 0;      // warmup_cosine
@@ -64,7 +65,7 @@ struct SyncConfig {
 // compression: how a strategy encodes what it exchanges (the compression/ layer's names).
 struct CompressionConfig {
   std::string name = "none";            // compression_names()
-  double ratio = 0.01;                  // topk, randomk, dgc: fraction of elements kept, (0, 1]
+  double ratio = 0.01;                  // topk, randomk (dgc: 0.001): fraction kept, (0, 1]
   std::int64_t bits = 4;                // qsgd: bits per level, 1..8
   std::string error_feedback = "none";  // none | ef | ef21 | econtrol
   double eta = 1e-3;                    // econtrol: weight of the fed-back error
@@ -72,7 +73,7 @@ struct CompressionConfig {
   std::string exchange = "auto";        // auto | gather | two_phase (gathered compressors)
   bool momentum_correction = false;     // accumulate the momentum per rank before compressing
   bool momentum_masking = true;         // dgc: clear the momentum where the velocity was sent
-  std::int64_t warmup_epochs = 0;       // dgc: epochs of exponentially rising sparsity
+  std::int64_t warmup_epochs = 4;       // dgc: epochs of exponentially rising sparsity
   std::int64_t dense_steps = 0;         // the first steps exchange uncompressed (allreduce)
 };
 

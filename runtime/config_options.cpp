@@ -25,6 +25,7 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.compression.dense_steps = config.compression.dense_steps;
   DgcOptions& dgc = o.compression.compression.dgc;
   dgc.momentum = config.optimizer.momentum;
+  dgc.nesterov = config.optimizer.nesterov;
   dgc.momentum_masking = config.compression.momentum_masking;
   o.compression.compression.momentum_correction = config.compression.momentum_correction;
   dgc.warmup_epochs = config.compression.warmup_epochs;

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "optimizers/dgc_sgd.h"
 #include "optimizers/onebit_adam.h"
 
 namespace braid {
@@ -35,14 +36,21 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Config& config,
     return std::make_unique<OnebitAdam>(parameters, options);
   }
   BRAID_CHECK(o.name == "sgd", "optimizer.name '", o.name, "' passed validation");
-  // DGC takes the momentum over (momentum correction: u = m u + g is accumulated per rank before
-  // sparsifying, and the averaged sparse update is applied as plain SGD); a momentum here would
-  // apply it twice. Weight decay stays local and uncompressed, as in the DGC reimplementation.
-  // compression.momentum_correction moves it there too, for any compressor.
-  const bool corrected = config.compression.name == "dgc" || config.compression.momentum_correction;
-  const double momentum = corrected ? 0.0 : o.momentum;
-  return std::make_unique<torch::optim::SGD>(
-      parameters, torch::optim::SGDOptions(o.lr).momentum(momentum).weight_decay(o.weight_decay));
+  // Under DGC's momentum correction (compression.momentum_correction too, for any compressor)
+  // the momentum is accumulated per rank before compressing, so the exchanged mean is applied as
+  // it is; weight decay gets a momentum buffer of its own (optimizers/dgc_sgd.h), as in the DGC
+  // authors' optimizer.
+  if (config.compression.name == "dgc" || config.compression.momentum_correction) {
+    DgcSgdOptions options(o.lr);
+    options.momentum = o.momentum;
+    options.weight_decay = o.weight_decay;
+    options.nesterov = o.nesterov;
+    return std::make_unique<DgcSgd>(parameters, options);
+  }
+  return std::make_unique<torch::optim::SGD>(parameters, torch::optim::SGDOptions(o.lr)
+                                                             .momentum(o.momentum)
+                                                             .weight_decay(o.weight_decay)
+                                                             .nesterov(o.nesterov));
 }
 
 double learning_rate(const OptimizerConfig& o, std::int64_t step, std::int64_t total_steps) {

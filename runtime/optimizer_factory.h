@@ -16,8 +16,9 @@ namespace braid {
 const std::vector<std::string>& optimizer_names();  // sgd, adamw, onebit_adam
 const std::vector<std::string>& schedule_names();   // constant, warmup_cosine
 
-// The optimizer of config.optimizer. With compression.name dgc the SGD momentum is 0: DGC
-// accumulates the momentum itself, per rank, before sparsifying (momentum correction).
+// The optimizer of config.optimizer. With compression.name dgc (or momentum_correction) it is
+// DgcSgd (optimizers/dgc_sgd.h): DGC accumulates the gradient's momentum itself, per rank,
+// before sparsifying, and the optimizer keeps a momentum for the weight decay only.
 // onebit_adam (optimizers/onebit_adam.h) exchanges for itself after optimizer.freeze_step
 // steps: the caller hands it to the sync strategy (SyncStrategy::host_optimizer). Its betas and
 // eps are AdamW's defaults (0.9, 0.999) and 1e-8, as for adamw.

@@ -126,6 +126,18 @@ void warn_about_settings(const World& world, Communicator& comm, const Config& c
   }
 }
 
+// DGC's sparsity warm-up is counted in epochs (the paper's 4 of 90+); a short run can end inside
+// it and never send at compression.ratio.
+void warn_about_dgc_warmup(const Config& config, std::int64_t steps_per_epoch,
+                           std::int64_t total_steps) {
+  const std::int64_t warmup = config.compression.warmup_epochs * steps_per_epoch;
+  if (config.compression.name != "dgc" || warmup < total_steps) return;
+  spdlog::warn(
+      "compression.warmup_epochs {} ({} steps) spans the whole run of {} steps: dgc never keeps "
+      "as little as compression.ratio {}; lower compression.warmup_epochs for a short run",
+      config.compression.warmup_epochs, warmup, total_steps, config.compression.ratio);
+}
+
 // Collective: ranks must run the same config (and cost model) before anything depends on it:
 // the communicator itself (debug checks, timeout) and the run directory. So it is compared
 // through the World, before any Communicator exists.
@@ -249,6 +261,7 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
     }
   }
   total_steps_ = position_.step + steps_left_in_run();
+  if (rank_ == 0) warn_about_dgc_warmup(config_, plan_.steps_per_epoch(), total_steps_);
   first_step_ = position_.step;
   last_lr_ = config_.optimizer.lr;
   window_comm_start_ = first_exposed_comm_s_ = dp_->stats().exposed_comm_s;

@@ -27,6 +27,7 @@
 #include "compression/payload.h"
 #include "compression/sparse_select.h"
 #include "runtime/config.h"
+#include "runtime/config_options.h"
 
 namespace braid {
 namespace {
@@ -119,7 +120,7 @@ TEST(DgcWarmup, TheCompressorKeepsTheScheduledCount) {
 // Masking on or off: u and v are zeroed exactly on the payload's indices; elsewhere v and (with
 // masking) u keep their pre-commit values bit for bit.
 void check_masking(bool masking) {
-  DgcMemory memory(options_with(0.9, masking), 1, 0);
+  DgcMemory memory(options_with(0.9, masking), 0.05, 1, 0);
   CompressorTopK compressor(0.05, 3);
   const std::int64_t n = 2000;
   for (int step = 0; step < 6; ++step) {
@@ -149,11 +150,95 @@ void check_masking(bool masking) {
 TEST(DgcMemory, MomentumMaskingZeroesExactlyTheSentCoordinates) { check_masking(true); }
 TEST(DgcMemory, WithoutMaskingOnlyTheVelocityIsCleared) { check_masking(false); }
 
+// ---- Per tensor (the paper selects per layer; the authors' code sends 1-D tensors dense) ------
+// A bucket packing a 10x10 matrix of small values, an 8-element bias and a 20x50 matrix of large
+// ones, with a 4-element alignment gap before the last.
+BucketLayout three_tensors() {
+  return {TensorSegment{0, {10, 10}}, TensorSegment{100, {8}}, TensorSegment{112, {20, 50}}};
+}
+
+at::Tensor three_tensor_values() {
+  at::manual_seed(5);
+  at::Tensor v = at::zeros({1112}, at::kDouble);
+  v.narrow(0, 0, 100).copy_(at::randn({100}, at::kDouble).mul_(1e-3));
+  v.narrow(0, 100, 8).copy_(at::randn({8}, at::kDouble).mul_(1e-3));
+  v.narrow(0, 112, 1000).copy_(at::randn({1000}, at::kDouble).add_(10));
+  return v;
+}
+
+// The indices a payload carries, as a set per range [begin, end).
+std::vector<std::int64_t> sent_in(const std::vector<std::int64_t>& indices, std::int64_t begin,
+                                  std::int64_t end) {
+  std::vector<std::int64_t> out;
+  for (std::int64_t i : indices) {
+    if (i >= begin && i < end) out.push_back(i - begin);
+  }
+  return out;
+}
+
+std::vector<std::int64_t> top_k_of(const at::Tensor& values, std::int64_t k) {
+  const at::Tensor idx = std::get<0>(std::get<1>(values.abs().topk(k)).sort());
+  return std::vector<std::int64_t>(idx.data_ptr<std::int64_t>(), idx.data_ptr<std::int64_t>() + k);
+}
+
+TEST(DgcPerTensor, EachMatrixKeepsItsOwnTopKAndVectorsGoWhole) {
+  const at::Tensor v = three_tensor_values();
+  for (bool with_layout : {true, false}) {
+    CompressorDgc compressor(0.1, DgcOptions{}, 3);
+    if (with_layout) compressor.set_layout(0, three_tensors());
+    const std::vector<std::uint8_t> payload = compressor.encode(v, {0, 0, 0});
+    const std::vector<std::int64_t> indices =
+        decode_sparse(payload.data(), payload.size(), PayloadKind::kTopK, DType::kFloat64,
+                      v.numel(), {})
+            .indices;
+    if (!with_layout) {
+      // Control: one top-k over the bucket gives everything to the large matrix.
+      EXPECT_TRUE(sent_in(indices, 0, 112).empty());
+      continue;
+    }
+    EXPECT_EQ(sent_in(indices, 0, 100), top_k_of(v.narrow(0, 0, 100), 10));
+    EXPECT_EQ(sent_in(indices, 100, 108), (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7}));
+    EXPECT_TRUE(sent_in(indices, 108, 112).empty()) << "the gap belongs to no tensor";
+    EXPECT_EQ(sent_in(indices, 112, 1112), top_k_of(v.narrow(0, 112, 1000), 100));
+  }
+}
+
+TEST(DgcPerTensor, SendsWholeWhatHasAtMostOneDimensionOrLessThanOneKeptElement) {
+  EXPECT_TRUE(dgc_sends_dense(TensorSegment{0, {}}, 0.001));           // a scalar
+  EXPECT_TRUE(dgc_sends_dense(TensorSegment{0, {4096}}, 0.001));       // a bias, however long
+  EXPECT_TRUE(dgc_sends_dense(TensorSegment{0, {8, 1, 3, 3}}, 0.01));  // 72 x 0.01 < 1
+  EXPECT_FALSE(dgc_sends_dense(TensorSegment{0, {10, 10}}, 0.01));     // 100 x 0.01 = 1
+  EXPECT_FALSE(dgc_sends_dense(TensorSegment{0, {16, 8, 3, 3}}, 0.001));
+}
+
+// With the layout, masking clears u only where the top-k tensors were sent: a tensor sent whole
+// keeps its momentum (masking it would clear u everywhere, every step).
+TEST(DgcPerTensor, MaskingSparesTheTensorsSentWhole) {
+  CompressionOptions o;
+  o.name = "dgc";
+  o.ratio = 0.1;
+  DgcMemory memory(options_with(0.9, true), o.ratio, 1, 0);
+  CompressorDgc compressor(o.ratio, DgcOptions{}, 3);
+  memory.set_layout(0, three_tensors());
+  compressor.set_layout(0, three_tensors());
+  at::Tensor g = three_tensor_values(), delta;
+  dgc_step(memory, compressor, g, 0, &delta);
+  const at::Tensor u = named(memory, "0.momentum");
+  const at::Tensor sent = delta.ne(0);
+  EXPECT_TRUE(at::equal(u.narrow(0, 100, 8), g.narrow(0, 100, 8)));  // u = m 0 + g, kept
+  EXPECT_TRUE(u.narrow(0, 0, 100).masked_select(sent.narrow(0, 0, 100)).eq(0).all().item<bool>());
+  EXPECT_EQ(sent.narrow(0, 0, 100).sum().item<std::int64_t>(), 10);
+  // Control: a memory without the layout masks the whole bucket, the bias's u too.
+  DgcMemory whole(options_with(0.9, true), o.ratio, 1, 0);
+  dgc_step(whole, compressor, g, 0, &delta);
+  EXPECT_TRUE(named(whole, "0.momentum").narrow(0, 100, 8).eq(0).all().item<bool>());
+}
+
 // sum_t sent_t + v_T == sum_t u_t per coordinate. Each side is a sum of T terms in float64, plus
 // v's own T additions and clearings, so the difference is bounded by a few T eps sum_t |u_t|.
 TEST(DgcMemory, NothingIsLostOnlyDelayed) {
   for (bool masking : {true, false}) {
-    DgcMemory memory(options_with(0.9, masking), 1, 0);
+    DgcMemory memory(options_with(0.9, masking), 0.05, 1, 0);
     CompressorTopK compressor(0.02, 5);
     const std::int64_t n = 3000;
     const int T = 40;
@@ -182,7 +267,7 @@ TEST(DgcMemory, NothingIsLostOnlyDelayed) {
 }
 
 TEST(DgcMemory, ClipsEachBucketToClipNormOverSqrtRanks) {
-  DgcMemory memory(options_with(0.9, true), 4, 2.0);  // 2 / sqrt(4) = 1
+  DgcMemory memory(options_with(0.9, true), 0.05, 4, 2.0);  // 2 / sqrt(4) = 1
   EXPECT_TRUE(memory.clips_locally());
   at::Tensor g = gradient_at(0, 500);
   g *= 10 / g.norm().item<double>();
@@ -191,7 +276,7 @@ TEST(DgcMemory, ClipsEachBucketToClipNormOverSqrtRanks) {
   EXPECT_NEAR(u.norm().item<double>(), 1.0, 1e-6);  // torch's clip: 1 / (norm + 1e-6)
   EXPECT_TRUE(at::allclose(u * 10, g, 1e-6, 0));    // the direction is kept
   // Below the threshold a gradient passes unchanged.
-  DgcMemory small(options_with(0.9, true), 4, 2.0);
+  DgcMemory small(options_with(0.9, true), 0.05, 4, 2.0);
   at::Tensor h = g * 0.05;  // norm 0.5
   small.prepare(0, h);
   EXPECT_TRUE(at::equal(named(small, "0.momentum"), h));
@@ -200,7 +285,7 @@ TEST(DgcMemory, ClipsEachBucketToClipNormOverSqrtRanks) {
 TEST(DgcMemory, NesterovAccumulatesMTimesUPlusGAndAddsG) {
   DgcOptions o = options_with(0.5, false);
   o.nesterov = true;
-  DgcMemory memory(o, 1, 0);
+  DgcMemory memory(o, 0.05, 1, 0);
   at::Tensor g = at::full({4}, 2.0, at::kDouble);
   memory.prepare(0, g);  // u = 0.5 (0 + 2) = 1, v = 1 + 2 = 3
   memory.commit(0, g, g, at::zeros_like(g));
@@ -210,7 +295,7 @@ TEST(DgcMemory, NesterovAccumulatesMTimesUPlusGAndAddsG) {
 }
 
 TEST(DgcMemory, RestoredStateContinuesBitForBit) {
-  DgcMemory a(options_with(0.9, true), 2, 1.0), b(options_with(0.9, true), 2, 1.0);
+  DgcMemory a(options_with(0.9, true), 0.05, 2, 1.0), b(options_with(0.9, true), 0.05, 2, 1.0);
   CompressorTopK compressor(0.05, 9);
   const std::int64_t n = 1000;
   for (int step = 0; step < 5; ++step) dgc_step(a, compressor, gradient_at(step, n), step);
@@ -243,6 +328,30 @@ TEST(DgcConfig, RefusesWhatItCannotRunNamingTheKey) {
   expect_config_error(dgc + "  error_feedback: ef\n", "compression.error_feedback");
   expect_config_error(dgc + "  warmup_epochs: -1\n", "compression.warmup_epochs");
   expect_config_error(dgc + "  ratio: 0\n", "compression.ratio");
+}
+
+TEST(DgcConfig, DefaultsToThePapersRatioAndWarmupKeepingWhatIsGiven) {
+  const Config dgc = parse_config("compression:\n  name: dgc\n", {}, "x");
+  EXPECT_EQ(dgc.compression.ratio, 0.001);
+  EXPECT_EQ(dgc.compression.warmup_epochs, 4);
+  const Config given = parse_config("compression:\n  name: dgc\n  ratio: 0.01\n", {}, "x");
+  EXPECT_EQ(given.compression.ratio, 0.01);
+  EXPECT_EQ(
+      parse_config("", {"compression.name=dgc", "compression.ratio=0.02"}, "x").compression.ratio,
+      0.02);
+  // Control: top-k keeps its own default.
+  EXPECT_EQ(parse_config("compression:\n  name: topk\n", {}, "x").compression.ratio, 0.01);
+}
+
+TEST(DgcConfig, NesterovNeedsSgdWithMomentumAndReachesTheMemory) {
+  const std::string nesterov = "optimizer:\n  nesterov: true\n";
+  const Config c = parse_config(nesterov + "compression:\n  name: dgc\n", {}, "x");
+  EXPECT_TRUE(c.optimizer.nesterov);
+  EXPECT_TRUE(data_parallel_options(c).compression.compression.dgc.nesterov);
+  expect_config_error(nesterov + "  name: adamw\n", "optimizer.nesterov");
+  expect_config_error(nesterov + "  momentum: 0\n", "optimizer.nesterov");
+  expect_config_error(nesterov + "compression:\n  name: sign\n  momentum_correction: true\n",
+                      "optimizer.nesterov");
 }
 
 TEST(DgcConfig, TheLayerRefusesErrorFeedbackAndTwoPhaseAndGathers) {

@@ -21,6 +21,7 @@
 
 #include "collectives/tensor.h"
 #include "common/error.h"
+#include "optimizers/dgc_sgd.h"
 #include "optimizers/replicas.h"
 #include "runtime/data.h"
 #include "runtime/data_parallel.h"
@@ -38,9 +39,8 @@ using test::seeded_model;
 
 // Trains `steps` SGD steps on the plan's batches; `dp` null means no communication.
 // `lr_scale` lets a negative control train with a summed instead of an averaged gradient.
-void train_steps(Model& model, DataPlan& plan, int steps, DataParallel* dp, double lr_scale = 1) {
-  torch::optim::SGD optimizer(model.parameters(),
-                              torch::optim::SGDOptions(0.05 * lr_scale).momentum(0.9));
+void optimizer_steps(Model& model, DataPlan& plan, int steps, DataParallel* dp,
+                     torch::optim::Optimizer& optimizer) {
   for (int step = 0; step < steps; ++step) {
     optimizer.zero_grad();
     test::backward_on(model, plan.batch_indices(0, step));
@@ -50,6 +50,12 @@ void train_steps(Model& model, DataPlan& plan, int steps, DataParallel* dp, doub
       optimizer.step();
     }
   }
+}
+
+void train_steps(Model& model, DataPlan& plan, int steps, DataParallel* dp, double lr_scale = 1) {
+  torch::optim::SGD optimizer(model.parameters(),
+                              torch::optim::SGDOptions(0.05 * lr_scale).momentum(0.9));
+  optimizer_steps(model, plan, steps, dp, optimizer);
 }
 
 constexpr std::int64_t kBatch = 8;
@@ -232,46 +238,65 @@ TEST(NegativeControl, TopkTenPercentLeavesTheTrajectory) {
 // DGC keeping every element (ratio 1, no clipping) with momentum factor masking off is momentum
 // SGD with dense averaging: every rank sends its whole v = u, and mean_r (m u_r + g_r) is the
 // momentum buffer of the averaged gradient, so the trajectory is reference_run's up to float64
-// reordering. With masking on, u is cleared wherever v was sent, i.e. everywhere: plain SGD.
-// The masking-on run must leave the momentum trajectory (control).
+// reordering. With weight decay, DgcSgd's own momentum on the decay term makes it momentum SGD
+// with weight decay (plain SGD on the decay, the control, does not), Nesterov's variant too. With
+// masking on, u is cleared wherever v was sent: everywhere in the matrices (plain SGD there),
+// nowhere in the biases, which DGC sends whole and which keep their momentum.
 namespace dgc {
 
-void sgd_steps(Model& model, DataPlan& plan, DataParallel* dp, double momentum) {
-  torch::optim::SGD optimizer(model.parameters(),
-                              torch::optim::SGDOptions(0.05).momentum(momentum));
-  const Dataset& train = fashion().train;
-  for (int step = 0; step < kSteps; ++step) {
-    at::Tensor idx = plan.batch_indices(0, step);
-    optimizer.zero_grad();
-    model
-        .loss(model.forward(train.inputs.index_select(0, idx).to(torch::kFloat64)),
-              train.targets.index_select(0, idx))
-        .backward();
-    if (dp) {
-      dp->step(optimizer);
-    } else {
-      optimizer.step();
-    }
-  }
-}
+constexpr double kLr = 0.05;
 
-std::shared_ptr<Model> plain_sgd_reference() {
+// One process, the global batch, torch's own SGD: momentum m for tensors of `momentum_dims` or
+// fewer dimensions (all: 4), none for the others.
+std::shared_ptr<Model> sgd_reference(double momentum, int momentum_dims, double weight_decay = 0,
+                                     bool nesterov = false) {
   auto reference = seeded_model("mlp", torch::kFloat64);
+  std::vector<at::Tensor> with, without;
+  for (const at::Tensor& p : reference->parameters()) {
+    (p.dim() <= momentum_dims ? with : without).push_back(p);
+  }
+  auto options = [&](double m) {
+    return std::make_unique<torch::optim::SGDOptions>(
+        torch::optim::SGDOptions(kLr).momentum(m).weight_decay(weight_decay).nesterov(nesterov));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  if (!with.empty()) groups.emplace_back(with, options(momentum));
+  if (!without.empty()) groups.emplace_back(without, options(0));
+  torch::optim::SGD optimizer(groups, torch::optim::SGDOptions(kLr));
   DataPlan whole(fashion().train.size(), 0, 1, world->size() * kBatch, 7);
-  sgd_steps(*reference, whole, nullptr, 0.0);
+  optimizer_steps(*reference, whole, kSteps, nullptr, optimizer);
   return reference;
 }
 
-std::shared_ptr<Model> run(bool masking) {
+struct DgcRun {
+  bool masking = false;
+  double weight_decay = 0;
+  bool nesterov = false;
+  bool decay_momentum = true;  // false: the control, plain SGD plus weight decay
+};
+
+std::shared_ptr<Model> run(const DgcRun& r) {
   auto model = seeded_model("mlp", torch::kFloat64);
   DataParallelOptions options = options_for("ring");
   options.compression.compression.name = "dgc";
   options.compression.compression.ratio = 1.0;
   options.compression.compression.dgc.momentum = 0.9;
-  options.compression.compression.dgc.momentum_masking = masking;
+  options.compression.compression.dgc.nesterov = r.nesterov;
+  options.compression.compression.dgc.momentum_masking = r.masking;
   DataParallel dp(*world, named_parameters(*model), options);
   DataPlan mine(fashion().train.size(), world->rank(), world->size(), kBatch, 7);
-  sgd_steps(*model, mine, &dp, 0.0);  // no optimizer momentum: DGC took it over
+  if (r.decay_momentum) {
+    DgcSgdOptions o(kLr);
+    o.momentum = 0.9;
+    o.weight_decay = r.weight_decay;
+    o.nesterov = r.nesterov;
+    DgcSgd optimizer(model->parameters(), o);
+    optimizer_steps(*model, mine, kSteps, &dp, optimizer);
+  } else {
+    torch::optim::SGD optimizer(model->parameters(),
+                                torch::optim::SGDOptions(kLr).weight_decay(r.weight_decay));
+    optimizer_steps(*model, mine, kSteps, &dp, optimizer);
+  }
   std::vector<at::Tensor> parameters = model->parameters();
   EXPECT_NO_THROW(check_replicas_identical(dp.communicator(), parameters));
   return model;
@@ -279,15 +304,27 @@ std::shared_ptr<Model> run(bool masking) {
 
 TEST(Dgc, RatioOneWithoutMaskingIsMomentumSgdWithDenseAveraging) {
   auto reference = reference_run("mlp", world->size() * kBatch);
-  EXPECT_LT(max_relative_difference(*run(false), *reference), kTrajectoryTolerance);
+  EXPECT_LT(max_relative_difference(*run({}), *reference), kTrajectoryTolerance);
 }
 
-TEST(Dgc, RatioOneWithMaskingIsPlainSgd) {
-  auto model = run(true);
-  EXPECT_LT(max_relative_difference(*model, *plain_sgd_reference()), kTrajectoryTolerance);
-  // Control: masking matters, so it does not follow momentum SGD.
-  auto momentum = reference_run("mlp", world->size() * kBatch);
-  EXPECT_GT(max_relative_difference(*model, *momentum), 1e3 * kTrajectoryTolerance);
+TEST(Dgc, WeightDecayGetsTheMomentumOfMomentumSgd) {
+  for (bool nesterov : {false, true}) {
+    auto reference = sgd_reference(0.9, 4, 0.05, nesterov);
+    auto model = run({false, 0.05, nesterov});
+    EXPECT_LT(max_relative_difference(*model, *reference), kTrajectoryTolerance) << nesterov;
+  }
+  // Control: plain SGD on the decay, as before DgcSgd, decays 1 / (1 - m) times less.
+  auto plain_decay = run({false, 0.05, false, /*decay_momentum=*/false});
+  EXPECT_GT(max_relative_difference(*plain_decay, *sgd_reference(0.9, 4, 0.05)),
+            1e3 * kTrajectoryTolerance);
+}
+
+TEST(Dgc, RatioOneWithMaskingIsPlainSgdOnMatricesAndMomentumSgdOnBiases) {
+  auto model = run({/*masking=*/true});
+  EXPECT_LT(max_relative_difference(*model, *sgd_reference(0.9, 1)), kTrajectoryTolerance);
+  // Controls: masking matters, and so does sparing the biases.
+  EXPECT_GT(max_relative_difference(*model, *sgd_reference(0.9, 4)), 1e3 * kTrajectoryTolerance);
+  EXPECT_GT(max_relative_difference(*model, *sgd_reference(0.9, 0)), 1e3 * kTrajectoryTolerance);
 }
 
 // compression.momentum_correction (compression/momentum_correction.h): with a lossless compressor
@@ -306,11 +343,12 @@ TEST_P(MomentumCorrection, LosslessIsMomentumSgdWithDenseAveraging) {
   options.compression.eta = 0;
   DataParallel dp(*world, named_parameters(*model), options);
   DataPlan mine(fashion().train.size(), world->rank(), world->size(), kBatch, 7);
-  sgd_steps(*model, mine, &dp, 0.0);
+  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(kLr));
+  optimizer_steps(*model, mine, kSteps, &dp, optimizer);
   auto reference = reference_run("mlp", world->size() * kBatch);
   EXPECT_LT(max_relative_difference(*model, *reference), kTrajectoryTolerance) << GetParam();
   // Control: the correction carries the momentum; plain SGD does not follow momentum SGD.
-  EXPECT_GT(max_relative_difference(*plain_sgd_reference(), *reference),
+  EXPECT_GT(max_relative_difference(*sgd_reference(0.9, 0), *reference),
             1e3 * kTrajectoryTolerance);
 }
 
