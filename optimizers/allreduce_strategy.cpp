@@ -325,6 +325,15 @@ std::string AllreduceStrategy::per_rank_state() const {
   return per_rank_residuals(options_.compression);
 }
 
+bool AllreduceStrategy::per_rank_state_may_reset() const {
+  return (!exchange_ || exchange_->state_is_replicated()) && hosted_ &&
+         hosted_->per_rank_state_may_reset();
+}
+
+void AllreduceStrategy::reset_per_rank_state_on_load() {
+  if (hosted_) hosted_->reset_per_rank_state_on_load();
+}
+
 NamedTensors AllreduceStrategy::state() const {
   NamedTensors state = exchange_ ? exchange_->state() : NamedTensors{};
   state.emplace_back("steps", at::scalar_tensor(steps_, at::kLong));

@@ -87,6 +87,8 @@ class AllreduceStrategy : public SyncStrategy {
   void set_gradient_sync(bool enabled) override;
   bool state_is_replicated() const override;
   std::string per_rank_state() const override;
+  bool per_rank_state_may_reset() const override;
+  void reset_per_rank_state_on_load() override;
   void host_optimizer(ExchangingOptimizer& optimizer) override;
   NamedTensors state() const override;
   void load_state(const NamedTensors& state) override;

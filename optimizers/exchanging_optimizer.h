@@ -35,6 +35,11 @@ class ExchangingOptimizer {
   // Whether every rank holds the same optimizer state (false once per-rank error buffers exist),
   // so a checkpoint can be resumed at another rank count.
   virtual bool state_is_replicated() const = 0;
+  // Whether the per-rank state may start again from zero when a checkpoint is carried to another
+  // rank count (1-bit Adam's compression errors, which DeepSpeed resets at every load), and the
+  // request that the next load() do so: it then ignores the per-rank entries of the archive.
+  virtual bool per_rank_state_may_reset() const { return false; }
+  virtual void reset_per_rank_state_on_load() {}
   // Seconds step() has waited for its own exchanges so far: the host counts them as exposed
   // communication (metrics' comm_ms), as it counts its own waits.
   virtual double exchange_wait_s() const = 0;

@@ -206,7 +206,9 @@ void OnebitAdam::load(torch::serialize::InputArchive& archive) {
     }
   }
   const std::string server_name = str_cat(kBucket, ".server_error");
-  if (at::Tensor t; archive.try_read(kServerPrefix + server_name, t)) {
+  if (reset_errors_on_load_) {
+    worker.clear();  // another rank count: the errors start again from zero (see the header)
+  } else if (at::Tensor t; archive.try_read(kServerPrefix + server_name, t)) {
     if (comm_)
       check_loaded("server_error", t,
                    TwoPhaseExchange::chunk(d, comm_->size(), comm_->rank()).second);
@@ -221,6 +223,7 @@ void OnebitAdam::load(torch::serialize::InputArchive& archive) {
   m_.copy_(has_state ? m : at::zeros_like(m_));
   v_.copy_(has_state ? v : at::zeros_like(v_));
   steps_ = steps.item<std::int64_t>();
+  reset_errors_on_load_ = false;
 }
 
 }  // namespace braid

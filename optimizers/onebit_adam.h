@@ -38,7 +38,11 @@
 //
 // State (save()/load(), per rank: the error buffers differ between ranks): step, m, v, the
 // worker error (full size) and this rank's server error (its chunk). Saved and restored bit
-// for bit, so a resumed run continues the uninterrupted trajectory exactly.
+// for bit, so a resumed run continues the uninterrupted trajectory exactly. At another rank
+// count the errors cannot be carried (the chunks change; each rank's error is its own), so they
+// start again from zero, as DeepSpeed does at every checkpoint load (its authors found that
+// occasional resets leave BERT pre-training's convergence unchanged); step, m and v are the same
+// on every rank and come from any rank's file.
 // Threads: step() on the training thread; its exchange runs on the communication thread while
 // step() waits for it.
 #pragma once
@@ -86,6 +90,8 @@ class OnebitAdam : public torch::optim::Optimizer, public ExchangingOptimizer {
   // before the state it holds is known, so this says false from the start: a 1-bit Adam
   // checkpoint resumes only at the rank count that wrote it.
   bool state_is_replicated() const override { return false; }
+  bool per_rank_state_may_reset() const override { return true; }
+  void reset_per_rank_state_on_load() override { reset_errors_on_load_ = true; }
   double exchange_wait_s() const override { return exchange_wait_s_; }
 
   // For tests and metrics: steps taken, and the flat state (undefined before the first step).
@@ -112,6 +118,7 @@ class OnebitAdam : public torch::optim::Optimizer, public ExchangingOptimizer {
   std::int64_t steps_ = 0;
   at::Tensor m_, v_;
   double exchange_wait_s_ = 0;
+  bool reset_errors_on_load_ = false;
 };
 
 }  // namespace braid

@@ -101,6 +101,11 @@ class SyncStrategy {
   // What is kept per rank when state_is_replicated() is false, for messages: "the
   // compression's residuals (...)" rather than the strategy, where that is the cause.
   virtual std::string per_rank_state() const;
+  // Whether that per-rank state may start again from zero when a checkpoint is carried to
+  // another rank count (a hosted 1-bit Adam's error buffers; never compression residuals, which
+  // hold gradient mass not yet delivered), and the request to do so at the next load.
+  virtual bool per_rank_state_may_reset() const { return false; }
+  virtual void reset_per_rank_state_on_load() {}
   // Whether every rank's parameters are identical now, between steps (after step() or
   // load_state()): always for synchronous methods; for local-update methods only at the end of
   // an outer round. A restored checkpoint is checked for identical replicas only when true.

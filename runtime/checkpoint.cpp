@@ -338,7 +338,8 @@ TrainPosition restore_state(InputArchive& archive, torch::nn::Module& model,
 TrainPosition restore_agreed(Communicator& comm, InputArchive& archive, const std::string& path,
                              const ResumeFingerprint& fingerprint, torch::nn::Module& model,
                              torch::optim::Optimizer& optimizer, SyncStrategy& strategy) {
-  check_compatible(comm, archive, path, fingerprint, strategy.state_is_replicated());
+  check_compatible(comm, archive, path, fingerprint,
+                   strategy.state_is_replicated() || strategy.per_rank_state_may_reset());
   std::string error;
   TrainPosition position;
   try {
@@ -499,10 +500,17 @@ std::optional<TrainPosition> Checkpointer::load_latest(Communicator& comm, torch
   std::string problems;
   for (std::size_t i = 0; i < steps.size(); ++i) {
     // A run of another rank count wrote it: with replicated state any rank's file will do (rank
-    // r reads r mod the old count); with per-rank state it cannot be carried over.
+    // r reads r mod the old count); per-rank state is carried over only where it may start
+    // again from zero (1-bit Adam's error buffers), never where it holds undelivered gradient.
     int source = rank_;
     if (const int written_by = ranks_of(comm, steps[i]); written_by > 0 && written_by != world_) {
-      if (!strategy.state_is_replicated()) {
+      if (!strategy.state_is_replicated() && strategy.per_rank_state_may_reset()) {
+        strategy.reset_per_rank_state_on_load();
+        if (rank_ == 0) {
+          spdlog::warn("resume: {} was written by {} ranks; at {} ranks {} start again from zero",
+                       step_dir_name(steps[i]), written_by, world_, strategy.per_rank_state());
+        }
+      } else if (!strategy.state_is_replicated()) {
         throw ConfigError(str_cat("resume: ", step_dir_name(steps[i]), " in ", dir_,
                                   " was written by ", written_by, " ranks; its per-rank state, ",
                                   strategy.per_rank_state(), ", cannot be carried to ", world_,

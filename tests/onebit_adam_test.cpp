@@ -233,10 +233,12 @@ TEST(OnebitAdam, ErrorFeedbackIdentityAndIdenticalMomentumOnThreeRanks) {
 // Stops after `stop` steps, saves, and continues `steps - stop` steps on fresh objects that
 // load the state: the parameters end bitwise where an uninterrupted run ends. Negative control:
 // a resume from m, v and the step alone (DeepSpeed resets the error buffers on load) does not.
+// reset_per_rank_state_on_load() (a resume at another rank count) is exactly that resume: the
+// full archive loads as if it held m, v and the step alone.
 TEST(OnebitAdam, SaveAndLoadContinueTheTrajectoryBitForBit) {
   const int ranks = 3, steps = 7, stop = 4, freeze = 2;
   const std::vector<at::Tensor> uninterrupted = run_onebit(ranks, steps, freeze);
-  std::vector<at::Tensor> resumed(ranks), without_errors(ranks);
+  std::vector<at::Tensor> resumed(ranks), without_errors(ranks), reset(ranks);
   spawn_ranks(ranks, [&](Communicator& comm) {
     std::vector<at::Tensor> params = make_params();
     std::ostringstream saved, saved_without_errors;
@@ -257,7 +259,7 @@ TEST(OnebitAdam, SaveAndLoadContinueTheTrajectoryBitForBit) {
       partial.write("v", optimizer.variance());
       partial.save_to(saved_without_errors);
     }
-    auto continue_from = [&](const std::string& bytes) {
+    auto continue_from = [&](const std::string& bytes, bool reset_errors) {
       std::vector<at::Tensor> restored;
       for (const at::Tensor& p : params) restored.push_back(p.detach().clone().requires_grad_());
       OnebitAdam optimizer(restored, onebit_options(freeze));
@@ -266,6 +268,7 @@ TEST(OnebitAdam, SaveAndLoadContinueTheTrajectoryBitForBit) {
       torch::serialize::InputArchive archive;
       std::istringstream in(bytes);
       archive.load_from(in);
+      if (reset_errors) optimizer.reset_per_rank_state_on_load();
       optimizer.load(archive);
       EXPECT_EQ(optimizer.steps(), stop);
       for (int step = stop; step < steps; ++step) {
@@ -275,12 +278,14 @@ TEST(OnebitAdam, SaveAndLoadContinueTheTrajectoryBitForBit) {
       }
       return flat(restored);
     };
-    resumed[comm.rank()] = continue_from(saved.str());
-    without_errors[comm.rank()] = continue_from(saved_without_errors.str());
+    resumed[comm.rank()] = continue_from(saved.str(), false);
+    without_errors[comm.rank()] = continue_from(saved_without_errors.str(), false);
+    reset[comm.rank()] = continue_from(saved.str(), true);
   });
   for (int r = 0; r < ranks; ++r) {
     EXPECT_TRUE(at::equal(resumed[r], uninterrupted[r])) << "rank " << r;
     EXPECT_FALSE(at::equal(without_errors[r], uninterrupted[r])) << "rank " << r;
+    EXPECT_TRUE(at::equal(reset[r], without_errors[r])) << "rank " << r;
   }
 }
 

@@ -31,7 +31,8 @@
 #                 outer.delay_steps >= outer.steps exits 2 naming the key
 #   onebit_adam   1-bit Adam on 3 ranks, freezing after 5 steps: momentum, frozen variance and both
 #                 error buffers are saved, so a run resumed in the compression phase logs the
-#                 losses of an uninterrupted one; compression_ratio is reported
+#                 losses of an uninterrupted one; compression_ratio is reported; resumed at 2
+#                 ranks, the error buffers start again from zero (logged) and the run goes on
 #   gradient_coding  2 ranks, rank 1 slowed 3x with inject: (the warning is logged): a
 #                 gradient_coding run, interrupted by a checkpoint and resumed, logs the losses of
 #                 synchronous allreduce on the same global batch (float32: to 1e-4)
@@ -493,6 +494,19 @@ onebit_adam)
 import json, sys
 late = [r["comm_ms"] for r in map(json.loads, open(sys.argv[1])) if "loss" in r and r["step"] > 5]
 assert late and all(ms > 0 for ms in late), late
+PY
+  # At another rank count the error buffers start again from zero (DeepSpeed resets them at
+  # every load); step, m and v carry over, and the run goes on from step 10 at 2 ranks.
+  train 3 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/c" "${common[@]}" --set train.max_steps=10
+  train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/c" "${common[@]}" --set train.max_steps=20 \
+    --set train.resume=auto > "$work/c.out" 2>&1 || { cat "$work/c.out"; fail "onebit_adam at 2 ranks"; }
+  grep -q "was written by 3 ranks; at 2 ranks the hosted optimizer's error buffers (optimizer.name onebit_adam) start again from zero" \
+    "$work/c.out" || { cat "$work/c.out"; fail "no line saying the error buffers were reset"; }
+  /usr/bin/python3 - "$work/c/metrics.jsonl" <<'PY' || fail "the resumed onebit_adam run did not go on"
+import json, math, sys
+steps = [r for r in map(json.loads, open(sys.argv[1])) if "loss" in r]
+assert [r["step"] for r in steps][-3:] == [10, 15, 20], [r["step"] for r in steps]
+assert all(math.isfinite(r["loss"]) for r in steps), steps
 PY
   ;;
 progress)
