@@ -72,6 +72,7 @@ class Co2Strategy : public SyncStrategy {
   void set_gradient_sync(bool) override {}
   bool state_is_replicated() const override { return false; }
   bool parameters_replicated() const override { return steps_ == 0; }
+  std::vector<at::Tensor> global_parameters() const override { return anchors_; }
   NamedTensors state() const override;
   void load_state(const NamedTensors& state) override;
   SyncStats stats() const override;

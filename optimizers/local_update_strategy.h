@@ -72,6 +72,7 @@ class LocalUpdateStrategy : public SyncStrategy {
   bool state_is_replicated() const override;
   std::string per_rank_state() const override { return per_rank_residuals(options_.compression); }
   bool parameters_replicated() const override;
+  std::vector<at::Tensor> global_parameters() const override { return anchors_; }
   NamedTensors state() const override;
   void load_state(const NamedTensors& state) override;
   SyncStats stats() const override;

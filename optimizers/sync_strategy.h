@@ -110,6 +110,11 @@ class SyncStrategy {
   // load_state()): always for synchronous methods; for local-update methods only at the end of
   // an outer round. A restored checkpoint is checked for identical replicas only when true.
   virtual bool parameters_replicated() const { return true; }
+  // The global parameters, one per model parameter in order: for local-update methods the
+  // outer (anchor) parameters, which their papers evaluate (Streaming DiLoCo's fragments each
+  // at its last outer step); empty for synchronous methods, whose replicas are the model. Owned
+  // by the strategy and changed only by step() and load_state(), on the training thread.
+  virtual std::vector<at::Tensor> global_parameters() const { return {}; }
 
   // An optimizer that exchanges for itself from some step on (exchanging_optimizer.h: 1-bit
   // Adam): the strategy connects it to its communicator and stops averaging gradients on the

@@ -446,6 +446,9 @@ void resolve_defaults(Config& c, const GivenKeys& given) {
     if (!given.count("outer.lr")) c.outer.lr = 1.0;
     if (!given.count("outer.momentum")) c.outer.momentum = 0.2;
   }
+  // Streaming DiLoCo's paper tuned its outer Nesterov lr at small scale to 0.4 and kept it at
+  // every scale (DiLoCo's paper: 0.7).
+  if (c.sync.strategy == "streaming_diloco" && !given.count("outer.lr")) c.outer.lr = 0.4;
   // DGC's paper keeps 0.1% of each layer's gradient (top-k's 1% default is the common choice
   // for plain top-k with error feedback).
   if (c.compression.name == "dgc" && !given.count("compression.ratio")) {

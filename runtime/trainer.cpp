@@ -24,6 +24,7 @@
 #include "runtime/data_parallel.h"
 #include "runtime/device.h"
 #include "runtime/evaluation.h"
+#include "runtime/global_parameters.h"
 #include "runtime/initial_weights.h"
 #include "runtime/interrupt.h"
 #include "runtime/metrics.h"
@@ -446,7 +447,12 @@ void Trainer::log_training() {
 
 Evaluation Trainer::log_evaluation() {
   trace::Scope scope("evaluation", "compute");
-  Evaluation e = evaluate(*model_, data_.test, *comm_, config_.train.eval_batch_size);
+  Evaluation e;
+  {
+    // Local-update methods: the global parameters, as their papers evaluate.
+    GlobalParametersScope global(dp_->strategy(), model_->parameters());
+    e = evaluate(*model_, data_.test, *comm_, config_.train.eval_batch_size);
+  }
   if (metrics_) {
     metrics_->write({field("step", position_.step), field("epoch", position_.epoch),
                      field("test_loss", e.loss), field("test_accuracy", e.accuracy),
@@ -584,8 +590,12 @@ TrainSummary Trainer::finish(double train_seconds) {
   summary.bytes_sent = stats.bytes_sent;
   summary.bytes_recv = stats.bytes_recv;
   if (rank_ == 0) {
-    // Replicas are identical, so rank 0's weights are the model; torch.load reads the file.
-    export_model(*model_, (run_dir_ / "model.pt").string());
+    // Replicas are identical (local-update methods: their global parameters, the ones
+    // evaluated), so rank 0's weights are the model; torch.load reads the file.
+    {
+      GlobalParametersScope global(dp_->strategy(), model_->parameters());
+      export_model(*model_, (run_dir_ / "model.pt").string());
+    }
     std::ofstream(run_dir_ / "summary.json")
         << "{" << field("steps", summary.steps) << "," << field("test_loss", summary.test_loss)
         << "," << field("test_accuracy", summary.test_accuracy) << ","

@@ -182,6 +182,10 @@ std::vector<double> outer_step_norms(double clip) {
   std::vector<at::Tensor> before = copies(run.strategy().anchors());
   std::vector<double> norms;
   run.train(0, kSteps, [&](int step) {
+    // What evaluation sees (runtime/global_parameters.h): the anchors.
+    const std::vector<at::Tensor> global = run.strategy().global_parameters();
+    ASSERT_EQ(global.size(), run.strategy().anchors().size());
+    EXPECT_EQ(distance(global, run.strategy().anchors()), 0.0);
     if (step % kH != 0) return;
     norms.push_back(distance(run.strategy().anchors(), before));
     before = copies(run.strategy().anchors());

@@ -214,6 +214,14 @@ TEST(Config, Co2HasItsOwnOuterDefaults) {
   EXPECT_EQ(parse_config(co2.to_yaml(), {}, "x").hash(), co2.hash());
 }
 
+// Streaming DiLoCo's paper tunes its outer Nesterov lr to 0.4 (DiLoCo's paper: 0.7).
+TEST(Config, StreamingDilocoDefaultsToItsPapersOuterLr) {
+  EXPECT_EQ(parse_config("", {"sync.strategy=streaming_diloco"}, "x").outer.lr, 0.4);
+  EXPECT_EQ(parse_config("", {"sync.strategy=streaming_diloco", "outer.lr=0.7"}, "x").outer.lr,
+            0.7);
+  EXPECT_EQ(parse_config("", {"sync.strategy=diloco"}, "x").outer.lr, 0.7);  // control
+}
+
 TEST(Config, OverridesApplyAfterTheFileInOrder) {
   Config c = parse_config("optimizer:\n  lr: 0.1\n",
                           {"optimizer.lr=0.2", "optimizer.lr=0.3", "sync.overlap=false",
@@ -268,7 +276,7 @@ TEST(Config, ToYamlPrintsEveryKeyAndHashFollowsValues) {
                               "compression:\n", "outer:\n", "train:\n", "runtime:\n"}) {
     EXPECT_NE(yaml.find(section), std::string::npos) << section;
   }
-  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 11 + 80);  // 11 sections, 78 keys
+  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 11 + 81);  // 11 sections, 81 keys
   EXPECT_NE(yaml.find("  lr: 0.05\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  bucket_mb: 4.0\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  cost_model: \"\"\n"), std::string::npos) << yaml;

@@ -25,6 +25,7 @@
 #include "optimizers/outer_optimizer.h"
 #include "optimizers/replicas.h"
 #include "runtime/data_parallel.h"
+#include "runtime/global_parameters.h"
 #include "runtime/world.h"
 #include "tests/local_replica.h"
 #include "training_helpers.h"
@@ -122,6 +123,37 @@ TEST(Replicas, IdenticalAfterEveryOuterStepAndDifferentWithinARound) {
       EXPECT_THROW(check_replicas_identical(comm, params), CommError) << "step " << step;
     }
   });
+}
+
+// Evaluation and the exported model see the global parameters (runtime/global_parameters.h):
+// inside the scope the model holds the anchors bitwise, and mid-round those are not the live
+// replica (control); afterwards the live values are back bit for bit. A synchronous strategy
+// has no global parameters, and the scope leaves the model alone.
+TEST(GlobalParameters, TheScopeShowsTheAnchorsAndRestoresTheReplica) {
+  const int H = 4;
+  for (const char* strategy : {"local_sgd", "diloco"}) {
+    Replica run(options_for(strategy, H), /*momentum=*/0.9);
+    run.train(0, H + 2);  // mid-round: the replica has moved off the anchors
+    std::vector<at::Tensor> params = run.model->parameters();
+    std::vector<at::Tensor> live;
+    for (const at::Tensor& p : params) live.push_back(p.detach().clone());
+    const std::vector<at::Tensor> anchors = run.dp->strategy().global_parameters();
+    ASSERT_EQ(anchors.size(), params.size()) << strategy;
+    {
+      GlobalParametersScope scope(run.dp->strategy(), params);
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        EXPECT_TRUE(params[i].equal(anchors[i])) << strategy << " parameter " << i;
+        EXPECT_FALSE(params[i].equal(live[i])) << strategy << " parameter " << i;
+      }
+    }
+    for (std::size_t i = 0; i < params.size(); ++i)
+      EXPECT_TRUE(params[i].equal(live[i])) << strategy << " parameter " << i;
+  }
+  DataParallelOptions sync;
+  sync.algorithm = "ring";
+  Replica synchronous(sync, 0.9);
+  synchronous.train(0, 2);
+  EXPECT_TRUE(synchronous.dp->strategy().global_parameters().empty());
 }
 
 // A float32 model in one ring bucket: numel 55,050 is divisible by 2 and 3, so every ring chunk

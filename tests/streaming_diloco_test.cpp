@@ -217,6 +217,11 @@ TEST(Replicas, IdenticalAnchorsAfterEveryStepAndOverwrittenFragments) {
     int merges = 0;
     run.train(0, 3 * H, [&](int step) {
       EXPECT_NO_THROW(check_replicas_identical(comm, s.anchors())) << wire << " step " << step;
+      // What evaluation sees (runtime/global_parameters.h): every fragment's last outer value.
+      const std::vector<at::Tensor> global = s.global_parameters();
+      ASSERT_EQ(global.size(), s.anchors().size());
+      for (std::size_t i = 0; i < global.size(); ++i)
+        EXPECT_TRUE(global[i].is_same(s.anchors()[i]));
       for (int p = 0; p < 3; ++p) {
         if (!s.schedule().receives(p, step)) continue;
         ++merges;
