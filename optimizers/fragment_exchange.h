@@ -11,6 +11,19 @@
 //    pseudo-gradient was not finite (or the owner flagged it); a flagged payload is not encoded,
 //    and a launch with any flagged payload is not decoded: e3m0 would encode a NaN as 0, so the
 //    flag has to travel beside the values.
+//  - bfloat16, e3m0 at scale (two_phase_pays(): where the gather would send at least what a
+//    float32 ring allreduce sends, P (wire_bytes(n) + 1) >= 8 n, so e3m0 from P = 16 and
+//    bfloat16 from P = 4): two phases, as the compression layer's two_phase path. Each rank
+//    encodes each of P chunks of its pseudo-gradient (compression/two_phase_exchange.h's
+//    chunks), an alltoall brings chunk c's P payloads to rank c, which decodes and sums them in
+//    rank order in the anchors' dtype, divides by P and encodes the mean once more, and an
+//    allgather brings every owner's payload to every rank, which decodes it into its chunk. The
+//    mean then carries a second rounding (the owner's), and every rank still decodes the same
+//    payloads, so the means stay bitwise identical. Bytes sent per rank per launch, with
+//    w_c = wire_bytes(chunk c) + 1 (the flag byte) and byte counts of 8 bytes each:
+//    2 sum_{c != me} w_c + 16 (P-1) for equal chunks (each phase sends every chunk but one).
+//    The flag byte travels in both phases: an owner that received a flagged payload sends its
+//    chunk flagged.
 // Non-finite values (NonFiniteGuard): launch() checks the fragment first (one pass, training
 // thread); nonfinite_anywhere() says, once the launch completed, whether any rank's was flagged
 // (float32 wire: ParameterExchange's rule).
@@ -38,6 +51,9 @@ class FragmentExchange {
   FragmentExchange(std::shared_ptr<Communicator> comm, const std::vector<at::Tensor>& like,
                    WireFormat wire, const ParameterExchangeOptions& dense, int fragment);
   ~FragmentExchange();
+
+  // Whether the bf16/e3m0 exchange of `numel` elements at `ranks` ranks takes two phases.
+  static bool two_phase_pays(WireFormat wire, std::int64_t numel, int ranks);
 
   at::Tensor view(int k) const;
   std::int64_t numel() const { return numel_; }
@@ -73,6 +89,7 @@ class FragmentExchange {
   Work last_;
   int first_nonfinite_ = -1;                    // bf16 / e3m0
   std::shared_ptr<std::atomic<bool>> flagged_;  // bf16 / e3m0: set by the decode job
+  bool two_phase_ = false;                      // bf16 / e3m0 at scale
 };
 
 }  // namespace braid
