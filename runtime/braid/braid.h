@@ -31,6 +31,7 @@
 #include "collectives/tensor.h"
 #include "common/error.h"
 #include "common/version.h"
+#include "optimizers/dgc_sgd.h"
 #include "runtime/data.h"
 #include "runtime/data_parallel.h"
 #include "runtime/distributed_optimizer.h"
