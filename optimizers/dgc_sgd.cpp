@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/require_option.h"
+#include "optimizers/step_closure.h"
 
 namespace braid {
 namespace {
@@ -43,11 +44,7 @@ at::Tensor DgcSgd::decay_step(std::size_t param, const at::Tensor& p) {
 }
 
 at::Tensor DgcSgd::step(LossClosure closure) {
-  at::Tensor loss;
-  if (closure) {
-    at::AutoGradMode enable_grad(true);
-    loss = closure();
-  }
+  const at::Tensor loss = evaluate_closure(closure);
   at::NoGradGuard no_grad;
   const double lr = param_groups()[0].options().get_lr();
   const std::vector<at::Tensor>& params = param_groups()[0].params();

@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/trace.h"
 #include "compression/compressor_sign.h"
+#include "optimizers/step_closure.h"
 
 namespace braid {
 namespace {
@@ -66,11 +67,7 @@ at::Tensor OnebitAdam::view_of(const at::Tensor& flat, std::size_t param) const 
 }
 
 at::Tensor OnebitAdam::step(LossClosure closure) {
-  at::Tensor loss;
-  if (closure) {
-    at::AutoGradMode enable_grad(true);
-    loss = closure();
-  }
+  const at::Tensor loss = evaluate_closure(closure);
   at::NoGradGuard no_grad;
   allocate_state();
   const double lr = param_groups()[0].options().get_lr();
