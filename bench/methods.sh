@@ -3,7 +3,8 @@
 # `methods` (entries "name|--set key=value ..."), then `run_methods CONFIG METRIC ARGS...` runs
 # each under mpirun with ARGS and its own settings into $work/<name> (log: $work/<name>.log,
 # wall seconds: $work/<name>.seconds), prints METRIC from its summary.json and fills `names`.
-# NP (default 4) and WORK (default a fresh temporary directory) come from the environment.
+# NP (default 4) and WORK (default a fresh temporary directory) come from the environment;
+# ALLOW_FAIL=1 goes on after a failed run (a sweep that diverges somewhere) instead of exiting.
 np=${NP:-4}
 flags=(--oversubscribe)
 [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
@@ -26,7 +27,7 @@ run_methods() {
     TERM=dumb mpirun "${flags[@]}" -np "$np" build/bin/braid train "$config" --run-dir "$work/$name" \
       --set train.checkpoint_every=0 --set train.resume=never --set runtime.ranks_per_node=1 \
       --progress lines "$@" "${extra[@]}" \
-      > "$work/$name.log" 2>&1 || { tail -5 "$work/$name.log"; exit 1; }
+      > "$work/$name.log" 2>&1 || { tail -5 "$work/$name.log"; [ -n "${ALLOW_FAIL:-}" ] || exit 1; }
     echo "$(($(date +%s) - start))" > "$work/$name.seconds"
     echo "$name: $(grep -o "\"$metric\":[0-9.]*" "$work/$name/summary.json") in $(cat "$work/$name.seconds") s"
   done
