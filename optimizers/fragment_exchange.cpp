@@ -2,85 +2,11 @@
 
 #include <ATen/ATen.h>
 
-#include "collectives/collectives.h"
 #include "collectives/tensor.h"
 #include "common/error.h"
-#include "compression/payload.h"
-#include "compression/two_phase_exchange.h"
 #include "optimizers/nonfinite_guard.h"
 
 namespace braid {
-namespace {
-
-// What one rank sends for `values`: its wire bytes and the flag byte last (1: not encoded).
-std::vector<std::uint8_t> flagged_payload(WireFormat wire, const at::Tensor& values, bool flagged) {
-  std::vector<std::uint8_t> out(wire_bytes(wire, values.numel()) + 1, 0);
-  if (flagged) {
-    out.back() = 1;
-  } else {
-    wire_encode(wire, values, out.data());
-  }
-  return out;
-}
-
-// Whether a payload received for `count` elements is flagged; CommError when its size does not
-// fit (before its flag byte or values are trusted).
-bool flagged_on_receipt(WireFormat wire, const std::vector<std::uint8_t>& payload,
-                        std::int64_t count, const PayloadContext& context) {
-  const std::size_t expected = wire_bytes(wire, count) + 1;
-  if (payload.size() != expected) {
-    throw_payload_error(context, str_cat(payload.size(), " bytes, expected ", expected));
-  }
-  return payload.back() != 0;
-}
-
-// The two-phase mean of every rank's `flat` into `flat` (see the header); returns whether some
-// rank's values were flagged, in which case `flat` is left as it was.
-bool two_phase_mean(OpContext& ctx, WireFormat wire, at::Tensor& flat, bool flagged,
-                    PayloadContext context) {
-  const int P = ctx.size();
-  const std::int64_t n = flat.numel();
-  std::vector<std::vector<std::uint8_t>> to_owner(P);
-  for (int c = 0; c < P; ++c) {
-    const auto [offset, count] = TwoPhaseExchange::chunk(n, P, c);
-    to_owner[c] = flagged_payload(wire, flat.narrow(0, offset, count), flagged);
-  }
-  const std::vector<std::vector<std::uint8_t>> received = alltoall_bytes(ctx, to_owner);
-  const auto [mine_offset, mine_count] = TwoPhaseExchange::chunk(n, P, ctx.rank());
-  bool chunk_flagged = false;
-  for (int r = 0; r < P; ++r) {
-    context.source_rank = r;
-    chunk_flagged = flagged_on_receipt(wire, received[r], mine_count, context) || chunk_flagged;
-  }
-  at::Tensor sum = at::zeros({mine_count}, flat.options());
-  if (!chunk_flagged) {
-    for (int r = 0; r < P; ++r) {
-      context.source_rank = r;
-      wire_decode_add(wire, received[r].data(), received[r].size() - 1, sum, context);
-    }
-    sum.div_(P);
-  }
-  const std::vector<std::vector<std::uint8_t>> owned =
-      allgather_bytes(ctx, flagged_payload(wire, sum, chunk_flagged));
-  bool any = false;
-  for (int c = 0; c < P; ++c) {
-    context.source_rank = c;
-    any =
-        flagged_on_receipt(wire, owned[c], TwoPhaseExchange::chunk(n, P, c).second, context) || any;
-  }
-  if (any) return true;
-  for (int c = 0; c < P; ++c) {
-    const auto [offset, count] = TwoPhaseExchange::chunk(n, P, c);
-    at::Tensor chunk = flat.narrow(0, offset, count);
-    chunk.zero_();
-    context.source_rank = c;
-    wire_decode_add(wire, owned[c].data(), owned[c].size() - 1, chunk, context);
-  }
-  return false;
-}
-
-}  // namespace
-
 bool FragmentExchange::two_phase_pays(WireFormat wire, std::int64_t numel, int ranks) {
   if (wire == WireFormat::kFloat32 || ranks < 2) return false;
   const auto gathered = static_cast<std::uint64_t>(ranks) * (wire_bytes(wire, numel) + 1);
@@ -106,8 +32,13 @@ FragmentExchange::FragmentExchange(std::shared_ptr<Communicator> comm,
   }
   flat_ = at::zeros({numel_}, like.front().options());
   flagged_ = std::make_shared<std::atomic<bool>>(false);
-  two_phase_ = two_phase_pays(wire_, numel_, comm_->size());
-  if (two_phase_) return;
+  if (two_phase_pays(wire_, numel_, comm_->size())) {
+    auto compressor = std::make_unique<CompressorWire>(wire_);
+    wire_compressor_ = compressor.get();
+    two_phase_ = std::make_unique<TwoPhaseExchange>(std::move(compressor), false);
+    mean_ = at::empty_like(flat_);
+    return;
+  }
   const auto bytes = static_cast<std::int64_t>(wire_bytes(wire_, numel_)) + 1;  // + the flag
   mine_ = at::zeros({bytes}, at::kByte);
   gathered_ = at::zeros({bytes * comm_->size()}, at::kByte);
@@ -140,11 +71,19 @@ Work FragmentExchange::launch(std::int64_t round, bool flag) {
   at::Tensor flat = flat_;
   std::shared_ptr<std::atomic<bool>> any_flagged = flagged_;
   if (two_phase_) {
+    // The flagged chunks decode to NaN (compressor_wire.h): the mean is kept only when finite.
+    TwoPhaseExchange* path = two_phase_.get();
+    CompressorWire* compressor = wire_compressor_;
+    at::Tensor mean = mean_;
     const PayloadContext context{fragment_, round, 0};
-    return last_ = comm_->submit(
-               {"fragment_two_phase", "", numel_, DType::kUInt8}, [=](OpContext& ctx) mutable {
-                 any_flagged->store(two_phase_mean(ctx, wire, flat, flagged, context));
-               });
+    return last_ = comm_->submit({"fragment_two_phase", "", numel_, DType::kUInt8},
+                                 [=](OpContext& ctx) mutable {
+                                   compressor->set_flag(flagged);
+                                   path->run(ctx, flat, context, mean, nullptr);
+                                   const bool any = !at::isfinite(mean).all().item<bool>();
+                                   any_flagged->store(any);
+                                   if (!any) flat.copy_(mean);
+                                 });
   }
   const std::size_t bytes = static_cast<std::size_t>(mine_.numel());
   mine_.data_ptr<std::uint8_t>()[bytes - 1] = flagged ? 1 : 0;

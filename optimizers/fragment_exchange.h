@@ -13,17 +13,16 @@
 //    flag has to travel beside the values.
 //  - bfloat16, e3m0 at scale (two_phase_pays(): where the gather would send at least what a
 //    float32 ring allreduce sends, P (wire_bytes(n) + 1) >= 8 n, so e3m0 from P = 16 and
-//    bfloat16 from P = 4): two phases, as the compression layer's two_phase path. Each rank
-//    encodes each of P chunks of its pseudo-gradient (compression/two_phase_exchange.h's
-//    chunks), an alltoall brings chunk c's P payloads to rank c, which decodes and sums them in
-//    rank order in the anchors' dtype, divides by P and encodes the mean once more, and an
-//    allgather brings every owner's payload to every rank, which decodes it into its chunk. The
-//    mean then carries a second rounding (the owner's), and every rank still decodes the same
-//    payloads, so the means stay bitwise identical. Bytes sent per rank per launch, with
-//    w_c = wire_bytes(chunk c) + 1 (the flag byte) and byte counts of 8 bytes each:
-//    2 sum_{c != me} w_c + 16 (P-1) for equal chunks (each phase sends every chunk but one).
-//    The flag byte travels in both phases: an owner that received a flagged payload sends its
-//    chunk flagged.
+//    bfloat16 from P = 4): two phases, the compression layer's TwoPhaseExchange over the wire
+//    format (compression/compressor_wire.h): each rank encodes one chunk per rank, an alltoall
+//    brings chunk c's P payloads to rank c, which decodes and sums them in rank order in the
+//    anchors' dtype, divides by P and encodes the mean once more, and an allgather brings every
+//    owner's payload to every rank. The mean then carries a second rounding (the owner's), and
+//    every rank still decodes the same payloads, so the means stay bitwise identical. Bytes sent
+//    per rank per launch, with w_c = wire_bytes(chunk c) + 1 (the flag byte) and byte counts of
+//    8 bytes each: 2 sum_{c != me} w_c + 16 (P-1) for equal chunks (each phase sends every chunk
+//    but one). A flagged payload decodes to NaN, which the owner's mean carries on: a launch
+//    whose mean is not finite counts as flagged and leaves the view as it was.
 // Non-finite values (NonFiniteGuard): launch() checks the fragment first (one pass, training
 // thread); nonfinite_anywhere() says, once the launch completed, whether any rank's was flagged
 // (float32 wire: ParameterExchange's rule).
@@ -39,6 +38,8 @@
 #include <vector>
 
 #include "collectives/communicator.h"
+#include "compression/compressor_wire.h"
+#include "compression/two_phase_exchange.h"
 #include "compression/wire_codec.h"
 #include "optimizers/parameter_exchange.h"
 
@@ -89,7 +90,10 @@ class FragmentExchange {
   Work last_;
   int first_nonfinite_ = -1;                    // bf16 / e3m0
   std::shared_ptr<std::atomic<bool>> flagged_;  // bf16 / e3m0: set by the decode job
-  bool two_phase_ = false;                      // bf16 / e3m0 at scale
+  // bf16 / e3m0 at scale: the two-phase path, its compressor (owned by it) and the mean.
+  std::unique_ptr<TwoPhaseExchange> two_phase_;
+  CompressorWire* wire_compressor_ = nullptr;
+  at::Tensor mean_;
 };
 
 }  // namespace braid
