@@ -504,18 +504,19 @@ std::optional<TrainPosition> Checkpointer::load_latest(Communicator& comm, torch
     // again from zero (1-bit Adam's error buffers), never where it holds undelivered gradient.
     int source = rank_;
     if (const int written_by = ranks_of(comm, steps[i]); written_by > 0 && written_by != world_) {
-      if (!strategy.state_is_replicated() && strategy.per_rank_state_may_reset()) {
+      if (!strategy.state_is_replicated()) {
+        if (!strategy.per_rank_state_may_reset()) {
+          throw ConfigError(str_cat("resume: ", step_dir_name(steps[i]), " in ", dir_,
+                                    " was written by ", written_by, " ranks; its per-rank state, ",
+                                    strategy.per_rank_state(), ", cannot be carried to ", world_,
+                                    " ranks; rerun with ", written_by,
+                                    " ranks or use a new run.dir (nothing was changed)"));
+        }
         strategy.reset_per_rank_state_on_load();
         if (rank_ == 0) {
           spdlog::warn("resume: {} was written by {} ranks; at {} ranks {} start again from zero",
                        step_dir_name(steps[i]), written_by, world_, strategy.per_rank_state());
         }
-      } else if (!strategy.state_is_replicated()) {
-        throw ConfigError(str_cat("resume: ", step_dir_name(steps[i]), " in ", dir_,
-                                  " was written by ", written_by, " ranks; its per-rank state, ",
-                                  strategy.per_rank_state(), ", cannot be carried to ", world_,
-                                  " ranks; rerun with ", written_by,
-                                  " ranks or use a new run.dir (nothing was changed)"));
       }
       source = rank_ % written_by;
     }
