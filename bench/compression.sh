@@ -12,7 +12,6 @@
 # bytes sent, scripts/plot_runs.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-epochs=${EPOCHS:-2}
 source bench/methods.sh
 methods=(
   "dense|"
@@ -27,8 +26,7 @@ methods=(
   "powersgd-r2-ef|--set compression.name=powersgd --set compression.rank=2 --set compression.error_feedback=ef"
   "topk-1%-econtrol-mc|--set compression.name=topk --set compression.ratio=0.01 --set compression.error_feedback=econtrol --set compression.eta=0.02 --set compression.momentum_correction=true"
 )
-run_methods configs/fashion_mnist_cnn.yaml test_accuracy --set train.epochs="$epochs" --set train.eval_every=117 --set train.log_every=39 \
-  --set optimizer.schedule=warmup_cosine --set optimizer.warmup_steps=100
+run_cnn_compression
 /usr/bin/python3 - "$work" "${names[@]}" <<'PY' | tee bench/results/compression.md
 import json, sys
 work, names = sys.argv[1], sys.argv[2:]

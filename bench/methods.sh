@@ -32,3 +32,12 @@ run_methods() {
     echo "$name: $(grep -o "\"$metric\":[0-9.]*" "$work/$name/summary.json") in $(cat "$work/$name.seconds") s"
   done
 }
+
+# bench/compression.sh's recipe (Fashion-MNIST cnn, EPOCHS epochs, evaluation every 117 steps, lr
+# warm-up over 100 steps then cosine decay), shared by bench/econtrol_eta.sh so that its sweep
+# compares with that table.
+run_cnn_compression() {
+  run_methods configs/fashion_mnist_cnn.yaml test_accuracy --set train.epochs="${EPOCHS:-2}" \
+    --set train.eval_every=117 --set train.log_every=39 \
+    --set optimizer.schedule=warmup_cosine --set optimizer.warmup_steps=100
+}
