@@ -85,7 +85,7 @@ class GatherExchange : public BucketExchange {
 
 double estimated_bits_per_element(const CompressionOptions& options) {
   if (options.name == "qsgd") return options.bits + 1 + 32.0 / 512;  // codes and sign, norms
-  if (options.name == "sign") return 1 + 32.0 / 512;                 // bits, per-chunk scales
+  if (options.name == "sign") return 1 + 32.0 / 512;  // bits, per-chunk scales (or fewer)
   if (options.name == "topk" || options.name == "dgc") return options.ratio * (32 + 16);
   if (options.name == "randomk") return options.ratio * 32;  // values only
   return 32;                                                 // none: float32 values

@@ -44,11 +44,12 @@ struct CompressionOptions {
   // Accumulate the optimizer's momentum (dgc.momentum) per rank before compressing, for any
   // compressor (momentum_correction.h); dgc always does.
   bool momentum_correction = false;
-  std::string name = "none";  // compressor_names()
-  double ratio = 0.01;        // topk, randomk, dgc: fraction of elements kept, in (0, 1]
-  int bits = 4;               // qsgd: bits per level index, 1..8 (2^bits - 1 levels)
-  std::uint64_t seed = 0;     // qsgd, randomk, topk (its threshold sample)
-  int rank = 2;               // powersgd: rank of the approximation of each matrix, >= 1
+  std::string name = "none";     // compressor_names()
+  double ratio = 0.01;           // topk, randomk, dgc: fraction of elements kept, in (0, 1]
+  int bits = 4;                  // qsgd: bits per level index, 1..8 (2^bits - 1 levels)
+  std::uint64_t seed = 0;        // qsgd, randomk, topk (its threshold sample)
+  int rank = 2;                  // powersgd: rank of the approximation of each matrix, >= 1
+  std::string scale = "tensor";  // sign: one scale per tensor or per 512-element chunk
   // How gathered (non-summable) payloads travel: auto | gather | two_phase (bucket_exchange.h).
   std::string exchange = "auto";
   DgcOptions dgc;
@@ -63,6 +64,9 @@ struct PayloadContext {
   // (stage 0), then once more on the chunk's owner (stage 1); seeds mix both in.
   int part = 0;
   int stage = 0;
+  // Where the encoded tensor starts in its bucket, in elements (a two-phase chunk's offset), so
+  // that compressors that follow the bucket's layout find its tensors.
+  std::int64_t offset = 0;
 };
 
 class Compressor {

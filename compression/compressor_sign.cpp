@@ -13,25 +13,103 @@
 namespace braid {
 
 namespace {
-std::int64_t chunks_of(std::int64_t n) {
-  return (n + CompressorSign::kChunk - 1) / CompressorSign::kChunk;
+
+constexpr std::uint8_t kChunkRuns = 0, kListedRuns = 1;
+
+std::vector<std::int64_t> chunk_runs(std::int64_t n) {
+  std::vector<std::int64_t> runs(
+      static_cast<std::size_t>((n + CompressorSign::kChunk - 1) / CompressorSign::kChunk),
+      CompressorSign::kChunk);
+  if (!runs.empty()) runs.back() = n - (static_cast<std::int64_t>(runs.size()) - 1) * runs.back();
+  return runs;
 }
+
+// Starts the payload: the runs kind, the listed runs if any; returns the runs to scale.
+std::vector<std::int64_t> put_runs(PayloadWriter& writer, const std::vector<std::int64_t>& listed,
+                                   std::int64_t n) {
+  writer.put(listed.empty() ? kChunkRuns : kListedRuns);
+  if (listed.empty()) return chunk_runs(n);
+  writer.put(static_cast<std::int64_t>(listed.size()));
+  writer.put_bytes(listed.data(), listed.size() * sizeof(std::int64_t));
+  return listed;
+}
+
+std::size_t body_bytes(std::int64_t n, const std::vector<std::int64_t>& listed) {
+  const std::size_t listed_bytes = listed.empty() ? 0 : sizeof(std::int64_t) * (1 + listed.size());
+  const std::size_t scales = listed.empty() ? chunk_runs(n).size() : listed.size();
+  return 1 + listed_bytes + scales * sizeof(float) + packed_bytes(n, 1);
+}
+
+// The runs a peer's payload declares, checked to cover exactly the n elements.
+std::vector<std::int64_t> read_runs(PayloadReader& reader, std::int64_t n) {
+  const auto kind = reader.get<std::uint8_t>("runs kind");
+  if (kind == kChunkRuns) return chunk_runs(n);
+  if (kind != kListedRuns) reader.fail(str_cat("runs kind ", int{kind}, " (must be 0 or 1)"));
+  const auto count = reader.get<std::int64_t>("run count");
+  if (count < 0 || count > n) reader.fail(str_cat("run count ", count, " for ", n, " elements"));
+  std::vector<std::int64_t> runs(static_cast<std::size_t>(count));
+  std::memcpy(runs.data(), reader.take_items(runs.size(), sizeof(std::int64_t), "run lengths"),
+              runs.size() * sizeof(std::int64_t));
+  std::int64_t left = n;
+  for (std::int64_t length : runs) {
+    if (length < 1 || length > left) {
+      reader.fail(str_cat("run length ", length, " with ", left, " elements left"));
+    }
+    left -= length;
+  }
+  if (left != 0) reader.fail(str_cat("runs cover ", n - left, " of ", n, " elements"));
+  return runs;
+}
+
 }  // namespace
+
+void CompressorSign::set_layout(int bucket, const BucketLayout& layout) {
+  std::int64_t end = 0;
+  for (const TensorSegment& tensor : layout) {
+    BRAID_CHECK(tensor.offset >= end, "sign: bucket ", bucket, " layout overlaps or is unsorted");
+    end = tensor.offset + tensor.numel();
+  }
+  layouts_[bucket] = layout;
+}
+
+std::vector<std::int64_t> CompressorSign::runs_of(std::int64_t n,
+                                                  const PayloadContext& context) const {
+  const auto layout = layouts_.find(context.bucket);
+  if (scale_ == SignScale::kChunk || layout == layouts_.end()) return {};
+  const std::int64_t end = context.offset + n;
+  std::int64_t at = context.offset;
+  std::vector<std::int64_t> runs;
+  auto cut = [&](std::int64_t to) {  // closes the run [at, to) clipped to this range
+    to = std::clamp(to, at, end);
+    if (to > at) runs.push_back(to - at);
+    at = to;
+  };
+  for (const TensorSegment& tensor : layout->second) {
+    cut(tensor.offset);  // the gap before it
+    cut(tensor.offset + tensor.numel());
+  }
+  cut(end);
+  return runs;
+}
 
 std::vector<std::uint8_t> CompressorSign::encode(const at::Tensor& input,
                                                  const PayloadContext& context) {
-  if (input.device().is_cuda()) return encode_with_aten(input);
+  const std::vector<std::int64_t> listed = runs_of(input.numel(), context);
+  if (input.device().is_cuda()) return encode_with_aten(input, listed);
   DType dtype = payload_value_dtype(input);
-  const std::int64_t n = input.numel(), chunks = chunks_of(n);
-  PayloadWriter writer(PayloadKind::kSign, dtype, n, chunks * sizeof(float) + packed_bytes(n, 1));
+  const std::int64_t n = input.numel();
+  PayloadWriter writer(PayloadKind::kSign, dtype, n, body_bytes(n, listed));
+  const std::vector<std::int64_t> runs = put_runs(writer, listed, n);
   dispatch_value(dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* x = input.data_ptr<T>();
-    for (std::int64_t c = 0; c < chunks; ++c) {
-      const std::int64_t begin = c * kChunk, end = std::min(n, begin + kChunk);
+    std::int64_t begin = 0;
+    for (std::int64_t length : runs) {
       double l1 = 0;
-      for (std::int64_t i = begin; i < end; ++i) l1 += std::abs(static_cast<double>(x[i]));
-      writer.put(static_cast<float>(l1 / static_cast<double>(end - begin)));
+      for (std::int64_t i = begin; i < begin + length; ++i)
+        l1 += std::abs(static_cast<double>(x[i]));
+      writer.put(static_cast<float>(l1 / static_cast<double>(length)));
+      begin += length;
     }
     BitWriter signs(writer.reserve(packed_bytes(n, 1)), packed_bytes(n, 1));
     for (std::int64_t i = 0; i < n; ++i) signs.put(x[i] < 0 ? 1 : 0, 1);
@@ -44,18 +122,22 @@ std::vector<std::uint8_t> CompressorSign::encode(const at::Tensor& input,
 // (little-endian bit order, as BitWriter), and only they come to the host. A scale may differ
 // from the CPU's in its last bit (the device sums in another order); every rank decodes the
 // bytes sent, so ranks still agree.
-std::vector<std::uint8_t> CompressorSign::encode_with_aten(const at::Tensor& input) {
+std::vector<std::uint8_t> CompressorSign::encode_with_aten(
+    const at::Tensor& input, const std::vector<std::int64_t>& listed) {
   DType dtype = device_value_dtype(input);
-  const std::int64_t n = input.numel(), chunks = chunks_of(n);
-  PayloadWriter writer(PayloadKind::kSign, dtype, n, chunks * sizeof(float) + packed_bytes(n, 1));
+  const std::int64_t n = input.numel();
+  PayloadWriter writer(PayloadKind::kSign, dtype, n, body_bytes(n, listed));
+  std::vector<std::int64_t> runs = put_runs(writer, listed, n);
+  const auto count = static_cast<std::int64_t>(runs.size());
   at::Tensor x = input.view({n});
-  at::Tensor l1 = at::constant_pad_nd(x.abs().to(at::kDouble), {0, chunks * kChunk - n})
-                      .view({chunks, kChunk})
-                      .sum(1);
-  at::Tensor sizes = at::full({chunks}, static_cast<double>(kChunk), l1.options());
-  if (chunks > 0) sizes[chunks - 1] = static_cast<double>(n - (chunks - 1) * kChunk);
-  at::Tensor scales = (l1 / sizes).to(at::kFloat).cpu();
-  for (std::int64_t c = 0; c < chunks; ++c) writer.put(scales.data_ptr<float>()[c]);
+  at::Tensor lengths = at::from_blob(runs.data(), {count}, at::kLong)
+                           .to(x.device(), /*non_blocking=*/false,
+                               /*copy=*/true);
+  at::Tensor run_of = at::repeat_interleave(at::arange(count, lengths.options()), lengths);
+  at::Tensor l1 = at::zeros({count}, x.options().dtype(at::kDouble))
+                      .index_add_(0, run_of, x.abs().to(at::kDouble));
+  at::Tensor scales = (l1 / lengths.to(at::kDouble)).to(at::kFloat).cpu();
+  for (std::int64_t r = 0; r < count; ++r) writer.put(scales.data_ptr<float>()[r]);
   const auto bytes = static_cast<std::int64_t>(packed_bytes(n, 1));
   at::Tensor bits = at::constant_pad_nd(x.lt(0).to(at::kInt), {0, bytes * 8 - n}).view({bytes, 8});
   at::Tensor weights = at::pow(2, at::arange(8, bits.options()));
@@ -75,9 +157,10 @@ void CompressorSign::decode(const std::uint8_t* data, std::size_t size, at::Tens
     return;
   }
   DType dtype = payload_value_dtype(output);
-  const std::int64_t n = output.numel(), chunks = chunks_of(n);
+  const std::int64_t n = output.numel();
   PayloadReader reader(data, size, PayloadKind::kSign, dtype, n, context);
-  std::vector<float> scales(static_cast<std::size_t>(chunks));
+  const std::vector<std::int64_t> runs = read_runs(reader, n);
+  std::vector<float> scales(runs.size());
   for (float& scale : scales) {
     scale = reader.get<float>("scale");
     if (!(std::isfinite(scale) && scale >= 0)) {
@@ -89,11 +172,26 @@ void CompressorSign::decode(const std::uint8_t* data, std::size_t size, at::Tens
   dispatch_value(dtype, [&](auto tag) {
     using T = decltype(tag);
     T* y = output.data_ptr<T>();
-    for (std::int64_t i = 0; i < n; ++i) {
-      const T magnitude = static_cast<T>(scales[static_cast<std::size_t>(i / kChunk)]);
-      y[i] = signs.get(1) ? -magnitude : magnitude;
+    std::int64_t i = 0;
+    for (std::size_t r = 0; r < runs.size(); ++r) {
+      const T magnitude = static_cast<T>(scales[r]);
+      for (const std::int64_t end = i + runs[r]; i < end; ++i) {
+        y[i] = signs.get(1) ? -magnitude : magnitude;
+      }
     }
   });
+}
+
+SignScale sign_scale_of(const std::string& name) {
+  if (name == "tensor") return SignScale::kTensor;
+  if (name == "chunk") return SignScale::kChunk;
+  throw ConfigError(str_cat("compression.scale: unknown scale '", name,
+                            "' (valid: ", join(sign_scale_names()), ")"));
+}
+
+const std::vector<std::string>& sign_scale_names() {
+  static const std::vector<std::string> names = {"tensor", "chunk"};
+  return names;
 }
 
 }  // namespace braid

@@ -53,7 +53,7 @@ std::unique_ptr<Compressor> make_compressor(const CompressionOptions& options) {
     check_ratio(options.ratio);
     return std::make_unique<CompressorRandomK>(options.ratio, options.seed);
   }
-  if (name == "sign") return std::make_unique<CompressorSign>();
+  if (name == "sign") return std::make_unique<CompressorSign>(sign_scale_of(options.scale));
   if (name == "dgc") {
     check_ratio(options.ratio);
     return std::make_unique<CompressorDgc>(options.ratio, options.dgc, options.seed);

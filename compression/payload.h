@@ -25,7 +25,7 @@ namespace braid {
 
 enum class PayloadKind : std::uint8_t { kNone = 1, kQsgd = 2, kTopK = 3, kRandomK = 4, kSign = 5 };
 constexpr std::uint32_t kPayloadMagic = 0x43445242;  // "BRDC" in little-endian memory
-constexpr std::uint8_t kPayloadVersion = 2;          // 2: topk indices as varint skips
+constexpr std::uint8_t kPayloadVersion = 3;  // 2: topk indices as varint skips; 3: sign runs
 constexpr std::size_t kPayloadHeaderBytes = 4 + 1 + 1 + 1 + 8;
 
 // The dtype of a tensor a compressor may encode or decode into: float32 or float64, contiguous,

@@ -24,7 +24,7 @@ void TwoPhaseExchange::run(OpContext& ctx, const at::Tensor& input, const Payloa
   std::vector<std::vector<std::uint8_t>> to_owner(P);
   for (int c = 0; c < P; ++c) {
     auto [offset, count] = chunk(n, P, c);
-    PayloadContext part{context.bucket, context.step, me, c, 0};
+    PayloadContext part{context.bucket, context.step, me, c, 0, offset};
     to_owner[c] = compressor_->encode(input.narrow(0, offset, count).contiguous(), part);
     if (delta) {
       at::Tensor view = delta->narrow(0, offset, count);  // a 1-D run: contiguous
@@ -34,8 +34,8 @@ void TwoPhaseExchange::run(OpContext& ctx, const at::Tensor& input, const Payloa
   auto [my_offset, my_count] = chunk(n, P, me);
   at::Tensor reduced =
       owner_mean(ctx, alltoall_bytes(ctx, to_owner), input.narrow(0, my_offset, my_count),
-                 PayloadContext{context.bucket, context.step, 0, me, 0});
-  PayloadContext second{context.bucket, context.step, me, me, 1};
+                 PayloadContext{context.bucket, context.step, 0, me, 0, my_offset});
+  PayloadContext second{context.bucket, context.step, me, me, 1, my_offset};
   std::vector<std::uint8_t> owned = compressor_->encode(reduced, second);
   if (server_feedback_) {
     at::Tensor sent = at::empty_like(reduced);
@@ -47,7 +47,7 @@ void TwoPhaseExchange::run(OpContext& ctx, const at::Tensor& input, const Payloa
     auto [offset, count] = chunk(n, P, c);
     at::Tensor view = mean.narrow(0, offset, count);
     compressor_->decode(all[c].data(), all[c].size(), view,
-                        PayloadContext{context.bucket, context.step, c, c, 1});
+                        PayloadContext{context.bucket, context.step, c, c, 1, offset});
   }
 }
 

@@ -29,6 +29,9 @@ class TwoPhaseExchange : public BucketExchange {
   void run(OpContext& ctx, const at::Tensor& input, const PayloadContext& context, at::Tensor& mean,
            at::Tensor* delta) override;
   bool mean_of_deltas() const override { return false; }
+  void set_layout(int bucket, BucketLayout layout) override {
+    compressor_->set_layout(bucket, layout);
+  }
   NamedTensors state() const override;
   void load_state(const NamedTensors& state) override;
   bool state_is_replicated() const override { return !server_feedback_; }

@@ -16,6 +16,7 @@
 #include "compression/compressor.h"
 #include "compression/compressor_qsgd.h"
 #include "compression/compressor_randomk.h"
+#include "compression/compressor_sign.h"
 #include "compression/error_feedback.h"
 #include "compression/payload.h"
 #include "compression/sparse_select.h"
@@ -170,7 +171,7 @@ TEST(CompressionRoundTrip, SignScaleIsEachChunksMeanAbsolute) {
   x.narrow(0, 512, 489).mul_(100);                 // a second "layer" with larger values
   auto c = make("sign");
   Bytes payload = c->encode(x, {});
-  EXPECT_EQ(payload.size(), kPayloadHeaderBytes + 2 * 4 + (1001 + 7) / 8);
+  EXPECT_EQ(payload.size(), kPayloadHeaderBytes + 1 + 2 * 4 + (1001 + 7) / 8);  // no layout
   at::Tensor y = decode(*c, payload, x);
   for (auto [begin, count] : {std::pair<std::int64_t, std::int64_t>{0, 512}, {512, 489}}) {
     at::Tensor xc = x.narrow(0, begin, count), yc = y.narrow(0, begin, count);
@@ -178,6 +179,68 @@ TEST(CompressionRoundTrip, SignScaleIsEachChunksMeanAbsolute) {
     EXPECT_TRUE(at::equal(yc.abs(), at::full_like(xc, scale))) << "chunk at " << begin;
   }
   EXPECT_TRUE(at::equal(y < 0, x < 0));
+}
+
+// A bucket of 510 elements: a 3x100 matrix, a gap of 4 (alignment), 200 biases, a tail of 6.
+const BucketLayout kSignLayout = {{0, {3, 100}}, {304, {200}}};
+
+TEST(CompressionRoundTrip, SignTensorScaleIsEachTensorsMeanAbsolute) {
+  at::Tensor x = random_vector(510, at::kFloat);
+  x.narrow(0, 304, 200).mul_(100);  // the biases' gradients are larger
+  CompressorSign sign(SignScale::kTensor), chunks(SignScale::kChunk);
+  sign.set_layout(0, kSignLayout);
+  chunks.set_layout(0, kSignLayout);
+  const std::vector<std::int64_t> runs = {300, 4, 200, 6};
+  EXPECT_EQ(sign.runs_of(510, {}), runs);
+  Bytes payload = sign.encode(x, {});
+  EXPECT_EQ(payload.size(), kPayloadHeaderBytes + 1 + 8 + 4 * 8 + 4 * 4 + (510 + 7) / 8);
+  at::Tensor y = decode(sign, payload, x), y_chunks = decode(chunks, chunks.encode(x, {}), x);
+  std::int64_t begin = 0;
+  for (std::int64_t count : runs) {
+    at::Tensor xr = x.narrow(0, begin, count), yr = y.narrow(0, begin, count);
+    float scale = static_cast<float>(xr.to(at::kDouble).abs().sum().item<double>() / count);
+    EXPECT_TRUE(at::equal(yr.abs(), at::full_like(xr, scale))) << "run at " << begin;
+    begin += count;
+  }
+  EXPECT_TRUE(at::equal(y < 0, x < 0));
+  // Control: one chunk of 510 gives the matrix the biases' magnitude.
+  EXPECT_GT(y_chunks[0].abs().item<float>(), 10 * y[0].abs().item<float>());
+}
+
+// A two-phase chunk [250, 450) of the bucket: the runs are the layout's, clipped to it.
+TEST(CompressionRoundTrip, SignRunsFollowTheLayoutFromAChunksOffset) {
+  CompressorSign sign(SignScale::kTensor);
+  PayloadContext chunk;
+  chunk.offset = 250;
+  EXPECT_TRUE(sign.runs_of(200, chunk).empty()) << "no layout: chunks of 512";
+  sign.set_layout(0, kSignLayout);
+  EXPECT_EQ(sign.runs_of(200, chunk), (std::vector<std::int64_t>{50, 4, 146}));
+  chunk.offset = 505;
+  EXPECT_EQ(sign.runs_of(5, chunk), (std::vector<std::int64_t>{5}));
+  chunk.bucket = 1;
+  EXPECT_TRUE(sign.runs_of(5, chunk).empty()) << "another bucket";
+}
+
+TEST(CompressionValidation, SignRunsMustCoverTheElements) {
+  at::Tensor x = random_vector(510);
+  CompressorSign sign(SignScale::kTensor);
+  sign.set_layout(0, kSignLayout);
+  const Bytes good = sign.encode(x, {});
+  EXPECT_NO_THROW(decode(sign, good, x));
+  const std::size_t kind_at = kPayloadHeaderBytes, lengths_at = kind_at + 1 + 8;
+  auto with = [&](std::size_t at, std::int64_t value, std::size_t size = 8) {
+    Bytes bad = good;
+    std::memcpy(&bad[at], &value, size);
+    return bad;
+  };
+  expect_comm_error(sign, with(kind_at, 2, 1), x, "runs kind 2");
+  expect_comm_error(sign, with(kind_at + 1, 511), x, "more runs than elements");
+  expect_comm_error(sign, with(kind_at + 1, std::int64_t{1} << 62), x, "a huge run count");
+  expect_comm_error(sign, with(kind_at + 1, -1), x, "a negative run count");
+  expect_comm_error(sign, with(lengths_at, 0), x, "an empty run");
+  expect_comm_error(sign, with(lengths_at, 301), x, "runs past the end");
+  expect_comm_error(sign, with(lengths_at, 299), x, "runs short of the end");
+  expect_comm_error(sign, with(lengths_at, 510), x, "one run past the end after it");
 }
 
 TEST(CompressionRoundTrip, QsgdWithinOneLevel) {

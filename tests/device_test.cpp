@@ -119,27 +119,33 @@ TEST(DeviceCompression, SignAtenPathMatchesTheHostLoop) {
     at::manual_seed(n);
     at::Tensor x = at::randn({n});
     if (n > 2) x[2] = 0.0;  // zero counts as positive on both paths
-    CompressorSign sign;
-    const std::vector<std::uint8_t> loop = sign.encode(x, {});
-    std::vector<std::uint8_t> aten = CompressorSign::encode_with_aten(x);
-    ASSERT_EQ(aten.size(), loop.size()) << "n=" << n;
-    const std::size_t chunks = static_cast<std::size_t>((n + chunk - 1) / chunk);
-    const std::size_t scales_at = loop.size() - chunks * sizeof(float) - (n + 7) / 8;
-    EXPECT_TRUE(std::equal(loop.begin(), loop.begin() + scales_at, aten.begin())) << "header";
-    for (std::size_t c = 0; c < chunks; ++c) {
-      float a = 0, b = 0;
-      std::memcpy(&a, &loop[scales_at + c * sizeof(float)], sizeof(float));
-      std::memcpy(&b, &aten[scales_at + c * sizeof(float)], sizeof(float));
-      EXPECT_LE(std::abs(static_cast<double>(a) - b), std::ldexp(std::abs(double{a}), -23));
-    }
-    const std::size_t bits_at = scales_at + chunks * sizeof(float);
-    EXPECT_TRUE(std::equal(loop.begin() + bits_at, loop.end(), aten.begin() + bits_at)) << n;
-    // Negative control: flipping one input's sign must change the packed bits.
-    if (n > 0) {
-      at::Tensor flipped = x.clone();
-      flipped[0] = x[0].item<float>() < 0 ? 1.0 : -1.0;
-      aten = CompressorSign::encode_with_aten(flipped);
-      EXPECT_FALSE(std::equal(loop.begin() + bits_at, loop.end(), aten.begin() + bits_at)) << n;
+    // Chunks, and runs from a layout of two tensors and a tail (per tensor).
+    CompressorSign by_chunk(SignScale::kChunk), by_tensor(SignScale::kTensor);
+    by_tensor.set_layout(0, {{0, {n / 2}}, {n / 2, {n / 4}}});
+    for (CompressorSign* sign : {&by_chunk, &by_tensor}) {
+      const std::vector<std::int64_t> runs = sign->runs_of(n, {});
+      const std::vector<std::uint8_t> loop = sign->encode(x, {});
+      std::vector<std::uint8_t> aten = CompressorSign::encode_with_aten(x, runs);
+      ASSERT_EQ(aten.size(), loop.size()) << "n=" << n;
+      const std::size_t scales =
+          runs.empty() ? static_cast<std::size_t>((n + chunk - 1) / chunk) : runs.size();
+      const std::size_t scales_at = loop.size() - scales * sizeof(float) - (n + 7) / 8;
+      EXPECT_TRUE(std::equal(loop.begin(), loop.begin() + scales_at, aten.begin())) << "header";
+      for (std::size_t c = 0; c < scales; ++c) {
+        float a = 0, b = 0;
+        std::memcpy(&a, &loop[scales_at + c * sizeof(float)], sizeof(float));
+        std::memcpy(&b, &aten[scales_at + c * sizeof(float)], sizeof(float));
+        EXPECT_LE(std::abs(static_cast<double>(a) - b), std::ldexp(std::abs(double{a}), -23));
+      }
+      const std::size_t bits_at = scales_at + scales * sizeof(float);
+      EXPECT_TRUE(std::equal(loop.begin() + bits_at, loop.end(), aten.begin() + bits_at)) << n;
+      // Negative control: flipping one input's sign must change the packed bits.
+      if (n > 0) {
+        at::Tensor flipped = x.clone();
+        flipped[0] = x[0].item<float>() < 0 ? 1.0 : -1.0;
+        aten = CompressorSign::encode_with_aten(flipped, runs);
+        EXPECT_FALSE(std::equal(loop.begin() + bits_at, loop.end(), aten.begin() + bits_at)) << n;
+      }
     }
   }
 }
