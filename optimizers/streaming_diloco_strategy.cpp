@@ -9,6 +9,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "common/require_option.h"
 #include "common/trace.h"
 #include "optimizers/local_steps.h"
@@ -24,11 +25,6 @@ constexpr const char* kInflightPrefix = "inflight.";
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 std::string after(const std::string& s, const char* prefix) {
   return s.substr(std::string(prefix).size());
-}
-
-std::string module_of(const std::string& name) {
-  const auto dot = name.rfind('.');
-  return dot == std::string::npos ? std::string() : name.substr(0, dot);
 }
 
 void validate(const LocalUpdateOptions& o) {
@@ -55,33 +51,6 @@ void validate(const LocalUpdateOptions& o) {
 }
 
 }  // namespace
-
-const std::vector<std::string>& fragment_pattern_names() {
-  static const std::vector<std::string> names = {"strided", "sequential"};
-  return names;
-}
-
-std::vector<int> assign_fragments(const std::vector<std::string>& names, int fragments,
-                                  const std::string& pattern) {
-  std::vector<int> layer_of;
-  int layers = 0;
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    if (i > 0 && module_of(names[i]) != module_of(names[i - 1])) ++layers;
-    layer_of.push_back(layers);
-  }
-  if (!names.empty()) ++layers;
-  if (fragments > layers) {
-    throw ConfigError(str_cat("outer.fragments: ", fragments, " fragments but the model has only ",
-                              layers, " layers (parameter groups)"));
-  }
-  std::vector<int> fragment_of;
-  for (int l : layer_of) {
-    fragment_of.push_back(pattern == "sequential"
-                              ? static_cast<int>(static_cast<std::int64_t>(l) * fragments / layers)
-                              : l % fragments);
-  }
-  return fragment_of;
-}
 
 StreamingDilocoStrategy::StreamingDilocoStrategy(std::shared_ptr<Communicator> comm,
                                                  LocalUpdateOptions options)
@@ -110,6 +79,10 @@ void StreamingDilocoStrategy::attach(const NamedTensors& parameters) {
   std::vector<std::string> names;
   for (const auto& [name, tensor] : parameters) names.push_back(name);
   fragment_of_ = assign_fragments(names, schedule_.fragments, options_.outer.fragment_pattern);
+  if (comm_->rank() == 0) {
+    spdlog::info("streaming_diloco: {} fragments {} ({})", schedule_.fragments,
+                 describe_fragments(names, fragment_of_), options_.outer.fragment_pattern);
+  }
   anchors_ = start_replicas(*comm_, parameters);
   params_ = parameters;
   guard_.emplace(options_.nonfinite, names_of(parameters));

@@ -10,11 +10,10 @@
 // after the tau more inner steps taken while the exchange was in flight. One fragment, tau 0,
 // a 0 and the float32 wire is DiLoCo.
 //
-// Fragments. A "layer" is a run of consecutive parameters (registration order) sharing a module
-// path (the name up to its last '.'), e.g. a Linear's weight and bias. `strided` puts layer l in
-// fragment l mod F (the paper's default: early layers are never synced together); `sequential`
-// gives fragment p the contiguous layers l with floor(l F / L) = p. Embeddings and heads are
-// layers like the others. F must not exceed the number of layers (ConfigError).
+// Fragments (optimizers/fragments.h): whole blocks where the model has them (the parameters
+// outside every block one unit more), one tensor each otherwise, strided (unit u in fragment
+// u mod F) or sequential; F must not exceed the number of units (ConfigError). Rank 0 logs what
+// each fragment holds at attach().
 //
 // Schedule, a pure function of the step count t (after t inner steps), so every rank agrees and a
 // resumed run continues it: fragment p sends at t >= 1 with t = t_p (mod H), t_p = (p + 1) H / F
@@ -49,19 +48,12 @@
 #include "collectives/communicator.h"
 #include "compression/wire_codec.h"
 #include "optimizers/fragment_exchange.h"
+#include "optimizers/fragments.h"
 #include "optimizers/local_update_strategy.h"
 #include "optimizers/outer_optimizer.h"
 #include "optimizers/sync_strategy.h"
 
 namespace braid {
-
-// strided | sequential, the names outer.fragment_pattern accepts.
-const std::vector<std::string>& fragment_pattern_names();
-
-// The fragment of each parameter (names in registration order); ConfigError naming
-// outer.fragments when there are fewer layers than fragments.
-std::vector<int> assign_fragments(const std::vector<std::string>& names, int fragments,
-                                  const std::string& pattern);
 
 struct FragmentSchedule {
   std::int64_t H = 1, tau = 0;

@@ -144,13 +144,43 @@ TEST(E3M0, MalformedPayloadsNameTheRank) {
 
 // ---- fragments and schedule ------------------------------------------------------------------
 
-TEST(Fragments, StridedAndSequentialByLayer) {
-  const std::vector<std::string> names = {"a.weight", "a.bias",   "b.weight", "c.weight",
-                                          "c.bias",   "d.weight", "e.weight"};
-  EXPECT_EQ(assign_fragments(names, 2, "strided"), (std::vector<int>{0, 0, 1, 0, 0, 1, 0}));
-  EXPECT_EQ(assign_fragments(names, 2, "sequential"), (std::vector<int>{0, 0, 0, 0, 0, 1, 1}));
-  EXPECT_EQ(assign_fragments(names, 5, "sequential"), (std::vector<int>{0, 0, 1, 2, 2, 3, 4}));
+// Without blocks, each tensor is a unit.
+TEST(Fragments, StridedAndSequentialByTensor) {
+  const std::vector<std::string> names = {"a.weight", "a.bias", "b.weight", "c.weight", "c.bias"};
+  EXPECT_EQ(assign_fragments(names, 2, "strided"), (std::vector<int>{0, 1, 0, 1, 0}));
+  EXPECT_EQ(assign_fragments(names, 2, "sequential"), (std::vector<int>{0, 0, 0, 1, 1}));
+  EXPECT_EQ(assign_fragments(names, 5, "sequential"), (std::vector<int>{0, 1, 2, 3, 4}));
   EXPECT_THROW(assign_fragments(names, 6, "strided"), ConfigError);
+  EXPECT_FALSE(fragment_units(names).blocks);
+}
+
+// The built-in transformer's names: blocks stay whole, embeddings, final norm and head are one
+// unit more (the first, by their first parameter), and "10" is a block, not a digit prefix of it.
+TEST(Fragments, WholeBlocksAndTheRestAsOneUnit) {
+  std::vector<std::string> names = {"tokens.weight", "positions.weight"};
+  for (const char* block : {"blocks.0", "blocks.1", "blocks.10"}) {
+    for (const char* tensor : {"ln1.weight", "q.weight", "q.bias", "fc2.bias"})
+      names.push_back(std::string(block) + "." + tensor);
+  }
+  for (const char* tensor : {"ln_f.weight", "head.weight", "head.bias"}) names.push_back(tensor);
+  const FragmentUnits units = fragment_units(names);
+  EXPECT_TRUE(units.blocks);
+  EXPECT_EQ(units.labels, (std::vector<std::string>{"rest", "blocks.0", "blocks.1", "blocks.10"}));
+  const std::vector<int> strided = assign_fragments(names, 2, "strided");
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    // Units 0 (rest) and 2 (blocks.1) in fragment 0; 1 (blocks.0) and 3 (blocks.10) in 1.
+    EXPECT_EQ(strided[i], units.unit_of[i] % 2) << names[i];
+  }
+  EXPECT_EQ(strided.back(), 0) << "the head goes with the embeddings";
+  // One unit per fragment: a block's norm and its MLP still share one.
+  EXPECT_EQ(assign_fragments(names, 4, "strided")[2], assign_fragments(names, 4, "strided")[5]);
+  EXPECT_THROW(assign_fragments(names, 5, "strided"), ConfigError);
+  const std::string described = describe_fragments(names, strided);
+  EXPECT_NE(described.find("by blocks: fragment 0: [rest: tokens.weight, positions.weight, "
+                           "ln_f.weight, head.weight, head.bias], blocks.1; fragment 1: "
+                           "blocks.0, blocks.10"),
+            std::string::npos)
+      << described;
 }
 
 TEST(Schedule, EachFragmentSyncsOnceEveryHStepsAtItsOffset) {
