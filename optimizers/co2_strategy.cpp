@@ -4,6 +4,7 @@
 #include <torch/optim/optimizer.h>
 #include <torch/types.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -35,6 +36,16 @@ Co2Strategy::Co2Strategy(std::shared_ptr<Communicator> comm, LocalUpdateOptions 
   if (!(o.clip_norm >= 0)) {
     throw ConfigError(str_cat("outer.clip_norm: must be >= 0 (0: off), got ", o.clip_norm));
   }
+  if (!(o.clip_threshold >= 0)) {
+    throw ConfigError(
+        str_cat("outer.clip_threshold: must be >= 0 (0: off), got ", o.clip_threshold));
+  }
+  const auto& resets = outer_reset_names();
+  if (std::find(resets.begin(), resets.end(), o.reset) == resets.end()) {
+    throw ConfigError(
+        str_cat("outer.reset: unknown reset '", o.reset, "' (valid: ", join(resets), ")"));
+  }
+  options_.outer.optimizer.clip = o.clip_threshold;
 }
 
 void Co2Strategy::attach(const NamedTensors& parameters) {
@@ -82,10 +93,11 @@ void Co2Strategy::outer_round() {
   in_flight_ = exchange_->launch(steps_ / H - 1, flags_exchange(*guard_, unsent_));
   pending_ = true;
   // Under skip, a rank whose pseudo-gradient was not finite restarts from the anchor.
-  const bool restart = guard_->skips() && exchange_->first_nonfinite() >= 0;
+  const bool hard =
+      options_.outer.reset == "hard" || (guard_->skips() && exchange_->first_nonfinite() >= 0);
   for (std::size_t i = 0; i < params_.size(); ++i) {
     at::Tensor theta = params_[i].second.detach();
-    if (restart) {
+    if (hard) {
       theta.copy_(anchors_[i]);
     } else {
       // Exactly unchanged while the anchor is the round start (round 0). s_r takes theta as the

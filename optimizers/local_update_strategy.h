@@ -47,10 +47,14 @@ struct OuterOptions {
   std::int64_t delay_steps = 1;
   double mix = 0.5;
   std::string wire = "e3m0";
-  // co2 (co2_strategy.h): the stale mean is divided by 1 + staleness_penalty; clip_norm > 0
-  // bounds the L2 norm of the outer step (0: off).
-  double staleness_penalty = 0;  // outer.staleness_penalty
+  // co2 (co2_strategy.h): the stale mean is divided by 1 + staleness_penalty; clip_threshold > 0
+  // clamps the outer momentum element-wise; clip_norm > 0 bounds the L2 norm of the outer step
+  // (0: off); reset: hard (theta = anchor at each round end, the paper's) | soft (theta keeps
+  // its own round's progress on top of the anchor).
+  double staleness_penalty = 1;  // outer.staleness_penalty
+  double clip_threshold = 1.0;   // outer.clip_threshold
   double clip_norm = 0;          // outer.clip_norm
+  std::string reset = "hard";    // outer.reset
 };
 
 struct LocalUpdateOptions {

@@ -14,6 +14,11 @@ const std::vector<std::string>& outer_optimizer_names() {
   return names;
 }
 
+const std::vector<std::string>& outer_reset_names() {
+  static const std::vector<std::string> names = {"hard", "soft"};
+  return names;
+}
+
 OuterOptimizer::OuterOptimizer(const OuterOptimizerOptions& options,
                                const std::vector<at::Tensor>& anchors_like)
     : options_(options), nesterov_(options.name == "nesterov") {
@@ -22,20 +27,22 @@ OuterOptimizer::OuterOptimizer(const OuterOptimizerOptions& options,
     throw ConfigError(str_cat("outer.optimizer: unknown outer optimizer '", options.name,
                               "' (valid: ", join(names), ")"));
   }
-  BRAID_CHECK(options.lr >= 0 && options.momentum >= 0 && options.momentum < 1, "outer lr ",
-              options.lr, " momentum ", options.momentum);
+  BRAID_CHECK(options.lr >= 0 && options.momentum >= 0 && options.momentum < 1 && options.clip >= 0,
+              "outer lr ", options.lr, " momentum ", options.momentum, " clip ", options.clip);
   if (options.momentum == 0) return;
   for (const at::Tensor& a : anchors_like) momentum_.push_back(at::zeros_like(a));
 }
 
 // The same operations, in the same order, as torch::optim::SGD, so a test can compare bitwise.
 void OuterOptimizer::step(int index, at::Tensor& anchor, const at::Tensor& delta) {
+  const double clip = options_.clip;
   if (momentum_.empty()) {
-    anchor.add_(delta, -options_.lr);
+    anchor.add_(clip > 0 ? delta.clamp(-clip, clip) : delta, -options_.lr);
     return;
   }
   at::Tensor& b = momentum_.at(index);
   b.mul_(options_.momentum).add_(delta);
+  if (clip > 0) b.clamp_(-clip, clip);
   anchor.add_(nesterov_ ? delta.add(b, options_.momentum) : b, -options_.lr);
 }
 

@@ -4,7 +4,7 @@
 //
 // Update rule, per tensor i (PyTorch SGD semantics, dampening 0, so `nesterov` equals
 // torch::optim::SGD(SGDOptions(lr).momentum(mu).nesterov(true)) fed with .grad = Delta):
-//   b_i = mu * b_i + Delta_i
+//   b_i = mu * b_i + Delta_i,  clamped to [-clip, clip] when clip > 0 (co2)
 //   sgd:      anchor_i -= lr * b_i
 //   nesterov: anchor_i -= lr * (Delta_i + mu * b_i)
 // With mu = 0 there is no buffer and both are anchor -= lr * Delta (lr 1: FedAvg, the average).
@@ -27,10 +27,15 @@ struct OuterOptimizerOptions {
   std::string name = "nesterov";  // outer_optimizer_names()
   double lr = 0.7;
   double momentum = 0.9;
+  // > 0: after each update the momentum buffer b (Delta itself without momentum) is clamped
+  // element-wise to [-clip, clip] (CO2's outer momentum clipping; 0: off).
+  double clip = 0;
 };
 
 // The names `outer.optimizer` accepts.
 const std::vector<std::string>& outer_optimizer_names();
+// The names `outer.reset` accepts (co2): hard | soft.
+const std::vector<std::string>& outer_reset_names();
 
 class OuterOptimizer {
  public:

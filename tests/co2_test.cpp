@@ -7,8 +7,12 @@
 //    pseudo-gradient with a blocking MPI_Allreduce and applies it one round later (outer SGD lr 1
 //    without penalty: exactly the stale average; Nesterov with a penalty: the header's formula).
 //    The same reference without the delay is DiLoCo, checked against the diloco strategy.
-//  - Clipping really bounds the applied outer step: its L2 norm equals a tiny outer.clip_norm
-//    within rounding, and exceeds it without clipping.
+//  - The hard reset (the default) sets the parameters to the anchor at each round end; the soft
+//    one keeps the round's own progress on top (each checked against the reference, and the
+//    other rule as the negative control).
+//  - outer.clip_threshold clamps the outer momentum element-wise (the reference with the clamp,
+//    and without it as the control); outer.clip_norm bounds the applied outer step: its L2 norm
+//    equals a tiny clip_norm within rounding, and exceeds it without clipping.
 //  - Round 0 applies nothing and waits for nothing: after it the parameters are those of
 //    purely local training and the anchors the initial parameters.
 //  - Every rank holds identical anchors after every step; the parameters differ.
@@ -46,8 +50,10 @@ constexpr double kInnerMomentum = 0.9;
 
 const OuterOptimizerOptions kAveraging{"sgd", 1.0, 0.0};
 
+// Soft reset and no clipping unless asked, so that each test pins one rule.
 DataParallelOptions co2_options(OuterOptimizerOptions outer = kAveraging, double penalty = 0,
-                                double clip = 0) {
+                                double clip = 0, const std::string& reset = "soft",
+                                double threshold = 0) {
   DataParallelOptions options;
   options.strategy = "co2";
   options.algorithm = "ring";
@@ -57,6 +63,8 @@ DataParallelOptions co2_options(OuterOptimizerOptions outer = kAveraging, double
   options.outer.optimizer = outer;
   options.outer.staleness_penalty = penalty;
   options.outer.clip_norm = clip;
+  options.outer.reset = reset;
+  options.outer.clip_threshold = threshold;
   return options;
 }
 
@@ -81,7 +89,7 @@ enum class Rule {
 };
 
 std::shared_ptr<Model> reference(Rule rule, OuterOptimizerOptions outer = kAveraging,
-                                 double penalty = 0) {
+                                 double penalty = 0, double threshold = 0) {
   auto model = seeded_model("mlp", torch::kFloat64);
   torch::optim::SGD sgd(model->parameters(),
                         torch::optim::SGDOptions(kInnerLr).momentum(kInnerMomentum));
@@ -97,6 +105,7 @@ std::shared_ptr<Model> reference(Rule rule, OuterOptimizerOptions outer = kAvera
     for (std::size_t i = 0; i < anchor.size(); ++i) {
       at::Tensor d = mean[i] / (1 + penalty);
       momentum[i] = outer.momentum * momentum[i] + d;
+      if (threshold > 0) momentum[i] = momentum[i].clamp(-threshold, threshold);
       at::Tensor u = outer.name == "nesterov" ? d + outer.momentum * momentum[i] : momentum[i];
       anchor[i] = anchor[i] - outer.lr * u;
     }
@@ -143,6 +152,27 @@ TEST(StaleMean, PenaltyZeroWithoutClippingAppliesExactlyTheStaleAverage) {
   if (world->size() > 1) {  // one rank: both rules keep the local progress
     EXPECT_GT(max_relative_difference(*co2, *reference(Rule::kHardReset)), 1e3 * kTolerance);
   }
+}
+
+TEST(StaleMean, HardResetSetsTheParametersToTheAnchor) {
+  auto co2 = trained(co2_options(kAveraging, 0, 0, "hard"));
+  EXPECT_LT(max_relative_difference(*co2, *reference(Rule::kHardReset)), kTolerance)
+      << "rank " << world->rank();
+  // Negative control: the soft reset keeps the last round's progress.
+  EXPECT_GT(max_relative_difference(*co2, *reference(Rule::kCo2)), 1e3 * kTolerance);
+}
+
+// The outer momentum clamped element-wise (CO2's outer momentum clipping), with the reference
+// code's outer step for few workers (SGD, lr 1, momentum 0.2) and the hard reset: the defaults
+// bench/slowlink_local.sh runs. The threshold is small enough to bind on a 3-step round.
+TEST(Clip, ThresholdClampsTheOuterMomentumElementWise) {
+  const OuterOptimizerOptions outer{"sgd", 1.0, 0.2};
+  const double threshold = 2e-4;
+  auto co2 = trained(co2_options(outer, 0, 0, "hard", threshold));
+  EXPECT_LT(max_relative_difference(*co2, *reference(Rule::kHardReset, outer, 0, threshold)),
+            kTolerance);
+  // Negative control: without the clamp the run is another, so the clamp did act.
+  EXPECT_GT(max_relative_difference(*co2, *reference(Rule::kHardReset, outer)), 1e3 * kTolerance);
 }
 
 TEST(StaleMean, NesterovWithPenaltyFollowsTheHeaderFormula) {
@@ -193,7 +223,7 @@ std::vector<double> outer_step_norms(double clip) {
   return norms;
 }
 
-TEST(Clip, BoundsTheNormOfTheAppliedOuterStep) {
+TEST(Clip, NormBoundsTheNormOfTheAppliedOuterStep) {
   const double clip = 1e-3;
   const std::vector<double> clipped = outer_step_norms(clip);
   const std::vector<double> free = outer_step_norms(0);
@@ -271,7 +301,7 @@ class RoundTrip : public ::testing::TestWithParam<std::tuple<int, std::string>> 
 
 TEST_P(RoundTrip, ResumedRunContinuesBitForBit) {
   const auto& [stop, compressor] = GetParam();
-  DataParallelOptions options = co2_options({"nesterov", 0.7, 0.9}, 0.5, 0.05);
+  DataParallelOptions options = co2_options({"nesterov", 0.7, 0.9}, 0.5, 0.05, "hard", 1e-3);
   if (compressor != "none") {
     options.compression.compression.name = compressor;
     options.compression.compression.ratio = 0.3;
@@ -317,6 +347,12 @@ TEST(Options, NegativePenaltyOrClipIsAConfigError) {
   EXPECT_THROW(Co2Strategy(nullptr, options), ConfigError);
   options.outer.staleness_penalty = 0;
   options.outer.clip_norm = -0.5;
+  EXPECT_THROW(Co2Strategy(nullptr, options), ConfigError);
+  options.outer.clip_norm = 0;
+  options.outer.clip_threshold = -1;
+  EXPECT_THROW(Co2Strategy(nullptr, options), ConfigError);
+  options.outer.clip_threshold = 1;
+  options.outer.reset = "medium";
   EXPECT_THROW(Co2Strategy(nullptr, options), ConfigError);
 }
 
