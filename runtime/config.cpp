@@ -25,6 +25,7 @@
 #include "common/error.h"
 #include "compression/bucket_exchange.h"
 #include "compression/compressor.h"
+#include "compression/compressor_sign.h"
 #include "compression/error_feedback.h"
 #include "compression/wire_codec.h"
 #include "optimizers/gradient_code.h"
@@ -91,6 +92,7 @@ void for_each_key(C& c, Visit&& visit) {
   visit("compression", "error_feedback", c.compression.error_feedback, error_feedback_names());
   visit("compression", "eta", c.compression.eta, {});
   visit("compression", "rank", c.compression.rank, {});
+  visit("compression", "scale", c.compression.scale, sign_scale_names());
   visit("compression", "exchange", c.compression.exchange, exchange_path_names());
   visit("compression", "momentum_correction", c.compression.momentum_correction, {});
   visit("compression", "momentum_masking", c.compression.momentum_masking, {});
@@ -106,7 +108,9 @@ void for_each_key(C& c, Visit&& visit) {
   visit("outer", "mix", c.outer.mix, {});
   visit("outer", "wire", c.outer.wire, wire_names());
   visit("outer", "staleness_penalty", c.outer.staleness_penalty, {});
+  visit("outer", "clip_threshold", c.outer.clip_threshold, {});
   visit("outer", "clip_norm", c.outer.clip_norm, {});
+  visit("outer", "reset", c.outer.reset, outer_reset_names());
   visit("coding", "scheme", c.coding.scheme, gradient_code_schemes());
   visit("coding", "stragglers", c.coding.stragglers, {});
   visit("inject", "slow_ranks", c.inject.slow_ranks, {});
@@ -433,6 +437,16 @@ void apply_override(Config& config, const std::string& override_text, const std:
   given.insert(section + "." + key);
 }
 
+// Sign and top-k with error feedback under heavy-ball momentum applied after the exchange
+// diverge or lose points (bench/compression.sh: sign + EF at chance with momentum 0.9, top-k 1%
+// + EF 3.5 points below dense); with the momentum accumulated before compressing, as DGC does,
+// both train. So momentum SGD with them corrects the momentum unless the file says otherwise.
+bool corrects_momentum_by_default(const Config& c) {
+  const bool biased = c.compression.name == "sign" || c.compression.name == "topk";
+  return biased && c.compression.error_feedback == "ef" && c.sync.strategy == "allreduce" &&
+         c.optimizer.name == "sgd" && c.optimizer.momentum > 0 && !c.optimizer.nesterov;
+}
+
 void resolve_defaults(Config& c, const GivenKeys& given) {
   if (c.data.path.empty()) {
     c.data.path =
@@ -454,6 +468,8 @@ void resolve_defaults(Config& c, const GivenKeys& given) {
   if (c.compression.name == "dgc" && !given.count("compression.ratio")) {
     c.compression.ratio = 0.001;
   }
+  if (!given.count("compression.momentum_correction"))
+    c.compression.momentum_correction = corrects_momentum_by_default(c);
 }
 
 void validate(const Config& c, const std::string& source) {
@@ -566,6 +582,8 @@ void validate(const Config& c, const std::string& source) {
   require(c.outer.staleness_penalty >= 0, "outer.staleness_penalty", ">= 0 (0: no penalty)",
           c.outer.staleness_penalty);
   require(c.outer.clip_norm >= 0, "outer.clip_norm", ">= 0 (0: no clipping)", c.outer.clip_norm);
+  require(c.outer.clip_threshold >= 0, "outer.clip_threshold", ">= 0 (0: no clipping)",
+          c.outer.clip_threshold);
 
   require(c.coding.stragglers >= 0, "coding.stragglers", ">= 0", c.coding.stragglers);
   if (c.sync.strategy == "gradient_coding") {

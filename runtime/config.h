@@ -70,6 +70,7 @@ struct CompressionConfig {
   std::string error_feedback = "none";  // none | ef | ef21 | econtrol
   double eta = 1e-3;                    // econtrol: weight of the fed-back error
   std::int64_t rank = 2;                // powersgd: rank of each matrix's approximation, >= 1
+  std::string scale = "tensor";         // sign: one scale per tensor | per 512-element chunk
   std::string exchange = "auto";        // auto | gather | two_phase (gathered compressors)
   bool momentum_correction = false;     // accumulate the momentum per rank before compressing
   bool momentum_masking = true;         // dgc: clear the momentum where the velocity was sent
@@ -89,10 +90,13 @@ struct OuterConfig {
   std::int64_t delay_steps = 1;              // tau: steps between a fragment's send and merge
   double mix = 0.5;                          // alpha: theta = (1 - alpha) global + alpha local
   std::string wire = "e3m0";                 // float32 | bfloat16 | e3m0 (4-bit)
-  // co2: the stale mean is divided by 1 + staleness_penalty; clip_norm > 0 bounds the L2 norm of
-  // the outer step (0: off).
-  double staleness_penalty = 0;
+  // co2: the stale mean is divided by 1 + staleness_penalty; clip_threshold > 0 clamps the
+  // outer momentum element-wise, clip_norm > 0 bounds the L2 norm of the outer step (0: off);
+  // reset: hard (parameters = anchor at each round end) | soft.
+  double staleness_penalty = 1.0;
+  double clip_threshold = 1.0;
   double clip_norm = 0;
+  std::string reset = "hard";
 };
 
 // coding: gradient coding (sync.strategy: gradient_coding; optimizers/gradient_code.h).

@@ -19,6 +19,7 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.compression.compression.bits = static_cast<int>(config.compression.bits);
   o.compression.compression.seed = config.run.seed;
   o.compression.compression.rank = static_cast<int>(config.compression.rank);
+  o.compression.compression.scale = config.compression.scale;
   o.compression.compression.exchange = config.compression.exchange;
   o.compression.error_feedback = config.compression.error_feedback;
   o.compression.eta = config.compression.eta;
@@ -38,6 +39,8 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.outer.wire = config.outer.wire;
   o.outer.staleness_penalty = config.outer.staleness_penalty;
   o.outer.clip_norm = config.outer.clip_norm;
+  o.outer.clip_threshold = config.outer.clip_threshold;
+  o.outer.reset = config.outer.reset;
   o.coding_scheme = config.coding.scheme;
   o.coding_stragglers = static_cast<int>(config.coding.stragglers);
   o.nonfinite = config.train.nonfinite;

@@ -37,7 +37,7 @@ std::string data_parallel_option(const std::string& config_key) {
     if (config_key == std::string("compression.") + key) return "compression." + config_key;
   }
   for (const char* key : {"steps", "fragments", "fragment_pattern", "delay_steps", "mix", "wire",
-                          "staleness_penalty", "clip_norm"}) {
+                          "staleness_penalty", "clip_threshold", "clip_norm", "reset"}) {
     if (config_key == std::string("outer.") + key) return config_key;
   }
   return "";

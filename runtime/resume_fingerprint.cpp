@@ -67,6 +67,8 @@ ResumeFingerprint resume_fingerprint(const Config& c) {
   if (c.sync.strategy == "co2") {
     f.emplace_back("outer.staleness_penalty", fmt::format("{}", c.outer.staleness_penalty));
     f.emplace_back("outer.clip_norm", fmt::format("{}", c.outer.clip_norm));
+    f.emplace_back("outer.clip_threshold", fmt::format("{}", c.outer.clip_threshold));
+    f.emplace_back("outer.reset", quoted(c.outer.reset));
   }
   // A decaying schedule spreads over the total number of steps, so its length is part of the
   // run; a constant one is not, and a finished run may be extended.
