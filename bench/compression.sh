@@ -5,8 +5,13 @@
 # SGD momentum 0.9 with lr 0.05 after 100 linear warm-up steps, then cosine decay (as the DGC
 # paper warms up the learning rate; without it sign with error feedback diverges). At 4 ranks the compressors that cannot be summed (qsgd, topk, sign) are gathered
 # (compression.exchange: auto); topk-1%-ef-two-phase forces the two-phase compressed allreduce
-# to show its trade. The -mc rows accumulate the momentum before compressing
-# (compression.momentum_correction). Per method: final test accuracy,
+# to show its trade. sign and topk with error feedback under momentum SGD accumulate the momentum
+# before compressing by default (compression.momentum_correction); the -no-mc rows turn that off
+# (sign then diverges: error feedback's delayed mass times the momentum's 1/(1 - m)). The -sgd
+# rows are the error-feedback papers' own recipe (EF-signSGD: plain SGD, momentum 0) at the dense
+# run's effective step lr / (1 - m) = 0.5, compared with the same dense row (plain dense SGD at lr
+# 0.5 diverges in this recipe). sign-ef scales each tensor (compression.scale: tensor, the
+# default), sign-ef-chunk every 512 elements. Per method: final test accuracy,
 # bytes sent per rank (rank 0's, all traffic included), and compression_ratio from
 # metrics.jsonl. Writes bench/results/compression.md and compression.png (test accuracy against
 # bytes sent, scripts/plot_runs.py).
@@ -18,13 +23,16 @@ methods=(
   "fp16|--set compression.name=fp16"
   "qsgd-4bit|--set compression.name=qsgd --set compression.bits=4"
   "topk-1%-ef|--set compression.name=topk --set compression.ratio=0.01 --set compression.error_feedback=ef"
-  "topk-1%-ef-mc|--set compression.name=topk --set compression.ratio=0.01 --set compression.error_feedback=ef --set compression.momentum_correction=true"
+  "topk-1%-ef-no-mc|--set compression.name=topk --set compression.ratio=0.01 --set compression.error_feedback=ef --set compression.momentum_correction=false"
   "topk-1%-ef-two-phase|--set compression.name=topk --set compression.ratio=0.01 --set compression.error_feedback=ef --set compression.exchange=two_phase"
   "sign|--set compression.name=sign"
   "sign-ef|--set compression.name=sign --set compression.error_feedback=ef"
-  "sign-ef-mc|--set compression.name=sign --set compression.error_feedback=ef --set compression.momentum_correction=true"
+  "sign-ef-chunk|--set compression.name=sign --set compression.error_feedback=ef --set compression.scale=chunk"
+  "sign-ef-no-mc|--set compression.name=sign --set compression.error_feedback=ef --set compression.momentum_correction=false"
   "powersgd-r2-ef|--set compression.name=powersgd --set compression.rank=2 --set compression.error_feedback=ef"
   "topk-1%-econtrol-mc|--set compression.name=topk --set compression.ratio=0.01 --set compression.error_feedback=econtrol --set compression.eta=0.02 --set compression.momentum_correction=true"
+  "sign-ef-sgd|--set compression.name=sign --set compression.error_feedback=ef --set optimizer.momentum=0 --set optimizer.lr=0.5"
+  "topk-1%-ef-sgd|--set compression.name=topk --set compression.ratio=0.01 --set compression.error_feedback=ef --set optimizer.momentum=0 --set optimizer.lr=0.5"
 )
 run_cnn_compression
 /usr/bin/python3 - "$work" "${names[@]}" <<'PY' | tee bench/results/compression.md

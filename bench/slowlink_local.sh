@@ -10,7 +10,9 @@
 # test loss every EVAL_EVERY steps (default 30), one log line per step (for the per-step peak).
 # co2 runs with its reference code's outer step for few workers (SGD, lr 1, momentum 0.2: the
 # fairseq-CO2 example, and co2's defaults; DiLoCo's Nesterov 0.7/0.9 on a one-round-stale update
-# overshoots). The flags stay explicit so that the runs do not depend on the defaults.
+# overshoots), and with its stabilisers' defaults (outer.reset hard, outer.staleness_penalty 1,
+# outer.clip_threshold 1); co2_soft is co2 with outer.reset soft and no penalty (braid's earlier
+# default). The flags stay explicit so that the runs do not depend on the defaults.
 # Every rank is a node of its own (runtime.ranks_per_node=1), as on separate machines: sync's
 # gradients cross the link, never shared memory.
 # Every method runs twice, alternating: on the unlimited link (plain mpirun, shared memory) and
@@ -23,6 +25,8 @@
 # start-up checks), and time to reach sync's final loss + 0.1 nats (time_s
 # of the first evaluation at or below it, no interpolation). Writes
 # bench/results/slowlink_local.md and slowlink_local_{time,bytes}.png (slow-link runs, log x).
+# ONLY="co2 streaming_diloco" with WORK set to an earlier run's directory re-runs just those
+# methods and rebuilds the table from WORK (the others' runs reused as they are).
 # Needs root (braid-slowlink) and Debian's python3-matplotlib (run by /usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +47,8 @@ methods=(
   "local_sgd|--set sync.strategy=local_sgd"
   "diloco|--set sync.strategy=diloco"
   "streaming_diloco|--set sync.strategy=streaming_diloco --set outer.wire=e3m0 --set outer.fragments=3"
-  "co2|--set sync.strategy=co2 --set outer.optimizer=sgd --set outer.lr=1 --set outer.momentum=0.2"
+  "co2|--set sync.strategy=co2 --set outer.optimizer=sgd --set outer.lr=1 --set outer.momentum=0.2 --set outer.reset=hard --set outer.staleness_penalty=1 --set outer.clip_threshold=1"
+  "co2_soft|--set sync.strategy=co2 --set outer.optimizer=sgd --set outer.lr=1 --set outer.momentum=0.2 --set outer.reset=soft --set outer.staleness_penalty=0 --set outer.clip_threshold=1"
 )
 # run LINK NAME MAX_STEPS EXTRA...: one training run into $work/LINK/NAME, with the load average
 # before and after in $work/LINK/NAME.load.
@@ -72,6 +77,12 @@ for entry in "${methods[@]}"; do
   names+=("$name")
   # shellcheck disable=SC2206
   extra=(${entry#*|})
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then
+    [ -f "$work/fast/$name/summary.json" ] && [ -f "$work/slow/$name/summary.json" ] ||
+      { echo "ONLY: $name has no runs in WORK=$work to reuse" >&2; exit 1; }
+    echo "reusing $name from $work"
+    continue
+  fi
   if [ "$name" = sync ]; then
     run fast "$name" "$steps" "${extra[@]}"
     run slow "$name" "$sync_slow_steps" "${extra[@]}"
@@ -168,6 +179,8 @@ checks = [
           f"{res[best]['t_slow'] / res[best]['t_fast']:.2f}x"
           + ("" if best_any in (None, best) else f" (closest of all: {best_any} "
              f"{res[best_any]['t_slow'] / res[best_any]['t_fast']:.2f}x)")),
+    check(res["co2"]["loss"] <= res["local_sgd"]["loss"] + 0.05, "co2's final test loss within "
+          f"0.05 nats of local_sgd's: {res['co2']['loss']:.3f} against {res['local_sgd']['loss']:.3f}"),
 ]
 with open("bench/results/slowlink_local.md", "w") as f:
     f.write(f"""# Local-update strategies on a {rate} link
@@ -202,7 +215,7 @@ shared by all ranks; unlimited: plain mpirun (shared memory).
     f.write("\n".join(rows) + "\n\nExpected outcomes:\n\n" + "\n".join(checks) + "\n")
 print(open("bench/results/slowlink_local.md").read())
 
-styles = {n: s for n, s in zip(names, ["k-", "C0-", "C1-", "C2-", "C3-"])}
+styles = {n: s for n, s in zip(names, ["k-", "C0-", "C1-", "C2-", "C3-", "C3--"])}
 for x, label, scale, out in (("time_s", "wall-clock time (s), log scale", 1, "time"),
                              ("bytes_sent", "bytes sent by rank 0 (MB), log scale", 1e-6, "bytes")):
     plt.figure(figsize=(7, 4.5))
