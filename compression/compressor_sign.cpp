@@ -24,20 +24,23 @@ std::vector<std::int64_t> chunk_runs(std::int64_t n) {
   return runs;
 }
 
-// Starts the payload: the runs kind, the listed runs if any; returns the runs to scale.
-std::vector<std::int64_t> put_runs(PayloadWriter& writer, const std::vector<std::int64_t>& listed,
-                                   std::int64_t n) {
-  writer.put(listed.empty() ? kChunkRuns : kListedRuns);
-  if (listed.empty()) return chunk_runs(n);
-  writer.put(static_cast<std::int64_t>(listed.size()));
-  writer.put_bytes(listed.data(), listed.size() * sizeof(std::int64_t));
-  return listed;
+// The runs to scale: `listed` (runs_of()), or chunks when it is empty.
+std::vector<std::int64_t> runs_to_scale(std::vector<std::int64_t> listed, std::int64_t n) {
+  return listed.empty() ? chunk_runs(n) : listed;
 }
 
-std::size_t body_bytes(std::int64_t n, const std::vector<std::int64_t>& listed) {
-  const std::size_t listed_bytes = listed.empty() ? 0 : sizeof(std::int64_t) * (1 + listed.size());
-  const std::size_t scales = listed.empty() ? chunk_runs(n).size() : listed.size();
-  return 1 + listed_bytes + scales * sizeof(float) + packed_bytes(n, 1);
+// Starts a payload of n elements: the runs kind and, when listed, the runs' lengths.
+PayloadWriter start_payload(DType dtype, std::int64_t n, const std::vector<std::int64_t>& runs,
+                            bool listed) {
+  const std::size_t listed_bytes = listed ? sizeof(std::int64_t) * (1 + runs.size()) : 0;
+  PayloadWriter writer(PayloadKind::kSign, dtype, n,
+                       1 + listed_bytes + runs.size() * sizeof(float) + packed_bytes(n, 1));
+  writer.put(listed ? kListedRuns : kChunkRuns);
+  if (listed) {
+    writer.put(static_cast<std::int64_t>(runs.size()));
+    writer.put_bytes(runs.data(), runs.size() * sizeof(std::int64_t));
+  }
+  return writer;
 }
 
 // The runs a peer's payload declares, checked to cover exactly the n elements.
@@ -94,12 +97,13 @@ std::vector<std::int64_t> CompressorSign::runs_of(std::int64_t n,
 
 std::vector<std::uint8_t> CompressorSign::encode(const at::Tensor& input,
                                                  const PayloadContext& context) {
-  const std::vector<std::int64_t> listed = runs_of(input.numel(), context);
+  std::vector<std::int64_t> listed = runs_of(input.numel(), context);
   if (input.device().is_cuda()) return encode_with_aten(input, listed);
   DType dtype = payload_value_dtype(input);
   const std::int64_t n = input.numel();
-  PayloadWriter writer(PayloadKind::kSign, dtype, n, body_bytes(n, listed));
-  const std::vector<std::int64_t> runs = put_runs(writer, listed, n);
+  const bool is_listed = !listed.empty();
+  const std::vector<std::int64_t> runs = runs_to_scale(std::move(listed), n);
+  PayloadWriter writer = start_payload(dtype, n, runs, is_listed);
   dispatch_value(dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* x = input.data_ptr<T>();
@@ -126,8 +130,8 @@ std::vector<std::uint8_t> CompressorSign::encode_with_aten(
     const at::Tensor& input, const std::vector<std::int64_t>& listed) {
   DType dtype = device_value_dtype(input);
   const std::int64_t n = input.numel();
-  PayloadWriter writer(PayloadKind::kSign, dtype, n, body_bytes(n, listed));
-  std::vector<std::int64_t> runs = put_runs(writer, listed, n);
+  std::vector<std::int64_t> runs = runs_to_scale(listed, n);
+  PayloadWriter writer = start_payload(dtype, n, runs, !listed.empty());
   const auto count = static_cast<std::int64_t>(runs.size());
   at::Tensor x = input.view({n});
   at::Tensor lengths = at::from_blob(runs.data(), {count}, at::kLong)
