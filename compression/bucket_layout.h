@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/error.h"
+
 namespace braid {
 
 // One tensor packed into a bucket: where it starts (in elements) and its shape.
@@ -21,5 +23,15 @@ struct TensorSegment {
 };
 
 using BucketLayout = std::vector<TensorSegment>;
+
+// CheckError (the caller's bug) unless the segments are in increasing offset order and do not
+// overlap; `who` names the method in the message.
+inline void check_bucket_layout(const BucketLayout& layout, const char* who, int bucket) {
+  std::int64_t end = 0;
+  for (const TensorSegment& tensor : layout) {
+    BRAID_CHECK(tensor.offset >= end, who, ": bucket ", bucket, " layout overlaps or is unsorted");
+    end = tensor.offset + tensor.numel();
+  }
+}
 
 }  // namespace braid

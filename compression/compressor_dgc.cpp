@@ -47,12 +47,10 @@ double CompressorDgc::kept_ratio(std::int64_t step) const {
 }
 
 void CompressorDgc::set_layout(int bucket, const BucketLayout& layout) {
+  check_bucket_layout(layout, "dgc", bucket);
   std::vector<Segment> segments;
-  std::int64_t end = 0;
   for (const TensorSegment& tensor : layout) {
-    BRAID_CHECK(tensor.offset >= end, "dgc: bucket ", bucket, " layout overlaps or is unsorted");
     segments.push_back({tensor.offset, tensor.numel(), dgc_sends_dense(tensor, target_ratio_)});
-    end = tensor.offset + tensor.numel();
   }
   layouts_[bucket] = std::move(segments);
 }

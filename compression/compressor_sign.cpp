@@ -67,11 +67,7 @@ std::vector<std::int64_t> read_runs(PayloadReader& reader, std::int64_t n) {
 }  // namespace
 
 void CompressorSign::set_layout(int bucket, const BucketLayout& layout) {
-  std::int64_t end = 0;
-  for (const TensorSegment& tensor : layout) {
-    BRAID_CHECK(tensor.offset >= end, "sign: bucket ", bucket, " layout overlaps or is unsorted");
-    end = tensor.offset + tensor.numel();
-  }
+  check_bucket_layout(layout, "sign", bucket);
   layouts_[bucket] = layout;
 }
 
