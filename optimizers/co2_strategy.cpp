@@ -12,20 +12,9 @@
 #include "common/error.h"
 #include "common/trace.h"
 #include "optimizers/local_steps.h"
+#include "optimizers/state_keys.h"
 
 namespace braid {
-namespace {
-
-constexpr const char* kAnchorPrefix = "anchor.";
-constexpr const char* kStartPrefix = "start.";
-constexpr const char* kPendingPrefix = "pending.";
-constexpr const char* kOuterPrefix = "outer.";
-constexpr const char* kExchangePrefix = "exchange.";
-
-bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
-
-}  // namespace
-
 Co2Strategy::Co2Strategy(std::shared_ptr<Communicator> comm, LocalUpdateOptions options)
     : comm_(std::move(comm)), options_(std::move(options)) {
   const OuterOptions& o = options_.outer;

@@ -8,10 +8,10 @@
 #include "collectives/collectives.h"
 #include "collectives/tensor.h"
 #include "common/error.h"
+#include "optimizers/state_keys.h"
 
 namespace braid {
 namespace {
-constexpr const char* kExchangePrefix = "exchange.";
 
 // The bucket a state entry belongs to: every memory and path names them "<bucket>.<field>".
 int bucket_of(const std::string& name) { return std::atoi(name.c_str()); }

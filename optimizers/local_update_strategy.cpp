@@ -10,18 +10,9 @@
 #include "common/error.h"
 #include "common/trace.h"
 #include "optimizers/local_steps.h"
+#include "optimizers/state_keys.h"
 
 namespace braid {
-namespace {
-
-constexpr const char* kAnchorPrefix = "anchor.";
-constexpr const char* kOuterPrefix = "outer.";
-constexpr const char* kExchangePrefix = "exchange.";
-
-bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
-
-}  // namespace
-
 LocalUpdateStrategy::LocalUpdateStrategy(std::shared_ptr<Communicator> comm,
                                          LocalUpdateOptions options)
     : comm_(std::move(comm)), options_(std::move(options)) {

@@ -13,16 +13,11 @@
 #include "common/require_option.h"
 #include "common/trace.h"
 #include "optimizers/local_steps.h"
+#include "optimizers/state_keys.h"
 
 namespace braid {
 namespace {
 
-constexpr const char* kAnchorPrefix = "anchor.";
-constexpr const char* kOuterPrefix = "outer.";
-constexpr const char* kExchangePrefix = "exchange.";
-constexpr const char* kInflightPrefix = "inflight.";
-
-bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 std::string after(const std::string& s, const char* prefix) {
   return s.substr(std::string(prefix).size());
 }
