@@ -2,7 +2,12 @@
 # a downloaded LibTorch 2.x works through -DCMAKE_PREFIX_PATH=/path/to/libtorch.
 find_program(BRAID_CCACHE ccache)
 if(BRAID_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
-  set(CMAKE_CXX_COMPILER_LAUNCHER ${BRAID_CCACHE})
+  # ccache caches compilations that use a precompiled header only with this sloppiness: it
+  # cannot see #defines or __TIME__ through the .gch (ccache(1), "Precompiled headers"). The
+  # base directory makes paths inside the clone relative, so that another clone's build/ finds
+  # the same entries (unity batches and precompiled headers are named by absolute path).
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${CMAKE_COMMAND} -E env CCACHE_SLOPPINESS=pch_defines,time_macros
+      CCACHE_BASEDIR=${PROJECT_SOURCE_DIR} ${BRAID_CCACHE})
 endif()
 
 find_package(Threads REQUIRED)

@@ -16,7 +16,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # -O1 -g1: what the sanitizers' own documentation recommends (reports with line numbers), and
 # each LibTorch translation unit compiles in about 60% of the time -O2 -g takes.
 flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG")
-cmake -S . -B build-asan "${flags[@]}" -DBRAID_SANITIZE=address,undefined > /dev/null
+# A new build directory uses Ninja, as scripts/setup.sh does; one made earlier keeps its generator.
+generator() { [ -f "$1/CMakeCache.txt" ] || echo "-GNinja"; }
+cmake -S . -B build-asan $(generator build-asan) "${flags[@]}" -DBRAID_SANITIZE=address,undefined > /dev/null
 cmake --build build-asan -j "${JOBS:-2}" --target collectives_test mpi_collectives_test communicator_test \
   mpi_faults_test shm_allreduce_test lifecycle_test compression_test sparse_select_test bucket_exchange_test powersgd_test
 # LibTorch and OpenMPI are not instrumented and keep memory until exit: report errors, not leaks.
@@ -33,7 +35,7 @@ mpirun --oversubscribe -np 3 build-asan/bin/mpi_collectives_test --gtest_brief=1
 mpirun --oversubscribe -np 3 build-asan/bin/mpi_faults_test --gtest_brief=1
 echo "sanitize: collectives, lifetimes and compression decoders clean under ASan+UBSan"
 
-cmake -S . -B build-tsan "${flags[@]}" -DBRAID_SANITIZE=thread > /dev/null
+cmake -S . -B build-tsan $(generator build-tsan) "${flags[@]}" -DBRAID_SANITIZE=thread > /dev/null
 cmake --build build-tsan -j "${JOBS:-2}" --target collectives_test shm_allreduce_test communicator_test
 # LibTorch, OpenMPI and libstdc++ are not instrumented, so TSan misses their synchronisation: one
 # OpenMP thread keeps any LibTorch op on the thread that calls it (libgomp's pool is invisible to

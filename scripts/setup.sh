@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  cmake g++ make ccache pkg-config
+  cmake g++ make ninja-build ccache pkg-config   # ninja: starts a layer before the one below has linked
   libtorch-dev libopenblas-dev          # LibTorch; OpenBLAS: the reference BLAS is ~10x slower
   libopenmpi-dev openmpi-bin            # MPI runtime and mpirun
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev zlib1g-dev
@@ -41,7 +41,7 @@ all=false
 [ "${1:-}" = "--all" ] && all=true
 if [ ! -f "$build_dir/CMakeCache.txt" ]; then
   # shellcheck disable=SC2086
-  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" \
+  cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" \
     -DBRAID_CUDA_WITHOUT_GPU="$($all && echo ON || echo OFF)" ${CMAKE_ARGS:-}
 elif $all && ! grep -q '^BRAID_CUDA_WITHOUT_GPU:BOOL=ON' "$build_dir/CMakeCache.txt"; then
   cmake -S . -B "$build_dir" -DBRAID_CUDA_WITHOUT_GPU=ON > /dev/null
