@@ -4,8 +4,8 @@
 // buckets; destroyed on a plain exit with buckets every rank launched (a GAN's last generator
 // phase sends the discriminator's), it lets them complete; a strategy whose attach() failed
 // before registering hooks is destroyed cleanly.
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <torch/torch.h>
 
 #include "common/error.h"
 #include "optimizers/allreduce_strategy.h"

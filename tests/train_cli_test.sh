@@ -338,8 +338,14 @@ run_dir_lock)
     > "$work/third.out" 2>&1 || { cat "$work/third.out"; fail "the rerun after the owner ended"; }
   # A job killed outright leaves no stale lock: the kernel released it.
   start_owner "$work/killed"
-  pkill -KILL -P "$launcher" || fail "no rank to kill"
+  ranks=$(pgrep -P "$launcher") || fail "no rank to kill"
+  # shellcheck disable=SC2086
+  kill -KILL $ranks
   set +e; wait "$launcher"; set -e
+  # mpirun can end before the kernel has torn down every killed rank (and so released its lock):
+  # wait, bounded, until the ranks are gone.
+  alive() { for pid in $ranks; do kill -0 "$pid" 2> /dev/null && return 0; done; return 1; }
+  for _ in $(seq 100); do alive || break; sleep 0.1; done
   lock_free "$work/killed" || fail "a killed job left its lock held"
   ;;
 rerun)
