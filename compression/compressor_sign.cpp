@@ -24,23 +24,25 @@ std::vector<std::int64_t> chunk_runs(std::int64_t n) {
   return runs;
 }
 
-// The runs to scale: `listed` (runs_of()), or chunks when it is empty.
-std::vector<std::int64_t> runs_to_scale(std::vector<std::int64_t> listed, std::int64_t n) {
-  return listed.empty() ? chunk_runs(n) : listed;
-}
+// A payload of n elements begun with its runs kind and, when listed, the runs' lengths, and the
+// runs to scale: `listed` (runs_of()), or chunks when it is empty.
+struct StartedPayload {
+  PayloadWriter writer;
+  std::vector<std::int64_t> runs;
+};
 
-// Starts a payload of n elements: the runs kind and, when listed, the runs' lengths.
-PayloadWriter start_payload(DType dtype, std::int64_t n, const std::vector<std::int64_t>& runs,
-                            bool listed) {
-  const std::size_t listed_bytes = listed ? sizeof(std::int64_t) * (1 + runs.size()) : 0;
+StartedPayload start_payload(DType dtype, std::int64_t n, std::vector<std::int64_t> listed) {
+  const bool is_listed = !listed.empty();
+  std::vector<std::int64_t> runs = is_listed ? std::move(listed) : chunk_runs(n);
+  const std::size_t listed_bytes = is_listed ? sizeof(std::int64_t) * (1 + runs.size()) : 0;
   PayloadWriter writer(PayloadKind::kSign, dtype, n,
                        1 + listed_bytes + runs.size() * sizeof(float) + packed_bytes(n, 1));
-  writer.put(listed ? kListedRuns : kChunkRuns);
-  if (listed) {
+  writer.put(is_listed ? kListedRuns : kChunkRuns);
+  if (is_listed) {
     writer.put(static_cast<std::int64_t>(runs.size()));
     writer.put_bytes(runs.data(), runs.size() * sizeof(std::int64_t));
   }
-  return writer;
+  return {std::move(writer), std::move(runs)};
 }
 
 // The runs a peer's payload declares, checked to cover exactly the n elements.
@@ -95,11 +97,11 @@ std::vector<std::uint8_t> CompressorSign::encode(const at::Tensor& input,
                                                  const PayloadContext& context) {
   std::vector<std::int64_t> listed = runs_of(input.numel(), context);
   if (input.device().is_cuda()) return encode_with_aten(input, listed);
-  DType dtype = payload_value_dtype(input);
+  const DType dtype = payload_value_dtype(input);
   const std::int64_t n = input.numel();
-  const bool is_listed = !listed.empty();
-  const std::vector<std::int64_t> runs = runs_to_scale(std::move(listed), n);
-  PayloadWriter writer = start_payload(dtype, n, runs, is_listed);
+  StartedPayload started = start_payload(dtype, n, std::move(listed));
+  PayloadWriter& writer = started.writer;
+  const std::vector<std::int64_t>& runs = started.runs;
   dispatch_value(dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* x = input.data_ptr<T>();
@@ -124,10 +126,10 @@ std::vector<std::uint8_t> CompressorSign::encode(const at::Tensor& input,
 // bytes sent, so ranks still agree.
 std::vector<std::uint8_t> CompressorSign::encode_with_aten(
     const at::Tensor& input, const std::vector<std::int64_t>& listed) {
-  DType dtype = device_value_dtype(input);
   const std::int64_t n = input.numel();
-  std::vector<std::int64_t> runs = runs_to_scale(listed, n);
-  PayloadWriter writer = start_payload(dtype, n, runs, !listed.empty());
+  StartedPayload started = start_payload(device_value_dtype(input), n, listed);
+  PayloadWriter& writer = started.writer;
+  std::vector<std::int64_t>& runs = started.runs;
   const auto count = static_cast<std::int64_t>(runs.size());
   at::Tensor x = input.view({n});
   at::Tensor lengths = at::from_blob(runs.data(), {count}, at::kLong)
