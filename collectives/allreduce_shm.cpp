@@ -20,7 +20,8 @@ constexpr std::size_t kStepBytes = 256 * 1024;
 
 void node_barrier(OpContext& ctx, SharedMemory& shm, const char* after) {
   int late = -1;
-  if (shm.barrier(ctx.deadline(), ctx.aborted(), &late)) return;
+  const auto waiting = [&](int local) { ctx.waiting_for(shm.layout().node_ranks[local]); };
+  if (shm.barrier(ctx.deadline(), ctx.aborted(), &late, waiting)) return;
   ctx.fail_wait(str_cat("pass the shared-memory barrier after ", after, " (local rank ", late,
                         ", rank ", shm.layout().node_ranks[late], ", had not arrived)"));
 }
@@ -160,6 +161,7 @@ void AllreduceShm::run_on_node(OpContext& ctx, SharedMemory& shm, Buffer buffer,
         std::int64_t ready = shown();
         if (ready <= copied[c]) {
           if (!wait) break;
+          ctx.waiting_for(node.node_ranks[c]);
           if (!poll_until([&] { return (ready = shown()) > copied[c]; }, ctx.deadline(),
                           ctx.aborted())) {
             ctx.fail_wait(str_cat("read the reduced chunk of local rank ", c, " (rank ",

@@ -68,6 +68,8 @@ Communicator::Communicator(std::shared_ptr<Transport> transport, CommOptions opt
       tag_span_(std::int64_t{transport_->max_tag()} - kFirstOpTag + 1),
       shared_memory_(transport_->shared_memory()),
       hierarchical_(hierarchical_applies(shared_memory_) && size_ > 1),
+      flight_channel_(options_.recorder ? options_.recorder->open() : -1),
+      waiting_(options_.recorder ? options_.recorder->waiting_slot(flight_channel_) : nullptr),
       thread_([this] { loop(); }) {
   // NCCL completes a group of sends and receives as a whole (transport_nccl.h): a pipeline of
   // segments would wait on itself, so every step moves one segment.
@@ -100,6 +102,7 @@ void Communicator::abort(std::string reason) {
     dropped.swap(queue_);
   }
   for (Job& job : dropped) {
+    record_end(job, "cancelled");
     job.work.mark_completed(abort_error(str_cat(job.desc.text(), " was cancelled")));
   }
 }
@@ -114,6 +117,7 @@ std::shared_ptr<Communicator> Communicator::channel(CommOptions options) {
   // dup() is a collective on this communicator's transport, which only its thread may use (and
   // in this communicator's order of collectives, which MPI requires on one MPI communicator).
   std::shared_ptr<Communicator> channel;
+  if (!options.recorder) options.recorder = options_.recorder;  // one record of the whole rank
   Work work = submit({"channel", "dup", 0, DType::kFloat32}, [&](OpContext&) {
     channel = std::make_shared<Communicator>(transport_, std::move(options));
   });
@@ -133,13 +137,14 @@ Work Communicator::submit(OpDesc desc, std::function<void(OpContext&)> body) {
     refused = aborted_.load();
     if (!refused) {
       BRAID_CHECK(!stopping_, "submit on a communicator that is shutting down");
-      ++submitted_;
+      const std::uint64_t seq = submitted_++;
+      if (options_.recorder) options_.recorder->queued(flight_channel_, seq, desc);
       // Late receives of past partial gathers are discarded before each operation runs.
       auto reaping = [this, body = std::move(body)](OpContext& ctx) {
         late_.reap(ctx.tag());
         body(ctx);
       };
-      queue_.push_back(Job{std::move(desc), std::move(reaping), work});
+      queue_.push_back(Job{std::move(desc), std::move(reaping), work, seq});
     }
   }
   if (refused) {
@@ -160,6 +165,7 @@ void Communicator::loop() {
       job = std::move(queue_.front());
       queue_.pop_front();
       if (stopping_) {
+        record_end(job, "cancelled: the communicator shut down");
         job.work.mark_completed(std::make_exception_ptr(
             CommError(str_cat(job.desc.text(), " was cancelled: the communicator shut down"))));
         continue;
@@ -172,14 +178,17 @@ void Communicator::loop() {
 void Communicator::run(Job& job) {
   const std::uint64_t seq = seq_++;
   if (aborted_.load()) {
+    record_end(job, "not run: the communicator was aborted");
     job.work.mark_completed(abort_error(str_cat(job.desc.text(), " was not run")));
     return;
   }
   if (!broken_.empty()) {
+    record_end(job, "not run: the communicator failed earlier");
     job.work.mark_completed(std::make_exception_ptr(CommError(
         str_cat(job.desc.text(), " not run: the communicator failed earlier: ", broken_))));
     return;
   }
+  if (options_.recorder) options_.recorder->started(flight_channel_, job.seq);
   try {
     check_ahead(job.desc, seq);
     if (options_.debug_checks && size_ > 1 && !job.desc.partial) cross_check(job.desc, seq);
@@ -188,17 +197,24 @@ void Communicator::run(Job& job) {
     const auto timeout = job.desc.timeout.count() > 0 ? job.desc.timeout : options_.timeout;
     OpContext ctx(*transport_, tag, begin + timeout, job.desc.text(), seq, &aborted_);
     ctx.set_ahead(this);
+    ctx.set_waiting_slot(waiting_);
     running_ = &job.desc;
     job.body(ctx);
     running_ = nullptr;
     // One trace event per collective on the communication thread's row: a bucket's exchange.
     if (trace::enabled()) trace::complete(str_cat(job.desc.text(), " #", seq), "comm", begin);
+    record_end(job);
     job.work.mark_completed();
   } catch (const std::exception& e) {
     running_ = nullptr;
     broken_ = e.what();
+    record_end(job, e.what());
     job.work.mark_completed(aborted_.load() ? abort_error(e.what()) : std::current_exception());
   }
+}
+
+void Communicator::record_end(const Job& job, const std::string& error) {
+  if (options_.recorder) options_.recorder->finished(flight_channel_, job.seq, error);
 }
 
 int Communicator::reserve(std::uint64_t from, std::uint64_t ahead) {

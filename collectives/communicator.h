@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "collectives/allreduce.h"
+#include "collectives/flight_recorder.h"
 #include "collectives/op_context.h"
 #include "collectives/partial_gather.h"
 #include "collectives/transport.h"
@@ -49,6 +50,8 @@ struct CommOptions {
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
   bool debug_checks = false;
   AllreduceOptions allreduce;
+  // Records every collective of this communicator and of its channels (nullptr: none).
+  std::shared_ptr<FlightRecorder> recorder;
 };
 
 // What a collective is, for sequence checks and messages: "allreduce(ring, 1024 x float32)".
@@ -176,7 +179,10 @@ class Communicator : private AheadReceives {
     OpDesc desc;
     std::function<void(OpContext&)> body;
     Work work;
+    std::uint64_t seq = 0;  // in submission order: the sequence number it runs as
   };
+  // Flight records (no-ops without a recorder).
+  void record_end(const Job& job, const std::string& error = {});
   void loop();
   void run(Job& job);
   std::exception_ptr abort_error(const std::string& what) const;
@@ -193,6 +199,8 @@ class Communicator : private AheadReceives {
   std::int64_t tag_span_;  // tags an operation may use: [kFirstOpTag, kFirstOpTag + tag_span_)
   const SharedMemory* shared_memory_;  // the transport's (nullptr: none)
   const bool hierarchical_;            // "auto" means "hierarchical" (hierarchical_applies)
+  const int flight_channel_;           // this communicator's channel in options_.recorder
+  std::atomic<int>* const waiting_;    // its slot there for the peer waited for (or nullptr)
 
   mutable std::mutex mutex_;
   std::condition_variable queued_;

@@ -5,6 +5,7 @@
 namespace braid {
 
 void OpContext::wait(Request& request) {
+  waiting_for(request.peer());
   if (request.wait_until(deadline_, aborted_)) return;
   fail_wait(str_cat(request.is_recv() ? "receive " : "send ", request.bytes(), " bytes ",
                     request.is_recv() ? "from" : "to", " rank ", request.peer()));

@@ -62,6 +62,13 @@ class OpContext {
   RequestPtr recv_ahead(void* data, std::size_t bytes, int peer, std::uint64_t ahead);
   void set_ahead(AheadReceives* ahead) { ahead_ = ahead; }
 
+  // Tells the flight recorder which rank this operation now waits for (wait() does it for each
+  // request), so a stall report and a flight record can name it. A no-op without a recorder.
+  void waiting_for(int peer) const {
+    if (waiting_) waiting_->store(peer, std::memory_order_relaxed);
+  }
+  void set_waiting_slot(std::atomic<int>* slot) { waiting_ = slot; }
+
   // Block until the request completes; TimeoutError naming rank, op, sequence number and peer
   // when the deadline passes first.
   void wait(Request& request);
@@ -80,7 +87,8 @@ class OpContext {
   std::string op_;
   std::uint64_t seq_;
   const std::atomic<bool>* aborted_;
-  AheadReceives* ahead_ = nullptr;  // the communicator's; nullptr: recv_ahead is unavailable
+  AheadReceives* ahead_ = nullptr;       // the communicator's; nullptr: recv_ahead is unavailable
+  std::atomic<int>* waiting_ = nullptr;  // the flight recorder's slot for this channel
   Clock::time_point start_ = Clock::now();
 };
 

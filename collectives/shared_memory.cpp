@@ -167,13 +167,15 @@ bool SharedMemory::agree_to_release(Clock::time_point deadline) {
   return decision.load(std::memory_order_acquire) == kFree;
 }
 
-bool SharedMemory::barrier(Clock::time_point deadline, const std::atomic<bool>* stop, int* late) {
+bool SharedMemory::barrier(Clock::time_point deadline, const std::atomic<bool>* stop, int* late,
+                           const std::function<void(int)>& waiting) {
   ensure_control();
   ++epoch_;
   sync();
   slot(layout_.local_rank).epoch.store(epoch_, std::memory_order_release);
   for (int i = 0; i < layout_.local_size; ++i) {
     const auto& flag = slot(i).epoch;
+    if (waiting && flag.load(std::memory_order_acquire) < epoch_) waiting(i);
     if (!poll_until([&] { return flag.load(std::memory_order_acquire) >= epoch_; }, deadline,
                     stop)) {
       *late = i;

@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -79,7 +80,9 @@ class SharedMemory {
   std::uint64_t published(int local_rank, int word) const;
   // Node barrier; false when the deadline passes or `*stop` is set first, with *late set to the
   // first local rank that had not arrived.
-  bool barrier(Clock::time_point deadline, const std::atomic<bool>* stop, int* late);
+  // `waiting` (when given) hears each local rank this rank starts to wait for (stall reports).
+  bool barrier(Clock::time_point deadline, const std::atomic<bool>* stop, int* late,
+               const std::function<void(int)>& waiting = {});
   // Progress within one phase (between two barriers), so a peer can consume part of a result
   // while the rest is still being computed: advance(done) shows the node that this rank has
   // finished `done` units (non-decreasing within the phase; writes before it are visible to a

@@ -328,5 +328,97 @@ TEST(Communicator, AbortFailsTheRunningAndLaterCollectives) {
   });
 }
 
+// The flight recorder keeps the newest operations of each communicator and channel, in order,
+// with their states and times; a channel is a channel of its own.
+TEST(FlightRecorder, KeepsTheNewestOperationsOfEveryChannel) {
+  on_ranks(2, [](int rank, std::shared_ptr<Transport> transport) {
+    CommOptions options = generous();
+    options.recorder = std::make_shared<FlightRecorder>(3, rank);
+    Communicator comm(transport, options);
+    float x = 1;
+    for (int i = 0; i < 5; ++i)
+      comm.allreduce(Buffer{&x, 1, DType::kFloat32}, ReduceOp::kSum, "ring").wait();
+    comm.barrier().wait();
+    auto channel = comm.channel(generous());  // inherits the recorder
+    channel->barrier().wait();
+    const std::vector<FlightChannel> all = options.recorder->snapshot();
+    ASSERT_EQ(all.size(), 2u);
+    EXPECT_EQ(all[0].name, "world");
+    const std::vector<FlightRecord>& world = all[0].records;
+    ASSERT_EQ(world.size(), 3u);  // the capacity: older ones dropped
+    // share_cost_model (#0), five allreduces (#1..5), the barrier (#6), the channel's dup (#7).
+    EXPECT_EQ(world[0].seq, 5u);
+    EXPECT_EQ(world[0].op, "allreduce");
+    EXPECT_EQ(world[0].algorithm, "ring");
+    EXPECT_EQ(world[1].op, "barrier");
+    EXPECT_EQ(world[2].op, "channel");
+    for (const FlightRecord& r : world) {
+      EXPECT_EQ(r.state, OpState::kCompleted) << r.op;
+      EXPECT_LE(r.queued_us, r.started_us);
+      EXPECT_LE(r.started_us, r.ended_us);
+      EXPECT_FALSE(r.stalled);
+    }
+    ASSERT_FALSE(all[1].records.empty());
+    EXPECT_EQ(all[1].records.back().op, "barrier");
+    EXPECT_EQ(all[1].records.back().channel, 1);
+  });
+}
+
+// Rank 1 holds back its allreduce until rank 0's recorder reports the stall: the report names
+// rank 1 and the operation; the operation then completes and its record says it stalled.
+TEST(FlightRecorder, AStallNamesTheRankWaitedFor) {
+  std::vector<std::shared_ptr<FlightRecorder>> recorders = {
+      std::make_shared<FlightRecorder>(10, 0), std::make_shared<FlightRecorder>(10, 1)};
+  Signal reported;
+  on_ranks(2, [&](int rank, std::shared_ptr<Transport> transport) {
+    CommOptions options = generous();
+    options.recorder = recorders[rank];
+    Communicator comm(transport, options);
+    float x = 1;
+    if (rank == 0) {
+      Work work = comm.allreduce(Buffer{&x, 1, DType::kFloat32}, ReduceOp::kSum, "ring");
+      // Negative control: not yet for a threshold far above what the wait can reach here.
+      EXPECT_TRUE(recorders[0]->stalls(std::chrono::minutes(10)).empty());
+      std::vector<Stall> stalls;
+      const auto give_up = Clock::now() + std::chrono::seconds(30);
+      while (stalls.empty() && Clock::now() < give_up) {
+        stalls = recorders[0]->stalls(std::chrono::milliseconds(50));
+        std::this_thread::yield();
+      }
+      reported.set();
+      ASSERT_EQ(stalls.size(), 1u);
+      EXPECT_EQ(stalls[0].record.waiting_for, 1);
+      EXPECT_EQ(stalls[0].record.op, "allreduce");
+      EXPECT_NE(stalls[0].text().find("for rank 1"), std::string::npos) << stalls[0].text();
+      EXPECT_TRUE(recorders[0]->stalls(std::chrono::milliseconds(50)).empty());  // once
+      work.wait();
+      const FlightRecord& last = recorders[0]->snapshot()[0].records.back();
+      EXPECT_EQ(last.state, OpState::kCompleted);
+      EXPECT_TRUE(last.stalled);
+      EXPECT_EQ(x, 2.0f);
+    } else {
+      reported.wait();
+      comm.allreduce(Buffer{&x, 1, DType::kFloat32}, ReduceOp::kSum, "ring").wait();
+    }
+  });
+}
+
+// An aborted communicator's running and queued operations are recorded as failed, with why.
+TEST(FlightRecorder, RecordsFailures) {
+  on_ranks(2, [](int rank, std::shared_ptr<Transport> transport) {
+    CommOptions options = generous();
+    options.recorder = std::make_shared<FlightRecorder>(10, rank);
+    Communicator comm(transport, options);
+    if (rank == 1) return;  // rank 0's allreduce waits for a rank that never joins
+    float x = 1;
+    Work running = comm.allreduce(Buffer{&x, 1, DType::kFloat32}, ReduceOp::kSum, "ring");
+    comm.abort("the test gives up");
+    EXPECT_THROW(running.wait(), CommError);
+    const FlightRecord& last = options.recorder->snapshot()[0].records.back();
+    EXPECT_EQ(last.state, OpState::kFailed);
+    EXPECT_FALSE(last.error.empty());
+  });
+}
+
 }  // namespace
 }  // namespace braid
