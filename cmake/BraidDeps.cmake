@@ -16,6 +16,7 @@ find_package(Torch REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(fmt REQUIRED)
 find_package(spdlog REQUIRED)
+find_package(nlohmann_json 3 REQUIRED)  # flight records (runtime/flight_file.cpp)
 find_package(ZLIB REQUIRED)
 find_path(BRAID_CLI11_INCLUDE CLI/CLI.hpp REQUIRED)
 

@@ -9,7 +9,7 @@ install(TARGETS ${BRAID_LIBRARIES} EXPORT braidTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(TARGETS braid RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(PROGRAMS launch/braid-slowlink DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(PROGRAMS launch/braid-slowlink launch/braid-restart DESTINATION ${CMAKE_INSTALL_BINDIR})
 # Headers: include/braid/braid.h and include/braid/<layer>/*.h, including each other as
 # <braid/...>; the interface include directory is <prefix>/include alone (BraidTarget.cmake).
 install(CODE "

@@ -8,6 +8,7 @@
 #include "runtime/config.h"
 #include "runtime/cost_model_file.h"
 #include "runtime/data.h"
+#include "runtime/doctor.h"
 #include "runtime/trainer.h"
 #include "runtime/world.h"
 
@@ -31,6 +32,17 @@ std::function<int()> prepare_train_command(World& world, const TrainOptions& opt
     const TrainSummary summary = train(world, *config, std::move(*prepared));
     return summary.interrupted_by ? 128 + summary.interrupted_by : 0;  // 130 SIGINT, 143 SIGTERM
   };
+}
+
+int doctor_command(const std::string& run_dir, bool json) {
+  try {
+    const Diagnosis diagnosis = diagnose(run_dir);
+    fmt::print("{}", json ? diagnosis.json() + "\n" : diagnosis.text());
+    return diagnosis.ok ? 0 : 1;
+  } catch (const ConfigError& e) {
+    fmt::print(stderr, "braid doctor: {}\n", e.what());
+    return 2;
+  }
 }
 
 int config_check_command(const TrainOptions& options) {

@@ -25,5 +25,9 @@ std::function<int()> prepare_train_command(World& world, const TrainOptions& opt
 // set, an unreadable sync.cost_model. The run directory is not checked (a config may be
 // checked for a run that exists).
 int config_check_command(const TrainOptions& options);
+// `braid doctor RUN_DIR [--json]`: prints runtime/doctor.h's diagnosis of a run directory. Exit
+// 0 when nothing is wrong, 1 when something is (a failure, a stall, a missing record, a
+// straggler), 2 when the directory or a file in it cannot be read.
+int doctor_command(const std::string& run_dir, bool json);
 
 }  // namespace braid

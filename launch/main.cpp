@@ -192,6 +192,13 @@ int main(int argc, char** argv) {
   auto* train = app.add_subcommand("train", "Train a model from a YAML config (run under mpirun)");
   add_train_options(train, train_options);
 
+  std::string doctor_dir;
+  bool doctor_json = false;
+  auto* doctor = app.add_subcommand(
+      "doctor", "What went wrong in a run: the rank, host and operation, from its flight records");
+  doctor->add_option("run_dir", doctor_dir, "Run directory")->required();
+  doctor->add_flag("--json", doctor_json, "One JSON object (for scripts)");
+
   auto* config = app.add_subcommand("config", "Config tools")->require_subcommand(1);
   braid::TrainOptions check_options;
   auto* check = config->add_subcommand("check", "Validate a config and print it resolved");
@@ -227,5 +234,6 @@ int main(int argc, char** argv) {
     });
   }
   if (check->parsed()) return braid::config_check_command(check_options);
+  if (doctor->parsed()) return braid::doctor_command(doctor_dir, doctor_json);
   return 2;
 }

@@ -118,6 +118,8 @@ void for_each_key(C& c, Visit&& visit) {
   visit("inject", "delay_ms", c.inject.delay_ms, {});
   visit("inject", "probability", c.inject.probability, {});
   visit("inject", "seed", c.inject.seed, {});
+  visit("inject", "crash_rank", c.inject.crash_rank, {});
+  visit("inject", "crash_after_s", c.inject.crash_after_s, {});
   visit("train", "epochs", c.train.epochs, {});
   visit("train", "max_steps", c.train.max_steps, {});
   visit("train", "eval_every", c.train.eval_every, {});
@@ -136,6 +138,8 @@ void for_each_key(C& c, Visit&& visit) {
   visit("runtime", "progress", c.runtime.progress, {"auto", "bar", "lines"});
   visit("runtime", "device", c.runtime.device, {"auto", "cpu", "cuda"});
   visit("runtime", "ranks_per_node", c.runtime.ranks_per_node, {});
+  visit("runtime", "flight_recorder", c.runtime.flight_recorder, {});
+  visit("runtime", "straggler_factor", c.runtime.straggler_factor, {});
 }
 
 // Sections for the methods still to come: known, so that a key there gets a clear message
@@ -597,6 +601,8 @@ void validate(const Config& c, const std::string& source) {
   require(c.inject.delay_ms >= 0, "inject.delay_ms", ">= 0", c.inject.delay_ms);
   require(c.inject.probability >= 0 && c.inject.probability <= 1, "inject.probability", "in [0, 1]",
           c.inject.probability);
+  require(c.inject.crash_rank >= -1, "inject.crash_rank", ">= -1 (-1: none)", c.inject.crash_rank);
+  require(c.inject.crash_after_s >= 0, "inject.crash_after_s", ">= 0", c.inject.crash_after_s);
 
   require(c.train.max_steps >= 0, "train.max_steps", ">= 0", c.train.max_steps);
   if (c.train.max_steps == 0) {
@@ -616,6 +622,10 @@ void validate(const Config& c, const std::string& source) {
   require(c.runtime.timeout_s > 0, "runtime.timeout_s", "> 0", c.runtime.timeout_s);
   require(c.runtime.ranks_per_node >= 0, "runtime.ranks_per_node", ">= 0",
           c.runtime.ranks_per_node);
+  require(c.runtime.flight_recorder >= 0 && c.runtime.flight_recorder <= 1000000,
+          "runtime.flight_recorder", "in [0, 1000000] (0: off)", c.runtime.flight_recorder);
+  require(c.runtime.straggler_factor > 1, "runtime.straggler_factor", "> 1",
+          c.runtime.straggler_factor);
 }
 
 // Double-quoted so that strings like "yes", "123" or "" read back as the same string.

@@ -112,6 +112,8 @@ struct InjectConfig {
   double delay_ms = 0;                   // plus this fixed delay
   double probability = 1.0;              // chance that a slow rank is slow at a given step
   std::uint64_t seed = 0;                // draws of `probability`, per (seed, step, rank)
+  std::int64_t crash_rank = -1;          // this rank kills itself (SIGKILL) in every run; -1: none
+  double crash_after_s = 0;              // after training this long (runtime/crash_injection.h)
 };
 
 struct TrainConfig {
@@ -138,6 +140,12 @@ struct RuntimeConfig {
   // Ranks per node for shared memory and "hierarchical": 0 = what MPI reports (one node per
   // machine); N = each N consecutive ranks form a node (emulating nodes on one machine).
   std::int64_t ranks_per_node = 0;
+  // Operations kept per communicator and channel for <run dir>/flight/ (0: none kept or
+  // written; stalls are still reported).
+  std::int64_t flight_recorder = 2000;
+  // A rank computing longer than this x the median of the others for 20 steps in a row is
+  // named a straggler (log and metrics.jsonl).
+  double straggler_factor = 1.5;
 };
 
 struct Config {

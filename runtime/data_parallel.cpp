@@ -32,6 +32,7 @@ std::shared_ptr<Communicator> make_communicator(const World& world,
   CommOptions comm;
   comm.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_s * 1000));
   comm.debug_checks = options.debug_checks;
+  comm.recorder = options.flight_recorder;
   // The communicator gives every rank rank 0's model, but every rank reads the file (its
   // contents are part of braid train's config hash), and all agree that they could before the
   // communicator's first collective: a rank that cannot read it must not leave the others

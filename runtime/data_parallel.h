@@ -46,8 +46,11 @@ struct DataParallelOptions {
   std::string coding_scheme = "fractional";  // coding.scheme (gradient_coding)
   int coding_stragglers = 1;                 // coding.stragglers
   std::string nonfinite = "error";           // train.nonfinite: error | skip (nonfinite_guard.h)
-  Device device;                             // runtime.device, resolved (select_device): CUDA
-                                             // parameters exchange over the NCCL transport
+  // Records every collective of the communicator make_communicator() builds and of its
+  // channels (collectives/flight_recorder.h; runtime/flight_watch.h writes and watches it).
+  std::shared_ptr<FlightRecorder> flight_recorder;
+  Device device;  // runtime.device, resolved (select_device): CUDA
+                  // parameters exchange over the NCCL transport
   // Names this DataParallel in error messages (a program with several: "generator",
   // "discriminator"); empty: "DataParallel #k", k counting constructions in this process.
   std::string name;

@@ -41,9 +41,10 @@ MetricsLog::~MetricsLog() {
 
 void MetricsLog::write(const std::vector<std::string>& fields) {
   std::string line = "{";
-  for (std::size_t i = 0; i < fields.size(); ++i) {
-    if (i) line += ',';
-    line += fields[i];
+  for (const std::string& f : fields) {
+    if (f.empty()) continue;  // an optional field that is absent
+    if (line.size() > 1) line += ',';
+    line += f;
   }
   line += "}\n";
   std::fputs(line.c_str(), file_);

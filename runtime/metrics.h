@@ -22,7 +22,7 @@ class MetricsLog {
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;
 
-  // `fields` are preformatted "key":value pairs.
+  // `fields` are preformatted "key":value pairs; empty strings (absent fields) are left out.
   void write(const std::vector<std::string>& fields);
 
  private:

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <fmt/core.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -21,9 +22,11 @@
 #include "runtime/checkpoint.h"
 #include "runtime/config_options.h"
 #include "runtime/cost_model_file.h"
+#include "runtime/crash_injection.h"
 #include "runtime/data_parallel.h"
 #include "runtime/device.h"
 #include "runtime/evaluation.h"
+#include "runtime/flight_watch.h"
 #include "runtime/global_parameters.h"
 #include "runtime/initial_weights.h"
 #include "runtime/interrupt.h"
@@ -34,6 +37,7 @@
 #include "runtime/resume_fingerprint.h"
 #include "runtime/run_lock.h"
 #include "runtime/straggler.h"
+#include "runtime/straggler_detector.h"
 #include "runtime/token_data.h"
 #include "runtime/torchscript_model.h"
 #include "runtime/world.h"
@@ -42,6 +46,15 @@ namespace braid {
 
 namespace fs = std::filesystem;
 using SteadyClock = std::chrono::steady_clock;
+
+// Stall reports (FlightWatch): after max(kStallMinSeconds, kStallMedians x the median of the
+// last kStallWindowSteps steps), from the kStallWarmupSteps-th step on.
+constexpr double kStallMinSeconds = 2.0;
+constexpr double kStallMedians = 5.0;
+constexpr std::size_t kStallWindowSteps = 100;
+constexpr std::size_t kStallWarmupSteps = 3;
+// The steps over which a rank is judged a straggler (runtime/straggler_detector.h).
+constexpr int kStragglerSteps = 20;
 
 namespace {
 
@@ -154,12 +167,36 @@ void check_same_config(const World& world, const Config& config) {
   }
 }
 
+// A rerun (a resume, a restart by launch/braid-restart) keeps the flight records of the run
+// before it in flight-previous/, so `braid doctor` never mixes two runs' records.
+void rotate_flight_records(const fs::path& run_dir) {
+  const fs::path records = run_dir / "flight";
+  if (!fs::exists(records)) return;
+  fs::remove_all(run_dir / "flight-previous");
+  fs::rename(records, run_dir / "flight-previous");
+}
+
 // The ranks agreed on the config (train()): the communicator's own options come from it.
 std::shared_ptr<Communicator> communicator_for(const World& world, const Config& config,
-                                               Device device) {
+                                               Device device,
+                                               std::shared_ptr<FlightRecorder> recorder) {
   DataParallelOptions options = data_parallel_options(config);
   options.device = device;
+  options.flight_recorder = std::move(recorder);
   return make_communicator(world, options);
+}
+
+// Collective (one small allgather): every rank's host name, for flight records (a rank that
+// died writes none, and `braid doctor` must still name its host).
+std::vector<std::string> host_names(Communicator& comm) {
+  char name[256] = {};
+  gethostname(name, sizeof name - 1);
+  const std::string mine(name);
+  BytesResult all = comm.allgather_bytes({mine.begin(), mine.end()});
+  all.work.wait();
+  std::vector<std::string> hosts;
+  for (const auto& bytes : *all.data) hosts.emplace_back(bytes.begin(), bytes.end());
+  return hosts;
 }
 
 // The loop and its periodic activities; one object per run so each phase is a small method.
@@ -172,12 +209,16 @@ class Trainer {
   TrainSummary run();
 
  private:
+  TrainSummary run_loop();
+  std::string straggler_field() const;
   void restore();
   void continue_at_this_rank_count(int written_by);
   std::int64_t steps_left_in_run() const;
   void step();
   void micro_step(int partition, double weight, bool last, double& loss_value);
-  int agreed_interrupt();
+  int agree_after_step();
+  void watch_stalls(bool on);
+  void note_straggler(const std::optional<StragglerReport>& now);
   void log_training();
   Evaluation log_evaluation();
   void save_checkpoint();
@@ -196,8 +237,12 @@ class Trainer {
   // or as many as the strategy lets a rank run ahead of a straggler), oldest first. Declared
   // before the communicator so that they outlive it: its destructor ends (and joins) the
   // allreduces that write into them, also when one is still waiting on a stuck peer.
-  std::deque<std::pair<std::unique_ptr<std::int64_t>, Work>> stops_;
+  // Each holds the signal (slot 0) and every rank's compute seconds (slot 1 + r), maxed over
+  // ranks: the straggler detector's input costs no message of its own.
+  std::deque<std::pair<std::vector<double>, Work>> stops_;
+  std::shared_ptr<FlightRecorder> recorder_;  // runtime.flight_recorder (capacity 0: stalls only)
   std::shared_ptr<Communicator> comm_;
+  std::unique_ptr<FlightWatch> watch_;
   std::unique_ptr<DataParallel> dp_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   DataPlan plan_;  // P * accumulate_steps partitions per step: micro-step j of rank r is j*P + r
@@ -210,6 +255,12 @@ class Trainer {
   double time_offset_s_ = 0;  // training time of the runs this one resumes
   double first_exposed_comm_s_ = 0;
   StragglerInjection inject_;
+  CrashInjection crash_;
+  StragglerDetector stragglers_;
+  std::optional<StragglerReport> straggler_;  // flagged now (on every rank alike)
+  double compute_s_ = 0;                      // this step's forward and backward passes
+  std::deque<double> step_seconds_;           // recent steps, for the stall threshold
+  SteadyClock::time_point step_start_ = start_;
   void wait_stops();
   // The window since the last training line.
   SteadyClock::time_point window_start_ = start_;
@@ -226,11 +277,15 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
       run_dir_(config.run.dir),
       data_(std::move(prepared.data)),
       model_(std::move(prepared.model)),
-      comm_(communicator_for(world, config, device_)),
+      recorder_(std::make_shared<FlightRecorder>(
+          static_cast<std::size_t>(config.runtime.flight_recorder), world.rank())),
+      comm_(communicator_for(world, config, device_, recorder_)),
       plan_(data_.train.size(), rank_, P_ * accumulate_, config.data.batch_size, config.run.seed),
       checkpointer_(config.run.dir, rank_, P_, resume_fingerprint(config)),
       progress_(rank_ == 0, config.runtime.progress),
-      inject_(config.inject, rank_, P_) {
+      inject_(config.inject, rank_, P_),
+      crash_(config.inject, rank_, P_),
+      stragglers_(P_, config.runtime.straggler_factor, kStragglerSteps) {
   // Rank per GPU: the model and both data sets move once; batches are then picked on the device.
   if (device_.is_cuda()) {
     const c10::Device where = torch_device(device_);
@@ -241,6 +296,15 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
     }
   }
   warn_about_settings(world, *comm_, config_);
+  FlightFile identity;
+  identity.rank = rank_;
+  identity.world = P_;
+  identity.hosts = host_names(*comm_);
+  identity.host = identity.hosts[static_cast<std::size_t>(rank_)];
+  identity.pid = getpid();
+  identity.ranks_per_node = static_cast<int>(config_.runtime.ranks_per_node);
+  watch_ = std::make_unique<FlightWatch>(recorder_, std::move(identity),
+                                         flight_file_path(run_dir_, rank_));
   DataParallelOptions options = data_parallel_options(config_);
   options.device = device_;
   // The strategy counts steps; schedules by epoch (DGC's warm-up) need this run's epoch length.
@@ -348,6 +412,7 @@ void Trainer::step() {
     }
   }
   if (parts > 0) inject_.after_compute(position_.step, seconds_since(compute_start));
+  compute_s_ = seconds_since(compute_start);
   strategy.set_step_loss(loss_value);
   {
     trace::Scope scope("strategy step", "compute");
@@ -380,24 +445,65 @@ void Trainer::micro_step(int partition, double weight, bool last, double& loss_v
 
 // All ranks must stop at the same step. Each step sends the signal this rank received (0 for
 // none) in a small allreduce (max) that runs behind the step's buckets; the result is read one
-// step later, so the decision is the same everywhere and the wait is hidden. Returns the agreed
+// step later, so the decision is the same everywhere and the wait is hidden. The same
+// allreduce carries every rank's compute time to the straggler detector. Returns the agreed
 // signal, or 0.
-int Trainer::agreed_interrupt() {
+int Trainer::agree_after_step() {
   if (P_ == 1) return InterruptWatch::received();
   int agreed = 0;
   if (static_cast<int>(stops_.size()) > dp_->strategy().steps_ahead()) {
     stops_.front().second.wait();
-    agreed = static_cast<int>(*stops_.front().first);
+    const std::vector<double>& all = stops_.front().first;
+    agreed = static_cast<int>(all[0]);
+    note_straggler(stragglers_.add({all.begin() + 1, all.end()}));
     stops_.pop_front();
   }
-  auto flag = std::make_unique<std::int64_t>(InterruptWatch::received());
-  Work work = comm_->allreduce(Buffer{flag.get(), 1, DType::kInt64}, ReduceOp::kMax, "rhd");
-  stops_.emplace_back(std::move(flag), std::move(work));
+  std::vector<double> mine(static_cast<std::size_t>(P_) + 1, 0.0);
+  mine[0] = InterruptWatch::received();
+  mine[static_cast<std::size_t>(rank_) + 1] = compute_s_;
+  Buffer buffer{mine.data(), P_ + 1, DType::kFloat64};  // the vector's memory moves with it
+  Work work = comm_->allreduce(buffer, ReduceOp::kMax, "rhd");
+  stops_.emplace_back(std::move(mine), std::move(work));
   return agreed;
+}
+
+// Every rank reaches the same verdict; rank 0 says when it changes.
+void Trainer::note_straggler(const std::optional<StragglerReport>& now) {
+  if (rank_ == 0 && now && (!straggler_ || straggler_->rank != now->rank)) {
+    progress_.interrupt();
+    spdlog::warn(
+        "straggler: rank {} computes {:.2f}x as long as the median of the others (the lower "
+        "median of its last {} steps; runtime.straggler_factor {})",
+        now->rank, now->ratio, kStragglerSteps, config_.runtime.straggler_factor);
+  } else if (rank_ == 0 && straggler_ && !now) {
+    spdlog::info("straggler: rank {} is no longer slower than the others", straggler_->rank);
+  }
+  straggler_ = now;
+}
+
+// A collective that waits longer than max(2 s, 5 x the median step) for some rank is reported
+// (FlightWatch). Off while ranks legitimately wait for the slowest (evaluation, checkpoints),
+// and for the first steps, which include one-time set-up.
+void Trainer::watch_stalls(bool on) {
+  if (!on || step_seconds_.size() < kStallWarmupSteps) {
+    watch_->set_stall_threshold(std::chrono::milliseconds(0));
+    return;
+  }
+  std::vector<double> recent(step_seconds_.begin(), step_seconds_.end());
+  std::nth_element(recent.begin(), recent.begin() + recent.size() / 2, recent.end());
+  const double seconds = std::max(kStallMinSeconds, kStallMedians * recent[recent.size() / 2]);
+  watch_->set_stall_threshold(std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1e3)));
 }
 
 void Trainer::wait_stops() {
   for (auto& stop : stops_) stop.second.wait();
+}
+
+// "straggler":{"rank":R,"ratio":X} while a rank is flagged; nothing otherwise.
+std::string Trainer::straggler_field() const {
+  if (!straggler_) return {};
+  return str_cat("\"straggler\":{", field("rank", static_cast<std::int64_t>(straggler_->rank)), ",",
+                 field("ratio", straggler_->ratio), "}");
 }
 
 SyncStats Trainer::totals() const {
@@ -436,7 +542,7 @@ void Trainer::log_training() {
          field("compression_ratio", stats.bytes_sent ? static_cast<double>(stats.bytes_dense) /
                                                            static_cast<double>(stats.bytes_sent)
                                                      : 1.0),
-         field("skipped_steps", skipped), field("time_s", time_s())});
+         field("skipped_steps", skipped), field("time_s", time_s()), straggler_field()});
   }
   progress_.show(line);
   window_start_ = SteadyClock::now();
@@ -447,6 +553,7 @@ void Trainer::log_training() {
 
 Evaluation Trainer::log_evaluation() {
   trace::Scope scope("evaluation", "compute");
+  watch_stalls(false);
   Evaluation e;
   {
     // Local-update methods: the global parameters, as their papers evaluate.
@@ -458,6 +565,7 @@ Evaluation Trainer::log_evaluation() {
                      field("test_loss", e.loss), field("test_accuracy", e.accuracy),
                      field("time_s", time_s())});
   }
+  watch_stalls(true);
   if (rank_ == 0) {
     progress_.interrupt();
     spdlog::info("step {} evaluation: test loss {:.4f}, test accuracy {:.4f}", position_.step,
@@ -468,6 +576,7 @@ Evaluation Trainer::log_evaluation() {
 
 void Trainer::save_checkpoint() {
   trace::Scope scope("checkpoint", "io");
+  watch_stalls(false);
   dp_->strategy().quiesce();
   TrainPosition saved = position_;
   saved.time_s = time_s();
@@ -478,9 +587,20 @@ void Trainer::save_checkpoint() {
   saved.skipped_steps = stats.skipped_steps;
   checkpointer_.save(*comm_, saved, *model_, *optimizer_, dp_->strategy());
   last_checkpoint_ = position_.step;
+  watch_stalls(true);
 }
 
+// A failed run leaves each rank's flight record for `braid doctor` (runtime.flight_recorder).
 TrainSummary Trainer::run() {
+  try {
+    return run_loop();
+  } catch (const std::exception& e) {
+    watch_->dump(str_cat("failed: ", e.what()));
+    throw;
+  }
+}
+
+TrainSummary Trainer::run_loop() {
   if (first_step_ >= total_steps_ && first_step_ > 0) {
     // A finished run asked to resume: report, touch nothing (metrics, summary, checkpoints).
     if (rank_ == 0) {
@@ -500,6 +620,7 @@ TrainSummary Trainer::run() {
   }
   if (rank_ == 0) {
     fs::create_directories(run_dir_);
+    rotate_flight_records(run_dir_);
     if (position_.step > 0) warn_about_changed_keys(run_dir_ / "config.yaml", config_);
     std::ofstream(run_dir_ / "config.yaml") << config_.to_yaml();
     metrics_ = std::make_unique<MetricsLog>((run_dir_ / "metrics.jsonl").string(),
@@ -516,6 +637,17 @@ TrainSummary Trainer::run() {
     spdlog::warn("straggler injection (inject:) is on: {}; step times include the injected waits",
                  inject_.describe());
   }
+  if (rank_ == 0 && config_.inject.crash_rank >= 0) {
+    if (crash_.applies()) {
+      spdlog::warn("inject.crash_rank: rank {} will kill itself after {} s of training",
+                   config_.inject.crash_rank, config_.inject.crash_after_s);
+    } else {
+      spdlog::warn(
+          "inject.crash_rank {} is ignored: this job has ranks 0..{} (the node that "
+          "failed is no longer in it)",
+          config_.inject.crash_rank, P_ - 1);
+    }
+  }
   comm_->barrier().wait();
   if (config_.runtime.trace) {
     fs::create_directories(run_dir_ / "trace");
@@ -528,6 +660,7 @@ TrainSummary Trainer::run() {
     return period > 0 && position_.step % period == 0;
   };
   while (position_.step < total_steps_) {
+    step_start_ = SteadyClock::now();
     try {
       step();
     } catch (const NonFiniteError&) {
@@ -539,13 +672,18 @@ TrainSummary Trainer::run() {
     if (periodic_log && (position_.step % log_every == 0 || position_.step == total_steps_)) {
       log_training();
     }
-    if (const int signal = agreed_interrupt()) return finish_interrupted(signal);
+    if (const int signal = agree_after_step()) return finish_interrupted(signal);
+    crash_.check(start_);
+    step_seconds_.push_back(seconds_since(step_start_));
+    if (step_seconds_.size() > kStallWindowSteps) step_seconds_.pop_front();
+    watch_stalls(true);
     if (every(config_.train.eval_every) && position_.step < total_steps_) log_evaluation();
     // The last step's checkpoint is written by finish(), after the final evaluation, so the
     // time_s it carries covers everything this run logged.
     if (every(config_.train.checkpoint_every) && position_.step < total_steps_) save_checkpoint();
   }
   wait_stops();
+  watch_stalls(false);
   return finish(seconds_since(start_));
 }
 
@@ -553,6 +691,8 @@ TrainSummary Trainer::run() {
 // continued by running the same command again.
 TrainSummary Trainer::finish_interrupted(int signal) {
   wait_stops();
+  watch_stalls(false);
+  watch_->dump(str_cat("interrupted by signal ", signal));
   if (window_steps_ > 0) log_training();
   if (last_checkpoint_ != position_.step) save_checkpoint();
   trace::stop();

@@ -16,6 +16,7 @@ packages=(
   libtorch-dev libopenblas-dev          # LibTorch; OpenBLAS: the reference BLAS is ~10x slower
   libopenmpi-dev openmpi-bin            # MPI runtime and mpirun
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev zlib1g-dev
+  nlohmann-json3-dev                    # flight records and `braid doctor` read JSON
   googletest libgtest-dev
   dataset-fashion-mnist fortunes        # real data: images and text
   iproute2                              # ip and tc for launch/braid-slowlink

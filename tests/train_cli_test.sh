@@ -39,6 +39,15 @@
 #   nonfinite     a diverging run (optimizer.lr=5): with train.nonfinite error (the default) every
 #                 rank exits 1 and the message naming rank, parameter and step is printed once;
 #                 with skip the run finishes (exit 0) and metrics.jsonl counts skipped_steps
+#   stall         3 ranks: SIGUSR1 writes every rank's flight record and `braid doctor` finds
+#                 nothing wrong; rank 1 stopped (SIGSTOP): the others report the stall naming
+#                 rank 1 before runtime.timeout_s, the job exits 1, and the doctor names rank 1
+#   straggler     rank 2 of 3 slowed 3x (inject:): named in the log and on metrics.jsonl's
+#                 training lines from step 21 on; an unslowed run names nobody
+#   restart       launch/braid-restart over 3 ranks, one emulated node per rank, rank 2 killing
+#                 itself in every run (inject.crash_rank): two restarts, the node excluded, the
+#                 run finishes on 2 ranks resuming from a checkpoint; a bad config (exit 2) and
+#                 --max-restarts 0 are not restarted
 #   progress      --progress auto draws no bar into a file even though mpirun gives ranks a
 #                 pseudo-terminal; bar draws one, and evaluation lines never share its line;
 #                 model.pt is written
@@ -59,7 +68,92 @@ await_losses() {
 }
 json_number() { grep -o "\"$2\":[-0-9.e+]*" "$1" | tail -1 | cut -d: -f2; }
 
+# The pid of rank $2 of the job started by launcher pid $1.
+rank_pid() {
+  for pid in $(pgrep -P "$1"); do
+    tr '\0' '\n' < "/proc/$pid/environ" 2> /dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" &&
+      { echo "$pid"; return 0; }
+  done
+  return 1
+}
+# Bounded wait (60 s) until $1 exists.
+await_file() {
+  for _ in $(seq 600); do [ -e "$1" ] && return 0; sleep 0.1; done
+  return 1
+}
+
 case $mode in
+stall)
+  run="$work/stall"
+  "${mpirun[@]}" -np 3 "$braid" train "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$run" \
+    --set train.log_every=1 --set train.max_steps=1000000 --set data.train_limit=4096 \
+    --set model.hidden=64 --set runtime.timeout_s=10 > "$work/out" 2>&1 &
+  launcher=$!
+  await_losses "$run" 5 || { cat "$work/out"; fail "training did not start"; }
+  pkill -USR1 -P "$launcher"
+  for r in 0 1 2; do
+    await_file "$run/flight/rank-0000$r.json" || fail "SIGUSR1: no flight record of rank $r"
+  done
+  "$braid" doctor "$run" > "$work/doctor.live" || { cat "$work/doctor.live"; fail "a live job diagnosed"; }
+  grep -q "^ok: " "$work/doctor.live" || fail "no ok line: $(cat "$work/doctor.live")"
+  victim=$(rank_pid "$launcher" 1) || fail "rank 1 not found"
+  kill -STOP "$victim"
+  set +e
+  wait "$launcher"
+  code=$?
+  set -e
+  kill -KILL "$victim" 2> /dev/null || true
+  [ "$code" -eq 1 ] || { cat "$work/out"; fail "stopped rank: exit $code, expected 1"; }
+  grep -Eq "\[rank [02]\] \[warning\] stall: .* has waited [0-9.]+ s for rank 1" "$work/out" ||
+    { cat "$work/out"; fail "no stall report naming rank 1"; }
+  set +e
+  "$braid" doctor "$run" > "$work/doctor.txt"
+  code=$?
+  "$braid" doctor --json "$run" > "$work/doctor.json"
+  set -e
+  cat "$work/doctor.txt"
+  [ "$code" -eq 1 ] || fail "doctor: exit $code on a failed run, expected 1"
+  culprit=$(/usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["culprit"]["rank"])' \
+            < "$work/doctor.json")
+  [ "$culprit" = 1 ] || fail "doctor named rank $culprit, not the stopped rank 1"
+  bash "$src/tests/expect_exit.sh" 2 "does not exist" -- "$braid" doctor "$work/nowhere"
+  ;;
+straggler)
+  common=(--set train.log_every=5 --set train.max_steps=40 --set data.train_limit=4096
+          --set model.hidden=64 --set train.eval_every=0 --set data.test_limit=200)
+  cfg="$src/configs/fashion_mnist_mlp.yaml"
+  train 3 "$cfg" --run-dir "$work/slow" "${common[@]}" --set inject.slow_ranks=[2] \
+    --set inject.slowdown=3 > "$work/slow.log" 2>&1 || { cat "$work/slow.log"; fail "slowed run"; }
+  grep -q "straggler: rank 2 computes" "$work/slow.log" || fail "no straggler line: $(cat "$work/slow.log")"
+  # Lines at steps 5..20 cannot name it yet (20 slow steps are read one step late); 25.. must.
+  flagged=$(grep '"loss"' "$work/slow/metrics.jsonl" | grep -c '"straggler":{"rank":2,' || true)
+  [ "$flagged" -eq 4 ] || fail "straggler on $flagged training lines, expected 4: $(cat "$work/slow/metrics.jsonl")"
+  train 2 "$cfg" --run-dir "$work/clean" "${common[@]}" > "$work/clean.log" 2>&1
+  ! grep -q straggler "$work/clean/metrics.jsonl" "$work/clean.log" || fail "a straggler in a clean run"
+  ;;
+restart)
+  restart="$src/launch/braid-restart"
+  cfg="$src/configs/fashion_mnist_mlp.yaml"
+  common=(--set train.log_every=50 --set data.train_limit=4096 --set model.hidden=64
+          --set train.eval_every=0 --set data.test_limit=200 --set train.checkpoint_every=100
+          --set runtime.ranks_per_node=1 --set inject.crash_rank=2 --set inject.crash_after_s=1)
+  "$restart" --max-restarts 3 -- "${mpirun[@]}" -np 3 "$braid" train "$cfg" --run-dir "$work/r" \
+    "${common[@]}" --set train.max_steps=3000 > "$work/r.log" 2>&1 ||
+    { cat "$work/r.log"; fail "braid-restart did not finish the run"; }
+  [ "$(grep -c '^braid-restart: run [0-9] failed with exit [0-9]*.*rank 2' "$work/r.log")" -eq 2 ] ||
+    { cat "$work/r.log"; fail "expected two failures blamed on rank 2"; }
+  grep -q "^braid-restart: node 2 (1 rank) excluded: -np lowered after 2 failures in a row" "$work/r.log" ||
+    fail "node 2 not excluded: $(grep braid-restart "$work/r.log")"
+  grep -q "inject.crash_rank 2 is ignored" "$work/r.log" || fail "the last run still had rank 2"
+  grep -q "resumed from .*/checkpoints/step-" "$work/r.log" || fail "the reruns did not resume"
+  [ "$(json_number "$work/r/summary.json" ranks)" = 2 ] || fail "the run did not finish on 2 ranks"
+  [ "$(json_number "$work/r/summary.json" steps)" = 3000 ] || fail "the run did not reach its end"
+  bash "$src/tests/expect_exit.sh" 2 "not restarting: bad input" -- \
+    "$restart" -- "${mpirun[@]}" -np 2 "$braid" train "$cfg" --run-dir "$work/bad" --set train.max_stepz=3
+  bash "$src/tests/expect_exit.sh" nonzero "giving up after 0 restarts" -- \
+    "$restart" --max-restarts 0 -- "${mpirun[@]}" -np 3 "$braid" train "$cfg" --run-dir "$work/once" \
+    "${common[@]}" --set train.max_steps=100000
+  ;;
 nonfinite)
   diverging=(--set optimizer.lr=5 --set train.max_steps=30 --set train.log_every=10
              --set data.train_limit=4096)

@@ -1,0 +1,236 @@
+// Diagnosis without a job: the straggler detector on chosen compute times, flight files written
+// and read back, and `braid doctor`'s verdict on flight records shaped like the failures it
+// must tell apart (a dead rank, a rank that never joined, a late rank, a clean run).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "common/error.h"
+#include "runtime/doctor.h"
+#include "runtime/flight_file.h"
+#include "runtime/straggler_detector.h"
+
+namespace braid {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(StragglerDetector, NamesARankSlowForTwentySteps) {
+  StragglerDetector detector(4, 1.5, 20);
+  const std::vector<double> slow = {1.0, 1.1, 3.0, 0.9};
+  for (int step = 1; step < 20; ++step) EXPECT_FALSE(detector.add(slow)) << step;
+  const auto flagged = detector.add(slow);
+  ASSERT_TRUE(flagged);
+  EXPECT_EQ(flagged->rank, 2);
+  EXPECT_DOUBLE_EQ(flagged->ratio, 3.0);  // over the others' median, 1.0
+}
+
+// One normal step neither ends it nor, among normal ones, starts it; most of 20 steps decide.
+TEST(StragglerDetector, OneStepChangesNothing) {
+  StragglerDetector detector(2, 1.5, 20);
+  for (int step = 0; step < 19; ++step) detector.add({1.0, 2.0});
+  detector.add({1.0, 1.2});
+  EXPECT_TRUE(detector.add({1.0, 2.0}));  // 19 of the last 20 slow
+  for (int step = 0; step < 8; ++step) EXPECT_TRUE(detector.add({1.0, 1.0})) << step;
+  EXPECT_FALSE(detector.add({1.0, 1.0}));  // 10 of 20 slow: no longer most of them
+  StragglerDetector fresh(2, 1.5, 20);
+  for (int step = 0; step < 19; ++step) fresh.add({1.0, 1.0});
+  EXPECT_FALSE(fresh.add({1.0, 5.0}));
+}
+
+// Negative control: noise of +-30% around the same time on every rank never names anyone;
+// a rank 3x as slow, with the same noise, is named.
+TEST(StragglerDetector, NoiseIsNotAStraggler) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> noise(0.7, 1.3);
+  StragglerDetector clean(8, 1.5, 20), slowed(8, 1.5, 20);
+  std::optional<StragglerReport> found;
+  for (int step = 0; step < 1000; ++step) {
+    std::vector<double> times(8);
+    for (double& t : times) t = noise(rng);
+    EXPECT_FALSE(clean.add(times)) << step;
+    times[5] = 3.0 * noise(rng);  // >= 2.1, above 1.5 x any median of the others (<= 1.3)
+    if (auto f = slowed.add(times)) found = f;
+  }
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->rank, 5);
+}
+
+TEST(StragglerDetector, StepsWhereNobodyComputedDoNotCount) {
+  StragglerDetector detector(3, 1.5, 2);
+  detector.add({1.0, 1.0, 3.0});
+  EXPECT_FALSE(detector.add({0.0, 0.0, 0.0}));
+  EXPECT_TRUE(detector.add({1.0, 1.0, 3.0}));
+}
+
+FlightRecord record(std::uint64_t seq, OpState state, int waiting_for = -1,
+                    std::int64_t started_us = 0) {
+  FlightRecord r;
+  r.seq = seq;
+  r.op = "allreduce";
+  r.algorithm = "ring";
+  r.count = 1000;
+  r.state = state;
+  r.waiting_for = waiting_for;
+  r.queued_us = 1'000'000 + static_cast<std::int64_t>(seq) * 10;
+  r.started_us = state == OpState::kQueued ? 0 : (started_us ? started_us : r.queued_us + 1);
+  r.ended_us = state == OpState::kCompleted ? r.started_us + 5 : 0;
+  if (state == OpState::kFailed) r.error = "timed out";
+  return r;
+}
+
+class Doctor : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("braid_doctor_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+            "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  // Rank `rank` of 4 on host "node-<rank / 2>" (two ranks per node), with these records.
+  // Written after its newest record's last event, or at `written_us` when given.
+  void write(int rank, std::vector<FlightRecord> records, const std::string& reason,
+             std::int64_t written_us = 0) {
+    FlightFile file;
+    file.rank = rank;
+    file.world = 4;
+    file.hosts = {"node-0", "node-0", "node-1", "node-1"};
+    file.host = file.hosts[static_cast<std::size_t>(rank)];
+    file.pid = 100 + rank;
+    file.reason = reason;
+    for (const FlightRecord& r : records) {
+      file.written_us = std::max({file.written_us, r.queued_us, r.started_us, r.ended_us}) + 1;
+    }
+    if (written_us > 0) file.written_us = written_us;
+    file.channels.push_back({0, "world", std::move(records)});
+    write_flight_file(flight_file_path(dir_, rank), file);
+  }
+  fs::path dir_;
+};
+
+TEST_F(Doctor, FlightFilesReadBackAsWritten) {
+  write(2, {record(7, OpState::kCompleted), record(8, OpState::kStarted, 3)}, "SIGUSR1");
+  const FlightFile file = read_flight_file(flight_file_path(dir_, 2));
+  EXPECT_EQ(file.rank, 2);
+  EXPECT_EQ(file.world, 4);
+  EXPECT_EQ(file.host, "node-1");
+  EXPECT_EQ(file.reason, "SIGUSR1");
+  ASSERT_EQ(file.channels.size(), 1u);
+  ASSERT_EQ(file.channels[0].records.size(), 2u);
+  const FlightRecord& r = file.channels[0].records[1];
+  EXPECT_EQ(r.seq, 8u);
+  EXPECT_EQ(r.state, OpState::kStarted);
+  EXPECT_EQ(r.waiting_for, 3);
+  EXPECT_EQ(r.count, 1000);
+  EXPECT_EQ(r.started_us, record(8, OpState::kStarted).started_us);
+}
+
+TEST_F(Doctor, AMalformedFileIsAnErrorNamingIt) {
+  fs::create_directories(dir_ / "flight");
+  std::ofstream(flight_file_path(dir_, 1)) << "{\"format\": \"braid-flight-1\", \"rank\": ";
+  try {
+    diagnose(dir_);
+    FAIL() << "a truncated flight record was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("rank-00001.json"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(diagnose(dir_ / "missing"), ConfigError);
+}
+
+TEST_F(Doctor, NothingWrongInACleanRecord) {
+  for (int r = 0; r < 4; ++r) write(r, {record(5, OpState::kCompleted)}, "SIGUSR1");
+  const Diagnosis d = diagnose(dir_);
+  EXPECT_TRUE(d.ok) << d.text();
+  EXPECT_FALSE(d.culprit);
+}
+
+// Rank 2 died: no record, and ranks waited for it at sequence number 9.
+TEST_F(Doctor, NamesADeadRankOthersWaitedFor) {
+  write(0, {record(8, OpState::kCompleted), record(9, OpState::kFailed, 3)}, "failed: timeout");
+  write(1, {record(8, OpState::kCompleted), record(9, OpState::kStarted, 0)}, "stall: ...");
+  write(3, {record(8, OpState::kCompleted), record(9, OpState::kStarted, 2)}, "stall: ...");
+  const Diagnosis d = diagnose(dir_);
+  EXPECT_FALSE(d.ok);
+  EXPECT_EQ(d.missing, std::vector<int>{2});
+  EXPECT_EQ(d.channel, 0);
+  EXPECT_EQ(d.seq, 9u);
+  ASSERT_TRUE(d.culprit) << d.text();
+  EXPECT_EQ(d.culprit->rank, 2);
+  EXPECT_EQ(d.culprit->host, "node-1");  // from the others' host lists
+  EXPECT_NE(d.text().find("none from rank 2)"), std::string::npos) << d.text();
+  EXPECT_NE(d.json().find("\"culprit\":{"), std::string::npos);
+}
+
+// Rank 1 wrote a record on SIGUSR1 at sequence number 4 and was stopped later: the others
+// failed waiting for it at 9, and its old record (where 9 is not even queued) does not make it
+// look like a rank that never joined.
+TEST_F(Doctor, ARecordFromBeforeTheFailureIsSilence) {
+  write(1, {record(3, OpState::kCompleted), record(4, OpState::kStarted, 2)}, "SIGUSR1");
+  for (int r : {0, 2, 3}) {
+    write(r, {record(8, OpState::kCompleted), record(9, OpState::kFailed, 1)}, "failed: timeout");
+  }
+  const Diagnosis d = diagnose(dir_);
+  EXPECT_EQ(d.stale, std::vector<int>{1});
+  EXPECT_EQ(d.seq, 9u);
+  ASSERT_TRUE(d.culprit) << d.text();
+  EXPECT_EQ(d.culprit->rank, 1);
+  EXPECT_NE(d.culprit->why.find("waited for it"), std::string::npos) << d.culprit->why;
+}
+
+// Rank 1 is alive but never reached sequence number 9 (stuck computing).
+TEST_F(Doctor, NamesARankThatNeverJoined) {
+  write(0, {record(8, OpState::kCompleted), record(9, OpState::kFailed, 1)}, "failed: timeout");
+  // Its record was written on SIGUSR1 once the others were stuck: it was alive, elsewhere.
+  write(1, {record(7, OpState::kCompleted), record(8, OpState::kCompleted)}, "SIGUSR1", 90'000'000);
+  write(2, {record(8, OpState::kCompleted), record(9, OpState::kStarted, 1)}, "stall: ...");
+  write(3, {record(8, OpState::kCompleted), record(9, OpState::kStarted, 2)}, "stall: ...");
+  const Diagnosis d = diagnose(dir_);
+  ASSERT_TRUE(d.culprit) << d.text();
+  EXPECT_EQ(d.culprit->rank, 1);
+  EXPECT_NE(d.culprit->why.find("never joined"), std::string::npos) << d.culprit->why;
+}
+
+// Every rank started sequence number 9, rank 3 five seconds after the others.
+TEST_F(Doctor, NamesARankThatStartedLate) {
+  const std::int64_t t = 50'000'000;
+  for (int r = 0; r < 3; ++r) {
+    write(r, {record(9, OpState::kFailed, (r + 3) % 4, t + r)}, "failed: timeout");
+  }
+  write(3, {record(9, OpState::kStarted, 2, t + 5'000'000)}, "stall: ...");
+  const Diagnosis d = diagnose(dir_);
+  ASSERT_TRUE(d.culprit) << d.text();
+  EXPECT_EQ(d.culprit->rank, 3);
+  EXPECT_EQ(d.culprit->node, 1);
+}
+
+TEST_F(Doctor, RecordsOfTwoJobSizesAreRefused) {
+  write(0, {record(1, OpState::kCompleted)}, "SIGUSR1");
+  FlightFile other;
+  other.rank = 1;
+  other.world = 2;
+  write_flight_file(flight_file_path(dir_, 1), other);
+  EXPECT_THROW(diagnose(dir_), ConfigError);
+}
+
+TEST_F(Doctor, AStragglerOnTheLastTrainingLineIsAFinding) {
+  std::ofstream(dir_ / "metrics.jsonl")
+      << "{\"step\":20,\"loss\":1.0}\n"
+      << "{\"step\":40,\"loss\":0.9,\"straggler\":{\"rank\":3,\"ratio\":2.5}}\n"
+      << "{\"step\":40,\"test_loss\":0.9}\n";
+  Diagnosis d = diagnose(dir_);
+  EXPECT_FALSE(d.ok);
+  ASSERT_TRUE(d.straggler);
+  EXPECT_EQ(d.straggler->first, 3);
+  std::ofstream(dir_ / "metrics.jsonl", std::ios::app) << "{\"step\":60,\"loss\":0.8}\n";
+  d = diagnose(dir_);
+  EXPECT_TRUE(d.ok) << d.text();  // it recovered
+}
+
+}  // namespace
+}  // namespace braid
