@@ -5,7 +5,7 @@
 namespace braid {
 
 FaultyTransport::FaultyTransport(std::shared_ptr<Transport> inner, std::int64_t fail_at)
-    : inner_(std::move(inner)), fail_at_(fail_at) {}
+    : TransportWrapper(std::move(inner)), fail_at_(fail_at) {}
 
 void FaultyTransport::tick() {
   if (++calls_ == fail_at_) {

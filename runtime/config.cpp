@@ -44,6 +44,7 @@ namespace braid {
 namespace {
 
 using Names = std::vector<std::string>;
+using RankPairs = std::vector<std::array<std::int64_t, 2>>;
 
 // Every key in to_yaml order. `visit(section, key, field, names)`; `names` is empty for free
 // text, else the valid values, which come from the factory that builds the named thing. C is
@@ -118,6 +119,9 @@ void for_each_key(C& c, Visit&& visit) {
   visit("inject", "delay_ms", c.inject.delay_ms, {});
   visit("inject", "probability", c.inject.probability, {});
   visit("inject", "seed", c.inject.seed, {});
+  visit("inject", "slow_links", c.inject.slow_links, {});
+  visit("inject", "link_delay_ms", c.inject.link_delay_ms, {});
+  visit("inject", "link_slowdown", c.inject.link_slowdown, {});
   visit("inject", "crash_rank", c.inject.crash_rank, {});
   visit("inject", "crash_after_s", c.inject.crash_after_s, {});
   visit("train", "epochs", c.train.epochs, {});
@@ -140,6 +144,7 @@ void for_each_key(C& c, Visit&& visit) {
   visit("runtime", "ranks_per_node", c.runtime.ranks_per_node, {});
   visit("runtime", "flight_recorder", c.runtime.flight_recorder, {});
   visit("runtime", "straggler_factor", c.runtime.straggler_factor, {});
+  visit("runtime", "link_probe_every", c.runtime.link_probe_every, {});
 }
 
 // Sections for the methods still to come: known, so that a key there gets a clear message
@@ -279,7 +284,9 @@ template <typename T>
 void read_value(const YAML::Node& node, const std::string& where, const std::string& key,
                 Names names, T& out) {
   std::string expected;
-  if constexpr (std::is_same_v<T, std::vector<std::int64_t>>) {
+  if constexpr (std::is_same_v<T, RankPairs>) {
+    expected = "a list of pairs of ranks, e.g. [[1, 2]]";
+  } else if constexpr (std::is_same_v<T, std::vector<std::int64_t>>) {
     expected = "a list of integers, e.g. [1, 3]";
   } else if constexpr (std::is_same_v<T, bool>) {
     expected = "true or false";
@@ -307,6 +314,28 @@ void read_value(const YAML::Node& node, const std::string& where, const std::str
       out.clear();
       return;
     }
+  }
+  if constexpr (std::is_same_v<T, RankPairs>) {
+    if (node.IsNull()) {
+      out.clear();
+      return;
+    }
+    if (!node.IsSequence()) throw fail();
+    T pairs;
+    for (const YAML::Node& item : node) {
+      std::array<std::int64_t, 2> pair{};
+      bool ok = item.IsSequence() && item.size() == 2;
+      for (std::size_t i = 0; ok && i < 2; ++i) {
+        ok = item[i].IsScalar() && parse_number(item[i].Scalar(), pair[i]);
+      }
+      if (!ok) {
+        throw ConfigError(str_cat(where, key, ": expected ", expected, ", but element ",
+                                  pairs.size() + 1, " is ", describe(item)));
+      }
+      pairs.push_back(pair);
+    }
+    out = pairs;
+    return;
   }
   if constexpr (std::is_same_v<T, std::vector<std::int64_t>>) {
     if (node.IsNull()) {
@@ -601,6 +630,13 @@ void validate(const Config& c, const std::string& source) {
   require(c.inject.delay_ms >= 0, "inject.delay_ms", ">= 0", c.inject.delay_ms);
   require(c.inject.probability >= 0 && c.inject.probability <= 1, "inject.probability", "in [0, 1]",
           c.inject.probability);
+  for (const auto& [a, b] : c.inject.slow_links) {
+    require(a >= 0 && b >= 0 && a != b, "inject.slow_links", "pairs of two different ranks >= 0",
+            str_cat("[", a, ", ", b, "]"));
+  }
+  require(c.inject.link_delay_ms >= 0, "inject.link_delay_ms", ">= 0", c.inject.link_delay_ms);
+  require(c.inject.link_slowdown >= 1, "inject.link_slowdown", ">= 1 (1: no slowdown)",
+          c.inject.link_slowdown);
   require(c.inject.crash_rank >= -1, "inject.crash_rank", ">= -1 (-1: none)", c.inject.crash_rank);
   require(c.inject.crash_after_s >= 0, "inject.crash_after_s", ">= 0", c.inject.crash_after_s);
 
@@ -624,6 +660,8 @@ void validate(const Config& c, const std::string& source) {
           c.runtime.ranks_per_node);
   require(c.runtime.flight_recorder >= 0 && c.runtime.flight_recorder <= 1000000,
           "runtime.flight_recorder", "in [0, 1000000] (0: off)", c.runtime.flight_recorder);
+  require(c.runtime.link_probe_every >= 0, "runtime.link_probe_every", ">= 0 (0: off)",
+          c.runtime.link_probe_every);
   require(c.runtime.straggler_factor > 1, "runtime.straggler_factor", "> 1",
           c.runtime.straggler_factor);
 }
@@ -661,6 +699,15 @@ std::string yaml_value(double d) {
 template <typename T, typename = std::enable_if_t<std::is_integral_v<T>>>
 std::string yaml_value(T i) {
   return std::to_string(i);
+}
+
+// Pairs as a flow sequence: [[1, 2], [0, 3]].
+std::string yaml_value(const RankPairs& pairs) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    out += str_cat(i ? ", " : "", "[", pairs[i][0], ", ", pairs[i][1], "]");
+  }
+  return out + "]";
 }
 
 // A flow sequence, as written on the command line: [1, 3].

@@ -3,6 +3,7 @@
 // Key names are a contract with users and outside scripts; docs/config.md lists every key.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -112,8 +113,14 @@ struct InjectConfig {
   double delay_ms = 0;                   // plus this fixed delay
   double probability = 1.0;              // chance that a slow rank is slow at a given step
   std::uint64_t seed = 0;                // draws of `probability`, per (seed, step, rank)
-  std::int64_t crash_rank = -1;          // this rank kills itself (SIGKILL) in every run; -1: none
-  double crash_after_s = 0;              // after training this long (runtime/crash_injection.h)
+  // Links made slow in the transport (collectives/transport_slow_link.h): pairs of ranks, e.g.
+  // [[1, 2]]; a message between them completes link_delay_ms + (link_slowdown - 1) x its real
+  // duration after it really did.
+  std::vector<std::array<std::int64_t, 2>> slow_links;
+  double link_delay_ms = 0;
+  double link_slowdown = 1.0;
+  std::int64_t crash_rank = -1;  // this rank kills itself (SIGKILL) in every run; -1: none
+  double crash_after_s = 0;      // after training this long (runtime/crash_injection.h)
 };
 
 struct TrainConfig {
@@ -143,9 +150,11 @@ struct RuntimeConfig {
   // Operations kept per communicator and channel for <run dir>/flight/ (0: none kept or
   // written; stalls are still reported).
   std::int64_t flight_recorder = 2000;
-  // A rank computing longer than this x the median of the others for 20 steps in a row is
-  // named a straggler (log and metrics.jsonl).
+  // A rank computing longer than this x the median of the others in most of 20 steps is named
+  // a straggler (log and metrics.jsonl).
   double straggler_factor = 1.5;
+  // Steps between two timings of every link (runtime/link_probe.h); 0: none.
+  std::int64_t link_probe_every = 5;
 };
 
 struct Config {

@@ -44,6 +44,12 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.coding_scheme = config.coding.scheme;
   o.coding_stragglers = static_cast<int>(config.coding.stragglers);
   o.nonfinite = config.train.nonfinite;
+  for (const auto& [a, b] : config.inject.slow_links) {
+    o.slow_links.pairs.emplace_back(static_cast<int>(a), static_cast<int>(b));
+  }
+  o.slow_links.delay =
+      std::chrono::microseconds(static_cast<std::int64_t>(config.inject.link_delay_ms * 1000));
+  o.slow_links.slowdown = config.inject.link_slowdown;
   o.name = "model";  // errors say "DataParallel 'model'": braid train has one
   return o;
 }

@@ -50,8 +50,20 @@ std::shared_ptr<Communicator> make_communicator(const World& world,
             ? str_cat("sync.cost_model: rank ", failing, " cannot read '", options.cost_model, "'")
             : error));
   }
-  return std::make_shared<Communicator>(
-      world.make_transport(options.device, options.ranks_per_node, comm.timeout), comm);
+  std::shared_ptr<Transport> transport =
+      world.make_transport(options.device, options.ranks_per_node, comm.timeout);
+  if (!options.slow_links.pairs.empty()) {
+    for (const auto& [a, b] : options.slow_links.pairs) {
+      if (std::max(a, b) >= world.size()) {
+        throw ConfigError(str_cat("inject.slow_links: [", a, ", ", b,
+                                  "] names a rank that does "
+                                  "not exist in a ",
+                                  world.size(), "-rank job"));
+      }
+    }
+    transport = std::make_shared<SlowLinkTransport>(transport, options.slow_links);
+  }
+  return std::make_shared<Communicator>(transport, comm);
 }
 
 NamedTensors named_buffers(const torch::nn::Module& module) {

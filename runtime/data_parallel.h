@@ -18,6 +18,7 @@
 #include <string>
 
 #include "collectives/communicator.h"
+#include "collectives/transport_slow_link.h"
 #include "optimizers/compressed_exchange.h"
 #include "optimizers/local_update_strategy.h"
 #include "optimizers/sync_strategy.h"
@@ -49,6 +50,9 @@ struct DataParallelOptions {
   // Records every collective of the communicator make_communicator() builds and of its
   // channels (collectives/flight_recorder.h; runtime/flight_watch.h writes and watches it).
   std::shared_ptr<FlightRecorder> flight_recorder;
+  // inject.slow_links: links made slow in the communicator's transport (for tests of the link
+  // probe on one machine); empty: none.
+  SlowLinks slow_links;
   Device device;  // runtime.device, resolved (select_device): CUDA
                   // parameters exchange over the NCCL transport
   // Names this DataParallel in error messages (a program with several: "generator",

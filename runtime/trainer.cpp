@@ -30,6 +30,7 @@
 #include "runtime/global_parameters.h"
 #include "runtime/initial_weights.h"
 #include "runtime/interrupt.h"
+#include "runtime/link_probe.h"
 #include "runtime/metrics.h"
 #include "runtime/model_export.h"
 #include "runtime/optimizer_factory.h"
@@ -211,6 +212,7 @@ class Trainer {
  private:
   TrainSummary run_loop();
   std::string straggler_field() const;
+  std::string slow_link_field() const;
   void restore();
   void continue_at_this_rank_count(int written_by);
   std::int64_t steps_left_in_run() const;
@@ -219,6 +221,7 @@ class Trainer {
   int agree_after_step();
   void watch_stalls(bool on);
   void note_straggler(const std::optional<StragglerReport>& now);
+  void note_slow_link(const std::optional<SlowLinkReport>& now);
   void log_training();
   Evaluation log_evaluation();
   void save_checkpoint();
@@ -243,6 +246,7 @@ class Trainer {
   std::shared_ptr<FlightRecorder> recorder_;  // runtime.flight_recorder (capacity 0: stalls only)
   std::shared_ptr<Communicator> comm_;
   std::unique_ptr<FlightWatch> watch_;
+  std::unique_ptr<LinkProbe> links_;  // runtime.link_probe_every > 0 with 3 or more ranks
   std::unique_ptr<DataParallel> dp_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   DataPlan plan_;  // P * accumulate_steps partitions per step: micro-step j of rank r is j*P + r
@@ -258,6 +262,7 @@ class Trainer {
   CrashInjection crash_;
   StragglerDetector stragglers_;
   std::optional<StragglerReport> straggler_;  // flagged now (on every rank alike)
+  std::optional<SlowLinkReport> slow_link_;   // named now
   double compute_s_ = 0;                      // this step's forward and backward passes
   std::deque<double> step_seconds_;           // recent steps, for the stall threshold
   SteadyClock::time_point step_start_ = start_;
@@ -305,6 +310,7 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
   identity.ranks_per_node = static_cast<int>(config_.runtime.ranks_per_node);
   watch_ = std::make_unique<FlightWatch>(recorder_, std::move(identity),
                                          flight_file_path(run_dir_, rank_));
+  if (config_.runtime.link_probe_every > 0 && P_ >= 3) links_ = std::make_unique<LinkProbe>(*comm_);
   DataParallelOptions options = data_parallel_options(config_);
   options.device = device_;
   // The strategy counts steps; schedules by epoch (DGC's warm-up) need this run's epoch length.
@@ -481,6 +487,23 @@ void Trainer::note_straggler(const std::optional<StragglerReport>& now) {
   straggler_ = now;
 }
 
+void Trainer::note_slow_link(const std::optional<SlowLinkReport>& now) {
+  const auto same = [](const SlowLinkReport& x, const SlowLinkReport& y) {
+    return x.a == y.a && x.b == y.b;
+  };
+  if (rank_ == 0 && now && (!slow_link_ || !same(*slow_link_, *now))) {
+    progress_.interrupt();
+    spdlog::warn(
+        "slow link: rank {} <-> rank {}: exchanges take {:.1f}x as long as on the other "
+        "links (the last 3 link probes)",
+        now->a, now->b, now->ratio);
+  } else if (rank_ == 0 && slow_link_ && !now) {
+    spdlog::info("slow link: rank {} <-> rank {} is no longer slower than the others",
+                 slow_link_->a, slow_link_->b);
+  }
+  slow_link_ = now;
+}
+
 // A collective that waits longer than max(2 s, 5 x the median step) for some rank is reported
 // (FlightWatch). Off while ranks legitimately wait for the slowest (evaluation, checkpoints),
 // and for the first steps, which include one-time set-up.
@@ -504,6 +527,13 @@ std::string Trainer::straggler_field() const {
   if (!straggler_) return {};
   return str_cat("\"straggler\":{", field("rank", static_cast<std::int64_t>(straggler_->rank)), ",",
                  field("ratio", straggler_->ratio), "}");
+}
+
+// "slow_link":{"ranks":[A,B],"ratio":X} while a link is named; nothing otherwise.
+std::string Trainer::slow_link_field() const {
+  if (!slow_link_) return {};
+  return str_cat("\"slow_link\":{\"ranks\":[", slow_link_->a, ",", slow_link_->b, "],",
+                 field("ratio", slow_link_->ratio), "}");
 }
 
 SyncStats Trainer::totals() const {
@@ -542,7 +572,8 @@ void Trainer::log_training() {
          field("compression_ratio", stats.bytes_sent ? static_cast<double>(stats.bytes_dense) /
                                                            static_cast<double>(stats.bytes_sent)
                                                      : 1.0),
-         field("skipped_steps", skipped), field("time_s", time_s()), straggler_field()});
+         field("skipped_steps", skipped), field("time_s", time_s()), straggler_field(),
+         slow_link_field()});
   }
   progress_.show(line);
   window_start_ = SteadyClock::now();
@@ -674,6 +705,9 @@ TrainSummary Trainer::run_loop() {
     }
     if (const int signal = agree_after_step()) return finish_interrupted(signal);
     crash_.check(start_);
+    if (links_ && position_.step % config_.runtime.link_probe_every == 0) {
+      note_slow_link(links_->probe());
+    }
     step_seconds_.push_back(seconds_since(step_start_));
     if (step_seconds_.size() > kStallWindowSteps) step_seconds_.pop_front();
     watch_stalls(true);
@@ -684,6 +718,7 @@ TrainSummary Trainer::run_loop() {
   }
   wait_stops();
   watch_stalls(false);
+  if (links_) links_->finish();
   return finish(seconds_since(start_));
 }
 
@@ -691,6 +726,7 @@ TrainSummary Trainer::run_loop() {
 // continued by running the same command again.
 TrainSummary Trainer::finish_interrupted(int signal) {
   wait_stops();
+  if (links_) links_->finish();
   watch_stalls(false);
   watch_->dump(str_cat("interrupted by signal ", signal));
   if (window_steps_ > 0) log_training();

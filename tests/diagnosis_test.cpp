@@ -8,10 +8,12 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 
 #include "common/error.h"
 #include "runtime/doctor.h"
 #include "runtime/flight_file.h"
+#include "runtime/link_probe.h"
 #include "runtime/straggler_detector.h"
 
 namespace braid {
@@ -65,6 +67,36 @@ TEST(StragglerDetector, StepsWhereNobodyComputedDoNotCount) {
   detector.add({1.0, 1.0, 3.0});
   EXPECT_FALSE(detector.add({0.0, 0.0, 0.0}));
   EXPECT_TRUE(detector.add({1.0, 1.0, 3.0}));
+}
+
+// Every pair of ranks meets exactly once, both ends agreeing, each rank once per round.
+TEST(LinkProbe, TheTournamentMeetsEveryPairOnce) {
+  for (int world = 2; world <= 9; ++world) {
+    std::set<std::pair<int, int>> met;
+    for (int k = 0; k < LinkProbe::rounds(world); ++k) {
+      for (int i = 0; i < world; ++i) {
+        const int p = LinkProbe::partner(i, k, world);
+        if (p < 0) continue;
+        ASSERT_NE(p, i);
+        ASSERT_EQ(LinkProbe::partner(p, k, world), i) << world << " ranks, round " << k;
+        met.insert({std::min(i, p), std::max(i, p)});
+      }
+    }
+    EXPECT_EQ(met.size(), static_cast<std::size_t>(world * (world - 1) / 2)) << world;
+  }
+}
+
+// Link (1, 2) of 4 ranks takes 10x as long, measured at either end: its ratio over the other
+// links' median is 10, theirs about 1; with two ranks there is nothing to compare.
+TEST(LinkProbe, ASlowLinkStandsOutOfTheMatrix) {
+  const int P = 4;
+  std::vector<double> times(P * P, 0.001);
+  times[1 * P + 2] = 0.010;  // rank 1's measurement of the link to 2; rank 2's says 0.001
+  const std::vector<double> ratios = LinkProbe::link_ratios(times, P);
+  ASSERT_EQ(ratios.size(), 6u);  // (0,1) (0,2) (0,3) (1,2) (1,3) (2,3)
+  EXPECT_DOUBLE_EQ(ratios[3], 10.0);
+  for (std::size_t i : {0u, 1u, 2u, 4u, 5u}) EXPECT_DOUBLE_EQ(ratios[i], 1.0) << i;
+  EXPECT_EQ(LinkProbe::link_ratios({0.001, 0.5, 0.5, 0.001}, 2), std::vector<double>{0.0});
 }
 
 FlightRecord record(std::uint64_t seq, OpState state, int waiting_for = -1,

@@ -44,6 +44,9 @@
 #                 rank 1 before runtime.timeout_s, the job exits 1, and the doctor names rank 1
 #   straggler     rank 2 of 3 slowed 3x (inject:): named in the log and on metrics.jsonl's
 #                 training lines from step 21 on; an unslowed run names nobody
+#   slow_link     4 ranks, one per emulated node, the link between ranks 1 and 2 slowed 10x in the
+#                 transport (inject.slow_links): named by the link probe in the log and on
+#                 metrics.jsonl's last training line; an unslowed run names no link
 #   restart       launch/braid-restart over 3 ranks, one emulated node per rank, rank 2 killing
 #                 itself in every run (inject.crash_rank): two restarts, the node excluded, the
 #                 run finishes on 2 ranks resuming from a checkpoint; a bad config (exit 2) and
@@ -130,6 +133,19 @@ straggler)
   [ "$flagged" -eq 4 ] || fail "straggler on $flagged training lines, expected 4: $(cat "$work/slow/metrics.jsonl")"
   train 2 "$cfg" --run-dir "$work/clean" "${common[@]}" > "$work/clean.log" 2>&1
   ! grep -q straggler "$work/clean/metrics.jsonl" "$work/clean.log" || fail "a straggler in a clean run"
+  ;;
+slow_link)
+  common=(--set train.log_every=10 --set train.max_steps=60 --set data.train_limit=4096
+          --set model.hidden=64 --set train.eval_every=0 --set data.test_limit=200
+          --set runtime.ranks_per_node=1 --set sync.algorithm=ring)
+  cfg="$src/configs/fashion_mnist_mlp.yaml"
+  train 4 "$cfg" --run-dir "$work/slow" "${common[@]}" --set "inject.slow_links=[[1, 2]]" \
+    --set inject.link_slowdown=10 > "$work/slow.log" 2>&1 || { cat "$work/slow.log"; fail "slowed run"; }
+  grep -q "slow link: rank 1 <-> rank 2" "$work/slow.log" || fail "no slow link line: $(cat "$work/slow.log")"
+  grep '"loss"' "$work/slow/metrics.jsonl" | tail -1 | grep -q '"slow_link":{"ranks":\[1,2\]' ||
+    fail "the last training line names no slow link: $(tail -1 "$work/slow/metrics.jsonl")"
+  train 4 "$cfg" --run-dir "$work/clean" "${common[@]}" > "$work/clean.log" 2>&1
+  ! grep -q slow_link "$work/clean/metrics.jsonl" || fail "a slow link in a clean run"
   ;;
 restart)
   restart="$src/launch/braid-restart"
