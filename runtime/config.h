@@ -150,7 +150,7 @@ struct RuntimeConfig {
   // Operations kept per communicator and channel for <run dir>/flight/ (0: none kept or
   // written; stalls are still reported).
   std::int64_t flight_recorder = 2000;
-  // A rank computing longer than this x the median of the others in most of 20 steps is named
+  // A rank computing longer than this x the median of the others in 16 of 20 steps is named
   // a straggler (log and metrics.jsonl).
   double straggler_factor = 1.5;
   // Steps between two timings of every link (runtime/link_probe.h); 0: none.

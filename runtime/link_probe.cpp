@@ -10,15 +10,6 @@ namespace {
 
 constexpr int kRepeats = 3;  // timed exchanges per pair and probe
 
-double median_of(std::vector<double> values) {
-  const std::size_t mid = values.size() / 2;
-  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(mid), values.end());
-  if (values.size() % 2 == 1) return values[mid];
-  return (values[mid] +
-          *std::max_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(mid))) /
-         2;
-}
-
 }  // namespace
 
 // The circle method over n = P rounded up to even: rank n - 1 stays, the others rotate.
@@ -41,8 +32,7 @@ LinkProbe::LinkProbe(Communicator& comm, std::size_t bytes, int window, double f
       bytes_(bytes),
       window_(window),
       factor_(factor),
-      channel_(comm.channel(comm.options())),
-      history_(static_cast<std::size_t>(world_) * static_cast<std::size_t>(world_ - 1) / 2) {}
+      channel_(comm.channel(comm.options())) {}
 
 LinkProbe::~LinkProbe() {
   if (pending_.empty()) return;
@@ -81,7 +71,7 @@ void LinkProbe::measure(OpContext& ctx, Measurement& m) const {
              std::vector<std::int64_t>(static_cast<std::size_t>(P), P));
 }
 
-std::vector<double> LinkProbe::link_ratios(const std::vector<double>& times, int world) {
+std::vector<double> LinkProbe::link_times(const std::vector<double>& times, int world) {
   std::vector<double> link;
   for (int a = 0; a < world; ++a) {
     for (int b = a + 1; b < world; ++b) {
@@ -89,31 +79,39 @@ std::vector<double> LinkProbe::link_ratios(const std::vector<double>& times, int
                               times[static_cast<std::size_t>(b * world + a)]));
     }
   }
+  return link;
+}
+
+std::vector<double> LinkProbe::link_ratios(const std::vector<double>& link) {
   std::vector<double> ratios(link.size(), 0.0);
   if (link.size() < 3) return ratios;  // nothing to compare one or two links with
   for (std::size_t i = 0; i < link.size(); ++i) {
-    std::vector<double> others = link;
-    others.erase(others.begin() + static_cast<std::ptrdiff_t>(i));
-    const double typical = median_of(others);
-    ratios[i] = typical > 0 ? link[i] / typical : 0.0;
+    double slowest_other = 0;
+    for (std::size_t j = 0; j < link.size(); ++j) {
+      if (j != i) slowest_other = std::max(slowest_other, link[j]);
+    }
+    ratios[i] = slowest_other > 0 ? link[i] / slowest_other : 0.0;
   }
   return ratios;
 }
 
-void LinkProbe::judge(const std::vector<double>& ratios) {
+// Each link's fastest time over the window: a slow link is slow in every probe, while a rank
+// that was descheduled (more ranks than cores) slows a link in one probe and not the next.
+void LinkProbe::judge(const std::vector<double>& times) {
   current_.reset();
+  history_.push_back(link_times(times, world_));
+  if (static_cast<int>(history_.size()) > window_) history_.pop_front();
+  if (static_cast<int>(history_.size()) < window_) return;
+  std::vector<double> fastest = history_.front();
+  for (const std::vector<double>& probe : history_) {
+    for (std::size_t i = 0; i < fastest.size(); ++i) fastest[i] = std::min(fastest[i], probe[i]);
+  }
+  const std::vector<double> ratios = link_ratios(fastest);
   std::size_t i = 0;
   for (int a = 0; a < world_; ++a) {
     for (int b = a + 1; b < world_; ++b, ++i) {
-      std::deque<double>& history = history_[i];
-      history.push_back(ratios[i]);
-      if (static_cast<int>(history.size()) > window_) history.pop_front();
-      if (static_cast<int>(history.size()) < window_) continue;
-      std::vector<double> window(history.begin(), history.end());
-      const auto lower = window.begin() + static_cast<std::ptrdiff_t>((window.size() - 1) / 2);
-      std::nth_element(window.begin(), lower, window.end());
-      if (*lower > factor_ && (!current_ || *lower > current_->ratio)) {
-        current_ = SlowLinkReport{a, b, *lower};
+      if (ratios[i] > factor_ && (!current_ || ratios[i] > current_->ratio)) {
+        current_ = SlowLinkReport{a, b, ratios[i]};
       }
     }
   }
@@ -123,7 +121,7 @@ std::optional<SlowLinkReport> LinkProbe::probe() {
   if (world_ < 3) return current_;
   while (!pending_.empty() && pending_.front()->work.is_completed()) {
     pending_.front()->work.wait();  // rethrows a failed measurement: its peers are gone
-    judge(link_ratios(pending_.front()->times, world_));
+    judge(pending_.front()->times);
     pending_.pop_front();
   }
   const auto P = static_cast<std::size_t>(world_);

@@ -12,9 +12,11 @@
 // It runs on a channel of its own and is never waited for while training: each rank starts one
 // measurement per probe step (the same number on every rank) and judges those that have
 // completed, in order, at later probe steps; one held up by a straggler just waits in the
-// channel's queue. A link (a, b) is timed as the slower of its two ends' measurements; its
-// ratio is that over the median of the other links. It is named while the lower median of its
-// last 3 ratios exceeds 3 (needs 3 or more ranks, so that there are other links to compare).
+// channel's queue. A link (a, b) is timed as the slower of its two ends' measurements, and as
+// its fastest time over the last 3 probes (a descheduled rank slows a link in one probe, a slow
+// link slows every one); it is named while that exceeds 3 x every other link's (needs 3 or more
+// ranks, so that there are other links to compare with). Every other link, not their median:
+// with more ranks than cores, pairs that share a core answer each other slowly, link or not.
 #pragma once
 
 #include <deque>
@@ -28,7 +30,7 @@ namespace braid {
 
 struct SlowLinkReport {
   int a = -1, b = -1;  // a < b
-  double ratio = 0;    // the lower median of its last ratios
+  double ratio = 0;    // its fastest time of the last probes over the slowest other link's
 };
 
 class LinkProbe {
@@ -47,9 +49,11 @@ class LinkProbe {
   // Collective: waits for the measurements in flight (every rank started the same ones).
   void finish();
 
-  // Pure: each link's ratio (a < b, in order) from one P x P matrix of times (row r: rank r's
-  // exchange times, seconds); all 0 with fewer than 3 links.
-  static std::vector<double> link_ratios(const std::vector<double>& times, int world);
+  // Pure: each link's time (a < b, in order: the slower of its two ends' measurements) from a
+  // P x P matrix of times (row r: rank r's exchange times, seconds).
+  static std::vector<double> link_times(const std::vector<double>& times, int world);
+  // Pure: each link's time over the slowest of the other links'; all 0 with fewer than 3 links.
+  static std::vector<double> link_ratios(const std::vector<double>& link);
   // Rank i's partner in round k (0 <= k < rounds(world)) of the round-robin tournament, or -1
   // for a bye (odd world).
   static int partner(int i, int k, int world);
@@ -62,7 +66,7 @@ class LinkProbe {
     Work work;
   };
   void measure(OpContext& ctx, Measurement& m) const;
-  void judge(const std::vector<double>& ratios);
+  void judge(const std::vector<double>& times);
 
   int rank_, world_;
   std::size_t bytes_;
@@ -70,7 +74,7 @@ class LinkProbe {
   double factor_;
   std::shared_ptr<Communicator> channel_;
   std::deque<std::unique_ptr<Measurement>> pending_;
-  std::vector<std::deque<double>> history_;  // per link (a < b, in order), the last ratios
+  std::deque<std::vector<double>> history_;  // the link times of the last `window_` probes
   std::optional<SlowLinkReport> current_;
 };
 

@@ -41,9 +41,9 @@ std::optional<StragglerReport> StragglerDetector::add(const std::vector<double>&
       if (static_cast<int>(ratios.size()) > steps_) ratios.pop_front();
     }
     if (static_cast<int>(ratios.size()) < steps_) continue;
-    // The lower median: above the factor only when most of the window is.
+    // Above the factor only when 80% of the window is (16 of 20 steps).
     std::vector<double> window(ratios.begin(), ratios.end());
-    const auto lower = window.begin() + static_cast<std::ptrdiff_t>((window.size() - 1) / 2);
+    const auto lower = window.begin() + static_cast<std::ptrdiff_t>(window.size() / 5);
     std::nth_element(window.begin(), lower, window.end());
     const double ratio = *lower;
     if (ratio > factor_ && (!flagged || ratio > flagged->ratio))

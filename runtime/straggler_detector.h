@@ -4,11 +4,10 @@
 // verdict without a message of its own.
 //
 // A rank's ratio at a step is its compute time over the median of the other ranks' (with two
-// ranks: the other rank's). It is flagged while the lower median of its last `steps` ratios
-// exceeds `factor`: slow in more than half of its last 20 steps, so one step where the machine
-// hiccups neither names a rank nor resets one that is slow, and a 3x straggler is named at its 20th
-// step. Steps where the others' median is 0 (nothing computed: a gradient-coding rank that already
-// holds a result) are not counted.
+// ranks: the other rank's). It is flagged while 80% of its last `steps` ratios exceed `factor`
+// (16 of 20): a few steps where the machine hiccups neither name a rank nor clear one that is
+// slow, and a 3x straggler is named at its 20th step. Steps where the others' median is 0 (nothing
+// computed: a gradient-coding rank that already holds a result) are not counted.
 #pragma once
 
 #include <deque>
@@ -19,7 +18,7 @@ namespace braid {
 
 struct StragglerReport {
   int rank = -1;
-  double ratio = 0;  // the lower median of its last `steps` ratios
+  double ratio = 0;  // the 20th percentile of its last `steps` ratios
 };
 
 class StragglerDetector {

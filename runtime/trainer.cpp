@@ -478,8 +478,8 @@ void Trainer::note_straggler(const std::optional<StragglerReport>& now) {
   if (rank_ == 0 && now && (!straggler_ || straggler_->rank != now->rank)) {
     progress_.interrupt();
     spdlog::warn(
-        "straggler: rank {} computes {:.2f}x as long as the median of the others (the lower "
-        "median of its last {} steps; runtime.straggler_factor {})",
+        "straggler: rank {} computes {:.2f}x as long as the median of the others (in 80% of "
+        "its last {} steps; runtime.straggler_factor {})",
         now->rank, now->ratio, kStragglerSteps, config_.runtime.straggler_factor);
   } else if (rank_ == 0 && straggler_ && !now) {
     spdlog::info("straggler: rank {} is no longer slower than the others", straggler_->rank);
@@ -494,8 +494,8 @@ void Trainer::note_slow_link(const std::optional<SlowLinkReport>& now) {
   if (rank_ == 0 && now && (!slow_link_ || !same(*slow_link_, *now))) {
     progress_.interrupt();
     spdlog::warn(
-        "slow link: rank {} <-> rank {}: exchanges take {:.1f}x as long as on the other "
-        "links (the last 3 link probes)",
+        "slow link: rank {} <-> rank {}: exchanges take {:.1f}x as long as on any other "
+        "links (the fastest of the last 3 link probes)",
         now->a, now->b, now->ratio);
   } else if (rank_ == 0 && slow_link_ && !now) {
     spdlog::info("slow link: rank {} <-> rank {} is no longer slower than the others",

@@ -1,40 +1,31 @@
-// ForwardingTransport: a Transport that passes every call to another one; tests derive from it
-// to observe or corrupt one kind of call (record tags, rewrite a count) and keep the rest real.
-// A Communicator works on its own dup(), so subclasses rewrap the duplicate (wrap()).
+// ForwardingTransport: a Transport that passes every send and receive to another one; tests
+// derive from it to observe or corrupt one kind of call (record tags, rewrite a count) and keep
+// the rest real. It is a plain transport otherwise: no native collectives, no shared memory,
+// byte counters of its own. Subclasses rewrap a duplicate in wrap() (TransportWrapper).
 #pragma once
 
 #include <memory>
 
-#include "collectives/transport.h"
+#include "collectives/transport_wrapper.h"
 
 namespace braid::testing {
 
-class ForwardingTransport : public Transport {
+class ForwardingTransport : public TransportWrapper {
  public:
-  explicit ForwardingTransport(std::shared_ptr<Transport> inner) : inner_(std::move(inner)) {
+  explicit ForwardingTransport(std::shared_ptr<Transport> inner)
+      : TransportWrapper(std::move(inner)) {
     init_counters(inner_->size());
   }
-  int rank() const override { return inner_->rank(); }
-  int size() const override { return inner_->size(); }
-  int max_tag() const override { return inner_->max_tag(); }
   const char* name() const override { return "forwarding"; }
-  RequestPtr isend(const void* data, std::size_t bytes, int peer, int tag) override {
-    return inner_->isend(data, bytes, peer, tag);
+  NativeCollectives* native() override { return nullptr; }
+  bool moves_device_memory() const override { return false; }
+  SharedMemory* shared_memory() override { return nullptr; }
+  std::uint64_t bytes_sent() const override { return Transport::bytes_sent(); }
+  std::uint64_t bytes_recv() const override { return Transport::bytes_recv(); }
+  std::uint64_t bytes_sent_to(int peer) const override { return Transport::bytes_sent_to(peer); }
+  std::uint64_t bytes_recv_from(int peer) const override {
+    return Transport::bytes_recv_from(peer);
   }
-  RequestPtr irecv(void* data, std::size_t bytes, int peer, int tag) override {
-    return inner_->irecv(data, bytes, peer, tag);
-  }
-  std::shared_ptr<Transport> split(int color, int key) override {
-    return inner_->split(color, key);
-  }
-  std::shared_ptr<Transport> dup(Clock::time_point deadline) override {
-    return wrap(inner_->dup(deadline));
-  }
-
- protected:
-  // The same kind of wrapper, sharing this one's state, around `duplicate`.
-  virtual std::shared_ptr<Transport> wrap(std::shared_ptr<Transport> duplicate) = 0;
-  std::shared_ptr<Transport> inner_;
 };
 
 }  // namespace braid::testing

@@ -44,9 +44,10 @@
 #                 rank 1 before runtime.timeout_s, the job exits 1, and the doctor names rank 1
 #   straggler     rank 2 of 3 slowed 3x (inject:): named in the log and on metrics.jsonl's
 #                 training lines from step 21 on; an unslowed run names nobody
-#   slow_link     4 ranks, one per emulated node, the link between ranks 1 and 2 slowed 10x in the
-#                 transport (inject.slow_links): named by the link probe in the log and on
-#                 metrics.jsonl's last training line; an unslowed run names no link
+#   slow_link     4 ranks, one per emulated node, the link between ranks 1 and 2 slowed 10x and
+#                 2 ms per message in the transport (inject.slow_links): named by the link probe
+#                 in the log and on metrics.jsonl's last training line; an unslowed run names
+#                 no link
 #   restart       launch/braid-restart over 3 ranks, one emulated node per rank, rank 2 killing
 #                 itself in every run (inject.crash_rank): two restarts, the node excluded, the
 #                 run finishes on 2 ranks resuming from a checkpoint; a bad config (exit 2) and
@@ -90,7 +91,7 @@ stall)
   run="$work/stall"
   "${mpirun[@]}" -np 3 "$braid" train "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$run" \
     --set train.log_every=1 --set train.max_steps=1000000 --set data.train_limit=4096 \
-    --set model.hidden=64 --set runtime.timeout_s=10 > "$work/out" 2>&1 &
+    --set model.hidden=64 --set runtime.timeout_s=6 > "$work/out" 2>&1 &
   launcher=$!
   await_losses "$run" 5 || { cat "$work/out"; fail "training did not start"; }
   pkill -USR1 -P "$launcher"
@@ -140,7 +141,7 @@ slow_link)
           --set runtime.ranks_per_node=1 --set sync.algorithm=ring)
   cfg="$src/configs/fashion_mnist_mlp.yaml"
   train 4 "$cfg" --run-dir "$work/slow" "${common[@]}" --set "inject.slow_links=[[1, 2]]" \
-    --set inject.link_slowdown=10 > "$work/slow.log" 2>&1 || { cat "$work/slow.log"; fail "slowed run"; }
+    --set inject.link_slowdown=10 --set inject.link_delay_ms=2 > "$work/slow.log" 2>&1 || { cat "$work/slow.log"; fail "slowed run"; }
   grep -q "slow link: rank 1 <-> rank 2" "$work/slow.log" || fail "no slow link line: $(cat "$work/slow.log")"
   grep '"loss"' "$work/slow/metrics.jsonl" | tail -1 | grep -q '"slow_link":{"ranks":\[1,2\]' ||
     fail "the last training line names no slow link: $(tail -1 "$work/slow/metrics.jsonl")"
