@@ -4,9 +4,9 @@
 #              naming rank 1, against the threshold max(2 s, 5 x median step)
 #   straggler  rank 1 slowed 3x (inject:): the first step whose training line names it
 #   slow link  the link between ranks 1 and 2 slowed 5x (inject.slow_links, one rank per node,
-#              ring): the first step whose training line names it
-#   clean      CLEAN_STEPS (default 1000) steps of every config in configs/ with nothing injected:
-#              stall reports and straggler lines (false alarms; expected 0)
+#              ring, runtime.link_probe_every=5): the first step whose training line names it
+#   clean      CLEAN_STEPS (default 1000) steps of every config in configs/ with nothing injected
+#              and the link probe on: stall reports, straggler and slow-link lines (false alarms)
 # Writes bench/results/diagnosis.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +43,7 @@ TERM=dumb mpirun "${flags[@]}" -np "$np" build/bin/braid train "${mlp[@]}" --run
 TERM=dumb mpirun "${flags[@]}" -np "$np" build/bin/braid train "${mlp[@]}" --run-dir "$work/link" \
   --set train.max_steps=60 --set train.log_every=1 --set runtime.ranks_per_node=1 \
   --set sync.algorithm=ring --set "inject.slow_links=[[1, 2]]" --set inject.link_slowdown=5 \
+  --set runtime.link_probe_every=5 \
   > "$work/link.log" 2>&1
 
 # Clean runs of every config.
@@ -50,7 +51,7 @@ for cfg in configs/*.yaml; do
   name=$(basename "$cfg" .yaml)
   TERM=dumb mpirun "${flags[@]}" -np "$np" build/bin/braid train "$cfg" --run-dir "$work/clean-$name" \
     --set train.max_steps="$clean_steps" --set train.log_every=1 --set train.eval_every=0 \
-    --set data.test_limit=200 > "$work/clean-$name.log" 2>&1
+    --set data.test_limit=200 --set runtime.link_probe_every=5 > "$work/clean-$name.log" 2>&1
 done
 
 /usr/bin/python3 - "$work" "$stopped_at" "$np" "$clean_steps" <<'PY' | tee "$out"
@@ -74,8 +75,9 @@ print("| detection | measured | goal |")
 print("|---|---|---|")
 if stall_lines:
     first = min(at(l) for l in stall_lines)
+    namers = {re.search(r"\[rank (\d+)\]", l).group(1) for l in stall_lines}
     print(f"| SIGSTOP of rank 1: first stall report naming it | {first - stopped_at:.2f} s after the stop "
-          f"({len(stall_lines)} of {int(np) - 1} waiting ranks named it) | within max(2 s, 5 x median step "
+          f"({len(namers)} of {int(np) - 1} waiting ranks named it) | within max(2 s, 5 x median step "
           f"{median_ms:.1f} ms) = {threshold:.1f} s |")
 else:
     print("| SIGSTOP of rank 1 | no stall report named rank 1 | |")

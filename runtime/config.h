@@ -153,8 +153,9 @@ struct RuntimeConfig {
   // A rank computing longer than this x the median of the others in 16 of 20 steps is named
   // a straggler (log and metrics.jsonl).
   double straggler_factor = 1.5;
-  // Steps between two timings of every link (runtime/link_probe.h); 0: none.
-  std::int64_t link_probe_every = 5;
+  // Steps between two timings of every link (runtime/link_probe.h); 0: none. Off by default:
+  // with more ranks than cores it times the scheduler, not the links (docs/diagnosis.md).
+  std::int64_t link_probe_every = 0;
 };
 
 struct Config {
