@@ -263,6 +263,10 @@ TEST(Config, ToYamlRoundTrips) {
   Config back = parse_config(c.to_yaml(), {}, "x");
   EXPECT_EQ(back.optimizer.momentum, c.optimizer.momentum);  // exact, not near
   EXPECT_EQ(back.optimizer.weight_decay, 1e-300);
+  Config links = parse_config("", {"inject.slow_links=[[1, 2], [0, 3]]"}, "x");
+  ASSERT_EQ(links.inject.slow_links.size(), 2u);
+  EXPECT_EQ(links.inject.slow_links[1][1], 3);
+  expect_round_trip(links);
   for (const char* n : {"true", "123", "null", "~"}) {
     Config s = parse_config(std::string("run:\n  dir: \"") + n + "\"\n", {}, "x");
     EXPECT_EQ(s.run.dir, n);
@@ -276,7 +280,7 @@ TEST(Config, ToYamlPrintsEveryKeyAndHashFollowsValues) {
                               "compression:\n", "outer:\n", "train:\n", "runtime:\n"}) {
     EXPECT_NE(yaml.find(section), std::string::npos) << section;
   }
-  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 11 + 84);  // 11 sections, 84 keys
+  EXPECT_EQ(std::count(yaml.begin(), yaml.end(), '\n'), 11 + 92);  // 11 sections, 92 keys
   EXPECT_NE(yaml.find("  lr: 0.05\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  bucket_mb: 4.0\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("  cost_model: \"\"\n"), std::string::npos) << yaml;
@@ -328,7 +332,17 @@ const BadCase kBadCases[] = {
      "runtime:\n  colour: true\n",
      {},
      {"unknown key 'runtime.colour' (valid keys in runtime: threads, timeout_s, debug_checks, "
-      "log_level, trace, progress, device, ranks_per_node)"}},
+      "log_level, trace, progress, device, ranks_per_node, flight_recorder, straggler_factor, "
+      "link_probe_every)"}},
+    {"SlowLinkNotAPair",
+     "inject:\n  slow_links: [[1, 2], [3]]\n",
+     {},
+     {"inject.slow_links: expected a list of pairs of ranks, e.g. [[1, 2]], but element 2 is a "
+      "sequence"}},
+    {"SlowLinkToItself",
+     "inject:\n  slow_links: [[2, 2]]\n",
+     {},
+     {"inject.slow_links", "pairs of two different ranks"}},
     {"FarSectionListsTheSections",
      "hyperparameters:\n  x: 1\n",
      {},
