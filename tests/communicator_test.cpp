@@ -392,7 +392,8 @@ TEST(FlightRecorder, AStallNamesTheRankWaitedFor) {
       EXPECT_NE(stalls[0].text().find("for rank 1"), std::string::npos) << stalls[0].text();
       EXPECT_TRUE(recorders[0]->stalls(std::chrono::milliseconds(50)).empty());  // once
       work.wait();
-      const FlightRecord& last = recorders[0]->snapshot()[0].records.back();
+      const std::vector<FlightChannel> channels = recorders[0]->snapshot();
+      const FlightRecord& last = channels[0].records.back();
       EXPECT_EQ(last.state, OpState::kCompleted);
       EXPECT_TRUE(last.stalled);
       EXPECT_EQ(x, 2.0f);
@@ -414,7 +415,8 @@ TEST(FlightRecorder, RecordsFailures) {
     Work running = comm.allreduce(Buffer{&x, 1, DType::kFloat32}, ReduceOp::kSum, "ring");
     comm.abort("the test gives up");
     EXPECT_THROW(running.wait(), CommError);
-    const FlightRecord& last = options.recorder->snapshot()[0].records.back();
+    const std::vector<FlightChannel> channels = options.recorder->snapshot();
+    const FlightRecord& last = channels[0].records.back();
     EXPECT_EQ(last.state, OpState::kFailed);
     EXPECT_FALSE(last.error.empty());
   });
