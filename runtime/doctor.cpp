@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "runtime/config.h"
 #include "runtime/flight_file.h"
 
 namespace braid {
@@ -38,6 +39,16 @@ std::map<int, FlightFile> read_records(const fs::path& run_dir) {
     files.emplace(file.rank, std::move(file));
   }
   return files;
+}
+
+// runtime.timeout_s of <run dir>/config.yaml in microseconds; 0 when it cannot be read.
+std::int64_t run_timeout_us(const fs::path& run_dir) {
+  try {
+    return static_cast<std::int64_t>(
+        load_config((run_dir / "config.yaml").string()).runtime.timeout_s * 1e6);
+  } catch (const std::exception&) {
+    return 0;
+  }
 }
 
 // The last training line's "straggler" of <run dir>/metrics.jsonl, if any.
@@ -141,7 +152,8 @@ std::string describe_record(const FlightRecord& r) {
 }
 
 // What `file`'s rank was doing at (channel, seq).
-RankState state_of(const FlightFile& file, const Point& at) {
+// `timeout_us`: runtime.timeout_s of the run (0: unknown).
+RankState state_of(const FlightFile& file, const Point& at, std::int64_t timeout_us) {
   RankState s;
   s.rank = file.rank;
   s.host = file.host;
@@ -154,6 +166,18 @@ RankState state_of(const FlightFile& file, const Point& at) {
     return s;
   }
   const FlightRecord* r = record_at(file, at.channel, at.seq);
+  // When this rank last saw the operation still unfinished: at its failure, or when it wrote.
+  const std::int64_t seen = !r                              ? 0
+                            : r->state == OpState::kStarted ? file.written_us
+                            : r->state == OpState::kFailed  ? r->ended_us
+                                                            : 0;
+  if (seen > 0 && timeout_us > 0 && seen - r->started_us > timeout_us + kLateUs) {
+    // Still running it past its own deadline: the process was not running (stopped, starved)
+    // until it wrote this, after the others had failed.
+    s.has_record = false;
+    s.doing = "was in it longer than runtime.timeout_s allows: it was stopped or starved";
+    return s;
+  }
   if (!r || r->state == OpState::kQueued) {
     s.doing = "had not started it";
     auto open = first_open(file, at.channel);
@@ -217,8 +241,8 @@ std::optional<Culprit> find_culprit(const Diagnosis& d) {
     if (waited_by.count(r)) {
       return Culprit{r, "", 0,
                      str_cat("rank ", r,
-                             " left no flight record of the failure (it died, was "
-                             "stopped or was killed) while ",
+                             " left no flight record of the failure, or one showing it was not "
+                             "running (it died, was stopped or was killed) while ",
                              ranks_named(waited_by[r]), " waited for it")};
     }
   }
@@ -300,6 +324,7 @@ Diagnosis diagnose(const fs::path& run_dir) {
   } else {
     const FlightFile& any = files.begin()->second;
     d.world = any.world;
+    const std::int64_t timeout_us = run_timeout_us(run_dir);
     Point at = stuck_point(files);
     if (at.channel < 0) at = first_difference(files);
     d.channel = at.channel;
@@ -319,7 +344,7 @@ Diagnosis diagnose(const fs::path& run_dir) {
       for (const FlightChannel& c : file->second.channels) {
         for (const FlightRecord& rec : c.records) stalled = stalled || rec.stalled;
       }
-      d.ranks.push_back(at.channel >= 0 ? state_of(file->second, at) : RankState{});
+      d.ranks.push_back(at.channel >= 0 ? state_of(file->second, at, timeout_us) : RankState{});
       d.ranks.back().rank = r;
       if (at.channel < 0) d.ranks.back().has_record = true;
       if (!d.ranks.back().has_record) d.stale.push_back(r);

@@ -7,8 +7,9 @@
 // Per channel, the first sequence number some rank has not completed is where ranks differ.
 // Where some operation failed or stalled, the one that started first is where the job got stuck;
 // otherwise (a snapshot of a live job) the first operation some rank has not completed.
-// The culprit is, in this order: a rank others waited for that left no record, or only one from
-// before that operation (dead, stopped or killed); a rank that never started that operation (it was
+// The culprit is, in this order: a rank others waited for that left no record, only one from
+// before that operation, or one showing it in it longer than runtime.timeout_s (dead, stopped or
+// killed); a rank that never started that operation (it was
 // computing, or stuck elsewhere); a rank that started it seconds after the others; the rank at the
 // end of the chain of waits. A rank flagged as a straggler on the last training line of
 // metrics.jsonl is reported too.

@@ -216,6 +216,27 @@ TEST_F(Doctor, ARecordFromBeforeTheFailureIsSilence) {
   EXPECT_NE(d.culprit->why.find("waited for it"), std::string::npos) << d.culprit->why;
 }
 
+// Rank 1 was stopped inside sequence number 9 and resumed after rank 0 had timed out waiting
+// for it (runtime.timeout_s 6): its record, written 12 s into the operation, says it waited for
+// rank 2, which had completed it. Being in it past its own deadline shows it was not running.
+TEST_F(Doctor, ARankInAnOperationPastItsDeadlineWasNotRunning) {
+  std::ofstream(dir_ / "config.yaml") << "runtime:\n  timeout_s: 6\n";
+  const std::int64_t t = 50'000'000;
+  FlightRecord timed_out = record(9, OpState::kFailed, 1, t);
+  timed_out.ended_us = t + 6'000'000;
+  write(0, {record(8, OpState::kCompleted), timed_out}, "failed: timeout");
+  write(1, {record(8, OpState::kCompleted), record(9, OpState::kStarted, 2, t)}, "stall: ...",
+        t + 12'000'000);
+  write(2, {record(9, OpState::kCompleted, -1, t)}, "interrupted by signal 15", t + 7'000'000);
+  write(3, {record(9, OpState::kCompleted, -1, t)}, "interrupted by signal 15", t + 7'000'000);
+  const Diagnosis d = diagnose(dir_);
+  ASSERT_TRUE(d.culprit) << d.text();
+  EXPECT_EQ(d.culprit->rank, 1) << d.text();
+  // Negative control: without the run's timeout the chain of waits blames rank 2.
+  fs::remove(dir_ / "config.yaml");
+  EXPECT_EQ(diagnose(dir_).culprit->rank, 2);
+}
+
 // Rank 1 is alive but never reached sequence number 9 (stuck computing).
 TEST_F(Doctor, NamesARankThatNeverJoined) {
   write(0, {record(8, OpState::kCompleted), record(9, OpState::kFailed, 1)}, "failed: timeout");
