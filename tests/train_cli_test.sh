@@ -43,7 +43,7 @@
 #                 nothing wrong; rank 1 stopped (SIGSTOP): the others report the stall naming
 #                 rank 1 before runtime.timeout_s, the job exits 1, and the doctor names rank 1
 #   straggler     rank 2 of 3 slowed 3x (inject:): named in the log and on metrics.jsonl's
-#                 training lines from step 21 on; an unslowed run names nobody
+#                 training lines from step 21 on; ranks 0 and 1 never are
 #   slow_link     4 ranks, one per emulated node, the link between ranks 1 and 2 slowed 10x and
 #                 2 ms per message in the transport (inject.slow_links): named by the link probe
 #                 (runtime.link_probe_every=5) in the log and on metrics.jsonl's last training
@@ -132,8 +132,10 @@ straggler)
   # Lines at steps 5..20 cannot name it yet (20 slow steps are read one step late); 25.. must.
   flagged=$(grep '"loss"' "$work/slow/metrics.jsonl" | grep -c '"straggler":{"rank":2,' || true)
   [ "$flagged" -eq 4 ] || fail "straggler on $flagged training lines, expected 4: $(cat "$work/slow/metrics.jsonl")"
-  train 2 "$cfg" --run-dir "$work/clean" "${common[@]}" > "$work/clean.log" 2>&1
-  ! grep -q straggler "$work/clean/metrics.jsonl" "$work/clean.log" || fail "a straggler in a clean run"
+  # Negative control in the same run: the unslowed ranks are never named. (A separate clean run
+  # is no control on a shared machine: a rank the other tests starve is a straggler.)
+  ! grep -Eq '"straggler":\{"rank":[01],|straggler: rank [01] ' "$work/slow/metrics.jsonl" "$work/slow.log" ||
+    fail "an unslowed rank named: $(grep straggler "$work/slow.log")"
   ;;
 slow_link)
   common=(--set train.log_every=10 --set train.max_steps=60 --set data.train_limit=4096
