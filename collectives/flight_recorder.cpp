@@ -5,15 +5,21 @@
 
 namespace braid {
 
-namespace {
-
-std::int64_t unix_us() {
+std::int64_t flight_clock_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-}  // namespace
+std::string FlightRecord::text() const {
+  OpDesc desc;
+  desc.op = op;
+  desc.algorithm = algorithm;
+  desc.count = count;
+  desc.dtype = dtype;
+  desc.root = root;
+  return desc.text();
+}
 
 const char* op_state_name(OpState state) {
   switch (state) {
@@ -30,15 +36,9 @@ const char* op_state_name(OpState state) {
 }
 
 std::string Stall::text() const {
-  OpDesc desc;
-  desc.op = record.op;
-  desc.algorithm = record.algorithm;
-  desc.count = record.count;
-  desc.dtype = record.dtype;
-  desc.root = record.root;
   const std::string peer = record.waiting_for >= 0 ? str_cat("rank ", record.waiting_for)
                                                    : std::string("a peer it cannot name");
-  return str_cat(desc.text(), " (sequence number ", record.seq, " on channel ", record.channel,
+  return str_cat(record.text(), " (sequence number ", record.seq, " on channel ", record.channel,
                  ") has waited ", static_cast<std::int64_t>(waited_s * 10) / 10.0, " s for ", peer);
 }
 
@@ -70,7 +70,7 @@ void FlightRecorder::queued(int channel, std::uint64_t seq, const OpDesc& desc) 
   record.count = desc.count;
   record.dtype = desc.dtype;
   record.root = desc.root;
-  record.queued_us = unix_us();
+  record.queued_us = flight_clock_us();
   std::lock_guard<std::mutex> lock(mutex_);
   Channel& c = channels_.at(static_cast<std::size_t>(channel));
   if (capacity_ == 0) {
@@ -89,7 +89,7 @@ void FlightRecorder::started(int channel, std::uint64_t seq) {
   if (record) c.current = *record;
   c.current.seq = seq;
   c.current.state = OpState::kStarted;
-  c.current.started_us = unix_us();
+  c.current.started_us = flight_clock_us();
   if (record) *record = c.current;
   c.running = true;
   c.reported = false;
@@ -108,7 +108,7 @@ void FlightRecorder::finished(int channel, std::uint64_t seq, const std::string&
   if (!record) record = &c.current;  // not kept (capacity 0, or pushed out)
   record->state = error.empty() ? OpState::kCompleted : OpState::kFailed;
   record->error = error;
-  record->ended_us = unix_us();
+  record->ended_us = flight_clock_us();
   record->waiting_for = c.waiting.load(std::memory_order_relaxed);
   if (c.running && c.current.seq == seq) c.running = false;
 }

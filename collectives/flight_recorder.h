@@ -28,6 +28,9 @@ struct OpDesc;
 enum class OpState { kQueued, kStarted, kCompleted, kFailed };
 const char* op_state_name(OpState state);
 
+// Unix time in microseconds: the clock of every flight timestamp.
+std::int64_t flight_clock_us();
+
 struct FlightRecord {
   int channel = 0;
   std::uint64_t seq = 0;
@@ -39,8 +42,9 @@ struct FlightRecord {
   int waiting_for = -1;  // the rank its latest wait was for (-1: none yet, or not one rank)
   // Unix time in microseconds (0: not yet), comparable across the ranks of one host.
   std::int64_t queued_us = 0, started_us = 0, ended_us = 0;
-  bool stalled = false;  // a stall was reported for it (FlightRecorder::stalls)
-  std::string error;     // kFailed: what failed
+  bool stalled = false;      // a stall was reported for it (FlightRecorder::stalls)
+  std::string error;         // kFailed: what failed
+  std::string text() const;  // the operation, as OpDesc::text(): "allreduce(ring, 10 x float32)"
 };
 
 struct FlightChannel {

@@ -145,12 +145,6 @@ Point first_difference(const std::map<int, FlightFile>& files) {
   return best;
 }
 
-std::string describe_record(const FlightRecord& r) {
-  std::string text = r.op + "(" + (r.algorithm.empty() ? "" : r.algorithm + ", ") +
-                     std::to_string(r.count) + " x " + dtype_name(r.dtype) + ")";
-  return text;
-}
-
 // What `file`'s rank was doing at (channel, seq).
 // `timeout_us`: runtime.timeout_s of the run (0: unknown).
 RankState state_of(const FlightFile& file, const Point& at, std::int64_t timeout_us) {
@@ -183,8 +177,8 @@ RankState state_of(const FlightFile& file, const Point& at, std::int64_t timeout
     auto open = first_open(file, at.channel);
     if (open && *open > 0) {
       if (const FlightRecord* last = record_at(file, at.channel, *open - 1)) {
-        s.doing += str_cat(" (its last completed operation was #", last->seq, ", ",
-                           describe_record(*last), ")");
+        s.doing +=
+            str_cat(" (its last completed operation was #", last->seq, ", ", last->text(), ")");
       }
     }
     return s;
@@ -352,7 +346,7 @@ Diagnosis diagnose(const fs::path& run_dir) {
       d.ranks.back().reason = file->second.reason;
       if (at.channel >= 0 && d.op.empty()) {
         if (const FlightRecord* rec = record_at(file->second, at.channel, at.seq)) {
-          d.op = describe_record(*rec);
+          d.op = rec->text();
         }
       }
     }

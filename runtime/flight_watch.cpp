@@ -17,12 +17,6 @@ void on_usr1(int) { usr1_received.store(true); }  // lock-free: async-signal-saf
 // How often stalls and SIGUSR1 are looked for: a small fraction of the 2 s shortest threshold.
 constexpr auto kPollPeriod = std::chrono::milliseconds(100);
 
-std::int64_t unix_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 FlightWatch::FlightWatch(std::shared_ptr<FlightRecorder> recorder, FlightFile identity,
@@ -56,7 +50,7 @@ void FlightWatch::dump(const std::string& reason) {
   std::lock_guard<std::mutex> lock(mutex_);
   FlightFile file = identity_;
   file.reason = reason;
-  file.written_us = unix_us();
+  file.written_us = flight_clock_us();
   file.channels = recorder_->snapshot();
   try {
     write_flight_file(path_, file);
