@@ -208,6 +208,7 @@ void Communicator::run(Job& job) {
   } catch (const std::exception& e) {
     running_ = nullptr;
     broken_ = e.what();
+    transport_->mark_failed();
     record_end(job, e.what());
     job.work.mark_completed(aborted_.load() ? abort_error(e.what()) : std::current_exception());
   }

@@ -104,6 +104,10 @@ class Transport {
   // reject CUDA buffers up front for transports that do not.
   virtual bool moves_device_memory() const { return false; }
   virtual SharedMemory* shared_memory() { return nullptr; }
+  // An operation on this transport failed (a timeout, a mismatch, an abort): messages of it may
+  // still be on their way from peers, or queued here unmatched. The transport must then never
+  // let its tag space be reused by a later transport, which would receive them as its own.
+  virtual void mark_failed() {}
 
   // Bytes moved by completed requests (a native collective's traffic is not seen here).
   virtual std::uint64_t bytes_sent() const { return bytes_sent_.load(std::memory_order_relaxed); }

@@ -331,6 +331,11 @@ MpiTransport::~MpiTransport() {
   int finalized = 0;
   if (MPI_Finalized(&finalized) != MPI_SUCCESS || finalized) return;  // MPI has let go of all
   shared_memory_.reset();  // its windows live on a communicator split from comm_
+  // MPI hands a freed communicator's context id to the next one created, and OpenMPI delivers
+  // messages still in flight to the old one (a peer's abandoned send, queued unexpected ones)
+  // to the new one, where they break its message order: the next communicator's set-up then
+  // hangs. A failed communicator is therefore never freed; a job that saw one is ending.
+  if (failed_ || sends_stuck_) comm_.leak();
   for (Abandoned& native : abandoned_) {
     // A native collective that timed out may complete once the late ranks joined. If it has not
     // by now, MPI may still write into its scratch, so that memory is deliberately leaked.

@@ -95,6 +95,7 @@ class MpiTransport : public Transport, public NativeCollectives {
   int max_tag() const override { return max_tag_; }
   NativeCollectives* native() override { return this; }
   SharedMemory* shared_memory() override;
+  void mark_failed() override { failed_ = true; }
 
   bool allreduce(Buffer buffer, ReduceOp op, Clock::time_point deadline,
                  const std::atomic<bool>* stop) override;
@@ -121,6 +122,7 @@ class MpiTransport : public Transport, public NativeCollectives {
   std::size_t scratch_bytes_ = 0;
   std::vector<Abandoned> abandoned_;
   bool sends_stuck_ = false;  // a send was abandoned: the group is broken, later ones wait no more
+  std::atomic<bool> failed_{false};
 };
 
 }  // namespace braid

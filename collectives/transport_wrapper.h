@@ -33,6 +33,7 @@ class TransportWrapper : public Transport {
   NativeCollectives* native() override { return inner_->native(); }
   bool moves_device_memory() const override { return inner_->moves_device_memory(); }
   SharedMemory* shared_memory() override { return inner_->shared_memory(); }
+  void mark_failed() override { inner_->mark_failed(); }
   std::uint64_t bytes_sent() const override { return inner_->bytes_sent(); }
   std::uint64_t bytes_recv() const override { return inner_->bytes_recv(); }
   std::uint64_t bytes_sent_to(int peer) const override { return inner_->bytes_sent_to(peer); }

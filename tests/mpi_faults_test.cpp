@@ -187,6 +187,38 @@ TEST(MpiTeardown, LateRankStillFreesSharedMemoryWithTheOthers) {
   MPI_Barrier(MPI_COMM_WORLD);
 }
 
+// A communicator that failed may still receive messages of the failed operation after every
+// rank destroyed it (a peer's send that was abandoned, not cancelled). MPI hands a freed
+// communicator's context id to the next one, and OpenMPI delivers those late messages to it,
+// ahead of its own: the next transport's set-up then waits for ever (the CI hang of
+// mpi_faults_np3, between two cases of MpiMismatch). Here rank 0 sends on a failed transport
+// that rank 1 has already destroyed; the next transport must set up and carry its own message.
+TEST(MpiTeardown, LateMessagesOfAFailedCommunicatorNeverReachTheNext) {
+  if (world_size() < 2) GTEST_SKIP();
+  constexpr int kTag = 100;
+  auto failed = std::make_unique<MpiTransport>(MPI_COMM_WORLD);
+  failed->mark_failed();
+  if (world_rank() == 1) failed.reset();
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) {
+    int late = -1;  // eager: delivered before rank 0 reaches the barrier below
+    MPI_Send(&late, 1, MPI_INT, 1, kTag, failed->comm());
+  }
+  failed.reset();
+  MPI_Barrier(MPI_COMM_WORLD);
+
+  MpiTransport next(MPI_COMM_WORLD);
+  int value = world_rank() == 0 ? 42 : 0;
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  if (world_rank() == 0)
+    EXPECT_TRUE(next.isend(&value, sizeof value, 1, kTag)->wait_until(deadline));
+  if (world_rank() == 1) {
+    EXPECT_TRUE(next.irecv(&value, sizeof value, 0, kTag)->wait_until(deadline));
+    EXPECT_EQ(value, 42) << "the failed communicator's late message reached the next one";
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
 }  // namespace
 }  // namespace braid
 
