@@ -13,6 +13,7 @@
 #include "launch/bench_train.h"
 #include "launch/build_info.h"
 #include "launch/commands.h"
+#include "launch/plan.h"
 #include "runtime/cost_model_file.h"
 #include "runtime/world.h"
 
@@ -199,6 +200,33 @@ int main(int argc, char** argv) {
   doctor->add_option("run_dir", doctor_dir, "Run directory")->required();
   doctor->add_flag("--json", doctor_json, "One JSON object (for scripts)");
 
+  braid::PlanOptions plan;
+  auto* plan_command = app.add_subcommand(
+      "plan", "Which method is fastest for a config on N ranks and a given network, predicted");
+  plan_command->add_option("config", plan.config_path, "YAML config file")->required();
+  plan_command->add_option("--ranks", plan.ranks, "Ranks of the job to plan")->required();
+  plan_command->add_option("--ranks-per-node", plan.ranks_per_node, "Ranks sharing one node")
+      ->capture_default_str();
+  plan_command
+      ->add_option("--bandwidth", plan.bandwidth,
+                   "Network rate in tc units (100mbit, 1gbit, 12.5mbps) or unlimited")
+      ->required();
+  plan_command->add_option("--latency", plan.latency, "One-way latency per message (5ms, 200us)")
+      ->capture_default_str();
+  plan_command
+      ->add_option("--link", plan.link,
+                   "switched: a link per node; shared: one medium for all (braid-slowlink)")
+      ->check(CLI::IsMember({"switched", "shared"}))
+      ->capture_default_str();
+  plan_command->add_option("--cost-model", plan.cost_model,
+                           "Cost model FILE (braid bench allreduce --calibrate) for memory phases");
+  plan_command->add_option("--compressors", plan.compressors, "Comma list of compressors to plan")
+      ->capture_default_str();
+  plan_command->add_option("--steps", plan.steps, "Timed compute steps")->capture_default_str();
+  plan_command->add_option("--set", plan.overrides, "Override a key: section.key=value")
+      ->take_all();
+  plan_command->add_flag("--json", plan.json, "One JSON object per row");
+
   auto* config = app.add_subcommand("config", "Config tools")->require_subcommand(1);
   braid::TrainOptions check_options;
   auto* check = config->add_subcommand("check", "Validate a config and print it resolved");
@@ -227,6 +255,10 @@ int main(int argc, char** argv) {
     return run_in_world(&argc, &argv, [&](braid::World& world) -> Run {
       return braid::prepare_bench_train(world, bt);
     });
+  }
+  if (plan_command->parsed()) {
+    return run_in_world(
+        &argc, &argv, [&](braid::World& world) -> Run { return braid::prepare_plan(world, plan); });
   }
   if (train->parsed()) {
     return run_in_world(&argc, &argv, [&](braid::World& world) -> Run {

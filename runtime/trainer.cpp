@@ -1,6 +1,5 @@
 #include "runtime/trainer.h"
 
-#include <dlfcn.h>
 #include <fmt/core.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -20,6 +19,7 @@
 #include "common/trace.h"
 #include "optimizers/exchanging_optimizer.h"
 #include "runtime/checkpoint.h"
+#include "runtime/compute_threads.h"
 #include "runtime/config_options.h"
 #include "runtime/cost_model_file.h"
 #include "runtime/crash_injection.h"
@@ -58,17 +58,6 @@ constexpr std::size_t kStallWarmupSteps = 3;
 constexpr int kStragglerSteps = 20;
 
 namespace {
-
-// Torch's intra-op threads and, when LibTorch runs its linear layers on OpenBLAS (Debian's
-// build does), OpenBLAS's own pool, which ignores at::set_num_threads: without this a
-// "1-thread" rank keeps every core busy and ranks oversubscribe the machine.
-void set_compute_threads(int threads) {
-  at::set_num_threads(threads);
-  using SetThreads = void (*)(int);
-  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
-    set(threads);
-  }
-}
 
 double seconds_since(SteadyClock::time_point a) {
   return std::chrono::duration<double>(SteadyClock::now() - a).count();

@@ -84,6 +84,18 @@ else fail "namespace '${ns:-?}' still present (or unnamed) after success"; fi
 
 expect 0 'rate 1Gbit burst (256Kb|2621[0-9]{2}b) lat 20ms' -- -q --rate 1gbit --burst 256kb --latency 20ms -- tc qdisc show dev lo
 expect 0 '^1500$' -- -q --rate 10mbit --mtu 1500 -- cat /sys/class/net/lo/mtu
+# --delay: a netem qdisc above the tbf where the kernel has sch_netem, else exit 125 saying so
+# (and never a namespace left behind, checked at the end).
+out=$("$slowlink" -q --rate 10mbit --delay 5ms -- tc qdisc show dev lo 2>&1)
+code=$?
+if [ "$code" -eq 0 ]; then
+  grep -Eq 'netem 1: root.*delay 5ms' <<<"$out" && grep -Eq 'tbf 10: parent 1:1 rate 10Mbit' <<<"$out" &&
+    pass "--delay puts netem above tbf" || fail "--delay: unexpected qdiscs: $out"
+  expect 2 "tc rejected --delay 'soon'" -- --rate 10mbit --delay soon -- true
+else
+  [ "$code" -eq 125 ] && grep -q "needs the kernel's netem qdisc" <<<"$out" &&
+    pass "--delay without sch_netem: exit 125 naming it" || fail "--delay exited $code: $out"
+fi
 expect 0 '^braid-slow-[0-9]+' -- -q --rate 10mbit -- printenv BRAID_SLOWLINK_NETNS
 out=$(echo through-stdin | "$slowlink" -q --rate 10mbit -- cat 2>&1)
 [ "$out" = through-stdin ] && pass "stdin reaches the command" || fail "stdin lost: '$out'"
