@@ -14,6 +14,7 @@
 #include "collectives/communicator.h"
 #include "collectives/tensor.h"
 #include "common/error.h"
+#include "common/statistics.h"
 #include "compression/compressor.h"
 #include "compression/error_feedback.h"
 #include "optimizers/compressed_exchange.h"
@@ -30,12 +31,6 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const std::size_t n = values.size();
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
 // The rows to measure after dense: the named compressors, or all but none.

@@ -218,6 +218,10 @@ int main(int argc, char** argv) {
                    "switched: a link per node; shared: one medium for all (braid-slowlink)")
       ->check(CLI::IsMember({"switched", "shared"}))
       ->capture_default_str();
+  plan_command
+      ->add_option("--burst", plan.burst,
+                   "Bytes the link passes at once after idling (tbf's burst: 131100, 128kb)")
+      ->capture_default_str();
   plan_command->add_option("--cost-model", plan.cost_model,
                            "Cost model FILE (braid bench allreduce --calibrate) for memory phases");
   plan_command->add_option("--compressors", plan.compressors, "Comma list of compressors to plan")

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/statistics.h"
 #include "compression/bucket_exchange.h"
 #include "compression/compressor.h"
 #include "runtime/compute_threads.h"
@@ -30,10 +31,6 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-double lowest(const std::vector<double>& values) {
-  return *std::min_element(values.begin(), values.end());
 }
 
 // The float32 gradient buckets as GradBuckets forms them: parameters in reverse registration
@@ -61,8 +58,8 @@ struct ComputeTimes {
   double compute_ms = 0, optimizer_ms = 0;
 };
 
-// The fastest of `steps` training steps of the config's model on random batches of its data:
-// the least disturbed estimate, as the other measurements are.
+// The mean of `steps` training steps of the config's model on random batches of its data, as a
+// job's step time is a mean (with the job's ranks computing at once, disturbances included).
 ComputeTimes time_compute(const Config& config, PreparedRun& run, int steps) {
   Model& model = *run.model;
   model.train();
@@ -82,7 +79,7 @@ ComputeTimes time_compute(const Config& config, PreparedRun& run, int steps) {
     compute.push_back(forward_backward);
     step.push_back(ms_since(start));
   }
-  return {lowest(compute), lowest(step)};
+  return {mean(compute), mean(step)};
 }
 
 CompressionOptions compression_options(const Config& config, const std::string& name) {
@@ -120,14 +117,14 @@ PlanCodec time_powersgd(const std::vector<PlanBucket>& buckets, int rank) {
         (void)p.mm(q_new.t());
         decode.push_back(ms_since(start));
       }
-      codec.encode_ms += lowest(encode);
-      codec.decode_ms += lowest(decode);
+      codec.encode_ms += median(encode);
+      codec.decode_ms += median(decode);
     }
   }
   return codec;
 }
 
-// A payload compressor on every bucket: the fastest of 3 encodes and decode_adds of a random
+// A payload compressor on every bucket: the median of 4 encodes and decode_adds of a random
 // gradient, and its payload's size.
 PlanCodec time_compressor(const Config& config, const std::string& name,
                           const std::vector<PlanBucket>& buckets, int ranks) {
@@ -151,8 +148,8 @@ PlanCodec time_compressor(const Config& config, const std::string& name,
       decode.push_back(ms_since(start));
       if (i == 0) codec.wire_bytes += payload.size();
     }
-    codec.encode_ms += lowest(encode);
-    codec.decode_ms += lowest(decode);
+    codec.encode_ms += median(encode);
+    codec.decode_ms += median(decode);
   }
   return codec;
 }
@@ -177,7 +174,9 @@ std::string network_text(const PlanOptions& options, const PlanNetwork& net) {
       net.bandwidth_bytes_per_s > 0
           ? fmt::format("{} ({} MB/s)", options.bandwidth, megabytes(net.bandwidth_bytes_per_s))
           : std::string("unlimited (the cost model's memory bandwidth)");
-  return fmt::format("{} {} link, latency {} s", rate, options.link, net.latency_s);
+  const std::string burst =
+      net.burst_bytes > 0 ? fmt::format(", burst {} B", net.burst_bytes) : std::string();
+  return fmt::format("{} {} link, latency {} s{}", rate, options.link, net.latency_s, burst);
 }
 
 void print_table(const PlanOptions& options, const PlanInputs& in, const std::vector<PlanRow>& rows,
@@ -269,6 +268,7 @@ PlanNetwork network_of(const PlanOptions& options) {
   net.bandwidth_bytes_per_s = parse_rate(options.bandwidth, "--bandwidth");
   net.latency_s = parse_seconds(options.latency, "--latency");
   net.shared = options.link == "shared";
+  net.burst_bytes = parse_bytes(options.burst, "--burst");
   return net;
 }
 
@@ -316,6 +316,7 @@ std::function<int()> prepare_plan(World& world, const PlanOptions& options) {
     in.optimizer_ms = 1e-3 * *std::max_element(optimizer.begin(), optimizer.end());
     for (const PlanBucket& b : buckets) in.bucket_bytes.push_back(4 * b.numel);
     for (const std::string& name : names) {
+      if (name == "dgc" && config->optimizer.name != "sgd") continue;  // dgc needs momentum SGD
       in.codecs.push_back(name == "powersgd"
                               ? time_powersgd(buckets, static_cast<int>(config->compression.rank))
                               : time_compressor(*config, name, buckets, options.ranks));

@@ -26,6 +26,7 @@ struct PlanOptions {
   std::string bandwidth;          // tc units, or unlimited
   std::string latency = "0";      // one way, per message
   std::string link = "switched";  // switched | shared
+  std::string burst = "0";        // bytes the link passes at once after idling (tbf's burst)
   std::string cost_model;         // from braid bench allreduce --calibrate
   std::string compressors = "fp16,powersgd,dgc,topk,sign,qsgd";
   int steps = 10;  // timed compute steps (after 3 untimed)

@@ -16,14 +16,28 @@ int nodes_of(const PlanInputs& in) {
 }
 
 // One phase on the network: `rounds` messages one after another, while each of `senders`
-// endpoints sends `bytes_each` in all. A shared medium carries every sender's bytes.
-double network_seconds(const PlanInputs& in, int rounds, double bytes_each, int senders) {
+// endpoints sends `bytes_each` in all. A shared medium carries every sender's bytes. The first
+// bytes after an idle link pass at once, up to `*credit` (the link's burst), which they use up.
+double network_seconds(const PlanInputs& in, int rounds, double bytes_each, int senders,
+                       double* credit) {
   const PlanNetwork& net = in.network;
   const bool unlimited = net.bandwidth_bytes_per_s <= 0;
   const double per_byte = unlimited ? in.memory.beta_s_per_byte : 1.0 / net.bandwidth_bytes_per_s;
   const double latency = unlimited ? in.memory.alpha_s : net.latency_s + in.memory.alpha_s;
-  const double volume = net.shared ? bytes_each * senders : bytes_each;
+  double volume = net.shared ? bytes_each * senders : bytes_each;
+  if (credit && !unlimited) {
+    const double free = std::min(*credit, volume);
+    volume -= free;
+    *credit -= free;
+  }
   return rounds * latency + volume * per_byte;
+}
+
+// The burst an exchange starts with: what the link's bucket refilled while the step computed.
+double burst_after_compute(const PlanInputs& in) {
+  const double rate = in.network.bandwidth_bytes_per_s;
+  if (rate <= 0) return 0;
+  return std::min(in.network.burst_bytes, 1e-3 * (in.compute_ms + in.optimizer_ms) * rate);
 }
 
 int log2_ceil(int p) {
@@ -34,35 +48,45 @@ int log2_ceil(int p) {
 
 // Whole-step codec figures apportioned to one bucket by its share of the gradient.
 struct Share {
-  double fraction, encode_s, decode_s, wire;
+  double encode_s, decode_s, wire;
 };
 
 Share share_of(const PlanCodec& codec, double bucket, double total) {
   const double f = total > 0 ? bucket / total : 0;
-  return {f, 1e-3 * codec.encode_ms * f, 1e-3 * codec.decode_ms * f, codec.wire_bytes * f};
+  return {1e-3 * codec.encode_ms * f, 1e-3 * codec.decode_ms * f, codec.wire_bytes * f};
 }
 
 // Seconds and bytes one rank spends on one bucket of `bytes` with `codec` (nullptr: dense).
 std::pair<double, double> bucket_exchange(const PlanInputs& in, const std::string& algorithm,
-                                          const PlanCodec* codec, double bytes, double total) {
+                                          const PlanCodec* codec, double bytes, double total,
+                                          double* credit) {
   if (!codec) {
-    return {allreduce_seconds(in, algorithm, bytes), allreduce_bytes_sent(in, algorithm, bytes)};
+    return {allreduce_seconds(in, algorithm, bytes, credit),
+            allreduce_bytes_sent(in, algorithm, bytes)};
   }
   const Share s = share_of(*codec, bytes, total);
   if (codec->summable || codec->allreduces > 1) {
     const double each = s.wire / codec->allreduces;
-    return {s.encode_s + s.decode_s + codec->allreduces * allreduce_seconds(in, algorithm, each),
-            codec->allreduces * allreduce_bytes_sent(in, algorithm, each)};
+    double seconds = s.encode_s + s.decode_s;
+    for (int i = 0; i < codec->allreduces; ++i) {
+      seconds += allreduce_seconds(in, algorithm, each, credit);
+    }
+    return {seconds, codec->allreduces * allreduce_bytes_sent(in, algorithm, each)};
   }
   const int p = in.ranks;
   if (codec->two_phase) {
     // Each rank encodes a chunk per rank, the owners decode P chunks and encode their mean,
     // then every rank decodes P chunks: about two encodes and two decodes of a bucket.
     const double sent = 2.0 * (p - 1) / p * s.wire;
-    return {2 * s.encode_s + 2 * s.decode_s + network_seconds(in, 2 * (p - 1), sent, p), sent};
+    return {2 * s.encode_s + 2 * s.decode_s + network_seconds(in, 2 * (p - 1), sent, p, credit),
+            sent};
   }
-  return {s.encode_s + p * s.decode_s + allgather_seconds(in, s.wire),
+  return {s.encode_s + p * s.decode_s + allgather_seconds(in, s.wire, credit),
           allgather_bytes_sent(in, s.wire)};
+}
+
+double parameter_bytes(const PlanInputs& in) {
+  return std::accumulate(in.bucket_bytes.begin(), in.bucket_bytes.end(), 0.0);
 }
 
 struct Timeline {
@@ -76,20 +100,17 @@ Timeline overlapped_sync(const PlanInputs& in, const std::string& algorithm,
                          const PlanCodec* codec) {
   const double compute = 1e-3 * in.compute_ms;
   const double backward = compute * 2.0 / 3.0;
-  const double total = std::accumulate(in.bucket_bytes.begin(), in.bucket_bytes.end(), 0.0);
+  const double total = parameter_bytes(in);
   double ready = compute - backward, end = 0, comm = 0, bytes = 0;
+  double credit = burst_after_compute(in);
   for (const std::size_t bucket : in.bucket_bytes) {
     ready += total > 0 ? backward * bucket / total : 0;
-    const auto [seconds, sent] = bucket_exchange(in, algorithm, codec, bucket, total);
+    const auto [seconds, sent] = bucket_exchange(in, algorithm, codec, bucket, total, &credit);
     end = std::max(end, ready) + seconds;
     comm += seconds;
     bytes += sent;
   }
   return {std::max(compute, end) + 1e-3 * in.optimizer_ms, comm, bytes};
-}
-
-double parameter_bytes(const PlanInputs& in) {
-  return std::accumulate(in.bucket_bytes.begin(), in.bucket_bytes.end(), 0.0);
 }
 
 PlanRow row(const PlanInputs& in, std::string strategy, std::string compression,
@@ -146,7 +167,8 @@ void add_local_rows(const PlanInputs& in, std::vector<PlanRow>& rows) {
   const double step = 1e-3 * (in.compute_ms + in.optimizer_ms);
   const double n = parameter_bytes(in);
   for (const std::string& algorithm : plan_algorithms(in)) {
-    const double t = allreduce_seconds(in, algorithm, n);
+    double credit = burst_after_compute(in);
+    const double t = allreduce_seconds(in, algorithm, n, &credit);
     const double sent = allreduce_bytes_sent(in, algorithm, n);
     for (const char* strategy : {"local_sgd", "diloco"}) {
       rows.push_back(row(in, strategy, "none", algorithm, step + t / h, t / h, sent / h, sent));
@@ -168,18 +190,18 @@ void add_streaming_rows(const PlanInputs& in, std::vector<PlanRow>& rows) {
   const double elements = parameter_bytes(in) / 4 / f;
   const double wire = in.outer_wire_bytes_per_element;
   const int p = in.ranks;
-  double t = 0, sent = 0;
+  double t = 0, sent = 0, credit = burst_after_compute(in);
   std::string exchange = "gather";
   if (wire >= 4) {
     exchange = "allreduce";
-    t = allreduce_seconds(in, "ring", 4 * elements);
+    t = allreduce_seconds(in, "ring", 4 * elements, &credit);
     sent = allreduce_bytes_sent(in, "ring", 4 * elements);
   } else if (p * wire >= 8) {
     exchange = "two_phase";
     sent = 2.0 * (p - 1) / p * wire * elements;
-    t = network_seconds(in, 2 * (p - 1), sent, p);
+    t = network_seconds(in, 2 * (p - 1), sent, p, &credit);
   } else {
-    t = allgather_seconds(in, wire * elements + 1);
+    t = allgather_seconds(in, wire * elements + 1, &credit);
     sent = allgather_bytes_sent(in, wire * elements + 1);
   }
   const double exposed = std::max(0.0, t - in.delay_steps * step);
@@ -190,7 +212,8 @@ void add_streaming_rows(const PlanInputs& in, std::vector<PlanRow>& rows) {
 
 }  // namespace
 
-double allreduce_seconds(const PlanInputs& in, const std::string& algorithm, double bytes) {
+double allreduce_seconds(const PlanInputs& in, const std::string& algorithm, double bytes,
+                         double* credit) {
   const int p = in.ranks;
   if (p <= 1 || bytes <= 0) return 0;
   const int nodes = nodes_of(in);
@@ -199,18 +222,19 @@ double allreduce_seconds(const PlanInputs& in, const std::string& algorithm, dou
   if (algorithm == "hierarchical") {
     const double within = in.memory.predict("ring", in.ranks_per_node, bytes);
     const double across = 2.0 * (nodes - 1) / nodes * bytes;
-    return within + network_seconds(in, 2 * (nodes - 1), across, nodes) +
+    return within + network_seconds(in, 2 * (nodes - 1), across, nodes, credit) +
            (nodes - 1.0) / nodes * bytes * gamma;
   }
   if (algorithm == "star") {
     // The root receives and then sends P-1 copies: its link, or the medium, carries all.
-    return 2 * network_seconds(in, 1, (p - 1) * bytes, 1) + (p - 1) * bytes * gamma;
+    const double gather = network_seconds(in, 1, (p - 1) * bytes, 1, credit);
+    return gather + network_seconds(in, 1, (p - 1) * bytes, 1, credit) + (p - 1) * bytes * gamma;
   }
   BRAID_CHECK(algorithm == "ring" || algorithm == "rhd", "no model of allreduce ", algorithm);
   const int rounds = algorithm == "ring" ? 2 * (p - 1) : 2 * log2_ceil(p);
   const double each = 2.0 * (p - 1) / p * bytes;
   // A ring of ranks crosses each node boundary once: one rank per node sends on the network.
-  return network_seconds(in, rounds, each, nodes) + (p - 1.0) / p * bytes * gamma;
+  return network_seconds(in, rounds, each, nodes, credit) + (p - 1.0) / p * bytes * gamma;
 }
 
 double allreduce_bytes_sent(const PlanInputs& in, const std::string& algorithm, double bytes) {
@@ -222,7 +246,7 @@ double allreduce_bytes_sent(const PlanInputs& in, const std::string& algorithm, 
   return 2.0 * (p - 1) / p * bytes;
 }
 
-double allgather_seconds(const PlanInputs& in, double bytes_per_rank) {
+double allgather_seconds(const PlanInputs& in, double bytes_per_rank, double* credit) {
   const int p = in.ranks;
   if (p <= 1) return 0;
   if (nodes_of(in) == 1) return in.memory.predict("ring", p, bytes_per_rank * p) / 2;
@@ -230,7 +254,7 @@ double allgather_seconds(const PlanInputs& in, double bytes_per_rank) {
   // to other nodes.
   const int r = std::max(1, in.ranks_per_node);
   const double leaving = (p - 1) * bytes_per_rank * r * (p - r) / (p - 1.0);
-  return network_seconds(in, p - 1, leaving, nodes_of(in));
+  return network_seconds(in, p - 1, leaving, nodes_of(in), credit);
 }
 
 double allgather_bytes_sent(const PlanInputs& in, double bytes_per_rank) {
@@ -281,6 +305,14 @@ double parse_rate(const std::string& text, const std::string& what) {
   if (unit == "bps") return value * scale;
   throw ConfigError(str_cat(
       what, " '", text, "': give a rate like 100mbit, 1gbit or 12.5mbps (bytes/s), or unlimited"));
+}
+
+double parse_bytes(const std::string& text, const std::string& what) {
+  auto [value, unit] = number_and_unit(text, what);
+  if (unit.empty() || unit == "b") return value;
+  if (unit == "kb") return value * 1024;
+  if (unit == "mb") return value * 1024 * 1024;
+  throw ConfigError(str_cat(what, " '", text, "': give a size like 131100, 128kb or 1mb"));
 }
 
 double parse_seconds(const std::string& text, const std::string& what) {

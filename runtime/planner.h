@@ -27,6 +27,9 @@ struct PlanNetwork {
   double bandwidth_bytes_per_s = 0;  // <= 0: unlimited, i.e. the cost model's own beta
   double latency_s = 0;              // one way, per message
   bool shared = false;
+  // Bytes the link passes at once after it was idle (a token bucket's burst, as tbf's in
+  // launch/braid-slowlink), refilled at the link's rate while a step computes.
+  double burst_bytes = 0;
 };
 
 // One compressor measured on the model's buckets (all buckets of one step together).
@@ -73,11 +76,13 @@ struct PlanRow {
 };
 
 // Seconds for one allreduce of `bytes` over the inputs' ranks with `algorithm` (ring, rhd, star,
-// hierarchical), and the bytes one rank sends for it.
-double allreduce_seconds(const PlanInputs& in, const std::string& algorithm, double bytes);
+// hierarchical), and the bytes one rank sends for it. `credit`: the link's remaining burst in
+// bytes, used up by the transfer (nullptr: none).
+double allreduce_seconds(const PlanInputs& in, const std::string& algorithm, double bytes,
+                         double* credit = nullptr);
 double allreduce_bytes_sent(const PlanInputs& in, const std::string& algorithm, double bytes);
 // Seconds to gather `bytes` from every rank to every rank (ring allgather), and bytes sent.
-double allgather_seconds(const PlanInputs& in, double bytes_per_rank);
+double allgather_seconds(const PlanInputs& in, double bytes_per_rank, double* credit = nullptr);
 double allgather_bytes_sent(const PlanInputs& in, double bytes_per_rank);
 
 // The algorithms worth considering at this layout: ring, rhd, star across nodes of one rank;
@@ -94,6 +99,9 @@ std::string quality_class(const PlanRow& row);
 // A rate in tc's units, as braid-slowlink takes it: "100mbit", "1gbit" (bits/s), "12.5mbps"
 // (bytes/s), k, m, g meaning 1000s; "unlimited" is 0. ConfigError naming `what` otherwise.
 double parse_rate(const std::string& text, const std::string& what);
+// A size in tc's units: "131100" or "131100b" (bytes), "128kb", "1mb" (KiB, MiB).
+// ConfigError naming `what` otherwise.
+double parse_bytes(const std::string& text, const std::string& what);
 // A duration: "5ms", "200us", "0.1s" or "0". ConfigError naming `what` otherwise.
 double parse_seconds(const std::string& text, const std::string& what);
 

@@ -3,22 +3,9 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "common/statistics.h"
 
 namespace braid {
-
-namespace {
-
-double median(std::vector<double> values) {
-  const std::size_t mid = values.size() / 2;
-  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(mid), values.end());
-  if (values.size() % 2 == 1) return values[mid];
-  const double upper = values[mid];
-  return (upper +
-          *std::max_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(mid))) /
-         2;
-}
-
-}  // namespace
 
 StragglerDetector::StragglerDetector(int world, double factor, int steps)
     : world_(world), steps_(steps), factor_(factor), ratios_(static_cast<std::size_t>(world)) {

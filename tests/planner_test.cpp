@@ -63,6 +63,20 @@ TEST(Planner, ASharedMediumCarriesEverySendersBytes) {
                allreduce_seconds(switched, "star", 8 * kMB));
 }
 
+// A token bucket refilled while the step computes lets its first bytes through at once: the
+// exposed time falls by exactly burst / rate while the exchange is larger than the burst.
+TEST(Planner, ABurstAfterComputeSavesItsBytes) {
+  PlanInputs in = four_ranks(1e6, true);
+  const double without = find(plan(in), "allreduce", "none", "ring").exposed_comm_ms;
+  in.network.burst_bytes = 100000;
+  expect_close(find(plan(in), "allreduce", "none", "ring").exposed_comm_ms, without - 100);
+  in.network.burst_bytes = 1e9;  // more than the 100 ms of compute refills: 100 kB at 1 MB/s
+  expect_close(find(plan(in), "allreduce", "none", "ring").exposed_comm_ms, without - 100);
+  EXPECT_DOUBLE_EQ(parse_bytes("131100", "--burst"), 131100);
+  EXPECT_DOUBLE_EQ(parse_bytes("128kb", "--burst"), 131072);
+  EXPECT_THROW(parse_bytes("lots", "--burst"), ConfigError);
+}
+
 TEST(Planner, OneRankOnlyComputes) {
   PlanInputs in = four_ranks(1e6);
   in.ranks = 1;
