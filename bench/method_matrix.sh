@@ -29,17 +29,11 @@ flags=(--oversubscribe)
 [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
 work=${WORK:-$(mktemp -d)}
 mkdir -p "$work"
-methods=(
-  "sync|${STEPS:-300}|--set sync.strategy=allreduce"
-  "sync+powersgd|${COMPRESSED_STEPS:-600}|--set sync.strategy=allreduce --set compression.name=powersgd"
-  "sync+topk|${COMPRESSED_STEPS:-600}|--set sync.strategy=allreduce --set compression.name=topk --set compression.error_feedback=ef"
-  "local_sgd|${LOCAL_STEPS:-900}|--set sync.strategy=local_sgd"
-  "diloco|${LOCAL_STEPS:-900}|--set sync.strategy=diloco"
-  "streaming_diloco|${LOCAL_STEPS:-900}|--set sync.strategy=streaming_diloco"
-  "co2|${LOCAL_STEPS:-900}|--set sync.strategy=co2"
-)
-for entry in "${methods[@]}"; do
-  IFS='|' read -r name steps extra <<< "$entry"
+source bench/plan_methods.sh
+declare -A steps_of=([exact]=${STEPS:-300} [compressed]=${COMPRESSED_STEPS:-600} [local]=${LOCAL_STEPS:-900})
+for entry in "${plan_methods[@]}"; do
+  IFS='|' read -r name class extra <<< "$entry"
+  steps=${steps_of[$class]}
   # shellcheck disable=SC2206
   extra=($extra)
   if [ -f "$work/$name/summary.json" ]; then continue; fi  # WORK reused: keep finished runs
@@ -47,8 +41,7 @@ for entry in "${methods[@]}"; do
   TERM=dumb mpirun "${flags[@]}" -np "$np" build/bin/braid train "$config" --run-dir "$work/$name" \
     --set train.max_steps="$steps" --set train.epochs=1000 --set train.eval_every="$eval_every" \
     --set train.log_every="$eval_every" --set train.checkpoint_every=0 --set train.resume=never \
-    --set outer.steps=20 --set optimizer.lr="$lr" --set runtime.ranks_per_node=1 \
-    --set sync.algorithm=ring --progress lines "${extra[@]}" > "$work/$name.log" 2>&1 ||
+    --set optimizer.lr="$lr" "${plan_common[@]}" --progress lines "${extra[@]}" > "$work/$name.log" 2>&1 ||
     { tail -5 "$work/$name.log"; exit 1; }
   echo "$name: $(grep -o '"test_loss":[0-9.]*' "$work/$name/summary.json")"
 done

@@ -13,9 +13,8 @@
 #   measured:  `braid bench train` under `launch/braid-slowlink --rate R [--delay D]`: the mean
 #              step time of the timed steps (sync-like methods: 3 warm-up + 10 timed steps;
 #              local ones: one round of H = 20 warm-up + 2 rounds timed).
-# Every method uses sync.algorithm=ring (the planner's ring rows; gathered compressors and the
-# 4-bit streaming exchange ignore it); top-k (1%, with error feedback) stands for the sparse
-# compressors, since dgc needs optimizer.name sgd and this config trains with adamw.
+# The methods and their overrides: bench/plan_methods.sh (sync.algorithm=ring, the planner's ring
+# rows; gathered compressors and the 4-bit streaming exchange ignore it).
 # Writes bench/results/plan.md (table, errors, the planner's first choice per cell) and
 # bench/results/plan.png (predicted against measured, log-log). Needs root (braid-slowlink) and
 # Debian's python3-matplotlib (run by /usr/bin/python3).
@@ -29,17 +28,7 @@ flags=(--oversubscribe)
 [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
 work=${WORK:-$(mktemp -d)}
 mkdir -p "$work"
-# name|kind|overrides: kind sync times 3 + 10 steps, local one round + two.
-methods=(
-  "sync|sync|--set sync.strategy=allreduce"
-  "sync+powersgd|sync|--set sync.strategy=allreduce --set compression.name=powersgd"
-  "sync+topk|sync|--set sync.strategy=allreduce --set compression.name=topk --set compression.error_feedback=ef"
-  "local_sgd|local|--set sync.strategy=local_sgd"
-  "diloco|local|--set sync.strategy=diloco"
-  "streaming_diloco|local|--set sync.strategy=streaming_diloco"
-  "co2|local|--set sync.strategy=co2"
-)
-common=(--set runtime.ranks_per_node=1 --set sync.algorithm=ring --set outer.steps=20)
+source bench/plan_methods.sh
 # The TCP transport's own per-message cost and bandwidth (alpha, beta, gamma), as every cell
 # runs on TCP over the namespace's loopback; the planner adds the link's latency and rate.
 launch/braid-slowlink --quiet --rate 100gbit -- mpirun "${flags[@]}" -np "$np" build/bin/braid \
@@ -61,21 +50,21 @@ for delay in $delays; do
     # compute pass at once, and the planner is told so.
     burst=$(launch/braid-slowlink --rate "$rate" -- true 2>&1 | grep -o 'burst [0-9]*b' | grep -o '[0-9]*')
     burst=${burst:-0}
-    for entry in "${methods[@]}"; do
-      IFS='|' read -r name kind extra <<< "$entry"
+    for entry in "${plan_methods[@]}"; do
+      IFS='|' read -r name class extra <<< "$entry"
       # shellcheck disable=SC2206
       extra=($extra)
-      if [ "$kind" = sync ]; then timing=(--warmup 3 --steps 10); else timing=(--warmup 20 --steps 40); fi
+      if [ "$class" = local ]; then timing=(--warmup 20 --steps 40); else timing=(--warmup 3 --steps 10); fi
       tag="$delay-$rate-$name"
       launch/braid-slowlink --quiet --rate "$rate" "${delay_flags[@]}" -- \
         mpirun "${flags[@]}" -np "$np" build/bin/braid plan "$config" --ranks "$np" \
         --bandwidth "$bandwidth" --latency "$delay" --link shared --steps 10 --json \
         --cost-model "$work/cost_tcp.yaml" --burst "$burst" \
-        "${common[@]}" "${extra[@]}" > "$work/$tag.plan" 2> "$work/$tag.plan.err" ||
+        "${plan_common[@]}" "${extra[@]}" > "$work/$tag.plan" 2> "$work/$tag.plan.err" ||
         { cat "$work/$tag.plan.err"; exit 1; }
       launch/braid-slowlink --quiet --rate "$rate" "${delay_flags[@]}" -- \
         mpirun "${flags[@]}" -np "$np" build/bin/braid bench train "$config" "${timing[@]}" --json \
-        "${common[@]}" "${extra[@]}" > "$work/$tag.measured" 2> "$work/$tag.err" ||
+        "${plan_common[@]}" "${extra[@]}" > "$work/$tag.measured" 2> "$work/$tag.err" ||
         { tail -5 "$work/$tag.err"; exit 1; }
       /usr/bin/python3 - "$work" "$tag" "$delay" "$rate" "$name" >> "$work/cells.jsonl" <<'EOF'
 import json, sys
