@@ -63,7 +63,8 @@ using RequestPtr = std::unique_ptr<Request>;
 
 // Calls `done()` until it returns true (then returns true), or returns false once the deadline
 // passes or `*stop` becomes true. Spins first (a fast completion is microseconds away), then
-// yields, then sleeps, so a long wait for a peer that is still computing does not steal a core.
+// yields, then sleeps, longer the longer it waits (up to 1 ms), so a long wait for a peer that
+// is still computing, or for a slow link, does not steal a core.
 bool poll_until(const std::function<bool()>& done, Clock::time_point deadline,
                 const std::atomic<bool>* stop);
 
