@@ -263,6 +263,21 @@ void print_json(const PlanInputs& in, const std::vector<PlanRow>& rows) {
   }
 }
 
+// --compressors, checked: names compression.name takes, none excepted (always planned).
+std::vector<std::string> compressors_of(const PlanOptions& options) {
+  std::vector<std::string> valid;
+  for (const std::string& name : compression_names())
+    if (name != "none") valid.push_back(name);
+  const std::vector<std::string> names = split_names(options.compressors);
+  for (const std::string& name : names) {
+    if (std::find(valid.begin(), valid.end(), name) == valid.end()) {
+      throw ConfigError(str_cat("--compressors: unknown compressor '", name,
+                                "' (valid: ", join(valid), "; none is always planned)"));
+    }
+  }
+  return names;
+}
+
 PlanNetwork network_of(const PlanOptions& options) {
   PlanNetwork net;
   net.bandwidth_bytes_per_s = parse_rate(options.bandwidth, "--bandwidth");
@@ -270,6 +285,37 @@ PlanNetwork network_of(const PlanOptions& options) {
   net.shared = options.link == "shared";
   net.burst_bytes = parse_bytes(options.burst, "--burst");
   return net;
+}
+
+// Everything `braid plan` measures here, on every rank at once; collective (the slowest rank's
+// compute times: a synchronous step waits for it).
+PlanInputs measure(const World& world, const Config& config, PreparedRun& run,
+                   const PlanOptions& options, const std::vector<std::string>& names) {
+  set_compute_threads(static_cast<int>(config.runtime.threads));
+  const ComputeTimes mine = time_compute(config, run, options.steps);
+  const auto compute = world.all_values(static_cast<std::uint64_t>(1e3 * mine.compute_ms));
+  const auto optimizer = world.all_values(static_cast<std::uint64_t>(1e3 * mine.optimizer_ms));
+  const std::vector<PlanBucket> buckets =
+      buckets_of(run.model->parameters(), config.sync.bucket_mb);
+  PlanInputs in;
+  in.ranks = options.ranks;
+  in.ranks_per_node = options.ranks_per_node;
+  in.compute_ms = 1e-3 * *std::max_element(compute.begin(), compute.end());
+  in.optimizer_ms = 1e-3 * *std::max_element(optimizer.begin(), optimizer.end());
+  for (const PlanBucket& b : buckets) in.bucket_bytes.push_back(4 * b.numel);
+  for (const std::string& name : names) {
+    if (name == "dgc" && config.optimizer.name != "sgd") continue;  // dgc needs momentum SGD
+    in.codecs.push_back(name == "powersgd"
+                            ? time_powersgd(buckets, static_cast<int>(config.compression.rank))
+                            : time_compressor(config, name, buckets, options.ranks));
+  }
+  in.outer_steps = static_cast<int>(config.outer.steps);
+  in.fragments = static_cast<int>(config.outer.fragments);
+  in.delay_steps = static_cast<int>(config.outer.delay_steps);
+  in.outer_wire_bytes_per_element = config.outer.wire == "e3m0"       ? 0.5
+                                    : config.outer.wire == "bfloat16" ? 2.0
+                                                                      : 4.0;
+  return in;
 }
 
 }  // namespace
@@ -281,14 +327,7 @@ std::function<int()> prepare_plan(World& world, const PlanOptions& options) {
                               " must be >= 1 and divide --ranks ", options.ranks));
   }
   const PlanNetwork network = network_of(options);
-  const std::vector<std::string> names = split_names(options.compressors);
-  for (const std::string& name : names) {
-    const auto& valid = compression_names();
-    if (name == "none" || std::find(valid.begin(), valid.end(), name) == valid.end()) {
-      throw ConfigError(str_cat("--compressors: unknown compressor '", name, "' (valid: ",
-                                join(valid), ", none excepted: it is always planned)"));
-    }
-  }
+  const std::vector<std::string> names = compressors_of(options);
   if (options.steps < 1) throw ConfigError(str_cat("--steps must be >= 1, got ", options.steps));
   std::vector<std::string> overrides = options.overrides;
   overrides.push_back("run.dir=" + (std::filesystem::temp_directory_path() /
@@ -300,33 +339,9 @@ std::function<int()> prepare_plan(World& world, const PlanOptions& options) {
   auto run = std::make_shared<PreparedRun>(prepare_training(*config, 0, 1));
 
   return [&world, options, network, names, config, memory, run] {
-    set_compute_threads(static_cast<int>(config->runtime.threads));
-    const ComputeTimes mine = time_compute(*config, *run, options.steps);
-    // The slowest rank's times, in microseconds: a synchronous step waits for it.
-    const auto compute = world.all_values(static_cast<std::uint64_t>(1e3 * mine.compute_ms));
-    const auto optimizer = world.all_values(static_cast<std::uint64_t>(1e3 * mine.optimizer_ms));
-    std::vector<at::Tensor> parameters = run->model->parameters();
-    const std::vector<PlanBucket> buckets = buckets_of(parameters, config->sync.bucket_mb);
-    PlanInputs in;
-    in.ranks = options.ranks;
-    in.ranks_per_node = options.ranks_per_node;
+    PlanInputs in = measure(world, *config, *run, options, names);
     in.network = network;
     in.memory = memory;
-    in.compute_ms = 1e-3 * *std::max_element(compute.begin(), compute.end());
-    in.optimizer_ms = 1e-3 * *std::max_element(optimizer.begin(), optimizer.end());
-    for (const PlanBucket& b : buckets) in.bucket_bytes.push_back(4 * b.numel);
-    for (const std::string& name : names) {
-      if (name == "dgc" && config->optimizer.name != "sgd") continue;  // dgc needs momentum SGD
-      in.codecs.push_back(name == "powersgd"
-                              ? time_powersgd(buckets, static_cast<int>(config->compression.rank))
-                              : time_compressor(*config, name, buckets, options.ranks));
-    }
-    in.outer_steps = static_cast<int>(config->outer.steps);
-    in.fragments = static_cast<int>(config->outer.fragments);
-    in.delay_steps = static_cast<int>(config->outer.delay_steps);
-    in.outer_wire_bytes_per_element = config->outer.wire == "e3m0"       ? 0.5
-                                      : config->outer.wire == "bfloat16" ? 2.0
-                                                                         : 4.0;
     if (world.rank() == 0) {
       const std::vector<PlanRow> rows = plan(in);
       if (options.json) {
