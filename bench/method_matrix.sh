@@ -24,12 +24,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 np=${NP:-4} eval_every=${EVAL_EVERY:-30} lr=${LR:-0.01}
 plan_work=${PLAN_WORK:?set PLAN_WORK to the work directory of a bench/plan.sh run}
-config=configs/fortunes_char_transformer.yaml
 flags=(--oversubscribe)
 [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
+source bench/plan_methods.sh
+config=$plan_config
 work=${WORK:-$(mktemp -d)}
 mkdir -p "$work"
-source bench/plan_methods.sh
 declare -A steps_of=([exact]=${STEPS:-300} [compressed]=${COMPRESSED_STEPS:-600} [local]=${LOCAL_STEPS:-900})
 for entry in "${plan_methods[@]}"; do
   IFS='|' read -r name class extra <<< "$entry"

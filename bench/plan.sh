@@ -23,12 +23,12 @@ cd "$(dirname "$0")/.."
 np=${NP:-4}
 rates=${RATES:-"100gbit 1gbit 100mbit 20mbit"}
 delays=${DELAYS:-"0 5ms"}
-config=configs/fortunes_char_transformer.yaml
 flags=(--oversubscribe)
 [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
+source bench/plan_methods.sh
+config=$plan_config
 work=${WORK:-$(mktemp -d)}
 mkdir -p "$work"
-source bench/plan_methods.sh
 # The TCP transport's own per-message cost and bandwidth (alpha, beta, gamma), as every cell
 # runs on TCP over the namespace's loopback; the planner adds the link's latency and rate.
 launch/braid-slowlink --quiet --rate 100gbit -- mpirun "${flags[@]}" -np "$np" build/bin/braid \

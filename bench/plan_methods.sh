@@ -4,6 +4,7 @@
 # feedback) stands for the sparse compressors: dgc needs optimizer.name sgd, and
 # configs/fortunes_char_transformer.yaml trains with adamw.
 # shellcheck disable=SC2034  # used by the scripts that source this file
+plan_config=configs/fortunes_char_transformer.yaml
 plan_methods=(
   "sync|exact|--set sync.strategy=allreduce"
   "sync+powersgd|compressed|--set sync.strategy=allreduce --set compression.name=powersgd"
