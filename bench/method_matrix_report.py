@@ -87,10 +87,14 @@ def main():
         for r in rates:
             steps = int(budget_s * 1e3 / step_ms[(r, m)])
             loss, beyond = loss_within(m, steps)
-            row.append("-" if loss is None else f"{loss:.3f}{'+' if beyond else ''} ({steps} steps)")
+            row.append(f"no evaluation yet ({steps} steps)" if loss is None else
+                       f"{loss:.3f}{'+' if beyond else ''} ({steps} steps)")
         out.append(f"| {m} | " + " | ".join(row) + " |")
     out += ["", "`+`: the budget allows more steps than the method's run has; its last loss is shown.",
-            "", "## Bytes and utilisation", "", "| method | MB sent per rank per step | " +
+            "", "## Bytes and utilisation", "",
+            "Utilisation: compute / step time, where compute is the step less the communication "
+            "rank 0 waited for: a background exchange that slows compute itself (co2 at 20 Mbit) "
+            "still counts as compute.", "", "| method | MB sent per rank per step | " +
             " | ".join(f"utilisation {r}" for r in rates) + " |",
             "|---|---:|" + "---:|" * len(rates)]
     for m in METHODS:
@@ -108,8 +112,8 @@ def main():
     for i, m in enumerate(METHODS):
         for j, r in enumerate(rates):
             t = matrix[i][j]
-            ax.text(j, i, "-" if math.isnan(t) else f"{t:.0f}", ha="center", va="center",
-                    color="white", fontsize=8)
+            ax.text(j, i, "not reached" if math.isnan(t) else f"{t:.0f}", ha="center",
+                    va="center", color="black" if math.isnan(t) else "white", fontsize=8)
             if picks[r] == m:
                 ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
     ax.set_xticks(range(len(rates)), rates)

@@ -234,6 +234,14 @@ void print_table(const PlanOptions& options, const PlanInputs& in, const std::ve
           dense->algorithm, dense->step_ms / compressed->step_ms);
     }
   }
+  fmt::print("Fastest per quality class (a class reaches a loss in about as many steps):");
+  for (const char* cls : {"exact", "compressed", "local"}) {
+    if (const PlanRow* r = best_of(cls)) {
+      fmt::print(" {} {}{}{} {:.2f} ms;", cls, r->strategy, r->compression == "none" ? "" : "+",
+                 r->compression == "none" ? "" : r->compression, r->step_ms);
+    }
+  }
+  fmt::print("\n");
   fmt::print(
       "First choice: sync.strategy={} compression.name={} sync.algorithm={} ({:.2f} ms "
       "per step; {}).\n",
