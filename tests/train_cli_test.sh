@@ -154,8 +154,8 @@ restart)
   restart="$src/launch/braid-restart"
   cfg="$src/configs/fashion_mnist_mlp.yaml"
   common=(--set train.log_every=50 --set data.train_limit=4096 --set model.hidden=64
-          --set train.eval_every=0 --set data.test_limit=200 --set train.checkpoint_every=100
-          --set runtime.ranks_per_node=1 --set inject.crash_rank=2 --set inject.crash_after_s=1)
+          --set train.eval_every=0 --set data.test_limit=200 --set train.checkpoint_every=50
+          --set runtime.ranks_per_node=1 --set inject.crash_rank=2 --set inject.crash_after_s=2)
   "$restart" --max-restarts 3 -- "${mpirun[@]}" -np 3 "$braid" train "$cfg" --run-dir "$work/r" \
     "${common[@]}" --set train.max_steps=3000 > "$work/r.log" 2>&1 ||
     { cat "$work/r.log"; fail "braid-restart did not finish the run"; }
