@@ -15,6 +15,8 @@
 #include "common/statistics.h"
 #include "compression/bucket_exchange.h"
 #include "compression/compressor.h"
+#include "compression/error_feedback.h"
+#include "optimizers/grad_buckets.h"
 #include "runtime/compute_threads.h"
 #include "runtime/config.h"
 #include "runtime/cost_model_file.h"
@@ -33,23 +35,17 @@ double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-// The float32 gradient buckets as GradBuckets forms them: parameters in reverse registration
-// order (the order backward produces them), at most bucket_mb each, every tensor whole.
+// A gradient bucket as the trainer forms it (GradBuckets), reduced to what the planner needs.
 struct PlanBucket {
   std::int64_t numel = 0;
   BucketLayout layout;
 };
 
 std::vector<PlanBucket> buckets_of(const std::vector<at::Tensor>& parameters, double bucket_mb) {
-  const double cap = bucket_mb * 1024 * 1024;
-  std::vector<PlanBucket> buckets(1);
-  for (auto it = parameters.rbegin(); it != parameters.rend(); ++it) {
-    if (buckets.back().numel > 0 && 4.0 * (buckets.back().numel + it->numel()) > cap) {
-      buckets.emplace_back();
-    }
-    PlanBucket& b = buckets.back();
-    b.layout.push_back({b.numel, it->sizes().vec()});
-    b.numel += it->numel();
+  const GradBuckets grads(parameters, bucket_mb, /*usage_slots=*/false);
+  std::vector<PlanBucket> buckets;
+  for (int b = 0; b < grads.bucket_count(); ++b) {
+    buckets.push_back({grads.gradients(b).numel(), grads.layout(b)});
   }
   return buckets;
 }
@@ -131,8 +127,10 @@ PlanCodec time_compressor(const Config& config, const std::string& name,
   const CompressionOptions options = compression_options(config, name);
   auto compressor = make_compressor(options);
   PlanCodec codec{name, 0, 0, 0, compressor->summable(), false, 1};
+  // The path the strategy's exchange takes for these options at this rank count.
   codec.two_phase =
-      name != "dgc" && !codec.summable && gather_costs_as_much_as_dense(options, ranks);
+      std::string(make_bucket_exchange(options, ErrorFeedbackKind::kNone, ranks)->path()) ==
+      "two_phase";
   for (int b = 0; b < static_cast<int>(buckets.size()); ++b) {
     compressor->set_layout(b, buckets[b].layout);
     const at::Tensor gradient = torch::randn({buckets[b].numel});
