@@ -16,6 +16,8 @@
 #include "compression/bucket_exchange.h"
 #include "compression/compressor.h"
 #include "compression/error_feedback.h"
+#include "compression/wire_codec.h"
+#include "optimizers/fragment_exchange.h"
 #include "optimizers/grad_buckets.h"
 #include "runtime/compute_threads.h"
 #include "runtime/config.h"
@@ -318,9 +320,15 @@ PlanInputs measure(const World& world, const Config& config, PreparedRun& run,
   in.outer_steps = static_cast<int>(config.outer.steps);
   in.fragments = static_cast<int>(config.outer.fragments);
   in.delay_steps = static_cast<int>(config.outer.delay_steps);
-  in.outer_wire_bytes_per_element = config.outer.wire == "e3m0"       ? 0.5
-                                    : config.outer.wire == "bfloat16" ? 2.0
-                                                                      : 4.0;
+  // One fragment in the configured wire format, as FragmentExchange sends it.
+  const WireFormat wire = parse_wire(config.outer.wire);
+  const std::int64_t fragment = std::max<std::int64_t>(
+      1, std::accumulate(in.bucket_bytes.begin(), in.bucket_bytes.end(), std::int64_t{0}) / 4 /
+             std::max<std::int64_t>(1, config.outer.fragments));
+  in.outer_wire_bytes_per_element =
+      static_cast<double>(wire_bytes(wire, fragment)) / static_cast<double>(fragment);
+  in.outer_two_phase = wire != WireFormat::kFloat32 &&
+                       FragmentExchange::two_phase_pays(wire, fragment, options.ranks);
   return in;
 }
 

@@ -182,7 +182,7 @@ void add_local_rows(const PlanInputs& in, std::vector<PlanRow>& rows) {
 
 // streaming_diloco: F fragments, each exchanged once per round in the wire format, overlapped
 // with tau inner steps (fragment_exchange.h: a float32 wire is a ring allreduce; 16- and 4-bit
-// wires are gathered, or sent in two phases where P x wire bytes >= 8).
+// wires are gathered, or sent in two phases where the inputs say that pays).
 void add_streaming_rows(const PlanInputs& in, std::vector<PlanRow>& rows) {
   const double h = std::max(1, in.outer_steps);
   const double f = std::clamp(in.fragments, 1, in.outer_steps);
@@ -196,7 +196,7 @@ void add_streaming_rows(const PlanInputs& in, std::vector<PlanRow>& rows) {
     exchange = "allreduce";
     t = allreduce_seconds(in, "ring", 4 * elements, &credit);
     sent = allreduce_bytes_sent(in, "ring", 4 * elements);
-  } else if (p * wire >= 8) {
+  } else if (in.outer_two_phase) {
     exchange = "two_phase";
     sent = 2.0 * (p - 1) / p * wire * elements;
     t = network_seconds(in, 2 * (p - 1), sent, p, &credit);

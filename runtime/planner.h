@@ -59,6 +59,7 @@ struct PlanInputs {
   int fragments = 2;
   int delay_steps = 1;
   double outer_wire_bytes_per_element = 0.5;  // e3m0: 4 bits; bfloat16 2; float32 4
+  bool outer_two_phase = false;  // a fragment goes in two phases (FragmentExchange::two_phase_pays)
 };
 
 struct PlanRow {
