@@ -181,7 +181,7 @@ std::string network_text(const PlanOptions& options, const PlanNetwork& net) {
 
 void print_table(const PlanOptions& options, const PlanInputs& in, const std::vector<PlanRow>& rows,
                  const std::string& cost_model_source) {
-  const double gradient = std::accumulate(in.bucket_bytes.begin(), in.bucket_bytes.end(), 0.0);
+  const double gradient = gradient_bytes(in);
   fmt::print("# braid plan {}: {} ranks, {} per node, {}\n", options.config_path, in.ranks,
              in.ranks_per_node, network_text(options, in.network));
   fmt::print(
@@ -322,9 +322,9 @@ PlanInputs measure(const World& world, const Config& config, PreparedRun& run,
   in.delay_steps = static_cast<int>(config.outer.delay_steps);
   // One fragment in the configured wire format, as FragmentExchange sends it.
   const WireFormat wire = parse_wire(config.outer.wire);
-  const std::int64_t fragment = std::max<std::int64_t>(
-      1, std::accumulate(in.bucket_bytes.begin(), in.bucket_bytes.end(), std::int64_t{0}) / 4 /
-             std::max<std::int64_t>(1, config.outer.fragments));
+  const std::int64_t fragment =
+      std::max<std::int64_t>(1, static_cast<std::int64_t>(gradient_bytes(in)) / 4 /
+                                    std::max<std::int64_t>(1, config.outer.fragments));
   in.outer_wire_bytes_per_element =
       static_cast<double>(wire_bytes(wire, fragment)) / static_cast<double>(fragment);
   in.outer_two_phase = wire != WireFormat::kFloat32 &&

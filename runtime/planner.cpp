@@ -85,10 +85,6 @@ std::pair<double, double> bucket_exchange(const PlanInputs& in, const std::strin
           allgather_bytes_sent(in, s.wire)};
 }
 
-double parameter_bytes(const PlanInputs& in) {
-  return std::accumulate(in.bucket_bytes.begin(), in.bucket_bytes.end(), 0.0);
-}
-
 struct Timeline {
   double step_s, comm_s, bytes;
 };
@@ -100,7 +96,7 @@ Timeline overlapped_sync(const PlanInputs& in, const std::string& algorithm,
                          const PlanCodec* codec) {
   const double compute = 1e-3 * in.compute_ms;
   const double backward = compute * 2.0 / 3.0;
-  const double total = parameter_bytes(in);
+  const double total = gradient_bytes(in);
   double ready = compute - backward, end = 0, comm = 0, bytes = 0;
   double credit = burst_after_compute(in);
   for (const std::size_t bucket : in.bucket_bytes) {
@@ -165,7 +161,7 @@ void add_sync_rows(const PlanInputs& in, std::vector<PlanRow>& rows) {
 void add_local_rows(const PlanInputs& in, std::vector<PlanRow>& rows) {
   const double h = std::max(1, in.outer_steps);
   const double step = 1e-3 * (in.compute_ms + in.optimizer_ms);
-  const double n = parameter_bytes(in);
+  const double n = gradient_bytes(in);
   for (const std::string& algorithm : plan_algorithms(in)) {
     double credit = burst_after_compute(in);
     const double t = allreduce_seconds(in, algorithm, n, &credit);
@@ -187,7 +183,7 @@ void add_streaming_rows(const PlanInputs& in, std::vector<PlanRow>& rows) {
   const double h = std::max(1, in.outer_steps);
   const double f = std::clamp(in.fragments, 1, in.outer_steps);
   const double step = 1e-3 * (in.compute_ms + in.optimizer_ms);
-  const double elements = parameter_bytes(in) / 4 / f;
+  const double elements = gradient_bytes(in) / 4 / f;
   const double wire = in.outer_wire_bytes_per_element;
   const int p = in.ranks;
   double t = 0, sent = 0, credit = burst_after_compute(in);
@@ -264,6 +260,10 @@ double allgather_bytes_sent(const PlanInputs& in, double bytes_per_rank) {
 std::vector<std::string> plan_algorithms(const PlanInputs& in) {
   if (in.ranks_per_node > 1 && nodes_of(in) > 1) return {"hierarchical", "ring"};
   return {"ring", "rhd", "star"};
+}
+
+double gradient_bytes(const PlanInputs& in) {
+  return std::accumulate(in.bucket_bytes.begin(), in.bucket_bytes.end(), 0.0);
 }
 
 std::string quality_class(const PlanRow& row) {

@@ -90,6 +90,9 @@ double allgather_bytes_sent(const PlanInputs& in, double bytes_per_rank);
 // hierarchical and ring where nodes hold several.
 std::vector<std::string> plan_algorithms(const PlanInputs& in);
 
+// Bytes of all gradient buckets of one step.
+double gradient_bytes(const PlanInputs& in);
+
 // Every strategy x compression x algorithm row, fastest first.
 std::vector<PlanRow> plan(const PlanInputs& in);
 
