@@ -143,7 +143,7 @@ slow_link)
           --set runtime.ranks_per_node=1 --set sync.algorithm=ring --set runtime.link_probe_every=5)
   cfg="$src/configs/fashion_mnist_mlp.yaml"
   train 4 "$cfg" --run-dir "$work/slow" "${common[@]}" --set "inject.slow_links=[[1, 2]]" \
-    --set inject.link_slowdown=10 --set inject.link_delay_ms=2 > "$work/slow.log" 2>&1 || { cat "$work/slow.log"; fail "slowed run"; }
+    --set inject.link_slowdown=10 --set inject.link_delay_ms=10 > "$work/slow.log" 2>&1 || { cat "$work/slow.log"; fail "slowed run"; }
   grep -q "slow link: rank 1 <-> rank 2" "$work/slow.log" || fail "no slow link line: $(cat "$work/slow.log")"
   grep '"loss"' "$work/slow/metrics.jsonl" | tail -1 | grep -q '"slow_link":{"ranks":\[1,2\]' ||
     fail "the last training line names no slow link: $(tail -1 "$work/slow/metrics.jsonl")"
