@@ -12,6 +12,7 @@ inline constexpr const char* kExchangePrefix = "exchange.";
 inline constexpr const char* kStartPrefix = "start.";
 inline constexpr const char* kPendingPrefix = "pending.";
 inline constexpr const char* kInflightPrefix = "inflight.";
+inline constexpr const char* kAggregatorPrefix = "aggregator.";
 
 inline bool starts_with(const std::string& s, const char* prefix) {
   return s.rfind(prefix, 0) == 0;
