@@ -16,6 +16,7 @@
 #include "common/error.h"
 #include "common/trace.h"
 #include "optimizers/replicas.h"
+#include "optimizers/state_keys.h"
 
 namespace braid {
 namespace {
@@ -43,6 +44,12 @@ AllreduceStrategy::AllreduceStrategy(std::shared_ptr<Communicator> comm,
                                      AllreduceStrategyOptions options)
     : comm_(std::move(comm)), options_(std::move(options)) {
   BRAID_CHECK(options_.bucket_mb > 0, "bucket_mb ", options_.bucket_mb);
+  // Checked even for the mean: sync.byzantine > 0 with it is a mistake worth an error.
+  check_aggregator(options_.robust.rule, comm_->size());
+  check_attack(options_.robust.attack, comm_->size());
+  if (robust_aggregation(options_.robust)) {
+    robust_ = std::make_unique<RobustExchange>(comm_, options_.robust);
+  }
 }
 
 AllreduceStrategy::~AllreduceStrategy() {
@@ -77,12 +84,19 @@ void AllreduceStrategy::attach(const NamedTensors& parameters) {
   const bool compressed = c.compression.name != "none" || c.error_feedback != "none";
   // Plain allreduces of buckets in the node's shared memory take shm's in-place path.
   const std::string& a = options_.algorithm;
-  const bool shared = !compressed && (a == "auto" || a == "shm" || a == "hierarchical");
-  buckets_.emplace(params_, options_.bucket_mb, /*usage_slots=*/true,
+  const bool shared =
+      !compressed && !robust_ && (a == "auto" || a == "shm" || a == "hierarchical");
+  // Robust rules compare whole gradients: one bucket for all (1 TB is no cap).
+  buckets_.emplace(params_, robust_ ? 1e6 : options_.bucket_mb, /*usage_slots=*/true,
                    shared ? GradBuckets::Allocate(
                                 [this](std::size_t bytes) { return comm_->allocate_shared(bytes); })
                           : nullptr);
   algorithm_ = buckets_->in_allocated_block() ? comm_->registered_algorithm(a) : a;
+  if (robust_ && buckets_->bucket_count() > 1) {
+    throw ConfigError(str_cat("sync.aggregator ", options_.robust.rule.name, " of ",
+                              options_.label,
+                              " needs every gradient in one bucket, so parameters of one dtype"));
+  }
   if (compressed) {
     c.clip_norm = options_.clip_norm;  // the memory decides where clipping happens (dgc: locally)
     c.restore_on_skip = guard_->skips();
@@ -146,9 +160,13 @@ void AllreduceStrategy::launch_ready_buckets(bool force) {
     buckets_->capture(b);
     const int bad = buckets_->check_finite(b);
     if (bad >= 0 && (first_nonfinite_ < 0 || bad < first_nonfinite_)) first_nonfinite_ = bad;
-    works_.push_back(
-        compressing() ? exchange_->launch(b, buckets_->gradients(b), buckets_->slots(b), steps_)
-                      : comm_->allreduce(as_buffer(buckets_->flat(b)), ReduceOp::kAvg, algorithm_));
+    if (compressing()) {
+      works_.push_back(exchange_->launch(b, buckets_->gradients(b), buckets_->slots(b), steps_));
+    } else if (robust_) {
+      works_.push_back(robust_->launch(buckets_->gradients(b), buckets_->slots(b), steps_));
+    } else {
+      works_.push_back(comm_->allreduce(as_buffer(buckets_->flat(b)), ReduceOp::kAvg, algorithm_));
+    }
   }
 }
 
@@ -336,20 +354,26 @@ void AllreduceStrategy::reset_per_rank_state_on_load() {
 
 NamedTensors AllreduceStrategy::state() const {
   NamedTensors state = exchange_ ? exchange_->state() : NamedTensors{};
+  if (robust_) {
+    for (auto& entry : robust_->state()) state.push_back(std::move(entry));
+  }
   state.emplace_back("steps", at::scalar_tensor(steps_, at::kLong));
   return state;
 }
 
 void AllreduceStrategy::load_state(const NamedTensors& state) {
-  NamedTensors feedback;
+  NamedTensors feedback, aggregator;
   for (const auto& [name, tensor] : state) {
     if (name == "steps") {
       steps_ = tensor.item<std::int64_t>();
+    } else if (starts_with(name, kAggregatorPrefix)) {
+      aggregator.emplace_back(name, tensor);
     } else {
       feedback.emplace_back(name, tensor);
     }
   }
   if (exchange_) exchange_->load_state(feedback);
+  if (robust_) robust_->load_state(aggregator);
 }
 
 }  // namespace braid

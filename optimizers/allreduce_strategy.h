@@ -44,6 +44,10 @@
 // the first rank and parameter; skip runs no optimizer step. On the steps a hosted optimizer
 // exchanges for itself, step() checks the local gradients and agrees in one allgather of one
 // int64 pair per rank, before the optimizer (and its compressed momentum exchange) runs.
+//
+// Robust aggregation (sync.aggregator other than mean, or inject.attack; robust_exchange.h):
+// every gradient goes in one bucket, exchanged by RobustExchange once backward has finished
+// (no overlap: the rules compare whole gradients), and its result replaces the average.
 #pragma once
 
 #include <memory>
@@ -55,6 +59,7 @@
 #include "optimizers/exchanging_optimizer.h"
 #include "optimizers/grad_buckets.h"
 #include "optimizers/nonfinite_guard.h"
+#include "optimizers/robust_exchange.h"
 #include "optimizers/sync_strategy.h"
 
 namespace torch::autograd {
@@ -71,6 +76,9 @@ struct AllreduceStrategyOptions {
   // compression.name other than none, or error feedback: buckets go through CompressedExchange.
   CompressedExchangeOptions compression;
   NonFinitePolicy nonfinite = NonFinitePolicy::kError;  // train.nonfinite
+  // sync.aggregator other than mean, or an inject.attack: the gradients go through
+  // RobustExchange, in one bucket, once backward is done (the rules compare whole gradients).
+  RobustOptions robust;
   std::string label = "DataParallel";  // who owns it, in error messages (DataParallelOptions::name)
 };
 
@@ -124,6 +132,7 @@ class AllreduceStrategy : public SyncStrategy {
   std::vector<std::pair<std::shared_ptr<torch::autograd::Node>, std::uintptr_t>> hooks_;
   std::optional<GradBuckets> buckets_;
   std::unique_ptr<CompressedExchange> exchange_;  // null: plain allreduce of the buckets
+  std::unique_ptr<RobustExchange> robust_;        // null: the mean, by allreduce
   std::int64_t steps_ = 0;   // steps taken: seeds randomised compressors, so it is state
   std::vector<Work> works_;  // one per bucket launched this step, in index order
   bool sync_ = true;         // false inside no_sync(): backward only accumulates

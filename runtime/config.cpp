@@ -31,6 +31,7 @@
 #include "optimizers/gradient_code.h"
 #include "optimizers/nonfinite_guard.h"
 #include "optimizers/outer_optimizer.h"
+#include "optimizers/robust_exchange.h"
 #include "optimizers/streaming_diloco_strategy.h"
 #include "runtime/config_options.h"
 #include "runtime/data.h"
@@ -87,6 +88,15 @@ void for_each_key(C& c, Visit&& visit) {
   visit("sync", "overlap", c.sync.overlap, {});
   visit("sync", "cost_model", c.sync.cost_model, {});
   visit("sync", "broadcast_buffers", c.sync.broadcast_buffers, {});
+  visit("sync", "aggregator", c.sync.aggregator, aggregator_names());
+  visit("sync", "byzantine", c.sync.byzantine, {});
+  visit("sync", "trim", c.sync.trim, {});
+  visit("sync", "krum_m", c.sync.krum_m, {});
+  visit("sync", "clip_radius", c.sync.clip_radius, {});
+  visit("sync", "clip_iterations", c.sync.clip_iterations, {});
+  visit("sync", "flag_subspace", c.sync.flag_subspace, {});
+  visit("sync", "flag_lambda", c.sync.flag_lambda, {});
+  visit("sync", "flag_iterations", c.sync.flag_iterations, {});
   visit("compression", "name", c.compression.name, compression_names());
   visit("compression", "ratio", c.compression.ratio, {});
   visit("compression", "bits", c.compression.bits, {});
@@ -124,6 +134,10 @@ void for_each_key(C& c, Visit&& visit) {
   visit("inject", "link_slowdown", c.inject.link_slowdown, {});
   visit("inject", "crash_rank", c.inject.crash_rank, {});
   visit("inject", "crash_after_s", c.inject.crash_after_s, {});
+  visit("inject", "byzantine_ranks", c.inject.byzantine_ranks, {});
+  visit("inject", "attack", c.inject.attack, attack_names());
+  visit("inject", "alie_z", c.inject.alie_z, {});
+  visit("inject", "ipm_epsilon", c.inject.ipm_epsilon, {});
   visit("train", "epochs", c.train.epochs, {});
   visit("train", "max_steps", c.train.max_steps, {});
   visit("train", "eval_every", c.train.eval_every, {});
@@ -586,6 +600,9 @@ void validate(const Config& c, const std::string& source) {
   require(c.optimizer.name != "onebit_adam" || c.sync.strategy == "allreduce", "sync.strategy",
           "allreduce with optimizer.name onebit_adam (it exchanges for itself every step)",
           c.sync.strategy);
+  require(c.optimizer.name != "onebit_adam" || c.sync.aggregator == "mean", "sync.aggregator",
+          "mean with optimizer.name onebit_adam (it exchanges for itself every step)",
+          c.sync.aggregator);
   // Combinations of strategy, compression and exchange: the one check that DataParallel (the
   // embedding API) runs too, on the options this config resolves to.
   try {

@@ -61,6 +61,17 @@ struct SyncConfig {
   bool overlap = true;                 // reduce buckets during backward
   std::string cost_model;              // optional file from `braid bench allreduce --calibrate`
   bool broadcast_buffers = true;       // rank 0's buffers (running statistics) after each step
+  // Robust aggregation (allreduce strategy; optimizers/robust_rules.h): the rule, the bad ranks
+  // it must tolerate (f), and each rule's parameters (0: the rule's default).
+  std::string aggregator = "mean";  // aggregator_names()
+  std::int64_t byzantine = 0;       // f
+  double trim = 0;                  // trimmed_mean: fraction cut at each end (0: f of P)
+  std::int64_t krum_m = 0;          // multi_krum: gradients averaged (0: P - f)
+  double clip_radius = 0;           // centered_clip: tau (0: the median distance)
+  std::int64_t clip_iterations = 3;  // centered_clip: L
+  std::int64_t flag_subspace = 0;    // flag: r (0: ceil(P/2))
+  double flag_lambda = 0;            // flag: pairwise regularisation
+  std::int64_t flag_iterations = 3;  // flag: IRLS iterations
 };
 
 // compression: how a strategy encodes what it exchanges (the compression/ layer's names).
@@ -121,6 +132,11 @@ struct InjectConfig {
   double link_slowdown = 1.0;
   std::int64_t crash_rank = -1;  // this rank kills itself (SIGKILL) in every run; -1: none
   double crash_after_s = 0;      // after training this long (runtime/crash_injection.h)
+  // Byzantine ranks and what they send (optimizers/byzantine_attack.h).
+  std::vector<std::int64_t> byzantine_ranks;
+  std::string attack = "none";  // attack_names()
+  double alie_z = 1.5;          // alie: mean - z std of the honest gradients
+  double ipm_epsilon = 0.1;     // ipm: -epsilon times the honest mean
 };
 
 struct TrainConfig {

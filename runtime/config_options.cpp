@@ -44,6 +44,21 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.coding_scheme = config.coding.scheme;
   o.coding_stragglers = static_cast<int>(config.coding.stragglers);
   o.nonfinite = config.train.nonfinite;
+  AggregatorOptions& a = o.aggregator;
+  a.name = config.sync.aggregator;
+  a.byzantine = static_cast<int>(config.sync.byzantine);
+  a.trim = config.sync.trim;
+  a.krum_m = static_cast<int>(config.sync.krum_m);
+  a.clip_radius = config.sync.clip_radius;
+  a.clip_iterations = static_cast<int>(config.sync.clip_iterations);
+  a.flag_subspace = static_cast<int>(config.sync.flag_subspace);
+  a.flag_lambda = config.sync.flag_lambda;
+  a.flag_iterations = static_cast<int>(config.sync.flag_iterations);
+  o.attack.name = config.inject.attack;
+  for (std::int64_t r : config.inject.byzantine_ranks) o.attack.ranks.push_back(static_cast<int>(r));
+  o.attack.alie_z = config.inject.alie_z;
+  o.attack.ipm_epsilon = config.inject.ipm_epsilon;
+  o.attack.seed = config.inject.seed;
   for (const auto& [a, b] : config.inject.slow_links) {
     o.slow_links.pairs.emplace_back(static_cast<int>(a), static_cast<int>(b));
   }

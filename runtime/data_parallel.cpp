@@ -110,6 +110,11 @@ const DataParallelOptions& checked_for_device(const DataParallelOptions& options
                               "runtime.device cuda use one of ", join(on_device),
                               " (or runtime.device: cpu)"));
   }
+  if (options.device.is_cuda() && robust_aggregation({options.aggregator, options.attack})) {
+    throw ConfigError(str_cat("sync.aggregator ", options.aggregator.name, " and inject.attack ",
+                              options.attack.name,
+                              " aggregate CPU gradients only; use runtime.device: cpu"));
+  }
   return options;
 }
 

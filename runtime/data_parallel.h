@@ -21,6 +21,7 @@
 #include "collectives/transport_slow_link.h"
 #include "optimizers/compressed_exchange.h"
 #include "optimizers/local_update_strategy.h"
+#include "optimizers/robust_exchange.h"
 #include "optimizers/sync_strategy.h"
 
 namespace torch::nn {
@@ -47,6 +48,8 @@ struct DataParallelOptions {
   std::string coding_scheme = "fractional";  // coding.scheme (gradient_coding)
   int coding_stragglers = 1;                 // coding.stragglers
   std::string nonfinite = "error";           // train.nonfinite: error | skip (nonfinite_guard.h)
+  AggregatorOptions aggregator;              // sync.aggregator and its parameters (allreduce)
+  AttackOptions attack;                      // inject.attack, inject.byzantine_ranks (tests)
   // Records every collective of the communicator make_communicator() builds and of its
   // channels (collectives/flight_recorder.h; runtime/flight_watch.h writes and watches it).
   std::shared_ptr<FlightRecorder> flight_recorder;

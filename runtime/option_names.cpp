@@ -36,6 +36,13 @@ std::string data_parallel_option(const std::string& config_key) {
   for (const char* key : {"name", "ratio", "bits", "rank", "exchange"}) {
     if (config_key == std::string("compression.") + key) return "compression." + config_key;
   }
+  for (const char* key : {"byzantine", "trim", "krum_m", "clip_radius", "clip_iterations",
+                          "flag_subspace", "flag_lambda", "flag_iterations"}) {
+    if (config_key == std::string("sync.") + key) return std::string("aggregator.") + key;
+  }
+  if (config_key == "sync.aggregator") return "aggregator.name";
+  if (config_key == "inject.attack") return "attack.name";
+  if (config_key == "inject.byzantine_ranks") return "attack.ranks";
   for (const char* key : {"steps", "fragments", "fragment_pattern", "delay_steps", "mix", "wire",
                           "staleness_penalty", "clip_threshold", "clip_norm", "reset"}) {
     if (config_key == std::string("outer.") + key) return config_key;
@@ -45,7 +52,7 @@ std::string data_parallel_option(const std::string& config_key) {
 
 std::string with_option_names(const std::string& message) {
   static const std::regex key(
-      R"(\b(sync|runtime|optimizer|train|coding|compression|outer)\.[a-z_]+)");
+      R"(\b(sync|runtime|optimizer|train|coding|compression|outer|inject)\.[a-z_]+)");
   std::set<std::string> seen;
   std::string fields;
   for (auto it = std::sregex_iterator(message.begin(), message.end(), key);

@@ -68,6 +68,17 @@ void check_strategy_options(const DataParallelOptions& o) {
                    "gather or auto with compression.name dgc (two_phase recompresses on the way)",
                    quoted(c.exchange));
   }
+  check_aggregator(o.aggregator, 0);
+  check_attack(o.attack, 0);
+  if (robust_aggregation({o.aggregator, o.attack})) {
+    const std::string what = o.aggregator.name != "mean" ? "sync.aggregator " + o.aggregator.name
+                                                         : "inject.attack " + o.attack.name;
+    require_option(allreduce, "sync.strategy", str_cat("allreduce with ", what),
+                   quoted(o.strategy));
+    require_option(c.name == "none" && feedback == "none", "compression.name",
+                   str_cat("none with ", what, " (the rules need every rank's exact gradient)"),
+                   quoted(c.name));
+  }
   if (feedback == "ef21" || feedback == "econtrol") {
     require_option(
         c.exchange != "two_phase", "compression.exchange",
@@ -113,6 +124,7 @@ std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
         std::move(comm),
         AllreduceStrategyOptions{options.algorithm, options.bucket_mb, options.overlap,
                                  options.clip_norm, options.compression, nonfinite,
+                                 RobustOptions{options.aggregator, options.attack},
                                  data_parallel_label(options.name)});
   }
   const LocalUpdateOptions local{options.algorithm,   options.bucket_mb, options.clip_norm,

@@ -1,6 +1,7 @@
 #include "runtime/trainer.h"
 
 #include <fmt/core.h>
+#include <fmt/format.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "common/log.h"
 #include "common/trace.h"
 #include "optimizers/exchanging_optimizer.h"
+#include "optimizers/robust_exchange.h"
 #include "runtime/checkpoint.h"
 #include "runtime/compute_threads.h"
 #include "runtime/config_options.h"
@@ -657,6 +659,14 @@ TrainSummary Trainer::run_loop() {
     spdlog::warn("straggler injection (inject:) is on: {}; step times include the injected waits",
                  inject_.describe());
   }
+  if (rank_ == 0 && config_.sync.aggregator != "mean") {
+    spdlog::info("robust aggregation: sync.aggregator {} tolerating {} bad rank(s)",
+                 config_.sync.aggregator, config_.sync.byzantine);
+  }
+  if (rank_ == 0 && config_.inject.attack != "none") {
+    spdlog::warn("inject.attack {} is on: ranks [{}] send attacked gradients", config_.inject.attack,
+                 fmt::join(config_.inject.byzantine_ranks, ", "));
+  }
   if (rank_ == 0 && config_.inject.crash_rank >= 0) {
     if (crash_.applies()) {
       spdlog::warn("inject.crash_rank: rank {} will kill itself after {} s of training",
@@ -806,6 +816,10 @@ PreparedRun prepare_training(const Config& config, int rank, int world_size) {
   }
   DataPlan(prepared.data.train.size(), rank, world_size * config.train.accumulate_steps,
            config.data.batch_size, config.run.seed);  // ConfigError when a step does not fit
+  // Limits that depend on the rank count, refused before the run directory exists.
+  const DataParallelOptions options = data_parallel_options(config);
+  check_aggregator(options.aggregator, world_size);
+  check_attack(options.attack, world_size);
   return prepared;
 }
 

@@ -52,6 +52,11 @@
 #                 itself in every run (inject.crash_rank): two restarts, the node excluded, the
 #                 run finishes on 2 ranks resuming from a checkpoint; a bad config (exit 2) and
 #                 --max-restarts 0 are not restarted
+#   robust        4 ranks, rank 1 sending -10 g (inject.attack scale): under sync.aggregator
+#                 median the loss falls and test accuracy passes 0.6, under mean (the negative
+#                 control) the run stops on a non-finite gradient; centered_clip, interrupted by a
+#                 checkpoint and resumed, logs the losses of an uninterrupted run (its center is
+#                 saved); krum beyond its limit at 4 ranks exits 2 naming it
 #   progress      --progress auto draws no bar into a file even though mpirun gives ranks a
 #                 pseudo-terminal; bar draws one, and evaluation lines never share its line;
 #                 model.pt is written
@@ -208,6 +213,40 @@ gradient_coding)
   paste <(losses "$work/sync") <(losses "$work/gc") |
     awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-4 * $1) { print "loss " $1 " vs " $2; bad = 1 } }
          END { exit bad }' || fail "gradient_coding's losses differ from allreduce's"
+  ;;
+robust)
+  cfg="$src/configs/fashion_mnist_mlp.yaml"
+  common=(--set train.log_every=10 --set data.train_limit=4096 --set model.hidden=32
+          --set train.checkpoint_every=20 --set inject.attack=scale --set inject.byzantine_ranks=[1])
+  train 4 "$cfg" --run-dir "$work/median" "${common[@]}" --set train.max_steps=60 \
+    --set sync.aggregator=median --set sync.byzantine=1 > "$work/median.log" 2>&1 ||
+    { cat "$work/median.log"; fail "median under attack"; }
+  grep -q "inject.attack scale is on: ranks \[1\]" "$work/median.log" || fail "no attack warning"
+  acc=$(json_number "$work/median/summary.json" test_accuracy)
+  echo "median under attack: test accuracy $acc"
+  awk -v a="$acc" 'BEGIN { exit !(a >= 0.6) }' || fail "median under attack: accuracy $acc < 0.6"
+  set +e
+  out=$(train 4 "$cfg" --run-dir "$work/mean" "${common[@]}" --set train.max_steps=60 2>&1)
+  code=$?
+  set -e
+  [ "$code" -eq 1 ] || { echo "$out"; fail "mean under attack: exit $code, expected 1"; }
+  echo "$out" | grep -q "non-finite gradient" || fail "mean under attack: $out"
+  clip=(--set sync.aggregator=centered_clip --set sync.byzantine=1)
+  train 4 "$cfg" --run-dir "$work/a" "${common[@]}" "${clip[@]}" --set train.max_steps=40
+  train 4 "$cfg" --run-dir "$work/b" "${common[@]}" "${clip[@]}" --set train.max_steps=20 \
+    --set train.resume=auto
+  train 4 "$cfg" --run-dir "$work/b" "${common[@]}" "${clip[@]}" --set train.max_steps=40 \
+    --set train.resume=auto
+  losses() { grep '"loss"' "$1/metrics.jsonl" | grep -o '"step":[0-9]*,"epoch":[0-9]*,"loss":[^,]*'; }
+  diff <(losses "$work/a") <(losses "$work/b") || fail "resumed centered_clip run's losses differ"
+  [ "$(losses "$work/b" | wc -l)" -eq 4 ] || fail "expected 4 loss lines, got $(losses "$work/b")"
+  set +e
+  out=$(train 4 "$cfg" --run-dir "$work/krum" --set sync.aggregator=krum --set sync.byzantine=1 2>&1)
+  code=$?
+  set -e
+  [ "$code" -eq 2 ] || fail "krum beyond its limit: exit $code, expected 2"
+  echo "$out" | grep -q "krum tolerates at most 0 bad ranks of 4 (n >= 2f + 3)" ||
+    fail "krum beyond its limit: $out"
   ;;
 accuracy)
   train 2 "$src/configs/fashion_mnist_mlp.yaml" --run-dir "$work/run" --set train.log_every=0
