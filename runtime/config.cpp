@@ -134,6 +134,7 @@ void for_each_key(C& c, Visit&& visit) {
   visit("inject", "link_slowdown", c.inject.link_slowdown, {});
   visit("inject", "crash_rank", c.inject.crash_rank, {});
   visit("inject", "crash_after_s", c.inject.crash_after_s, {});
+  visit("inject", "trace", c.inject.trace, {});
   visit("inject", "byzantine_ranks", c.inject.byzantine_ranks, {});
   visit("inject", "attack", c.inject.attack, attack_names());
   visit("inject", "alie_z", c.inject.alie_z, {});

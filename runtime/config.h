@@ -132,6 +132,8 @@ struct InjectConfig {
   double link_slowdown = 1.0;
   std::int64_t crash_rank = -1;  // this rank kills itself (SIGKILL) in every run; -1: none
   double crash_after_s = 0;      // after training this long (runtime/crash_injection.h)
+  // A recorded straggler pattern, CSV step,rank,delay_ms (runtime/straggler_trace.h); "": none.
+  std::string trace;
   // Byzantine ranks and what they send (optimizers/byzantine_attack.h).
   std::vector<std::int64_t> byzantine_ranks;
   std::string attack = "none";  // attack_names()

@@ -820,6 +820,7 @@ PreparedRun prepare_training(const Config& config, int rank, int world_size) {
   const DataParallelOptions options = data_parallel_options(config);
   check_aggregator(options.aggregator, world_size);
   check_attack(options.attack, world_size);
+  if (!config.inject.trace.empty()) StragglerTrace::load(config.inject.trace, rank, world_size);
   return prepared;
 }
 

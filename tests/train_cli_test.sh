@@ -44,6 +44,9 @@
 #                 rank 1 before runtime.timeout_s, the job exits 1, and the doctor names rank 1
 #   straggler     rank 2 of 3 slowed 3x (inject:): named in the log and on metrics.jsonl's
 #                 training lines from step 21 on; ranks 0 and 1 never are
+#   straggler_trace  3 ranks, rank 2 delayed 30 ms at every step by an inject.trace file: named as
+#                 the straggler, the others never; bench/traces/bursty_trace.py's output is
+#                 accepted; a malformed line exits 2 naming the file and the line, creating nothing
 #   slow_link     4 ranks, one per emulated node, the link between ranks 1 and 2 slowed 10x and
 #                 2 ms per message in the transport (inject.slow_links): named by the link probe
 #                 (runtime.link_probe_every=5) in the log and on metrics.jsonl's last training
@@ -141,6 +144,31 @@ straggler)
   # is no control on a shared machine: a rank the other tests starve is a straggler.)
   ! grep -Eq '"straggler":\{"rank":[01],|straggler: rank [01] ' "$work/slow/metrics.jsonl" "$work/slow.log" ||
     fail "an unslowed rank named: $(grep straggler "$work/slow.log")"
+  ;;
+straggler_trace)
+  common=(--set train.log_every=5 --set train.max_steps=40 --set data.train_limit=4096
+          --set model.hidden=64 --set train.eval_every=0 --set data.test_limit=200)
+  cfg="$src/configs/fashion_mnist_mlp.yaml"
+  { echo "step,rank,delay_ms"; for s in $(seq 0 39); do echo "$s,2,30"; done; } > "$work/trace.csv"
+  train 3 "$cfg" --run-dir "$work/slow" "${common[@]}" --set inject.trace="$work/trace.csv" \
+    > "$work/slow.log" 2>&1 || { cat "$work/slow.log"; fail "traced run"; }
+  grep -q "trace $work/trace.csv (40 delayed" "$work/slow.log" || fail "no trace warning: $(cat "$work/slow.log")"
+  grep -q "straggler: rank 2 computes" "$work/slow.log" || fail "rank 2 not named: $(cat "$work/slow.log")"
+  ! grep -Eq 'straggler: rank [01] ' "$work/slow.log" || fail "an undelayed rank named"
+  # The synthetic bursty trace of bench/traces is accepted as it is.
+  python3 "$src/bench/traces/bursty_trace.py" --ranks 3 --steps 10 --burst 2 --window 4 \
+    --lambda 1 --delay-ms 1 -o "$work/bursty.csv"
+  train 3 "$cfg" --run-dir "$work/bursty" "${common[@]}" --set train.max_steps=10 \
+    --set inject.trace="$work/bursty.csv" > /dev/null 2>&1 || fail "bursty trace refused"
+  printf 'step,rank,delay_ms\n0,1,5\n1,1,five\n' > "$work/bad.csv"
+  set +e
+  out=$(train 3 "$cfg" --run-dir "$work/bad" "${common[@]}" --set inject.trace="$work/bad.csv" 2>&1)
+  code=$?
+  set -e
+  [ "$code" -eq 2 ] || fail "malformed trace: exit $code, expected 2"
+  echo "$out" | grep -q "inject.trace $work/bad.csv line 3: delay_ms is not a number >= 0" ||
+    fail "malformed trace: $out"
+  [ ! -e "$work/bad" ] || fail "malformed trace: a run directory was created"
   ;;
 slow_link)
   common=(--set train.log_every=10 --set train.max_steps=60 --set data.train_limit=4096
