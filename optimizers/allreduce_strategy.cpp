@@ -84,8 +84,7 @@ void AllreduceStrategy::attach(const NamedTensors& parameters) {
   const bool compressed = c.compression.name != "none" || c.error_feedback != "none";
   // Plain allreduces of buckets in the node's shared memory take shm's in-place path.
   const std::string& a = options_.algorithm;
-  const bool shared =
-      !compressed && !robust_ && (a == "auto" || a == "shm" || a == "hierarchical");
+  const bool shared = !compressed && !robust_ && (a == "auto" || a == "shm" || a == "hierarchical");
   // Robust rules compare whole gradients: one bucket for all (1 TB is no cap).
   buckets_.emplace(params_, robust_ ? 1e6 : options_.bucket_mb, /*usage_slots=*/true,
                    shared ? GradBuckets::Allocate(
@@ -93,8 +92,7 @@ void AllreduceStrategy::attach(const NamedTensors& parameters) {
                           : nullptr);
   algorithm_ = buckets_->in_allocated_block() ? comm_->registered_algorithm(a) : a;
   if (robust_ && buckets_->bucket_count() > 1) {
-    throw ConfigError(str_cat("sync.aggregator ", options_.robust.rule.name, " of ",
-                              options_.label,
+    throw ConfigError(str_cat("sync.aggregator ", options_.robust.rule.name, " of ", options_.label,
                               " needs every gradient in one bucket, so parameters of one dtype"));
   }
   if (compressed) {

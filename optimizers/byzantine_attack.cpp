@@ -12,8 +12,8 @@
 namespace braid {
 
 const std::vector<std::string>& attack_names() {
-  static const std::vector<std::string> names = {"none",   "sign_flip", "scale", "alie",
-                                                 "ipm",    "random",    "drop",  "nan"};
+  static const std::vector<std::string> names = {"none", "sign_flip", "scale", "alie",
+                                                 "ipm",  "random",    "drop",  "nan"};
   return names;
 }
 
@@ -38,8 +38,8 @@ void check_attack(const AttackOptions& o, int ranks) {
   }
   for (int r : o.ranks) {
     if (r < 0 || (ranks > 0 && r >= ranks)) {
-      throw ConfigError(str_cat("inject.byzantine_ranks: rank ", r, " is not one of the ", ranks,
-                                " ranks"));
+      throw ConfigError(
+          str_cat("inject.byzantine_ranks: rank ", r, " is not one of the ", ranks, " ranks"));
     }
   }
   if (ranks > 0 && omniscient(o) && static_cast<int>(o.ranks.size()) >= ranks) {
@@ -63,7 +63,7 @@ void fill_seeded(at::Tensor out, const AttackOptions& o, std::int64_t step, int 
   }
 }
 
-double gaussian(SeededRng& rng) {  // Box-Muller
+double gaussian(SeededRng& rng) {        // Box-Muller
   const double u = 1.0 - rng.uniform();  // (0, 1]
   return std::sqrt(-2.0 * std::log(u)) * std::cos(2.0 * M_PI * rng.uniform());
 }

@@ -130,9 +130,8 @@ void RobustExchange::run(OpContext& ctx, at::Tensor gradients, at::Tensor slots,
   // A row that is dropped must not reach the Gram matrix's other entries; mean drops nothing.
   const bool trust_all = options_.rule.name == "mean";
   if (!trust_all) rows.masked_fill_(finite.logical_not().unsqueeze(1), 0.0);
-  const at::Tensor center = center_.defined()
-                                ? center_.narrow(0, offset, mine).to(at::kDouble)
-                                : at::zeros({mine}, at::kDouble);
+  const at::Tensor center = center_.defined() ? center_.narrow(0, offset, mine).to(at::kDouble)
+                                              : at::zeros({mine}, at::kDouble);
 
   const at::Tensor stats = statistics(slots, finite, rows, center);
   const std::int64_t L = stats.numel();

@@ -64,8 +64,7 @@ void check_aggregator(const AggregatorOptions& o, int n) {
   }
   if (o.byzantine > limit) {
     throw ConfigError(str_cat("sync.byzantine = ", o.byzantine, ": sync.aggregator ", o.name,
-                              " tolerates at most ", limit, " bad ranks of ", n, " (",
-                              why, ")"));
+                              " tolerates at most ", limit, " bad ranks of ", n, " (", why, ")"));
   }
   const int k = trimmed_per_side(o, n, o.byzantine);
   if (o.name == "trimmed_mean" && (k < o.byzantine || 2 * k >= n)) {

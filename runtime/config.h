@@ -63,11 +63,11 @@ struct SyncConfig {
   bool broadcast_buffers = true;       // rank 0's buffers (running statistics) after each step
   // Robust aggregation (allreduce strategy; optimizers/robust_rules.h): the rule, the bad ranks
   // it must tolerate (f), and each rule's parameters (0: the rule's default).
-  std::string aggregator = "mean";  // aggregator_names()
-  std::int64_t byzantine = 0;       // f
-  double trim = 0;                  // trimmed_mean: fraction cut at each end (0: f of P)
-  std::int64_t krum_m = 0;          // multi_krum: gradients averaged (0: P - f)
-  double clip_radius = 0;           // centered_clip: tau (0: the median distance)
+  std::string aggregator = "mean";   // aggregator_names()
+  std::int64_t byzantine = 0;        // f
+  double trim = 0;                   // trimmed_mean: fraction cut at each end (0: f of P)
+  std::int64_t krum_m = 0;           // multi_krum: gradients averaged (0: P - f)
+  double clip_radius = 0;            // centered_clip: tau (0: the median distance)
   std::int64_t clip_iterations = 3;  // centered_clip: L
   std::int64_t flag_subspace = 0;    // flag: r (0: ceil(P/2))
   double flag_lambda = 0;            // flag: pairwise regularisation

@@ -55,7 +55,8 @@ DataParallelOptions data_parallel_options(const Config& config) {
   a.flag_lambda = config.sync.flag_lambda;
   a.flag_iterations = static_cast<int>(config.sync.flag_iterations);
   o.attack.name = config.inject.attack;
-  for (std::int64_t r : config.inject.byzantine_ranks) o.attack.ranks.push_back(static_cast<int>(r));
+  for (std::int64_t r : config.inject.byzantine_ranks)
+    o.attack.ranks.push_back(static_cast<int>(r));
   o.attack.alie_z = config.inject.alie_z;
   o.attack.ipm_epsilon = config.inject.ipm_epsilon;
   o.attack.seed = config.inject.seed;

@@ -57,8 +57,8 @@ StragglerTrace StragglerTrace::load(const std::string& path, int rank, int world
   std::string line;
   std::int64_t number = 0;
   auto bad = [&](const std::string& why) {
-    return ConfigError(str_cat("inject.trace ", path, " line ", number, ": ", why, " ('",
-                               trim(line), "')"));
+    return ConfigError(
+        str_cat("inject.trace ", path, " line ", number, ": ", why, " ('", trim(line), "')"));
   };
   while (std::getline(in, line)) {
     ++number;

@@ -664,8 +664,8 @@ TrainSummary Trainer::run_loop() {
                  config_.sync.aggregator, config_.sync.byzantine);
   }
   if (rank_ == 0 && config_.inject.attack != "none") {
-    spdlog::warn("inject.attack {} is on: ranks [{}] send attacked gradients", config_.inject.attack,
-                 fmt::join(config_.inject.byzantine_ranks, ", "));
+    spdlog::warn("inject.attack {} is on: ranks [{}] send attacked gradients",
+                 config_.inject.attack, fmt::join(config_.inject.byzantine_ranks, ", "));
   }
   if (rank_ == 0 && config_.inject.crash_rank >= 0) {
     if (crash_.applies()) {

@@ -156,7 +156,8 @@ double max_relative(const at::Tensor& a, const at::Tensor& b) {
 
 std::vector<AggregatorOptions> every_rule(int f) {
   std::vector<AggregatorOptions> rules;
-  for (const auto& name : aggregator_names()) rules.push_back(rule_of(name, name == "mean" ? 0 : f));
+  for (const auto& name : aggregator_names())
+    rules.push_back(rule_of(name, name == "mean" ? 0 : f));
   AggregatorOptions o = rule_of("multi_krum", f);
   o.krum_m = 2;
   rules.push_back(o);
@@ -216,8 +217,7 @@ TEST(RobustRules, TiesAreBrokenTheSameWay) {
   EXPECT_EQ(coordinate_rule(rule_of("median", 2), g, 2).item<double>(), 1.0);
   const at::Tensor twins =
       at::tensor({0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 9.0, 9.0}, at::kDouble).view({5, 2});
-  const std::vector<double> c =
-      gram_rule(rule_of("krum", 1), twins.matmul(twins.t()), /*f=*/1);
+  const std::vector<double> c = gram_rule(rule_of("krum", 1), twins.matmul(twins.t()), /*f=*/1);
   EXPECT_EQ(c, (std::vector<double>{1, 0, 0, 0, 0}));
 }
 
@@ -313,7 +313,7 @@ Outcome exchange(const RobustOptions& o, const at::Tensor& g, int steps = 1) {
 
 TEST(RobustExchange, EveryRankGetsThePlainRuleOfAllGradientsBitwiseAlike) {
   for (int P : {1, 3, 4, 5}) {
-    const std::int64_t d = 103;  // not divisible by any P > 1
+    const std::int64_t d = 103;                                        // not divisible by any P > 1
     const at::Tensor g = inputs(P, d).to(at::kFloat).to(at::kDouble);  // what float32 carries
     for (AggregatorOptions rule : every_rule(P >= 5 ? 1 : 0)) {
       if (rule.name == "krum" || rule.name == "multi_krum") {
