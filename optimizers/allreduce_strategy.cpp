@@ -130,12 +130,19 @@ void AllreduceStrategy::on_gradient(int i) {
 // Exchanging a bucket twice in a step is exact for an average, but not for a compressed
 // exchange, whose error feedback would take in both.
 void AllreduceStrategy::refuse_resend(int param, const std::string& what) const {
-  if (!exchange_) return;
+  // centered_clip's center is the aggregate of the exchange: a dropped one would move it.
+  const bool stateful = robust_ && uses_center(options_.robust.rule.name);
+  if (!exchange_ && !stateful) return;
+  const std::string why =
+      exchange_
+          ? str_cat("compression.name ", options_.compression.compression.name, ", error feedback ",
+                    options_.compression.error_feedback, "): a compressed exchange")
+          : std::string(
+                "sync.aggregator centered_clip): an exchange that keeps its "
+                "aggregate as the next step's center");
   throw Error(str_cat(
-      "parameter '", names_[param], "' of ", options_.label, " ", what, " (compression.name ",
-      options_.compression.compression.name, ", error feedback ",
-      options_.compression.error_feedback,
-      "): a compressed exchange cannot send one step's bucket twice. Ways out: call step() "
+      "parameter '", names_[param], "' of ", options_.label, " ", what, " (", why,
+      " cannot send one step's bucket twice. Ways out: call step() "
       "after every backward pass; run the earlier backward passes of a step inside no_sync(); "
       "freeze the parameters (requires_grad_(false)) in backward passes that must not train "
       "them; or set DataParallelOptions::overlap = false (sync.overlap: false), which sends "

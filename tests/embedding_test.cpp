@@ -323,6 +323,26 @@ TEST(Semantics, CompressedExchangeRefusesASecondBackwardPassWithOverlap) {
   EXPECT_LT(difference(got, reference(two_backward_passes(), world->size())), 1e-9);
 }
 
+// centered_clip keeps each step's aggregate as the next step's center, so a dropped exchange
+// would move it: the second backward pass is refused too; a stateless rule (median) resends.
+TEST(Semantics, CenteredClipRefusesASecondBackwardPassWithOverlap) {
+  DataParallelOptions options = options_named("critic");
+  options.aggregator.name = "centered_clip";
+  try {
+    with_braid(two_backward_passes(), options);
+    ADD_FAILURE() << "a resent centered_clip bucket was not refused";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("sync.aggregator centered_clip"), std::string::npos) << what;
+    EXPECT_NE(what.find("DataParallel 'critic'"), std::string::npos) << what;
+  }
+  options.overlap = false;
+  EXPECT_NO_THROW(with_braid(two_backward_passes(), options));
+  options.aggregator.name = "median";
+  options.overlap = true;
+  EXPECT_NO_THROW(with_braid(two_backward_passes(), options));
+}
+
 // The five-line port: optimizer.step() unchanged, a module given whole.
 TEST(Port, DistributedOptimizerStepsLikeDataParallelStep) {
   Gan m;
