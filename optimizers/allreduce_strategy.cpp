@@ -193,6 +193,12 @@ void AllreduceStrategy::set_gradient_sync(bool enabled) {
 void AllreduceStrategy::host_optimizer(ExchangingOptimizer& optimizer) {
   BRAID_CHECK(!hosted_, "host_optimizer() called twice");
   BRAID_CHECK(buckets_, "host_optimizer() before attach()");
+  if (robust_) {
+    throw ConfigError(str_cat("sync.aggregator ", options_.robust.rule.name, " and inject.attack ",
+                              options_.robust.attack.name, " of ", options_.label,
+                              " need every step's gradients, and this optimizer exchanges for "
+                              "itself: use sync.aggregator mean without an attack"));
+  }
   hosted_ = &optimizer;
   optimizer.connect(comm_);
 }
@@ -331,6 +337,9 @@ SyncStats AllreduceStrategy::stats() const {
   stats.bytes_dense = (exchange_ ? exchange_->bytes_dense() + dense_sent_
                                  : stats.bytes_sent - optimizer_bytes_sent_) +
                       optimizer_bytes_dense_;
+  // The robust exchange as the ring allreduce it replaces (its statistics are the overhead).
+  if (robust_)
+    stats.bytes_dense = stats.bytes_dense - robust_->bytes_sent() + robust_->bytes_dense();
   stats.bytes_shared = comm_->shared_memory_bytes();
   stats.skipped_steps = guard_ ? guard_->skipped() : 0;
   return stats;

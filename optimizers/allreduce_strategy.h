@@ -26,10 +26,11 @@
 // after it: step() sees that .grad is no longer the tensor and version captured and sends every
 // bucket again. Inside no_sync() the hooks do nothing; the next backward pass sends the
 // accumulated .grad. A compressed exchange cannot send a bucket twice in a step (its error
-// feedback would take in both; centered_clip's center likewise), so there a resend is an error naming the parameter, its owner
-// (options.label) and the ways out. Resends cost traffic, never correctness: no_sync() for the
-// earlier backward passes of a step, or freezing parameters a phase must not train (before its
-// forward pass: the graph records which parameters take a gradient), avoids them.
+// feedback would take in both; centered_clip's center likewise), so there a resend is an error
+// naming the parameter, its owner (options.label) and the ways out. Resends cost traffic, never
+// correctness: no_sync() for the earlier backward passes of a step, or freezing parameters a phase
+// must not train (before its forward pass: the graph records which parameters take a gradient),
+// avoids them.
 //
 // A hosted ExchangingOptimizer (1-bit Adam after its warm-up) takes the exchange over: on the
 // steps it claims, no bucket is launched and the optimizer steps with this rank's own .grad; its

@@ -36,7 +36,11 @@ void check_attack(const AttackOptions& o, int ranks) {
                           ? str_cat("inject.attack ", o.name, " needs inject.byzantine_ranks")
                           : std::string("inject.byzantine_ranks needs an inject.attack"));
   }
-  for (int r : o.ranks) {
+  for (std::size_t i = 0; i < o.ranks.size(); ++i) {
+    const int r = o.ranks[i];
+    if (std::find(o.ranks.begin(), o.ranks.begin() + i, r) != o.ranks.begin() + i) {
+      throw ConfigError(str_cat("inject.byzantine_ranks: rank ", r, " is listed twice"));
+    }
     if (r < 0 || (ranks > 0 && r >= ranks)) {
       throw ConfigError(
           str_cat("inject.byzantine_ranks: rank ", r, " is not one of the ", ranks, " ranks"));

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 #include "collectives/collectives.h"
 #include "collectives/tensor.h"
 #include "common/error.h"
@@ -61,10 +63,16 @@ Work RobustExchange::launch(at::Tensor gradients, at::Tensor slots, std::int64_t
     throw CheckpointError(str_cat("the checkpoint's ", kCenter, " has ", center_.numel(),
                                   " elements, the model's gradients ", gradients.numel()));
   }
+  const int P = comm_->size();
+  const auto bytes = static_cast<std::uint64_t>(gradients.numel() * gradients.element_size());
+  dense_.fetch_add(P > 1 ? bytes * 2 * (P - 1) / P : 0, std::memory_order_relaxed);
   OpDesc desc{"robust_aggregate", options_.rule.name, gradients.numel(),
               as_buffer(gradients).dtype};
   return comm_->submit(desc, [this, gradients, slots, step](OpContext& ctx) mutable {
+    // The communication thread runs one operation at a time: the counter's growth is ours.
+    const std::uint64_t before = comm_->bytes_sent();
     run(ctx, gradients, slots, step);
+    sent_.fetch_add(comm_->bytes_sent() - before, std::memory_order_relaxed);
   });
 }
 
@@ -143,14 +151,22 @@ void RobustExchange::run(OpContext& ctx, at::Tensor gradients, at::Tensor slots,
   slots.copy_(sum.narrow(0, 0, k).view(slots.sizes()));
   if (k > 0 && slots.reshape({-1})[k - 1].item<double>() != 0) return;  // a non-finite step
 
-  std::vector<std::int64_t> kept;
-  for (int r = 0; r < P; ++r) {
-    // Finite in every owner's chunk: the flags' sum over owners is P.
-    if (trust_all || sum[k + r].item<double>() == P) kept.push_back(r);
-  }
   const std::int64_t q = P + (uses_center(options_.rule.name) ? 1 : 0);
   const at::Tensor gram =
       gram_based(options_.rule.name) ? sum.narrow(0, k + P, q * q).view({q, q}) : at::Tensor();
+  std::vector<std::int64_t> kept;
+  for (int r = 0; r < P; ++r) {
+    // Finite in every owner's chunk (the flags' sum over owners is P), and a squared norm that
+    // did not overflow (|g|^2 beyond a double would make every distance inf or NaN).
+    const bool sent_finite = trust_all || sum[k + r].item<double>() == P;
+    if (sent_finite && (!gram.defined() || std::isfinite(gram[r][r].item<double>())))
+      kept.push_back(r);
+  }
+  if (gram.defined() && uses_center(options_.rule.name) &&
+      !std::isfinite(gram[P][P].item<double>())) {
+    throw Error(str_cat("step ", step, ": the previous aggregate of sync.aggregator ",
+                        options_.rule.name, " is not finite"));
+  }
   const at::Tensor chunk = aggregate(rows, center, kept, gram, step).to(gradients.scalar_type());
   allgatherv(ctx, as_buffer(chunk), as_buffer(gradients), counts);
   if (uses_center(options_.rule.name)) center_ = gradients.clone();

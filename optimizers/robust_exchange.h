@@ -13,19 +13,21 @@
 //      others as sum_i c_i row_i with the coefficients gram_rule gives for the summed Gram;
 //   4. allgather of the aggregated chunks into the bucket: every rank gets the owners' bytes, so
 //      replicas stay bitwise identical.
-// A row with a NaN or inf in any chunk is dropped by every rank and counted against
-// sync.byzantine; more such rows than that is an Error naming the ranks. When the summed
-// non-finite slot is set (an honest rank's own gradient, train.nonfinite), nothing is aggregated:
-// the strategy then skips the step or stops, as it would after an allreduce.
-// Bytes sent by rank r per step: (2n - n_r - n_{r+1}) s + (P - 1) L 8 (n_c: chunk c's elements,
-// s the element size): the gradient part is a ring allreduce's, 2 (P - 1)/P n s, plus the
-// statistics (bytes_sent()). Compute
-// per owner: sorting P x n/P values (coordinate rules) or a P x P Gram of n/P columns
-// (P^2 n/P multiply-adds) plus O(P^3) for the coefficients.
+// A row with a NaN or inf in any chunk (or a squared norm that overflows) is dropped by every
+// rank and counted against sync.byzantine; more such rows than that is an Error naming the ranks.
+// What a rank sends as a chunk owner (statistics, the aggregated chunk) is trusted: the threat
+// model, as in the papers, is a bad gradient, and inject.attack simulates bad senders only. When
+// the summed non-finite slot is set (an honest rank's own gradient, train.nonfinite), nothing is
+// aggregated: the strategy then skips the step or stops, as it would after an allreduce. Bytes sent
+// by rank r per step: (2n - n_r - n_{r+1}) s + (P - 1) L 8 (n_c: chunk c's elements, s the element
+// size): the gradient part is a ring allreduce's, 2 (P - 1)/P n s, plus the statistics
+// (bytes_sent()). Compute per owner: sorting P x n/P values (coordinate rules) or a P x P Gram of
+// n/P columns (P^2 n/P multiply-adds) plus O(P^3) for the coefficients (flag: per IRLS iteration).
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
+#include <atomic>
 #include <memory>
 
 #include "collectives/communicator.h"
@@ -53,6 +55,11 @@ class RobustExchange {
   // untouched until the Work completes.
   [[nodiscard]] Work launch(at::Tensor gradients, at::Tensor slots, std::int64_t step);
 
+  // What the exchanges sent, and what a ring allreduce of the same gradients would have sent
+  // (the strategy's bytes_dense, so compression_ratio shows the statistics' overhead).
+  std::uint64_t bytes_sent() const { return sent_.load(std::memory_order_relaxed); }
+  std::uint64_t bytes_dense() const { return dense_.load(std::memory_order_relaxed); }
+
   // The previous aggregate (centered_clip's center): call only when nothing is in flight.
   NamedTensors state() const;
   void load_state(const NamedTensors& state);
@@ -74,6 +81,7 @@ class RobustExchange {
   std::shared_ptr<Communicator> comm_;
   RobustOptions options_;
   at::Tensor center_;  // centered_clip: the previous aggregate (undefined until the first step)
+  std::atomic<std::uint64_t> sent_{0}, dense_{0};
 };
 
 }  // namespace braid

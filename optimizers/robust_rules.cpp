@@ -28,7 +28,8 @@ namespace {
 // The most bad inputs of n the rule tolerates, and why.
 std::pair<int, const char*> byzantine_limit(const std::string& name, int n) {
   if (name == "mean") return {0, "an average trusts every rank"};
-  if (name == "krum" || name == "multi_krum") return {(n - 3) / 2, "n >= 2f + 3"};
+  // Written out: (n - 3) / 2 truncates -1/2 to 0, and Krum cannot run on 2 ranks.
+  if (name == "krum" || name == "multi_krum") return {n >= 3 ? (n - 3) / 2 : -1, "n >= 2f + 3"};
   return {(n - 1) / 2, "f < n/2"};
 }
 
@@ -160,7 +161,10 @@ std::vector<double> centered_clip(const AggregatorOptions& o, const Matrix& g, i
   return u;
 }
 
-// Flag Aggregator in the span of the inputs: Y = X A, X the normalized inputs (columns).
+// Flag Aggregator in the span of the inputs: Y = X A, X the normalized inputs (columns), K = X^T X.
+// An IRLS step takes the top r left singular vectors of M = X C, C the weighted columns'
+// coefficients; they are X K^{+1/2} s for the top eigenvectors s of K^{1/2} (C C^T) K^{1/2}, an
+// n x n problem even when the pairwise terms make C n x n^2.
 class FlagSubspace {
  public:
   FlagSubspace(const AggregatorOptions& o, const at::Tensor& gram, int n)
@@ -169,13 +173,20 @@ class FlagSubspace {
     const at::Tensor inv = at::where(norms_ > 0, 1.0 / norms_, at::zeros_like(norms_));
     k_ = gram * inv.unsqueeze(0) * inv.unsqueeze(1);
     r_ = o.flag_subspace > 0 ? o.flag_subspace : (n + 1) / 2;
+    auto [values, vectors] = at::linalg_eigh((k_ + k_.t()) / 2.0);
+    const double largest = n > 0 ? values[-1].item<double>() : 0.0;
+    const at::Tensor kept = values > std::max(largest * 1e-12, 0.0);
+    const at::Tensor root = at::where(kept, values.clamp_min(0).sqrt(), at::zeros_like(values));
+    const at::Tensor inverse = at::where(kept, 1.0 / root, at::zeros_like(values));
+    k_half_ = vectors.matmul(at::diag(root)).matmul(vectors.t());
+    k_inverse_half_ = vectors.matmul(at::diag(inverse)).matmul(vectors.t());
   }
 
   std::vector<double> coefficients(int iterations) {
-    at::Tensor a = top_subspace(at::eye(n_, k_.options()));
+    at::Tensor a = top_subspace(at::eye(n_, k_.options()));  // the unweighted flag mean
     double err = objective(a);
     for (int it = 0; it < iterations && err > 1e-10; ++it) {
-      const at::Tensor next = top_subspace(weighted_columns(a));
+      const at::Tensor next = top_subspace(weighted_columns_gram(a));
       const double next_err = objective(next);
       const double diff = err - next_err;
       if (diff > 0) a = next, err = next_err;
@@ -194,40 +205,50 @@ class FlagSubspace {
     return {c.data_ptr<double>(), c.data_ptr<double>() + c.numel()};
   }
 
-  // |Y^T z|^2 for each column z = X c of `c`.
-  at::Tensor projected(const at::Tensor& a, const at::Tensor& c) const {
-    return a.t().matmul(k_).matmul(c).pow(2).sum(0);
+  // The reference's squared column weight for a projection p: ((|1 - p| + eps)^(-1/4))^2.
+  static double squared_weight(double p) { return 1.0 / std::sqrt(std::abs(1 - p) + 1e-7); }
+
+  // C C^T of the IRLS step's columns: each x_i, and with lambda > 0 each x_i - x_j (i != j),
+  // scaled by their weights; the difference columns add a weighted graph Laplacian.
+  at::Tensor weighted_columns_gram(const at::Tensor& a) const {
+    const at::Tensor p = a.t().matmul(k_).t().contiguous();  // row i: Y^T x_i
+    const auto proj = p.accessor<double, 2>();
+    at::Tensor g = at::zeros({n_, n_}, k_.options());
+    auto out = g.accessor<double, 2>();
+    auto squared_distance = [&](int i, int j) {
+      double d = 0;
+      for (std::int64_t k = 0; k < p.size(1); ++k) {
+        const double x = proj[i][k] - (j >= 0 ? proj[j][k] : 0.0);
+        d += x * x;
+      }
+      return d;
+    };
+    for (int i = 0; i < n_; ++i) out[i][i] = squared_weight(squared_distance(i, -1));
+    if (lambda_ <= 0) return g;
+    const double scale = lambda_ / (n_ * (n_ - 1.0));
+    for (int i = 0; i < n_; ++i) {
+      for (int j = 0; j < n_; ++j) {
+        if (i == j) continue;
+        const double c2 = squared_weight(squared_distance(i, j)) * scale * scale;
+        out[i][i] += c2;
+        out[j][j] += c2;
+        out[i][j] -= c2;
+        out[j][i] -= c2;
+      }
+    }
+    return g;
   }
 
-  // The reference's weight of a column whose projection is `p`: (|1 - p| + eps)^(-1/4).
-  static at::Tensor weight(const at::Tensor& p) { return ((1 - p).abs() + 1e-7).pow(-0.25); }
-
-  // The columns (as coefficients on X) of the IRLS step: each x_i, and with lambda > 0 each
-  // x_i - x_j (i != j), scaled by their weights.
-  at::Tensor weighted_columns(const at::Tensor& a) const {
-    const at::Tensor eye = at::eye(n_, k_.options());
-    at::Tensor c = eye * weight(projected(a, eye)).unsqueeze(0);
-    if (lambda_ <= 0) return c;
-    std::vector<at::Tensor> pairs;
-    for (int i = 0; i < n_; ++i)
-      for (int j = 0; j < n_; ++j)
-        if (i != j) pairs.push_back(eye.select(1, i) - eye.select(1, j));
-    at::Tensor d = at::stack(pairs, 1);
-    d = d * (weight(projected(a, d)) * (lambda_ / (n_ * (n_ - 1.0)))).unsqueeze(0);
-    return at::cat({c, d}, 1);
-  }
-
-  // Top r left singular vectors of M = X c as coefficients on X: from the eigenvectors v of
-  // M^T M = c^T K c, u = M v / sigma.
-  at::Tensor top_subspace(const at::Tensor& c) const {
-    const at::Tensor mtm = c.t().matmul(k_).matmul(c);
-    auto [values, vectors] = at::linalg_eigh((mtm + mtm.t()) / 2.0);
+  // The top r left singular vectors of M (C C^T = `columns_gram`) as coefficients on X.
+  at::Tensor top_subspace(const at::Tensor& columns_gram) const {
+    const at::Tensor s = k_half_.matmul(columns_gram).matmul(k_half_);
+    auto [values, vectors] = at::linalg_eigh((s + s.t()) / 2.0);
     const double largest = values.numel() ? values[-1].item<double>() : 0.0;
     std::vector<at::Tensor> columns;
     for (auto k = values.numel() - 1; k >= 0 && static_cast<int>(columns.size()) < r_; --k) {
       const double v = values[k].item<double>();
       if (v <= largest * 1e-12 || v <= 0) break;
-      columns.push_back(c.matmul(vectors.select(1, k)) / std::sqrt(v));
+      columns.push_back(k_inverse_half_.matmul(vectors.select(1, k)));
     }
     if (columns.empty()) return at::zeros({n_, 1}, k_.options());
     return at::stack(columns, 1);
@@ -235,7 +256,7 @@ class FlagSubspace {
 
   // sum_i sqrt(max(0, 1 - |Y^T x_i|^2)), over the inputs that are not zero.
   double objective(const at::Tensor& a) const {
-    const at::Tensor p = projected(a, at::eye(n_, k_.options()));
+    const at::Tensor p = a.t().matmul(k_).pow(2).sum(0);
     const at::Tensor s = (1 - p).clamp_min(0).sqrt() * (norms_ > 0);
     return s.sum().item<double>();
   }
@@ -243,7 +264,7 @@ class FlagSubspace {
   int n_;
   double lambda_;
   int r_ = 1;
-  at::Tensor norms_, k_;
+  at::Tensor norms_, k_, k_half_, k_inverse_half_;
 };
 
 }  // namespace

@@ -604,6 +604,9 @@ void validate(const Config& c, const std::string& source) {
   require(c.optimizer.name != "onebit_adam" || c.sync.aggregator == "mean", "sync.aggregator",
           "mean with optimizer.name onebit_adam (it exchanges for itself every step)",
           c.sync.aggregator);
+  require(c.optimizer.name != "onebit_adam" || c.inject.attack == "none", "inject.attack",
+          "none with optimizer.name onebit_adam (it exchanges for itself every step)",
+          c.inject.attack);
   // Combinations of strategy, compression and exchange: the one check that DataParallel (the
   // embedding API) runs too, on the options this config resolves to.
   try {

@@ -13,6 +13,8 @@
 namespace braid {
 namespace {
 
+constexpr double kMaxDelayMs = 3600000;  // an hour: a longer sleep is a unit mistake
+
 std::string trim(const std::string& s) {
   const auto first = s.find_first_not_of(" \t\r");
   if (first == std::string::npos) return "";
@@ -60,13 +62,16 @@ StragglerTrace StragglerTrace::load(const std::string& path, int rank, int world
     return ConfigError(
         str_cat("inject.trace ", path, " line ", number, ": ", why, " ('", trim(line), "')"));
   };
+  bool header = false;
   while (std::getline(in, line)) {
     ++number;
+    if (number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // a UTF-8 BOM
     if (trim(line).empty()) continue;
     const std::vector<std::string> f = fields_of(line);
-    if (number == 1) {
+    if (!header) {
       if (f != std::vector<std::string>{"step", "rank", "delay_ms"})
         throw bad("the header must be step,rank,delay_ms");
+      header = true;
       continue;
     }
     std::int64_t step = 0, r = 0;
@@ -76,12 +81,14 @@ StragglerTrace StragglerTrace::load(const std::string& path, int rank, int world
     if (!parse(f[1], r) || r < 0 || r >= world) {
       throw bad(str_cat("rank is not one of the job's ranks 0..", world - 1));
     }
-    if (!parse_number(f[2], delay) || delay < 0) throw bad("delay_ms is not a number >= 0");
+    if (!parse_number(f[2], delay) || delay < 0 || delay > kMaxDelayMs) {
+      throw bad("delay_ms is not a number in [0, 3600000]");
+    }
     if (!seen.emplace(step, r).second) throw bad("step and rank listed twice");
     ++trace.lines_;
     if (r == rank) trace.delays_[step] = delay;
   }
-  if (number == 0) throw ConfigError(str_cat("inject.trace ", path, ": empty (no header)"));
+  if (!header) throw ConfigError(str_cat("inject.trace ", path, ": empty (no header)"));
   return trace;
 }
 

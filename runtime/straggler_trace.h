@@ -4,9 +4,10 @@
 // The file is CSV with the header `step,rank,delay_ms`, then one line per delayed (step, rank):
 // the step counts from 0 (the run's first step; a resumed run goes on counting), the delay is
 // added after that step's forward and backward passes, like inject.delay_ms. Steps and ranks not
-// listed get no delay. Blank lines are skipped. A malformed line (a missing or extra field, a
-// value that is not a number, a negative step or delay, a rank outside the job, a (step, rank)
-// listed twice) is a ConfigError naming the file and the line; nothing is trusted from the file.
+// listed get no delay. Blank lines (and a UTF-8 byte order mark) are skipped. A malformed line
+// (a missing or extra field, a value that is not a number, a negative step, a delay outside
+// [0, 1 hour], a rank outside the job, a (step, rank) listed twice) is a ConfigError naming the
+// file and the line; nothing is trusted from the file.
 #pragma once
 
 #include <cstdint>

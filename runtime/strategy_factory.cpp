@@ -75,9 +75,10 @@ void check_strategy_options(const DataParallelOptions& o) {
                                                          : "inject.attack " + o.attack.name;
     require_option(allreduce, "sync.strategy", str_cat("allreduce with ", what),
                    quoted(o.strategy));
-    require_option(c.name == "none" && feedback == "none", "compression.name",
-                   str_cat("none with ", what, " (the rules need every rank's exact gradient)"),
-                   quoted(c.name));
+    const std::string exact =
+        str_cat("none with ", what, " (the rules need every rank's exact gradient)");
+    require_option(c.name == "none", "compression.name", exact, quoted(c.name));
+    require_option(feedback == "none", "compression.error_feedback", exact, quoted(feedback));
   }
   if (feedback == "ef21" || feedback == "econtrol") {
     require_option(

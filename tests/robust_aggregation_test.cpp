@@ -274,12 +274,38 @@ TEST(RobustRules, LimitsAreConfigErrorsNamingTheRule) {
             std::string::npos)
       << message(rule_of("krum", 2), 6);
   EXPECT_EQ(message(rule_of("krum", 2), 7), "");
+  // (2 - 3) / 2 is 0 in C++: the limit must still say that Krum cannot run on 2 ranks.
+  EXPECT_NE(message(rule_of("krum", 0), 2).find("krum needs at least 3 ranks"), std::string::npos)
+      << message(rule_of("krum", 0), 2);
+  EXPECT_EQ(message(rule_of("multi_krum", 0), 3), "");
   EXPECT_NE(message(rule_of("mean", 1), 8).find("at most 0"), std::string::npos);
   EXPECT_NE(message(rule_of("median", 4), 8).find("f < n/2"), std::string::npos);
   AggregatorOptions o = rule_of("trimmed_mean", 2);
   o.trim = 0.1;
   EXPECT_NE(message(o, 8).find("sync.trim = 0.1 cuts 0 of 8"), std::string::npos) << message(o, 8);
   EXPECT_NE(message(rule_of("geometric_median"), 8).find("valid: mean, median"), std::string::npos);
+}
+
+TEST(ByzantineAttack, ConfigErrorsNameTheCause) {
+  auto message = [](const AttackOptions& o, int ranks) -> std::string {
+    try {
+      check_attack(o, ranks);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  AttackOptions o;
+  o.name = "sign_flip";
+  o.ranks = {1, 1};
+  EXPECT_NE(message(o, 4).find("rank 1 is listed twice"), std::string::npos) << message(o, 4);
+  o.ranks = {1, 2};
+  EXPECT_EQ(message(o, 4), "");
+  EXPECT_NE(message(o, 2).find("rank 2 is not one of the 2 ranks"), std::string::npos);
+  o.ranks = {};
+  EXPECT_NE(message(o, 4).find("needs inject.byzantine_ranks"), std::string::npos);
+  o.name = "bogus";
+  EXPECT_NE(message(o, 4).find("valid: none, sign_flip"), std::string::npos);
 }
 
 // ---- The exchange over threads as ranks ----
@@ -290,7 +316,8 @@ struct Outcome {
 };
 
 // Every rank r contributes float32 row r of `g` plus `slots`; returns each rank's aggregate.
-Outcome exchange(const RobustOptions& o, const at::Tensor& g, int steps = 1) {
+Outcome exchange(const RobustOptions& o, const at::Tensor& g, int steps = 1,
+                 at::ScalarType dtype = at::kFloat) {
   const int P = static_cast<int>(g.size(0));
   Outcome out{std::vector<at::Tensor>(P), std::vector<std::uint64_t>(P)};
   spawn_ranks(P, [&](Communicator& comm) {
@@ -299,11 +326,11 @@ Outcome exchange(const RobustOptions& o, const at::Tensor& g, int steps = 1) {
     at::Tensor grad;
     const std::uint64_t before = comm.bytes_sent();
     for (int step = 0; step < steps; ++step) {
-      grad = g[comm.rank()].to(at::kFloat).clone();
-      at::Tensor slots = at::zeros({3}, at::kFloat);
+      grad = g[comm.rank()].to(dtype).clone();
+      at::Tensor slots = at::zeros({3}, dtype);
       slots[0] = 1;
       robust.launch(grad, slots, step).wait();
-      EXPECT_EQ(slots[0].item<float>(), P);
+      EXPECT_EQ(slots[0].item<double>(), P);
     }
     out.results[comm.rank()] = grad;
     out.sent[comm.rank()] = comm.bytes_sent() - before;
@@ -411,6 +438,12 @@ TEST(RobustExchange, NonFiniteInputsAreDroppedAndCountedAgainstF) {
               std::string::npos)
         << e.what();
   }
+  // float64 gradients whose squared norm overflows: dropped like a NaN, counted against f.
+  at::Tensor huge = g.clone();
+  huge[2].fill_(1e200);
+  const Outcome krum = exchange({rule_of("krum", 1), {}}, huge, 1, at::kDouble);
+  const at::Tensor others = at::cat({g.narrow(0, 0, 2), g.narrow(0, 3, 2)});
+  EXPECT_LE((krum.results[0] - plain_krum(others, 0, 1)).abs().max().item<double>(), 1e-12);
   // mean trusts everyone: the NaN spreads (the negative control of the benchmark).
   const Outcome spread = exchange({rule_of("mean"), nan}, g);
   EXPECT_TRUE(spread.results[0].isnan().all().item<bool>());

@@ -54,7 +54,7 @@ std::string trace_file(const std::string& text) {
 
 TEST(StragglerTrace, ReplaysThisRanksDelaysOnly) {
   const std::string path =
-      trace_file("step,rank,delay_ms\n0,1,250\n3,1,0.5\n\n3,2,40\n 7 , 1 , 1e3 \n");
+      trace_file("\xEF\xBB\xBF\nstep,rank,delay_ms\n0,1,250\n3,1,0.5\n\n3,2,40\n 7 , 1 , 1e3 \n");
   const StragglerTrace one = StragglerTrace::load(path, 1, 4);
   EXPECT_EQ(one.lines(), 4);
   EXPECT_EQ(one.mine(), 3);
@@ -83,11 +83,14 @@ TEST(StragglerTrace, MalformedLinesAreErrorsNamingTheLine) {
       {header + "x,0,2\n", "line 3: step is not an integer >= 0"},
       {header + "-1,0,2\n", "line 3: step is not an integer >= 0"},
       {header + "1,4,2\n", "line 3: rank is not one of the job's ranks 0..3"},
-      {header + "1,0,-2\n", "line 3: delay_ms is not a number >= 0"},
-      {header + "1,0,nan\n", "line 3: delay_ms is not a number >= 0"},
-      {header + "1,0,2ms\n", "line 3: delay_ms is not a number >= 0"},
+      {header + "1,0,-2\n", "line 3: delay_ms is not a number in [0, 3600000]"},
+      {header + "1,0,nan\n", "line 3: delay_ms is not a number in [0, 3600000]"},
+      {header + "1,0,2ms\n", "line 3: delay_ms is not a number in [0, 3600000]"},
+      {header + "1,0,1e300\n", "line 3: delay_ms is not a number in [0, 3600000]"},
       {header + "\n0,0,5\n", "line 4: step and rank listed twice"},
       {"", "empty (no header)"},
+      {"\n\n", "empty (no header)"},
+      {"\n1,0,2\n", "line 2: the header must be step,rank,delay_ms"},
   };
   for (const auto& [text, expected] : cases) {
     const std::string path = trace_file(text);
