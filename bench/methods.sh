@@ -4,7 +4,8 @@
 # each under mpirun with ARGS and its own settings into $work/<name> (log: $work/<name>.log,
 # wall seconds: $work/<name>.seconds), prints METRIC from its summary.json and fills `names`.
 # NP (default 4) and WORK (default a fresh temporary directory) come from the environment;
-# ALLOW_FAIL=1 goes on after a failed run (a sweep that diverges somewhere) instead of exiting.
+# ALLOW_FAIL=1 goes on after a failed run (a sweep that diverges somewhere) instead of exiting;
+# SKIP_DONE=1 keeps the runs of an interrupted sweep in WORK that finished (have a summary.json).
 np=${NP:-4}
 flags=(--oversubscribe)
 [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
@@ -19,6 +20,10 @@ run_methods() {
     names+=("$name")
     # shellcheck disable=SC2206
     local extra=(${entry#*|})
+    if [ -n "${SKIP_DONE:-}" ] && [ -f "$work/$name/summary.json" ]; then
+      echo "$name: kept from an earlier run"
+      continue
+    fi
     rm -rf "${work:?}/$name"
     start=$(date +%s)
     # ranks_per_node=1: the methods are compared as on separate machines, where the dense
