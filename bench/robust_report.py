@@ -70,7 +70,8 @@ def overhead_table(work, lines):
 
 
 def heatmaps(grids, out_png):
-    fig, axes = plt.subplots(1, len(grids), figsize=(6.5 * len(grids), 4.6))
+    fig, axes = plt.subplots(1, len(grids), figsize=(7.5 * len(grids), 4.6),
+                             gridspec_kw={"wspace": 0.45})
     for ax, (f, acc) in zip(axes, grids):
         data = [[100 * (acc[r, a] or 0) for a in ATTACKS] for r in RULES]
         im = ax.imshow(data, vmin=0, vmax=100, cmap="viridis")
