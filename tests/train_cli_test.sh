@@ -166,7 +166,7 @@ straggler_trace)
   code=$?
   set -e
   [ "$code" -eq 2 ] || fail "malformed trace: exit $code, expected 2"
-  echo "$out" | grep -q "inject.trace $work/bad.csv line 3: delay_ms is not a number >= 0" ||
+  echo "$out" | grep -q "inject.trace $work/bad.csv line 3: delay_ms is not a number in \[0, 3600000\]" ||
     fail "malformed trace: $out"
   [ ! -e "$work/bad" ] || fail "malformed trace: a run directory was created"
   ;;
