@@ -261,14 +261,20 @@ TEST(RobustRules, FlagIgnoresThePositiveScaleOfAnInput) {
             1e-3);
 }
 
+// The ConfigError's message of `check()`, or "" when it accepts.
+template <typename Check>
+std::string config_error(Check check) {
+  try {
+    check();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
 TEST(RobustRules, LimitsAreConfigErrorsNamingTheRule) {
-  auto message = [](const AggregatorOptions& o, int n) -> std::string {
-    try {
-      check_aggregator(o, n);
-    } catch (const ConfigError& e) {
-      return e.what();
-    }
-    return "";
+  auto message = [](const AggregatorOptions& o, int n) {
+    return config_error([&] { check_aggregator(o, n); });
   };
   EXPECT_NE(message(rule_of("krum", 2), 6).find("krum tolerates at most 1 bad ranks of 6"),
             std::string::npos)
@@ -287,13 +293,8 @@ TEST(RobustRules, LimitsAreConfigErrorsNamingTheRule) {
 }
 
 TEST(ByzantineAttack, ConfigErrorsNameTheCause) {
-  auto message = [](const AttackOptions& o, int ranks) -> std::string {
-    try {
-      check_attack(o, ranks);
-    } catch (const ConfigError& e) {
-      return e.what();
-    }
-    return "";
+  auto message = [](const AttackOptions& o, int ranks) {
+    return config_error([&] { check_attack(o, ranks); });
   };
   AttackOptions o;
   o.name = "sign_flip";
