@@ -3,7 +3,8 @@
 #  - AddressSanitizer + UndefinedBehaviorSanitizer, in build-asan/: the collectives (threads as
 #    ranks and real MPI processes, also given mismatched counts, which must never write past a
 #    buffer), the communicator's and strategies' lifetimes, the compressors' decoders under
-#    fuzzing and the compressed exchange paths (two-phase, PowerSGD).
+#    fuzzing, the compressed exchange paths (two-phase, PowerSGD) and the robust aggregation
+#    exchange (chunks, statistics, owners' aggregates, attacks).
 #  - ThreadSanitizer, in build-tsan/: the collectives, shared-memory allreduce and communicator
 #    tests with threads as ranks over the in-process transport, so that every rank's
 #    communication thread and the shared-memory flag protocol (release/acquire epochs and
@@ -20,7 +21,8 @@ flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -
 generator() { [ -f "$1/CMakeCache.txt" ] || echo "-GNinja"; }
 cmake -S . -B build-asan $(generator build-asan) "${flags[@]}" -DBRAID_SANITIZE=address,undefined > /dev/null
 cmake --build build-asan -j "${JOBS:-2}" --target collectives_test mpi_collectives_test communicator_test \
-  mpi_faults_test shm_allreduce_test lifecycle_test compression_test sparse_select_test bucket_exchange_test powersgd_test
+  mpi_faults_test shm_allreduce_test lifecycle_test compression_test sparse_select_test bucket_exchange_test powersgd_test \
+  robust_aggregation_test
 # LibTorch and OpenMPI are not instrumented and keep memory until exit: report errors, not leaks.
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 build-asan/bin/collectives_test --gtest_brief=1
@@ -31,6 +33,7 @@ build-asan/bin/compression_test --gtest_brief=1
 build-asan/bin/sparse_select_test --gtest_brief=1
 build-asan/bin/bucket_exchange_test --gtest_brief=1
 build-asan/bin/powersgd_test --gtest_brief=1
+build-asan/bin/robust_aggregation_test --gtest_brief=1
 mpirun --oversubscribe -np 3 build-asan/bin/mpi_collectives_test --gtest_brief=1
 mpirun --oversubscribe -np 3 build-asan/bin/mpi_faults_test --gtest_brief=1
 echo "sanitize: collectives, lifetimes and compression decoders clean under ASan+UBSan"
