@@ -14,17 +14,11 @@ namespace {
 
 const std::string kCenter = std::string(kAggregatorPrefix) + "center";
 
-// P near-equal chunks of n elements, the first n % P one longer.
+// The alltoallv and allgatherv block sizes: collectives/buffer.h's balanced split into P chunks.
 std::vector<std::int64_t> chunk_counts(std::int64_t n, int P) {
-  std::vector<std::int64_t> counts(P, n / P);
-  for (std::int64_t c = 0; c < n % P; ++c) ++counts[c];
+  std::vector<std::int64_t> counts(P);
+  for (int c = 0; c < P; ++c) counts[c] = split_count(n, P, c);
   return counts;
-}
-
-std::int64_t chunk_offset(const std::vector<std::int64_t>& counts, int c) {
-  std::int64_t offset = 0;
-  for (int i = 0; i < c; ++i) offset += counts[i];
-  return offset;
 }
 
 }  // namespace
@@ -50,8 +44,8 @@ std::uint64_t RobustExchange::bytes_sent(const std::string& rule, int P, int ran
                                          std::size_t element_size) {
   // The alltoall sends every chunk but this rank's; the ring allgather every block but the next
   // rank's (which that rank already holds when the ring ends with it).
-  const std::vector<std::int64_t> counts = chunk_counts(count, P);
-  const std::int64_t elements = 2 * count - counts[rank] - counts[(rank + 1) % P];
+  const std::int64_t elements =
+      2 * count - split_count(count, P, rank) - split_count(count, P, (rank + 1) % P);
   return static_cast<std::uint64_t>(elements) * element_size +
          static_cast<std::uint64_t>((P - 1) * statistics_length(rule, P, slots)) * sizeof(double);
 }
@@ -123,7 +117,7 @@ void RobustExchange::run(OpContext& ctx, at::Tensor gradients, at::Tensor slots,
                          std::int64_t step) {
   const int P = comm_->size(), me = comm_->rank();
   const std::vector<std::int64_t> counts = chunk_counts(gradients.numel(), P);
-  const std::int64_t mine = counts[me], offset = chunk_offset(counts, me);
+  const std::int64_t mine = counts[me], offset = split_offset(gradients.numel(), P, me);
   at::Tensor outgoing = gradients;
   if (is_byzantine(options_.attack, me) && !omniscient(options_.attack)) {
     outgoing = gradients.clone();
