@@ -130,8 +130,7 @@ void AllreduceStrategy::on_gradient(int i) {
 // Exchanging a bucket twice in a step is exact for an average, but not for a compressed
 // exchange, whose error feedback would take in both.
 void AllreduceStrategy::refuse_resend(int param, const std::string& what) const {
-  // centered_clip's center is the aggregate of the exchange: a dropped one would move it.
-  const bool stateful = robust_ && uses_center(options_.robust.rule.name);
+  const bool stateful = robust_ && robust_->keeps_state();
   if (!exchange_ && !stateful) return;
   const std::string why =
       exchange_

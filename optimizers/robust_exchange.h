@@ -60,6 +60,10 @@ class RobustExchange {
   std::uint64_t bytes_sent() const { return sent_.load(std::memory_order_relaxed); }
   std::uint64_t bytes_dense() const { return dense_.load(std::memory_order_relaxed); }
 
+  // Whether a step's exchange changes state the next one uses (centered_clip's center), so an
+  // exchange dropped and sent again in one step would count twice.
+  bool keeps_state() const { return uses_center(options_.rule.name); }
+
   // The previous aggregate (centered_clip's center): call only when nothing is in flight.
   NamedTensors state() const;
   void load_state(const NamedTensors& state);

@@ -170,8 +170,8 @@ class FlagSubspace {
   FlagSubspace(const AggregatorOptions& o, const at::Tensor& gram, int n)
       : n_(n), lambda_(o.flag_lambda) {
     norms_ = gram.diagonal().clamp_min(0).sqrt();
-    const at::Tensor inv = at::where(norms_ > 0, 1.0 / norms_, at::zeros_like(norms_));
-    k_ = gram * inv.unsqueeze(0) * inv.unsqueeze(1);
+    inverse_norms_ = at::where(norms_ > 0, 1.0 / norms_, at::zeros_like(norms_));
+    k_ = gram * inverse_norms_.unsqueeze(0) * inverse_norms_.unsqueeze(1);
     r_ = o.flag_subspace > 0 ? o.flag_subspace : (n + 1) / 2;
     auto [values, vectors] = at::linalg_eigh((k_ + k_.t()) / 2.0);
     const double largest = n > 0 ? values[-1].item<double>() : 0.0;
@@ -195,8 +195,7 @@ class FlagSubspace {
     // (median |g_i| / n) sum_i Y Y^T x_i, written on the inputs g_i = |g_i| x_i.
     const at::Tensor on_x = a.matmul(a.t().matmul(k_.sum(1)));
     const double scale = median(to_vector(norms_)) / n_;
-    const at::Tensor inv = at::where(norms_ > 0, 1.0 / norms_, at::zeros_like(norms_));
-    return to_vector(on_x * inv * scale);
+    return to_vector(on_x * inverse_norms_ * scale);
   }
 
  private:
@@ -264,7 +263,7 @@ class FlagSubspace {
   int n_;
   double lambda_;
   int r_ = 1;
-  at::Tensor norms_, k_, k_half_, k_inverse_half_;
+  at::Tensor norms_, inverse_norms_, k_, k_half_, k_inverse_half_;
 };
 
 }  // namespace
