@@ -43,9 +43,17 @@ using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 // loss gets (the trainer backpropagates weight * loss of each, accumulating gradients). The
 // global batch of a step is cut into world-size partitions; by default rank r computes
 // partition r with weight 1. Gradient coding assigns several partitions per rank.
+//
+// Sequential gradient coding computes, in one step, pieces of the gradients of earlier steps, each
+// at that step's parameters: it cuts each step's global batch into `pieces` equal pieces (0: the
+// default partitions) and says, per partition, how many steps back the batch it belongs to is
+// (`steps_back`, empty: all 0). The loop then calls begin_partition(k, ...) before partition k's
+// forward pass, so the strategy can set the parameters and keep the gradients apart.
 struct BatchAssignment {
   std::vector<int> partitions;
   std::vector<double> weights;
+  int pieces = 0;
+  std::vector<int> steps_back;
 };
 
 struct SyncStats {
@@ -78,6 +86,10 @@ class SyncStrategy {
   // step: false on a rank that fell behind and already holds the step's result, so it applies
   // the update without computing. Called by the training thread before forward.
   virtual bool wants_gradients() { return true; }
+  // Called before the forward pass of partition k of this step's assignment, with the weighted
+  // loss of the partitions computed so far this step (sequential gradient coding; nothing for
+  // other strategies).
+  virtual void begin_partition(std::size_t /*k*/, double /*loss_so_far*/) {}
   // This rank's loss for the step (sum of weight * partition loss), before step(); a strategy
   // that exchanges it returns the global mean after step() from global_loss().
   virtual void set_step_loss(double /*loss*/) {}

@@ -32,6 +32,7 @@
 #include "optimizers/nonfinite_guard.h"
 #include "optimizers/outer_optimizer.h"
 #include "optimizers/robust_exchange.h"
+#include "optimizers/sequential_code.h"
 #include "optimizers/streaming_diloco_strategy.h"
 #include "runtime/config_options.h"
 #include "runtime/data.h"
@@ -46,6 +47,16 @@ namespace {
 
 using Names = std::vector<std::string>;
 using RankPairs = std::vector<std::array<std::int64_t, 2>>;
+
+// coding.scheme: gradient_coding's and sequential_coding's.
+const Names& coding_schemes() {
+  static const Names names = [] {
+    Names all = gradient_code_schemes();
+    for (const std::string& s : sequential_code_schemes()) all.push_back(s);
+    return all;
+  }();
+  return names;
+}
 
 // Every key in to_yaml order. `visit(section, key, field, names)`; `names` is empty for free
 // text, else the valid values, which come from the factory that builds the named thing. C is
@@ -122,8 +133,12 @@ void for_each_key(C& c, Visit&& visit) {
   visit("outer", "clip_threshold", c.outer.clip_threshold, {});
   visit("outer", "clip_norm", c.outer.clip_norm, {});
   visit("outer", "reset", c.outer.reset, outer_reset_names());
-  visit("coding", "scheme", c.coding.scheme, gradient_code_schemes());
+  visit("coding", "scheme", c.coding.scheme, coding_schemes());
   visit("coding", "stragglers", c.coding.stragglers, {});
+  visit("coding", "burst", c.coding.burst, {});
+  visit("coding", "window", c.coding.window, {});
+  visit("coding", "lambda", c.coding.lambda, {});
+  visit("coding", "mu", c.coding.mu, {});
   visit("inject", "slow_ranks", c.inject.slow_ranks, {});
   visit("inject", "slowdown", c.inject.slowdown, {});
   visit("inject", "delay_ms", c.inject.delay_ms, {});
@@ -640,10 +655,27 @@ void validate(const Config& c, const std::string& source) {
           c.outer.clip_threshold);
 
   require(c.coding.stragglers >= 0, "coding.stragglers", ">= 0", c.coding.stragglers);
-  if (c.sync.strategy == "gradient_coding") {
+  if (c.sync.strategy == "gradient_coding" || c.sync.strategy == "sequential_coding") {
     require(c.compression.name == "none" && c.compression.error_feedback == "none",
-            "compression.name", "none with sync.strategy gradient_coding", c.compression.name);
+            "compression.name", "none with gradient_coding and sequential_coding",
+            c.compression.name);
   }
+  const std::vector<std::string>& sequential = sequential_code_schemes();
+  const bool is_sequential =
+      std::find(sequential.begin(), sequential.end(), c.coding.scheme) != sequential.end();
+  if (c.sync.strategy == "sequential_coding") {
+    require(is_sequential, "coding.scheme", "sr_sgc or m_sgc with sync.strategy sequential_coding",
+            c.coding.scheme);
+  } else if (c.sync.strategy == "gradient_coding") {
+    require(!is_sequential, "coding.scheme",
+            "fractional or cyclic with sync.strategy gradient_coding (sr_sgc and m_sgc are "
+            "sync.strategy sequential_coding's)",
+            c.coding.scheme);
+  }
+  require(c.coding.burst >= 1, "coding.burst", ">= 1", c.coding.burst);
+  require(c.coding.window > c.coding.burst, "coding.window", "> coding.burst", c.coding.window);
+  require(c.coding.lambda >= 1, "coding.lambda", ">= 1", c.coding.lambda);
+  require(c.coding.mu >= 0, "coding.mu", ">= 0", c.coding.mu);
   for (std::int64_t r : c.inject.slow_ranks) {
     require(r >= 0, "inject.slow_ranks", "a list of ranks >= 0", r);
   }

@@ -113,8 +113,17 @@ struct OuterConfig {
 
 // coding: gradient coding (sync.strategy: gradient_coding; optimizers/gradient_code.h).
 struct CodingConfig {
-  std::string scheme = "fractional";  // fractional ((s + 1) | n) | cyclic (any s < n)
-  std::int64_t stragglers = 1;        // s: slow ranks tolerated per step
+  // gradient_coding: fractional ((s + 1) | n) | cyclic (any s < n); sequential_coding: sr_sgc |
+  // m_sgc (optimizers/sequential_code.h).
+  std::string scheme = "fractional";
+  std::int64_t stragglers = 1;  // s: slow ranks tolerated per step (gradient_coding)
+  // sequential_coding's straggler model: bursts of at most `burst` steps, at most `lambda`
+  // distinct stragglers in any `window` steps; a step ends (1 + mu) x the fastest rank's time
+  // after it began when the missing ranks keep the model.
+  std::int64_t burst = 1;
+  std::int64_t window = 3;
+  std::int64_t lambda = 1;
+  double mu = 1.0;
 };
 
 // inject: straggler injection for experiments and tests (runtime/straggler.h); off by default.

@@ -43,6 +43,10 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.outer.reset = config.outer.reset;
   o.coding_scheme = config.coding.scheme;
   o.coding_stragglers = static_cast<int>(config.coding.stragglers);
+  o.coding_burst = static_cast<int>(config.coding.burst);
+  o.coding_window = static_cast<int>(config.coding.window);
+  o.coding_lambda = static_cast<int>(config.coding.lambda);
+  o.coding_mu = config.coding.mu;
   o.nonfinite = config.train.nonfinite;
   AggregatorOptions& a = o.aggregator;
   a.name = config.sync.aggregator;

@@ -359,10 +359,25 @@ DataPlan::DataPlan(std::int64_t samples, int rank, int world, std::int64_t batch
 
 at::Tensor DataPlan::partition_indices(std::int64_t epoch, std::int64_t step, int partition,
                                        std::int64_t offset) {
+  BRAID_CHECK(partition >= 0 && partition < world_, "partition ", partition, " of ", world_);
+  return permutation(epoch, step, offset)
+      .narrow(0, offset + (step * world_ + partition) * batch_size_, batch_size_);
+}
+
+at::Tensor DataPlan::piece_indices(std::int64_t epoch, std::int64_t step, int piece, int pieces,
+                                   std::int64_t offset) {
+  const std::int64_t global = world_ * batch_size_;
+  BRAID_CHECK(pieces > 0 && global % pieces == 0 && piece >= 0 && piece < pieces, "piece ", piece,
+              " of ", pieces, " of a global batch of ", global);
+  const std::int64_t size = global / pieces;
+  return permutation(epoch, step, offset).narrow(0, offset + step * global + piece * size, size);
+}
+
+const at::Tensor& DataPlan::permutation(std::int64_t epoch, std::int64_t step,
+                                        std::int64_t offset) {
   BRAID_CHECK(offset >= 0 && offset <= samples_, "epoch offset ", offset, " of ", samples_);
   BRAID_CHECK(epoch >= 0 && step >= 0 && step < steps_in_epoch(offset), "epoch ", epoch, " step ",
               step, " of ", steps_in_epoch(offset));
-  BRAID_CHECK(partition >= 0 && partition < world_, "partition ", partition, " of ", world_);
   if (epoch != cached_epoch_) {
     // mt19937_64 and our own Fisher-Yates (not std::uniform_int_distribution, whose output is
     // implementation-defined, nor at::randperm) keep the order identical on every platform and
@@ -378,7 +393,7 @@ at::Tensor DataPlan::partition_indices(std::int64_t epoch, std::int64_t step, in
     }
     cached_epoch_ = epoch;
   }
-  return permutation_.narrow(0, offset + (step * world_ + partition) * batch_size_, batch_size_);
+  return permutation_;
 }
 
 at::Tensor eval_indices(std::int64_t samples, int rank, int world) {

@@ -82,12 +82,18 @@ class DataPlan {
   // at another rank count continues where the old one stopped, mid-epoch).
   at::Tensor partition_indices(std::int64_t epoch, std::int64_t step, int partition,
                                std::int64_t offset = 0);
+  // The global batch of a step (world * batch_size samples) cut into `pieces` equal pieces
+  // instead (sequential gradient coding); pieces must divide it.
+  at::Tensor piece_indices(std::int64_t epoch, std::int64_t step, int piece, int pieces,
+                           std::int64_t offset = 0);
   // Steps in an epoch whose first `offset` samples were consumed already.
   std::int64_t steps_in_epoch(std::int64_t offset) const {
     return (samples_ - offset) / (world_ * batch_size_);
   }
 
  private:
+  // The shuffled order of `epoch`, after checking that `step` exists in it.
+  const at::Tensor& permutation(std::int64_t epoch, std::int64_t step, std::int64_t offset);
   std::int64_t samples_, batch_size_, steps_per_epoch_;
   int rank_, world_;
   std::uint64_t seed_;

@@ -115,6 +115,10 @@ const DataParallelOptions& checked_for_device(const DataParallelOptions& options
                               options.attack.name,
                               " aggregate CPU gradients only; use runtime.device: cpu"));
   }
+  if (options.device.is_cuda() && options.strategy == "sequential_coding") {
+    throw ConfigError(
+        "sync.strategy sequential_coding decodes CPU gradients only; use runtime.device: cpu");
+  }
   return options;
 }
 

@@ -47,6 +47,10 @@ struct DataParallelOptions {
   OuterOptions outer;                        // the outer: section (local-update strategies)
   std::string coding_scheme = "fractional";  // coding.scheme (gradient_coding)
   int coding_stragglers = 1;                 // coding.stragglers
+  int coding_burst = 1;                      // coding.burst (sequential_coding)
+  int coding_window = 3;                     // coding.window
+  int coding_lambda = 1;                     // coding.lambda
+  double coding_mu = 1.0;                    // coding.mu
   std::string nonfinite = "error";           // train.nonfinite: error | skip (nonfinite_guard.h)
   AggregatorOptions aggregator;              // sync.aggregator and its parameters (allreduce)
   AttackOptions attack;                      // inject.attack, inject.byzantine_ranks (tests)

@@ -7,6 +7,7 @@
 #include "optimizers/diloco_strategy.h"
 #include "optimizers/gradient_coding_strategy.h"
 #include "optimizers/local_sgd_strategy.h"
+#include "optimizers/sequential_coding_strategy.h"
 #include "optimizers/streaming_diloco_strategy.h"
 #include "runtime/data_parallel.h"
 
@@ -14,7 +15,8 @@ namespace braid {
 
 const std::vector<std::string>& strategy_names(bool planned_too) {
   static const std::vector<std::string> implemented = {
-      "allreduce", "local_sgd", "diloco", "streaming_diloco", "co2", "gradient_coding"};
+      "allreduce", "local_sgd",       "diloco",           "streaming_diloco",
+      "co2",       "gradient_coding", "sequential_coding"};
   static const std::vector<std::string> with_planned = implemented;
   return planned_too ? with_planned : implemented;
 }
@@ -140,6 +142,17 @@ std::unique_ptr<SyncStrategy> make_strategy(std::shared_ptr<Communicator> comm,
     return std::make_unique<GradientCodingStrategy>(
         comm, GradientCodingOptions{options.coding_scheme, options.coding_stragglers,
                                     options.clip_norm, nonfinite});
+  }
+  if (options.strategy == "sequential_coding") {
+    return std::make_unique<SequentialCodingStrategy>(comm,
+                                                      SequentialCodingOptions{options.coding_scheme,
+                                                                              options.coding_burst,
+                                                                              options.coding_window,
+                                                                              options.coding_lambda,
+                                                                              options.coding_mu,
+                                                                              options.clip_norm,
+                                                                              nonfinite,
+                                                                              {}});
   }
   throw ConfigError(str_cat("sync.strategy: unknown strategy '", options.strategy,
                             "' (valid: ", join(strategy_names()), ")"));

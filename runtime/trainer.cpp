@@ -20,6 +20,7 @@
 #include "common/trace.h"
 #include "optimizers/exchanging_optimizer.h"
 #include "optimizers/robust_exchange.h"
+#include "optimizers/sequential_code.h"
 #include "runtime/checkpoint.h"
 #include "runtime/compute_threads.h"
 #include "runtime/config_options.h"
@@ -60,6 +61,29 @@ constexpr std::size_t kStallWarmupSteps = 3;
 constexpr int kStragglerSteps = 20;
 
 namespace {
+
+// sequential_coding's code must fit the rank count, and its units must cut the global batch
+// evenly (every unit's loss is a mean over the same number of samples, so the decoded sum is the
+// batch's mean gradient).
+void check_sequential_batch(const Config& config, int world_size) {
+  const SequentialCode code(config.coding.scheme, world_size, static_cast<int>(config.coding.burst),
+                            static_cast<int>(config.coding.window),
+                            static_cast<int>(config.coding.lambda));
+  const std::int64_t per_rank = config.data.batch_size * config.train.accumulate_steps;
+  const std::int64_t global = per_rank * world_size, units = code.units();
+  if (global % units == 0) return;
+  std::int64_t below = config.data.batch_size, above = config.data.batch_size;
+  const auto fits = [&](std::int64_t b) {
+    return (b * config.train.accumulate_steps * world_size) % units == 0;
+  };
+  while (below > 1 && !fits(below)) --below;
+  while (!fits(above)) ++above;
+  throw ConfigError(str_cat("data.batch_size ", config.data.batch_size, ": sync.strategy ",
+                            "sequential_coding (", config.coding.scheme,
+                            ") cuts each step's global ", "batch of ", global, " samples into ",
+                            units, " equal units; use ", "data.batch_size ",
+                            fits(below) ? str_cat(below, " or ") : "", above));
+}
 
 double seconds_since(SteadyClock::time_point a) {
   return std::chrono::duration<double>(SteadyClock::now() - a).count();
@@ -208,7 +232,8 @@ class Trainer {
   void continue_at_this_rank_count(int written_by);
   std::int64_t steps_left_in_run() const;
   void step();
-  void micro_step(int partition, double weight, bool last, double& loss_value);
+  at::Tensor batch_indices(const BatchAssignment& assignment, std::size_t k, int j);
+  void micro_step(const at::Tensor& indices, double weight, bool last, double& loss_value);
   int agree_after_step();
   void watch_stalls(bool on);
   void note_straggler(const std::optional<StragglerReport>& now);
@@ -245,6 +270,10 @@ class Trainer {
   std::unique_ptr<MetricsLog> metrics_;
   Progress progress_;
   TrainPosition position_;
+  // The positions of the last steps, newest last: a strategy may compute pieces of earlier
+  // steps' batches (BatchAssignment::steps_back).
+  std::deque<TrainPosition> recent_;
+  static constexpr std::size_t kPositionsKept = 256;
   std::int64_t total_steps_ = 0, first_step_ = 0, last_checkpoint_ = -1;
   SteadyClock::time_point start_ = SteadyClock::now();
   double time_offset_s_ = 0;  // training time of the runs this one resumes
@@ -394,6 +423,8 @@ void Trainer::step() {
     position_.epoch_offset = 0;
   }
   SyncStrategy& strategy = dp_->strategy();
+  recent_.push_back(position_);
+  if (recent_.size() > kPositionsKept) recent_.pop_front();
   const BatchAssignment assignment = strategy.assign_batch(position_.step, rank_, P_);
   last_lr_ = learning_rate(config_.optimizer, position_.step, total_steps_);
   set_learning_rate(*optimizer_, last_lr_);
@@ -402,10 +433,13 @@ void Trainer::step() {
   // A straggler that already holds this step's result (gradient coding) skips computing it.
   const std::size_t parts = strategy.wants_gradients() ? assignment.partitions.size() : 0;
   const SteadyClock::time_point compute_start = SteadyClock::now();
+  // A strategy that cuts the global batch into pieces of its own computes each in one pass.
+  const int micro = assignment.pieces > 0 ? 1 : accumulate_;
   for (std::size_t k = 0; k < parts; ++k) {
-    for (int j = 0; j < accumulate_; ++j) {
-      micro_step(j * P_ + assignment.partitions[k], assignment.weights[k] / accumulate_,
-                 k + 1 == parts && j + 1 == accumulate_, loss_value);
+    strategy.begin_partition(k, loss_value);
+    for (int j = 0; j < micro; ++j) {
+      micro_step(batch_indices(assignment, k, j), assignment.weights[k] / micro,
+                 k + 1 == parts && j + 1 == micro, loss_value);
     }
   }
   if (parts > 0) inject_.after_compute(position_.step, seconds_since(compute_start));
@@ -422,11 +456,24 @@ void Trainer::step() {
   window_loss_ += loss_value;
 }
 
-void Trainer::micro_step(int partition, double weight, bool last, double& loss_value) {
-  at::Tensor idx = plan_
-                       .partition_indices(position_.epoch, position_.step_in_epoch, partition,
-                                          position_.epoch_offset)
-                       .to(data_.train.inputs.device());
+// Micro-step j of partition k: by default partition j * P + partitions[k] of this step's
+// P * accumulate partitions; a piece of the global batch of the step steps_back[k] steps ago
+// when the strategy cuts batches into pieces (sequential gradient coding).
+at::Tensor Trainer::batch_indices(const BatchAssignment& assignment, std::size_t k, int j) {
+  if (assignment.pieces == 0) {
+    return plan_.partition_indices(position_.epoch, position_.step_in_epoch,
+                                   j * P_ + assignment.partitions[k], position_.epoch_offset);
+  }
+  const std::size_t back = assignment.steps_back.empty() ? 0 : assignment.steps_back[k];
+  BRAID_CHECK(back < recent_.size(), "the strategy asks for the batch of ", back,
+              " steps ago; the trainer keeps ", recent_.size());
+  const TrainPosition& then = recent_[recent_.size() - 1 - back];
+  return plan_.piece_indices(then.epoch, then.step_in_epoch, assignment.partitions[k],
+                             assignment.pieces, then.epoch_offset);
+}
+
+void Trainer::micro_step(const at::Tensor& indices, double weight, bool last, double& loss_value) {
+  at::Tensor idx = indices.to(data_.train.inputs.device());
   at::Tensor loss;
   {
     trace::Scope scope("forward", "compute");
@@ -821,6 +868,9 @@ PreparedRun prepare_training(const Config& config, int rank, int world_size) {
   check_aggregator(options.aggregator, world_size);
   check_attack(options.attack, world_size);
   if (!config.inject.trace.empty()) StragglerTrace::load(config.inject.trace, rank, world_size);
+  if (config.sync.strategy == "sequential_coding") {
+    check_sequential_batch(config, world_size);
+  }
   return prepared;
 }
 
