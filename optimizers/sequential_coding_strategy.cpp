@@ -512,6 +512,12 @@ void SequentialCodingStrategy::load_state(const NamedTensors& state) {
                          options_.lambda);
   snapshot_round_ = loaded_round_ = -1;
   results_through_ = -1;
+  if (channel_->rank() == 0 && steps_ > 0) {
+    spdlog::info(
+        "sequential coding: the pipeline starts again at step {}: the jobs in flight when the "
+        "checkpoint was written are not in it, so the next {} steps make no update",
+        steps_, code_.delay());
+  }
 }
 
 SyncStats SequentialCodingStrategy::stats() const {

@@ -350,7 +350,7 @@ const BadCase kBadCases[] = {
     {"CodingKeyMisspelt",
      "coding:\n  s: 1\n",
      {},
-     {"unknown key 'coding.s' (valid keys in coding: scheme, stragglers)"}},
+     {"unknown key 'coding.s' (valid keys in coding: scheme, stragglers, burst, window, lambda, mu)"}},
     {"InjectSlowRanksNotAList",
      "inject:\n  slow_ranks: 1\n",
      {},

@@ -60,6 +60,10 @@
 #                 control) the run stops on a non-finite gradient; centered_clip, interrupted by a
 #                 checkpoint and resumed, logs the losses of an uninterrupted run (its center is
 #                 saved); krum beyond its limit at 4 ranks exits 2 naming it
+#   sequential_coding  4 ranks, ranks 2, 1 and 3 delayed 400 ms once each (inject.trace): m_sgc
+#                 (burst 2, window 3, lambda 1), interrupted by a checkpoint and resumed (the
+#                 pipeline restarts, logged), and sr_sgc both learn (test accuracy >= 0.4, where a
+#                 diverged run stays at 0.1)
 #   progress      --progress auto draws no bar into a file even though mpirun gives ranks a
 #                 pseudo-terminal; bar draws one, and evaluation lines never share its line;
 #                 model.pt is written
@@ -241,6 +245,30 @@ gradient_coding)
   paste <(losses "$work/sync") <(losses "$work/gc") |
     awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-4 * $1) { print "loss " $1 " vs " $2; bad = 1 } }
          END { exit bad }' || fail "gradient_coding's losses differ from allreduce's"
+  ;;
+sequential_coding)
+  cfg="$src/configs/fashion_mnist_mlp.yaml"
+  { echo "step,rank,delay_ms"; echo "10,2,400"; echo "25,1,400"; echo "40,3,400"; } > "$work/trace.csv"
+  common=(--set train.log_every=10 --set data.train_limit=4096 --set model.hidden=32
+          --set data.batch_size=60 --set optimizer.momentum=0 --set train.eval_every=0
+          --set data.test_limit=500 --set sync.strategy=sequential_coding --set coding.burst=2
+          --set inject.trace="$work/trace.csv" --set train.resume=auto)
+  accuracy() { json_number "$1/summary.json" test_accuracy; }
+  train 4 "$cfg" --run-dir "$work/m" "${common[@]}" --set coding.scheme=m_sgc \
+    --set train.max_steps=30 > "$work/m1.log" 2>&1 || { cat "$work/m1.log"; fail "m_sgc run"; }
+  train 4 "$cfg" --run-dir "$work/m" "${common[@]}" --set coding.scheme=m_sgc \
+    --set train.max_steps=60 > "$work/m2.log" 2>&1 || { cat "$work/m2.log"; fail "resumed m_sgc run"; }
+  grep -q "resumed from .* at step 30" "$work/m2.log" || fail "not resumed: $(cat "$work/m2.log")"
+  grep -q "sequential coding: the pipeline starts again at step 30" "$work/m2.log" ||
+    fail "no pipeline restart line: $(cat "$work/m2.log")"
+  train 4 "$cfg" --run-dir "$work/sr" "${common[@]}" --set coding.scheme=sr_sgc \
+    --set coding.window=3 --set train.max_steps=60 > "$work/sr.log" 2>&1 ||
+    { cat "$work/sr.log"; fail "sr_sgc run"; }
+  for run in m sr; do
+    echo "$run: test accuracy $(accuracy "$work/$run")"
+    awk -v a="$(accuracy "$work/$run")" 'BEGIN { exit !(a >= 0.4) }' ||
+      fail "$run: test accuracy $(accuracy "$work/$run") < 0.4"
+  done
   ;;
 robust)
   cfg="$src/configs/fashion_mnist_mlp.yaml"
