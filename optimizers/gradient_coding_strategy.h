@@ -38,12 +38,11 @@
 // up in .grad until step() (no_sync needs nothing); hosted optimizers are not supported.
 #pragma once
 
-#include <atomic>
-#include <deque>
 #include <memory>
 #include <vector>
 
 #include "collectives/communicator.h"
+#include "optimizers/coded_results.h"
 #include "optimizers/gradient_code.h"
 #include "optimizers/nonfinite_guard.h"
 #include "optimizers/sync_strategy.h"
@@ -91,17 +90,8 @@ class GradientCodingStrategy : public SyncStrategy {
   static constexpr int kMaxBacklog = 4 * kMaxAhead;
 
  private:
-  struct Posted {  // a receive or send in flight, with the memory it uses
-    std::int64_t step = 0;
-    std::shared_ptr<std::vector<char>> memory;
-    RequestPtr request;
-    bool done = false;
-  };
   void run_root(OpContext& ctx, std::int64_t step);
   void run_member(OpContext& ctx, std::int64_t step);
-  void prefetch(OpContext& ctx, std::int64_t step);
-  void reap_sends(OpContext& ctx);
-  void drain(OpContext& ctx);
   void pack_gradients();
   void apply_result(torch::optim::Optimizer& optimizer);
   // Elements of a message and of a result: the gradients, the loss (at count_), a parameter
@@ -127,11 +117,7 @@ class GradientCodingStrategy : public SyncStrategy {
   std::vector<char> coded_;   // this rank's message of the current step
   std::vector<char> result_;  // the decoded average of the current step
 
-  // Channel thread only.
-  LateReceives late_{kMaxBacklog};  // root: receives of past steps still posted
-  std::deque<Posted> sends_;        // sends not yet completed
-  std::deque<Posted> results_;      // member: results of this and later steps, received or posted
-  std::atomic<std::int64_t> results_through_{-1};  // member: last step whose result arrived
+  CodedResults results_{kMaxAhead, kMaxBacklog};
 };
 
 }  // namespace braid

@@ -105,6 +105,21 @@ void make_replicas_identical(Communicator& comm, const std::vector<at::Tensor>& 
   check_replicas_identical(comm, parameters);
 }
 
+FlatParameters flat_parameters(const NamedTensors& parameters, const char* who) {
+  FlatParameters flat;
+  for (const auto& [name, tensor] : parameters) {
+    if (flat.tensors.empty()) flat.dtype = tensor.scalar_type();
+    BRAID_CHECK(tensor.scalar_type() == flat.dtype &&
+                    (flat.dtype == at::kFloat || flat.dtype == at::kDouble),
+                who, " needs float32 or float64 parameters of one dtype; '", name, "' is ",
+                tensor.scalar_type());
+    flat.tensors.push_back(tensor);
+    flat.names.push_back(name);
+    flat.count += tensor.numel();
+  }
+  return flat;
+}
+
 std::uint64_t check_replicas_identical(Communicator& comm,
                                        const std::vector<at::Tensor>& parameters) {
   const std::uint64_t hash = value_checksum(parameters);

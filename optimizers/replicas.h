@@ -22,6 +22,16 @@ void broadcast_parameters(Communicator& comm, const std::vector<at::Tensor>& par
 void make_replicas_identical(Communicator& comm, const std::vector<at::Tensor>& parameters,
                              int root);
 
+// The parameters of a strategy that sends them as one flat message: float32 or float64, one dtype
+// for all (a CheckError naming `who` and the first parameter otherwise).
+struct FlatParameters {
+  std::vector<at::Tensor> tensors;
+  std::vector<std::string> names;
+  at::ScalarType dtype = at::kFloat;
+  std::int64_t count = 0;  // elements in all
+};
+FlatParameters flat_parameters(const NamedTensors& parameters, const char* who);
+
 // Collective. A checksum of the parameter values, equal on all ranks or a CommError naming the
 // ranks that differ; used after broadcasts and in tests.
 std::uint64_t check_replicas_identical(Communicator& comm,

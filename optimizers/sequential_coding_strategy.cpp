@@ -3,14 +3,9 @@
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
 #include <torch/optim/optimizer.h>
-#include <torch/types.h>
-
-// After <torch/types.h>: clip_grad.h uses torch::Tensor without including it.
-#include <torch/nn/utils/clip_grad.h>
 
 #include <algorithm>
 #include <cstring>
-#include <exception>
 #include <thread>
 
 #include "collectives/tensor.h"
@@ -25,14 +20,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-// A message that already arrived may need a few progress calls before its request completes.
-bool arrived(Request& request) {
-  for (int i = 0; i < 64; ++i) {
-    if (request.test()) return true;
-  }
-  return false;
-}
 
 std::string ranks_list(const std::vector<char>& arrived) {
   std::string out;
@@ -56,34 +43,17 @@ SequentialCodingStrategy::SequentialCodingStrategy(std::shared_ptr<Communicator>
 }
 
 SequentialCodingStrategy::~SequentialCodingStrategy() {
-  // As gradient coding's: late messages must find their receives, our sends must complete.
-  if (std::uncaught_exceptions() > 0) {
-    channel_->abort("the sequential coding strategy was destroyed by an exception");
-    return;
-  }
-  try {
-    quiesce();
-  } catch (const std::exception&) {
-    // The run already failed (the channel is broken); the channel's destructor cancels the rest.
-  }
+  if (!params_.empty()) results_.close(*channel_, "sequential_coding drain", code_.scheme());
 }
 
 void SequentialCodingStrategy::attach(const NamedTensors& parameters) {
   BRAID_CHECK(params_.empty(), "attach() called twice");
   check_same_model(*comm_, parameters);
-  std::vector<std::string> names;
-  for (const auto& [name, tensor] : parameters) names.push_back(name);
-  guard_.emplace(options_.nonfinite, std::move(names));
-  for (const auto& [name, tensor] : parameters) {
-    if (params_.empty()) dtype_ = tensor.scalar_type();
-    BRAID_CHECK(tensor.scalar_type() == dtype_ && (dtype_ == at::kFloat || dtype_ == at::kDouble),
-                "sequential coding needs float32 or float64 parameters of one dtype; '", name,
-                "' is ", tensor.scalar_type());
-    BRAID_CHECK(tensor.device().is_cpu(), "sequential coding runs on CPU tensors; '", name,
-                "' is on ", tensor.device());
-    params_.push_back(tensor);
-    count_ += tensor.numel();
-  }
+  FlatParameters flat = flat_parameters(parameters, "sequential coding");
+  guard_.emplace(options_.nonfinite, std::move(flat.names));
+  params_ = std::move(flat.tensors);
+  dtype_ = flat.dtype;
+  count_ = flat.count;
   for (int k = 0; k <= code_.delay(); ++k) {
     std::vector<at::Tensor> copy;
     for (const at::Tensor& p : params_) copy.push_back(at::empty_like(p));
@@ -122,7 +92,7 @@ BatchAssignment SequentialCodingStrategy::assign_batch(std::int64_t step, int ra
 }
 
 bool SequentialCodingStrategy::wants_gradients() {
-  computed_ = channel_->rank() == 0 || results_through_.load() < round();
+  computed_ = channel_->rank() == 0 || results_.results_through() < round();
   if (!computed_) ++skipped_;
   return computed_;
 }
@@ -291,7 +261,7 @@ std::vector<char> SequentialCodingStrategy::wait_for_round(
     if (may_end(used)) arrived = used;
   }
   for (int peer = 1; peer < n; ++peer) {
-    if (pending[peer]) late_.add({std::move(messages[peer]), std::move(pending[peer])});
+    if (pending[peer]) results_.late().add({std::move(messages[peer]), std::move(pending[peer])});
   }
   fell_back = refused && std::count(arrived.begin(), arrived.end(), 1) == n;
   return arrived;
@@ -364,8 +334,7 @@ void SequentialCodingStrategy::decode_into(std::int64_t job, const std::vector<c
 }
 
 void SequentialCodingStrategy::run_root(OpContext& ctx, std::int64_t round) {
-  late_.reap(ctx.tag());
-  reap_sends(ctx);
+  results_.reap_root(ctx);
   const int n = ctx.size();
   std::vector<std::unique_ptr<std::vector<char>>> messages(n);
   bool fell_back = false;
@@ -382,73 +351,15 @@ void SequentialCodingStrategy::run_root(OpContext& ctx, std::int64_t round) {
   const std::int64_t job = round - code_.delay();
   if (job >= 0) decode_into(job, arrived, result);
   std::memcpy(result_.data(), memory->data(), memory->size());
-  for (int peer = 1; peer < n; ++peer) {
-    sends_.push_back({round, memory, ctx.send(memory->data(), memory->size(), peer)});
-  }
+  results_.send_result(ctx, round, memory);
 }
 
 void SequentialCodingStrategy::run_member(OpContext& ctx, std::int64_t round) {
-  reap_sends(ctx);
-  auto message = std::make_shared<std::vector<char>>(message_);
-  sends_.push_back({round, message, ctx.send(message->data(), message->size(), 0)});
-  if (results_.empty() || results_.front().round != round) {
-    BRAID_CHECK(results_.empty(), "sequential coding: result of round ", results_.front().round,
-                " pending at round ", round);
-    auto memory = std::make_shared<std::vector<char>>(result_.size());
-    results_.push_back({round, memory, ctx.recv(memory->data(), memory->size(), 0)});
-  }
-  Posted& mine = results_.front();
-  if (!mine.done) ctx.wait(*mine.request);
-  result_ = *mine.memory;
-  results_.pop_front();
-  if (results_through_.load() < round) results_through_ = round;
-  prefetch(ctx, round);
-}
-
-void SequentialCodingStrategy::prefetch(OpContext& ctx, std::int64_t round) {
-  for (;;) {
-    if (!results_.empty() && !results_.back().done) {
-      Posted& posted = results_.back();
-      if (!arrived(*posted.request)) return;
-      posted.done = true;
-      results_through_ = posted.round;
-    }
-    const std::int64_t next = results_.empty() ? round + 1 : results_.back().round + 1;
-    if (next - round > kMaxAhead) return;
-    auto memory = std::make_shared<std::vector<char>>(result_.size());
-    results_.push_back({next, memory,
-                        ctx.recv_ahead(memory->data(), memory->size(), 0,
-                                       static_cast<std::uint64_t>(next - round))});
-  }
-}
-
-void SequentialCodingStrategy::reap_sends(OpContext&) {
-  sends_.erase(std::remove_if(sends_.begin(), sends_.end(),
-                              [](Posted& send) { return send.request->test(); }),
-               sends_.end());
-}
-
-void SequentialCodingStrategy::drain(OpContext& ctx) {
-  results_.clear();
-  const bool done = poll_until(
-      [&] {
-        reap_sends(ctx);
-        late_.reap(-1);
-        return sends_.empty() && late_.size() == 0;
-      },
-      ctx.deadline(), ctx.aborted());
-  if (!done) {
-    ctx.fail_wait(str_cat(sends_.size(), " coded-gradient sends and ", late_.size(),
-                          " late coded gradients"));
-  }
+  results_.member_step(ctx, round, message_, result_);
 }
 
 void SequentialCodingStrategy::quiesce() {
-  if (params_.empty()) return;
-  OpDesc desc{"sequential_coding drain", code_.scheme(), 0, DType::kUInt8, 0};
-  desc.forgets_ahead = true;
-  Work work = channel_->submit(desc, [this](OpContext& ctx) { drain(ctx); });
-  work.wait();
+  if (!params_.empty()) results_.quiesce(*channel_, "sequential_coding drain", code_.scheme());
 }
 
 // Every rank: the next round's schedule from the ranks the root used, then the update (if a
@@ -476,26 +387,10 @@ void SequentialCodingStrategy::apply_result(torch::optim::Optimizer& optimizer) 
     global_loss_ = loss_units_ > 0 ? std::optional<double>(loss_ / loss_units_) : std::nullopt;
     return;
   }
-  std::int64_t offset = 0;
-  for (at::Tensor& p : params_) {
-    at::Tensor average = flat.narrow(0, offset, p.numel()).view(p.sizes());
-    at::Tensor& grad = p.mutable_grad();
-    grad.defined() ? grad.copy_(average) : (grad = average.clone());
-    offset += p.numel();
-  }
   global_loss_ = flat[count_ + kLoss].item<double>();
-  const auto bad_parameter = static_cast<int>(flat[count_ + kBadParameter].item<double>());
-  if (bad_parameter >= 0) {
-    if (!guard_->skips()) {
-      guard_->raise(static_cast<int>(flat[count_ + kBadRank].item<double>()),
-                    {bad_parameter, steps_ - code_.delay(), /*pseudo_gradient=*/false});
-    }
-    guard_->count_skip();
-    return;
-  }
-  if (options_.clip_norm > 0) torch::nn::utils::clip_grad_norm_(params_, options_.clip_norm);
-  trace::Scope scope("optimizer step", "compute");
-  optimizer.step();
+  apply_decoded(params_, flat, static_cast<int>(flat[count_ + kBadParameter].item<double>()),
+                static_cast<int>(flat[count_ + kBadRank].item<double>()), steps_ - code_.delay(),
+                *guard_, options_.clip_norm, optimizer);
 }
 
 NamedTensors SequentialCodingStrategy::state() const {
@@ -511,7 +406,7 @@ void SequentialCodingStrategy::load_state(const NamedTensors& state) {
   code_ = SequentialCode(options_.scheme, comm_->size(), options_.burst, options_.window,
                          options_.lambda);
   snapshot_round_ = loaded_round_ = -1;
-  results_through_ = -1;
+  results_.restart_at(0);
   if (channel_->rank() == 0 && steps_ > 0) {
     spdlog::info(
         "sequential coding: the pipeline starts again at step {}: the jobs in flight when the "

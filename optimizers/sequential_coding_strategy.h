@@ -31,9 +31,7 @@
 // nor are the last T jobs of a run.
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -41,7 +39,7 @@
 #include <vector>
 
 #include "collectives/communicator.h"
-#include "collectives/partial_gather.h"
+#include "optimizers/coded_results.h"
 #include "optimizers/nonfinite_guard.h"
 #include "optimizers/sequential_code.h"
 #include "optimizers/sync_strategy.h"
@@ -91,12 +89,6 @@ class SequentialCodingStrategy : public SyncStrategy {
   static constexpr int kMaxBacklog = 4 * kMaxAhead;
 
  private:
-  struct Posted {
-    std::int64_t round = 0;
-    std::shared_ptr<std::vector<char>> memory;
-    RequestPtr request;
-    bool done = false;
-  };
   struct Job {  // the root's partial sums of one job, float64, length() - 1 elements
     at::Tensor uncoded;
     std::map<int, std::map<int, std::pair<at::Tensor, double>>> coded;  // [group][rank]: (f, bad)
@@ -125,9 +117,6 @@ class SequentialCodingStrategy : public SyncStrategy {
   bool may_end(const std::vector<char>& arrived) const;
   void accumulate(int rank, const char* message);
   void decode_into(std::int64_t job, const std::vector<char>& arrived, at::Tensor result);
-  void prefetch(OpContext& ctx, std::int64_t round);
-  void reap_sends(OpContext& ctx);
-  void drain(OpContext& ctx);
   void apply_result(torch::optim::Optimizer& optimizer);
 
   std::shared_ptr<Communicator> comm_, channel_;
@@ -154,12 +143,8 @@ class SequentialCodingStrategy : public SyncStrategy {
   double exposed_comm_s_ = 0;
   std::vector<char> message_, result_;
 
-  // Channel thread only (the root's jobs and the requests).
-  std::map<std::int64_t, Job> jobs_;
-  LateReceives late_{kMaxBacklog};
-  std::deque<Posted> sends_;
-  std::deque<Posted> results_;
-  std::atomic<std::int64_t> results_through_{-1};
+  std::map<std::int64_t, Job> jobs_;  // the root's, channel thread only
+  CodedResults results_{kMaxAhead, kMaxBacklog};
 };
 
 }  // namespace braid

@@ -10,7 +10,10 @@ std::string SyncStrategy::per_rank_state() const {
 }
 
 BatchAssignment SyncStrategy::assign_batch(std::int64_t, int rank, int) const {
-  return {{rank}, {1.0}};
+  BatchAssignment mine;
+  mine.partitions = {rank};
+  mine.weights = {1.0};
+  return mine;
 }
 
 void SyncStrategy::host_optimizer(ExchangingOptimizer&) {

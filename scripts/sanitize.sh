@@ -22,7 +22,7 @@ generator() { [ -f "$1/CMakeCache.txt" ] || echo "-GNinja"; }
 cmake -S . -B build-asan $(generator build-asan) "${flags[@]}" -DBRAID_SANITIZE=address,undefined > /dev/null
 cmake --build build-asan -j "${JOBS:-2}" --target collectives_test mpi_collectives_test communicator_test \
   mpi_faults_test shm_allreduce_test lifecycle_test compression_test sparse_select_test bucket_exchange_test powersgd_test \
-  robust_aggregation_test
+  robust_aggregation_test sequential_code_test sequential_coding_test
 # LibTorch and OpenMPI are not instrumented and keep memory until exit: report errors, not leaks.
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 build-asan/bin/collectives_test --gtest_brief=1
@@ -34,6 +34,8 @@ build-asan/bin/sparse_select_test --gtest_brief=1
 build-asan/bin/bucket_exchange_test --gtest_brief=1
 build-asan/bin/powersgd_test --gtest_brief=1
 build-asan/bin/robust_aggregation_test --gtest_brief=1
+build-asan/bin/sequential_code_test --gtest_brief=1
+build-asan/bin/sequential_coding_test --gtest_brief=1
 mpirun --oversubscribe -np 3 build-asan/bin/mpi_collectives_test --gtest_brief=1
 mpirun --oversubscribe -np 3 build-asan/bin/mpi_faults_test --gtest_brief=1
 echo "sanitize: collectives, lifetimes and compression decoders clean under ASan+UBSan"

@@ -15,11 +15,13 @@
 #include <mutex>
 
 #include "common/error.h"
+#include "tests/root_progress.h"
 #include "tests/spawn_ranks.h"
 
 namespace braid {
 namespace {
 
+using testing::RootProgress;
 using testing::spawn_ranks;
 
 constexpr int kRanks = 4, kSteps = 12, kRows = 3, kInputs = 5;
@@ -69,22 +71,6 @@ CodedRun synchronous() {
   run.params.push_back(at::cat({model->weight.reshape(-1), model->bias}).detach());
   return run;
 }
-
-// Tracks how many steps the root finished, so that a late rank can wait for it.
-struct RootProgress {
-  std::mutex mutex;
-  std::condition_variable changed;
-  int done = 0;
-  void finished(int step) {
-    std::lock_guard<std::mutex> lock(mutex);
-    done = step + 1;
-    changed.notify_all();
-  }
-  void wait_for(int steps) {
-    std::unique_lock<std::mutex> lock(mutex);
-    changed.wait(lock, [&] { return done >= steps; });
-  }
-};
 
 // `late_rank` >= 0 starts each step it computes only after the root finished two more steps.
 CodedRun coded(const std::string& scheme, int late_rank) {

@@ -12,11 +12,13 @@
 #include <mutex>
 
 #include "common/error.h"
+#include "tests/root_progress.h"
 #include "tests/spawn_ranks.h"
 
 namespace braid {
 namespace {
 
+using testing::RootProgress;
 using testing::spawn_ranks;
 
 constexpr int kRanks = 4, kSteps = 14, kRows = 3, kInputs = 5;
@@ -90,22 +92,6 @@ Trajectory delayed_sgd(int units, int delay) {
   run.params.push_back(flat(model));
   return run;
 }
-
-// Tracks how many rounds the root finished, so that a late rank can wait for it.
-struct RootProgress {
-  std::mutex mutex;
-  std::condition_variable changed;
-  int done = 0;
-  void finished(int step) {
-    std::lock_guard<std::mutex> lock(mutex);
-    done = step + 1;
-    changed.notify_all();
-  }
-  void wait_for(int steps) {
-    std::unique_lock<std::mutex> lock(mutex);
-    changed.wait(lock, [&] { return done >= steps; });
-  }
-};
 
 // `late` (round, rank): that rank starts computing that round only after the root finished the
 // next one (ordering by construction, no sleeps), so it skips the round after.
