@@ -197,6 +197,22 @@ bool SequentialCodingStrategy::may_end(const std::vector<char>& arrived) const {
   return trial.due() < 0 || trial.decode(trial.due()).has_value();
 }
 
+// Whether the root may stop waiting: (1 + mu) x the fastest arrival passed. Under forced
+// stragglers (tests) instead: every other rank arrived; the forced ones are taken out of `used`.
+bool SequentialCodingStrategy::graced(std::int64_t round, std::vector<char>& used,
+                                      double fastest) const {
+  if (!options_.forced_stragglers) {
+    return seconds(Clock::now() - round_start_) >= (1 + options_.mu) * fastest;
+  }
+  bool others = true;
+  for (int w = 1; w < static_cast<int>(used.size()); ++w) {
+    const bool forced = options_.forced_stragglers(round, w);
+    if (forced) used[w] = 0;
+    others = others && (used[w] || forced);
+  }
+  return others;
+}
+
 // The root's receives of one round: every rank's message, or, once the grace after the fastest
 // arrival passed, enough of them (may_end). Returns which ranks' messages are used.
 std::vector<char> SequentialCodingStrategy::wait_for_round(
@@ -213,10 +229,7 @@ std::vector<char> SequentialCodingStrategy::wait_for_round(
   arrived[0] = 1;
   int missing = n - 1;
   double fastest = seconds(compute_done_ - round_start_);
-  const auto forced = [&](int w) {
-    return options_.forced_stragglers && options_.forced_stragglers(round, w);
-  };
-  bool refused = false;
+  std::vector<char> refused;  // the last set may_end refused: not asked again until it changes
   for (int spins = 0; missing > 0; ++spins) {
     for (int peer = 1; peer < n; ++peer) {
       if (!pending[peer] || !pending[peer]->test()) continue;
@@ -226,22 +239,14 @@ std::vector<char> SequentialCodingStrategy::wait_for_round(
       fastest = std::min(fastest, seconds(Clock::now() - round_start_));
     }
     if (missing == 0) break;
-    bool graced = false;
     std::vector<char> used = arrived;
-    if (options_.forced_stragglers) {
-      graced = true;
-      for (int w = 1; w < n; ++w) {
-        if (forced(w)) used[w] = 0;
-        graced = graced && (used[w] || forced(w));
+    if (graced(round, used, fastest) && used != refused) {
+      if (may_end(used)) {
+        arrived = used;
+        break;
       }
-    } else {
-      graced = seconds(Clock::now() - round_start_) >= (1 + options_.mu) * fastest;
+      refused = used;
     }
-    if (graced && may_end(used)) {
-      arrived = used;
-      break;
-    }
-    refused = refused || graced;
     if ((spins & 63) == 63 &&
         (Clock::now() >= ctx.deadline() || (ctx.aborted() && ctx.aborted()->load()))) {
       if (ctx.aborted() && ctx.aborted()->load()) ctx.fail_wait("coded gradients of every rank");
@@ -257,13 +262,12 @@ std::vector<char> SequentialCodingStrategy::wait_for_round(
   if (options_.forced_stragglers && missing == 0) {
     // Every message came; forced stragglers are dropped where the model allows.
     std::vector<char> used = arrived;
-    for (int w = 1; w < n; ++w) used[w] = !forced(w);
-    if (may_end(used)) arrived = used;
+    if (graced(round, used, fastest) && may_end(used)) arrived = used;
   }
   for (int peer = 1; peer < n; ++peer) {
     if (pending[peer]) results_.late().add({std::move(messages[peer]), std::move(pending[peer])});
   }
-  fell_back = refused && std::count(arrived.begin(), arrived.end(), 1) == n;
+  fell_back = !refused.empty() && std::count(arrived.begin(), arrived.end(), 1) == n;
   return arrived;
 }
 
@@ -406,6 +410,7 @@ void SequentialCodingStrategy::load_state(const NamedTensors& state) {
   code_ = SequentialCode(options_.scheme, comm_->size(), options_.burst, options_.window,
                          options_.lambda);
   snapshot_round_ = loaded_round_ = -1;
+  jobs_.clear();
   results_.restart_at(0);
   if (channel_->rank() == 0 && steps_ > 0) {
     spdlog::info(

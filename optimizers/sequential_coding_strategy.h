@@ -114,6 +114,7 @@ class SequentialCodingStrategy : public SyncStrategy {
   std::vector<char> wait_for_round(OpContext& ctx, std::int64_t round,
                                    std::vector<std::unique_ptr<std::vector<char>>>& messages,
                                    bool& fell_back);
+  bool graced(std::int64_t round, std::vector<char>& used, double fastest) const;
   bool may_end(const std::vector<char>& arrived) const;
   void accumulate(int rank, const char* message);
   void decode_into(std::int64_t job, const std::vector<char>& arrived, at::Tensor result);
