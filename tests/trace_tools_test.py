@@ -63,6 +63,13 @@ def main():
     seen = model_violations([(0, 1, 1), (1, 1, 1), (2, 1, 1), (2, 2, 1)], 2, 2, 1)
     if not any("in a row" in v for v in seen) or not any("stragglers" in v for v in seen):
         failures.append(f"the model checker misses violations: {seen}")
+    # --exclude-ranks keeps rank 0 (the decoding root) out, and the model still holds.
+    r = run(bursty, "--ranks", 4, "--steps", 300, "--burst", 1, "--window", 5, "--lambda", 1,
+            "--delay-ms", 7, "--start-probability", 0.4, "--exclude-ranks", 0, "--seed", 0)
+    trace = read_trace(r.stdout)
+    if not trace or any(rank == 0 for _, rank, _ in trace):
+        failures.append(f"--exclude-ranks 0: {len(trace)} events, rank 0 among them or none")
+    failures += model_violations(trace, 1, 5, 1)
     # Same seed, same trace; another seed, another.
     args = ["--ranks", 4, "--steps", 100, "--burst", 2, "--window", 4, "--lambda", 1,
             "--delay-ms", 5]
