@@ -98,21 +98,24 @@ struct Point {
 };
 
 // The operation that failed or stalled first, by when it started: where the job got stuck.
-// Records of operations that never started (cancelled behind it) do not count.
+// Records of operations that never started (cancelled behind it) do not count, and a stall
+// that resolved (the operation completed on that rank: a loaded machine's hiccup) counts only
+// when nothing else failed or stalled.
 Point stuck_point(const std::map<int, FlightFile>& files) {
-  Point best;
+  Point best, resolved;
   for (const auto& [rank, file] : files) {
     for (const FlightChannel& c : file.channels) {
       for (const FlightRecord& r : c.records) {
         const bool stuck = r.state == OpState::kFailed || r.stalled;
         if (!stuck || r.started_us == 0) continue;
-        if (best.channel < 0 || r.started_us < best.started_us) {
-          best = {c.id, r.seq, r.started_us};
+        Point& into = r.state == OpState::kCompleted ? resolved : best;
+        if (into.channel < 0 || r.started_us < into.started_us) {
+          into = {c.id, r.seq, r.started_us};
         }
       }
     }
   }
-  return best;
+  return best.channel >= 0 ? best : resolved;
 }
 
 // Per channel, the lowest first-open sequence number over ranks: where they differ. Of the

@@ -216,6 +216,23 @@ TEST_F(Doctor, ARecordFromBeforeTheFailureIsSilence) {
   EXPECT_NE(d.culprit->why.find("waited for it"), std::string::npos) << d.culprit->why;
 }
 
+// A stall that resolved is not where the job got stuck: rank 0 was reported stalled in
+// sequence number 6, which then completed on every rank; after rank 1's SIGUSR1 record (at 5)
+// it was stopped, and the others failed waiting for it at 9.
+TEST_F(Doctor, AStallThatResolvedIsNotTheFailure) {
+  write(1, {record(5, OpState::kCompleted)}, "SIGUSR1", 1'000'055);
+  FlightRecord hiccup = record(6, OpState::kCompleted);
+  hiccup.stalled = true;
+  for (int r : {0, 2, 3}) {
+    write(r, {hiccup, record(8, OpState::kCompleted), record(9, OpState::kFailed, 1)},
+          "failed: timeout");
+  }
+  const Diagnosis d = diagnose(dir_);
+  EXPECT_EQ(d.seq, 9u) << d.text();
+  ASSERT_TRUE(d.culprit) << d.text();
+  EXPECT_EQ(d.culprit->rank, 1) << d.text();
+}
+
 // Rank 1 was stopped inside sequence number 9 and resumed after rank 0 had timed out waiting
 // for it (runtime.timeout_s 6): its record, written 12 s into the operation, says it waited for
 // rank 2, which had completed it. Being in it past its own deadline shows it was not running.
