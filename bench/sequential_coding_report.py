@@ -143,19 +143,23 @@ def big_label(work):
     return f"batch {batch.group(1)} per rank (compute-bound)" if batch else "compute-bound"
 
 
+def paired_verdict(pairs, kind, where):
+    """The 15% expectation decided on paired runs: medians, the per-pair ratios, met or not."""
+    ratio = median([m / g for _, g, m, *_ in pairs])
+    g_ms, m_ms = median([g for _, g, *_ in pairs]), median([m for _, _, m, *_ in pairs])
+    return (f"- **Step time, paired runs{kind}**: m_sgc {m_ms:.1f} ms against gradient "
+            f"coding's {g_ms:.1f} ms (medians); median per-pair ratio {ratio:.2f}x ({pct(ratio)}; "
+            f"pairs {', '.join(f'{m / g:.2f}x' for _, g, m, *_ in pairs)}): the expected >= 15% "
+            f"reduction is **{'met' if ratio <= 0.85 else 'missed'}**{where}")
+
+
 def verdict(data, target, pairs, big=(), big_kind=""):
     """The honest reading: the 15% step-time expectation against gradient coding at equal
     tolerance, then time to the target at each momentum, then what staleness and the lower
     momentum each cost in steps."""
     lines = []
     if pairs:
-        ratio = median([m / g for _, g, m, *_ in pairs])
-        g_ms, m_ms = median([g for _, g, *_ in pairs]), median([m for _, _, m, *_ in pairs])
-        lines.append(f"- **Step time, paired runs** (the decision): m_sgc {m_ms:.1f} ms against "
-                     f"gradient coding's {g_ms:.1f} ms (medians); median per-pair ratio "
-                     f"{ratio:.2f}x ({pct(ratio)}; pairs "
-                     f"{', '.join(f'{m / g:.2f}x' for _, g, m, *_ in pairs)}): the expected >= 15% "
-                     f"reduction is **{'met' if ratio <= 0.85 else 'missed'}**.")
+        lines.append(paired_verdict(pairs, "", "."))
         rg, rm = median([p[4] for p in pairs]), median([p[5] for p in pairs])
         fb = [p[3] for p in pairs if p[3]]
         cg, cm = median([p[6] for p in pairs]), median([p[7] for p in pairs])
@@ -168,14 +172,7 @@ def verdict(data, target, pairs, big=(), big_kind=""):
                      f"included) against {cg:.1f} ms: on this small model the extra bytes cost "
                      f"{cm - cg:.1f} ms per step of what the smaller load saves in compute.")
     if big:
-        ratio = median([m / g for _, g, m, *_ in big])
-        g_ms, m_ms = median([g for _, g, *_ in big]), median([m for _, _, m, *_ in big])
-        lines.append(f"- **Step time, paired runs, {big_kind}**: m_sgc {m_ms:.1f} ms against "
-                     f"gradient coding's {g_ms:.1f} ms (medians); median per-pair ratio "
-                     f"{ratio:.2f}x ({pct(ratio)}; pairs "
-                     f"{', '.join(f'{m / g:.2f}x' for _, g, m, *_ in big)}): the expected >= 15% "
-                     f"reduction is **{'met' if ratio <= 0.85 else 'missed'}** where compute "
-                     "dominates the exchange.")
+        lines.append(paired_verdict(big, f", {big_kind}", " where compute dominates the exchange."))
     lines.append("- Step times of the single training runs (each met the machine's load at a "
                  "different time):")
     for suffix, label in (("", "momentum 0.9"), ("_momentum0", "momentum 0")):

@@ -350,7 +350,8 @@ const BadCase kBadCases[] = {
     {"CodingKeyMisspelt",
      "coding:\n  s: 1\n",
      {},
-     {"unknown key 'coding.s' (valid keys in coding: scheme, stragglers, burst, window, lambda, mu)"}},
+     {"unknown key 'coding.s' (valid keys in coding: scheme, stragglers, burst, window, lambda, "
+      "mu)"}},
     {"InjectSlowRanksNotAList",
      "inject:\n  slow_ranks: 1\n",
      {},
