@@ -91,7 +91,9 @@ void CodedResults::reap_root(OpContext& ctx) {
 }
 
 void CodedResults::send_result(OpContext& ctx, std::int64_t step,
-                               const std::shared_ptr<std::vector<char>>& result) {
+                               const std::shared_ptr<std::vector<char>>& result,
+                               std::vector<char>& mine) {
+  mine = *result;
   for (int peer = 1; peer < ctx.size(); ++peer) {
     sends_.push_back({step, result, ctx.send(result->data(), result->size(), peer)});
   }

@@ -46,9 +46,10 @@ class CodedResults {
                    std::vector<char>& result);
   // Root, at the start of a step's operation: discards completed sends and late messages.
   void reap_root(OpContext& ctx);
-  // Root: sends `result` to every member without waiting.
+  // Root: keeps a copy of `result` in `mine` (what the root applies) and sends it to every
+  // member without waiting.
   void send_result(OpContext& ctx, std::int64_t step,
-                   const std::shared_ptr<std::vector<char>>& result);
+                   const std::shared_ptr<std::vector<char>>& result, std::vector<char>& mine);
   // The root's receives of messages that came too late.
   LateReceives& late() { return late_; }
   // The last step whose result a member holds (-1: none); any thread.

@@ -142,8 +142,7 @@ void GradientCodingStrategy::run_root(OpContext& ctx, std::int64_t step) {
   decoded[count_ + kRankSlot].fill_(bad_rank);
   auto memory = std::make_shared<std::vector<char>>(result_.size());
   std::memcpy(memory->data(), decoded.data_ptr(), memory->size());
-  std::memcpy(result_.data(), memory->data(), memory->size());
-  results_.send_result(ctx, step, memory);
+  results_.send_result(ctx, step, memory, result_);
 }
 
 void GradientCodingStrategy::run_member(OpContext& ctx, std::int64_t step) {

@@ -5,7 +5,6 @@
 #include <torch/optim/optimizer.h>
 
 #include <algorithm>
-#include <cstring>
 #include <thread>
 
 #include "collectives/tensor.h"
@@ -354,8 +353,7 @@ void SequentialCodingStrategy::run_root(OpContext& ctx, std::int64_t round) {
   for (int w = 0; w < n; ++w) result[count_ + 5 + w].fill_(arrived[w] ? 1 : 0);
   const std::int64_t job = round - code_.delay();
   if (job >= 0) decode_into(job, arrived, result);
-  std::memcpy(result_.data(), memory->data(), memory->size());
-  results_.send_result(ctx, round, memory);
+  results_.send_result(ctx, round, memory, result_);
 }
 
 void SequentialCodingStrategy::run_member(OpContext& ctx, std::int64_t round) {
