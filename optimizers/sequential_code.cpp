@@ -69,6 +69,7 @@ SequentialCode::SequentialCode(const std::string& scheme, int n, int burst, int 
     chunks_ = window - 1;
   }
   units_ = n * chunks_ * (code_.stragglers() + 1) + n * groups_;
+  next_ = schedule();
 }
 
 double SequentialCode::load() const {
@@ -115,9 +116,15 @@ void SequentialCode::delivered(std::int64_t job, int worker, std::vector<char>& 
   }
 }
 
-std::vector<MiniTask> SequentialCode::tasks(int worker) const {
+const std::vector<MiniTask>& SequentialCode::tasks(int worker) const {
   BRAID_CHECK(worker >= 0 && worker < n_, "worker ", worker, " of ", n_);
-  return scheme_ == "sr_sgc" ? sr_tasks(worker) : m_tasks(worker);
+  return next_[static_cast<std::size_t>(worker)];
+}
+
+std::vector<std::vector<MiniTask>> SequentialCode::schedule() const {
+  std::vector<std::vector<MiniTask>> all;
+  for (int w = 0; w < n_; ++w) all.push_back(scheme_ == "sr_sgc" ? sr_tasks(w) : m_tasks(w));
+  return all;
 }
 
 // The newest job's task, unless this worker is among the first v - s of the v workers that did
@@ -182,13 +189,12 @@ bool SequentialCode::conforms(const std::vector<char>& now) const {
 void SequentialCode::record(const std::vector<char>& arrived) {
   BRAID_CHECK(static_cast<int>(arrived.size()) == n_, "arrival mask of ", arrived.size(), " for ",
               n_);
-  Round next{arrived, {}};
-  for (int w = 0; w < n_; ++w) next.tasks.push_back(tasks(w));
-  history_.push_back(std::move(next));
+  history_.push_back({arrived, std::move(next_)});
   ++rounds_;
-  // decode and tasks look back T rounds, conforms W - 1.
+  // decode and the schedule look back T rounds, conforms W - 1.
   const std::size_t keep = static_cast<std::size_t>(std::max(delay_ + 1, window_)) + 1;
   while (history_.size() > keep) history_.pop_front();
+  next_ = schedule();
 }
 
 std::int64_t SequentialCode::due() const {

@@ -68,8 +68,8 @@ class SequentialCode {
 
   // Rounds recorded so far; the next round is rounds().
   std::int64_t rounds() const { return rounds_; }
-  // The next round's minitasks of `worker`, one per slot.
-  std::vector<MiniTask> tasks(int worker) const;
+  // The next round's minitasks of `worker`, one per slot (worked out once per round, by record).
+  const std::vector<MiniTask>& tasks(int worker) const;
   // Whether the next round may end without the workers marked in `straggled` (size n) and keep
   // every straggler pattern so far inside the (B, W, lambda) model.
   bool conforms(const std::vector<char>& straggled) const;
@@ -89,6 +89,8 @@ class SequentialCode {
   };
   const Round& round(std::int64_t r) const;
   bool straggled(std::int64_t r, int worker) const;
+  // The next round's minitasks of every worker, from the history.
+  std::vector<std::vector<MiniTask>> schedule() const;
   std::vector<MiniTask> sr_tasks(int worker) const;
   std::vector<MiniTask> m_tasks(int worker) const;
   MiniTask coded(std::int64_t job, int group, int worker) const;
@@ -103,6 +105,7 @@ class SequentialCode {
   GradientCode code_;
   std::int64_t rounds_ = 0;
   std::deque<Round> history_;  // the last rounds, history_.back() is round rounds_ - 1
+  std::vector<std::vector<MiniTask>> next_;  // schedule() of round rounds_
 };
 
 }  // namespace braid

@@ -75,7 +75,7 @@ BatchAssignment SequentialCodingStrategy::assign_batch(std::int64_t step, int ra
   out.pieces = code_.units();
   slot_of_partition_.clear();
   back_of_partition_.clear();
-  const std::vector<MiniTask> tasks = code_.tasks(rank);
+  const std::vector<MiniTask>& tasks = code_.tasks(rank);
   for (int slot = 0; slot < static_cast<int>(tasks.size()); ++slot) {
     const MiniTask& task = tasks[static_cast<std::size_t>(slot)];
     if (task.job < 0) continue;
@@ -279,7 +279,7 @@ void SequentialCodingStrategy::accumulate(int rank, const char* message) {
     throw CommError(str_cat("rank ", rank, " sent a skipped step's message for round ", round(),
                             ", which the root is still waiting for"));
   }
-  const std::vector<MiniTask> tasks = code_.tasks(rank);
+  const std::vector<MiniTask>& tasks = code_.tasks(rank);
   for (int slot = 0; slot < static_cast<int>(tasks.size()); ++slot) {
     const MiniTask& task = tasks[static_cast<std::size_t>(slot)];
     if (task.job < 0) continue;
