@@ -92,6 +92,27 @@ void check_strategy_options(const DataParallelOptions& o) {
   }
 }
 
+// Every unit's loss is a mean over the same number of samples, so the decoded sum of units is the
+// batch's mean gradient.
+void check_strategy_for_job(const DataParallelOptions& o, int world_size, std::int64_t batch_size,
+                            std::int64_t accumulate_steps) {
+  if (o.strategy != "sequential_coding") return;
+  const SequentialCode code(o.coding_scheme, world_size, o.coding_burst, o.coding_window,
+                            o.coding_lambda);
+  const auto fits = [&](std::int64_t b) {
+    return (b * accumulate_steps * world_size) % code.units() == 0;
+  };
+  if (fits(batch_size)) return;
+  std::int64_t below = batch_size, above = batch_size;
+  while (below > 1 && !fits(below)) --below;
+  while (!fits(above)) ++above;
+  throw ConfigError(str_cat("data.batch_size ", batch_size, ": sync.strategy sequential_coding (",
+                            o.coding_scheme, ") cuts each step's global batch of ",
+                            batch_size * accumulate_steps * world_size, " samples into ",
+                            code.units(), " equal units; use data.batch_size ",
+                            fits(below) ? str_cat(below, " or ") : "", above));
+}
+
 std::vector<std::string> strategy_option_warnings(const DataParallelOptions& o) {
   const std::string& name = o.compression.compression.name;
   const std::string& feedback = o.compression.error_feedback;

@@ -26,6 +26,12 @@ std::string data_parallel_label(const std::string& name);
 // check` run it on the options the config resolves to. Throws ConfigError naming the keys.
 void check_strategy_options(const DataParallelOptions& options);
 
+// Limits that depend on the job's shape, refused before a run starts: sequential_coding's code
+// must fit `world_size` ranks, and its units must cut a step's global batch (batch_size x
+// accumulate_steps x world_size) evenly. Throws ConfigError naming the key and values that fit.
+void check_strategy_for_job(const DataParallelOptions& options, int world_size,
+                            std::int64_t batch_size, std::int64_t accumulate_steps);
+
 // Combinations that run but are known to diverge on braid's shipped configs at their default
 // learning rates: one line each, for a warning at start.
 std::vector<std::string> strategy_option_warnings(const DataParallelOptions& options);

@@ -20,7 +20,6 @@
 #include "common/trace.h"
 #include "optimizers/exchanging_optimizer.h"
 #include "optimizers/robust_exchange.h"
-#include "optimizers/sequential_code.h"
 #include "runtime/checkpoint.h"
 #include "runtime/compute_threads.h"
 #include "runtime/config_options.h"
@@ -42,6 +41,7 @@
 #include "runtime/run_lock.h"
 #include "runtime/straggler.h"
 #include "runtime/straggler_detector.h"
+#include "runtime/strategy_factory.h"
 #include "runtime/token_data.h"
 #include "runtime/torchscript_model.h"
 #include "runtime/world.h"
@@ -61,29 +61,6 @@ constexpr std::size_t kStallWarmupSteps = 3;
 constexpr int kStragglerSteps = 20;
 
 namespace {
-
-// sequential_coding's code must fit the rank count, and its units must cut the global batch
-// evenly (every unit's loss is a mean over the same number of samples, so the decoded sum is the
-// batch's mean gradient).
-void check_sequential_batch(const Config& config, int world_size) {
-  const SequentialCode code(config.coding.scheme, world_size, static_cast<int>(config.coding.burst),
-                            static_cast<int>(config.coding.window),
-                            static_cast<int>(config.coding.lambda));
-  const std::int64_t per_rank = config.data.batch_size * config.train.accumulate_steps;
-  const std::int64_t global = per_rank * world_size, units = code.units();
-  if (global % units == 0) return;
-  std::int64_t below = config.data.batch_size, above = config.data.batch_size;
-  const auto fits = [&](std::int64_t b) {
-    return (b * config.train.accumulate_steps * world_size) % units == 0;
-  };
-  while (below > 1 && !fits(below)) --below;
-  while (!fits(above)) ++above;
-  throw ConfigError(str_cat("data.batch_size ", config.data.batch_size, ": sync.strategy ",
-                            "sequential_coding (", config.coding.scheme,
-                            ") cuts each step's global ", "batch of ", global, " samples into ",
-                            units, " equal units; use ", "data.batch_size ",
-                            fits(below) ? str_cat(below, " or ") : "", above));
-}
 
 double seconds_since(SteadyClock::time_point a) {
   return std::chrono::duration<double>(SteadyClock::now() - a).count();
@@ -868,9 +845,8 @@ PreparedRun prepare_training(const Config& config, int rank, int world_size) {
   check_aggregator(options.aggregator, world_size);
   check_attack(options.attack, world_size);
   if (!config.inject.trace.empty()) StragglerTrace::load(config.inject.trace, rank, world_size);
-  if (config.sync.strategy == "sequential_coding") {
-    check_sequential_batch(config, world_size);
-  }
+  check_strategy_for_job(options, world_size, config.data.batch_size,
+                         config.train.accumulate_steps);
   return prepared;
 }
 
