@@ -1,14 +1,35 @@
 #include "runtime/link_probe.h"
 
 #include <algorithm>
+#include <thread>
+
+#include <spdlog/spdlog.h>
 
 #include "collectives/collectives.h"
+#include "common/error.h"
 
 namespace braid {
 
 namespace {
 
-constexpr int kRepeats = 3;  // timed exchanges per pair and probe
+constexpr int kRepeats = 5;  // timed exchanges per pair and probe
+// How long a timed exchange spins before it waits as other operations do (with yields and
+// sleeps): the ranks not being timed sleep, so spinning takes a core from nobody, and a yield
+// would add a scheduler's round trip to the time.
+constexpr auto kSpinLimit = std::chrono::milliseconds(1);
+
+void spin_sendrecv(OpContext& ctx, Buffer out, Buffer in, int peer) {
+  auto received = ctx.recv(in, peer);
+  auto sent = ctx.send(out, peer);
+  const Clock::time_point give_up = Clock::now() + kSpinLimit;
+  bool got = false, gone = false;
+  while (!(got = got || received->test()) || !(gone = gone || sent->test())) {
+    if (Clock::now() < give_up) continue;
+    ctx.wait(*received);
+    ctx.wait(*sent);
+    return;
+  }
+}
 
 }  // namespace
 
@@ -26,49 +47,92 @@ int LinkProbe::partner(int i, int k, int world) {
   return p >= world ? -1 : p;
 }
 
-LinkProbe::LinkProbe(Communicator& comm, std::size_t bytes, int window, double factor)
+std::vector<std::pair<int, int>> LinkProbe::schedule(int world) {
+  std::vector<std::pair<int, int>> pairs;
+  for (int k = 0; k < rounds(world); ++k) {
+    for (int i = 0; i < world; ++i) {
+      if (const int p = partner(i, k, world); p > i) pairs.emplace_back(i, p);
+    }
+  }
+  return pairs;
+}
+
+LinkProbe::LinkProbe(Communicator& comm, bool one_pair_at_a_time, std::size_t bytes, int window,
+                     double factor)
     : rank_(comm.rank()),
       world_(comm.size()),
+      one_pair_at_a_time_(one_pair_at_a_time),
       bytes_(bytes),
       window_(window),
       factor_(factor),
-      channel_(comm.channel(comm.options())) {}
+      channel_(comm.channel(comm.options())),
+      out_(bytes),
+      in_(bytes) {}
 
-LinkProbe::~LinkProbe() {
-  if (pending_.empty()) return;
-  channel_->abort("training ended with a link probe in flight");
-  for (auto& m : pending_) {
-    try {
-      m->work.wait();
-    } catch (const std::exception&) {
-    }
+double LinkProbe::time_link(OpContext& ctx, int peer) {
+  std::uint64_t hello = 0, back = 0;
+  ctx.sendrecv(Buffer{&hello, 1, DType::kInt64}, peer, Buffer{&back, 1, DType::kInt64}, peer);
+  const auto bytes = static_cast<std::int64_t>(bytes_);
+  double fastest = 0;
+  for (int repeat = 0; repeat < kRepeats; ++repeat) {
+    const Clock::time_point start = Clock::now();
+    spin_sendrecv(ctx, Buffer{out_.data(), bytes, DType::kUInt8},
+                  Buffer{in_.data(), bytes, DType::kUInt8}, peer);
+    const double took = std::chrono::duration<double>(Clock::now() - start).count();
+    fastest = repeat == 0 ? took : std::min(fastest, took);
   }
+  return fastest;
 }
 
-void LinkProbe::measure(OpContext& ctx, Measurement& m) const {
-  std::uint64_t hello = 0, back = 0;
-  const auto bytes = static_cast<std::int64_t>(bytes_);
-  for (int k = 0; k < rounds(world_); ++k) {
-    const int p = partner(rank_, k, world_);
-    if (p < 0) continue;
-    // The handshake first: the timed exchange starts with both ends there.
-    ctx.sendrecv(Buffer{&hello, 1, DType::kInt64}, p, Buffer{&back, 1, DType::kInt64}, p);
-    // The fastest of a few: a rank descheduled in one exchange (more ranks than cores) says
-    // nothing about the link, a slow link slows every one.
-    double fastest = 0;
-    for (int repeat = 0; repeat < kRepeats; ++repeat) {
-      const Clock::time_point start = Clock::now();
-      ctx.sendrecv(Buffer{m.out.data(), bytes, DType::kUInt8}, p,
-                   Buffer{m.in.data(), bytes, DType::kUInt8}, p);
-      const double took = std::chrono::duration<double>(Clock::now() - start).count();
-      fastest = repeat == 0 ? took : std::min(fastest, took);
+// One pair at a time: the first rank of each pair hands the turn to the ranks of the next, and
+// the first rank of the last pair to every rank, so that no other exchange competes with the
+// pair being timed for the host's cores, and waiting ranks sleep.
+std::vector<double> LinkProbe::measure(OpContext& ctx) {
+  std::vector<double> row(static_cast<std::size_t>(world_), 0.0);
+  // Every rank has finished its step: none still computes beside the first pairs.
+  barrier(ctx);
+  const std::vector<std::pair<int, int>> pairs = schedule(world_);
+  for (std::size_t j = 0; j <= pairs.size(); ++j) {
+    const bool end = j == pairs.size();
+    const auto [a, b] = end ? std::pair<int, int>{-1, -1} : pairs[j];
+    const bool mine = rank_ == a || rank_ == b;
+    if (one_pair_at_a_time_ && j > 0) {
+      const int previous = pairs[j - 1].first;
+      if (rank_ == previous) {
+        for (int next = 0; next < world_; ++next) {
+          if (next != previous && (end || next == a || next == b)) pass_turn(ctx, next);
+        }
+      } else if (end || mine) {
+        await_turn(ctx, previous);
+      }
     }
-    m.row[static_cast<std::size_t>(p)] = fastest;
+    if (mine) {
+      const int peer = rank_ == a ? b : a;
+      row[static_cast<std::size_t>(peer)] = time_link(ctx, peer);
+    }
   }
-  const std::int64_t P = world_;
-  allgatherv(ctx, Buffer{m.row.data(), P, DType::kFloat64},
-             Buffer{m.times.data(), P * P, DType::kFloat64},
-             std::vector<std::int64_t>(static_cast<std::size_t>(P), P));
+  return row;
+}
+
+void LinkProbe::pass_turn(OpContext& ctx, int to) {
+  std::uint64_t turn = 0;
+  auto sent = ctx.send(&turn, sizeof turn, to);
+  ctx.wait(*sent);
+}
+
+// Polls with short sleeps, not with the spins and yields of an operation's wait: the pair being
+// timed needs the cores.
+void LinkProbe::await_turn(OpContext& ctx, int from) {
+  std::uint64_t turn = 0;
+  auto received = ctx.recv(&turn, sizeof turn, from);
+  ctx.waiting_for(from);
+  while (!received->test()) {
+    const std::atomic<bool>* aborted = ctx.aborted();
+    if (Clock::now() >= ctx.deadline() || (aborted && aborted->load(std::memory_order_relaxed))) {
+      ctx.fail_wait(str_cat("its turn in the link probe from rank ", from));
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
 }
 
 std::vector<double> LinkProbe::link_times(const std::vector<double>& times, int world) {
@@ -100,6 +164,11 @@ std::vector<double> LinkProbe::link_ratios(const std::vector<double>& link) {
 void LinkProbe::judge(const std::vector<double>& times) {
   current_.reset();
   history_.push_back(link_times(times, world_));
+  if (rank_ == 0 && spdlog::should_log(spdlog::level::debug)) {
+    std::string us;
+    for (double t : history_.back()) us += fmt::format(" {:.0f}", t * 1e6);
+    spdlog::debug("link probe: link times (us; 0-1, 0-2, ..., then 1-2, ...):{}", us);
+  }
   if (static_cast<int>(history_.size()) > window_) history_.pop_front();
   if (static_cast<int>(history_.size()) < window_) return;
   std::vector<double> fastest = history_.front();
@@ -119,28 +188,19 @@ void LinkProbe::judge(const std::vector<double>& times) {
 
 std::optional<SlowLinkReport> LinkProbe::probe() {
   if (world_ < 3) return current_;
-  while (!pending_.empty() && pending_.front()->work.is_completed()) {
-    pending_.front()->work.wait();  // rethrows a failed measurement: its peers are gone
-    judge(pending_.front()->times);
-    pending_.pop_front();
-  }
-  const auto P = static_cast<std::size_t>(world_);
-  auto m = std::make_unique<Measurement>();
-  m->row.assign(P, 0.0);
-  m->times.assign(P * P, 0.0);
-  m->out.assign(bytes_, 0);
-  m->in.assign(bytes_, 0);
-  Measurement* raw = m.get();
-  m->work =
-      channel_->submit({"link_probe", "pairwise", static_cast<std::int64_t>(bytes_), DType::kUInt8},
-                       [this, raw](OpContext& ctx) { measure(ctx, *raw); });
-  pending_.push_back(std::move(m));
+  const auto P = static_cast<std::int64_t>(world_);
+  std::vector<double> times(static_cast<std::size_t>(P * P), 0.0);
+  channel_
+      ->submit({"link_probe", "pairwise", static_cast<std::int64_t>(bytes_), DType::kUInt8},
+               [&](OpContext& ctx) {
+                 std::vector<double> row = measure(ctx);
+                 allgatherv(ctx, Buffer{row.data(), P, DType::kFloat64},
+                            Buffer{times.data(), P * P, DType::kFloat64},
+                            std::vector<std::int64_t>(static_cast<std::size_t>(P), P));
+               })
+      .wait();
+  judge(times);
   return current_;
-}
-
-void LinkProbe::finish() {
-  for (auto& m : pending_) m->work.wait();
-  pending_.clear();
 }
 
 }  // namespace braid

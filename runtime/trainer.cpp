@@ -192,6 +192,16 @@ std::vector<std::string> host_names(Communicator& comm) {
   return hosts;
 }
 
+// Collective (one small allreduce): whether some host runs more ranks than it has cores, where
+// a link probe's pairs must take turns (LinkProbe).
+bool crowded(Communicator& comm, const std::vector<std::string>& hosts, int rank) {
+  const auto here = std::count(hosts.begin(), hosts.end(), hosts[static_cast<std::size_t>(rank)]);
+  const auto cores = static_cast<std::int64_t>(std::thread::hardware_concurrency());
+  std::int64_t over = cores > 0 && here > cores ? 1 : 0;
+  comm.allreduce(Buffer{&over, 1, DType::kInt64}, ReduceOp::kMax, "rhd").wait();
+  return over != 0;
+}
+
 // The loop and its periodic activities; one object per run so each phase is a small method.
 class Trainer {
  public:
@@ -301,13 +311,16 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
   FlightFile identity;
   identity.rank = rank_;
   identity.world = P_;
-  identity.hosts = host_names(*comm_);
-  identity.host = identity.hosts[static_cast<std::size_t>(rank_)];
+  const std::vector<std::string> hosts = host_names(*comm_);
+  identity.hosts = hosts;
+  identity.host = hosts[static_cast<std::size_t>(rank_)];
   identity.pid = getpid();
   identity.ranks_per_node = static_cast<int>(config_.runtime.ranks_per_node);
   watch_ = std::make_unique<FlightWatch>(recorder_, std::move(identity),
                                          flight_file_path(run_dir_, rank_));
-  if (config_.runtime.link_probe_every > 0 && P_ >= 3) links_ = std::make_unique<LinkProbe>(*comm_);
+  if (config_.runtime.link_probe_every > 0 && P_ >= 3) {
+    links_ = std::make_unique<LinkProbe>(*comm_, crowded(*comm_, hosts, rank_));
+  }
   DataParallelOptions options = data_parallel_options(config_);
   options.device = device_;
   // The strategy counts steps; schedules by epoch (DGC's warm-up) need this run's epoch length.
@@ -728,11 +741,11 @@ TrainSummary Trainer::run_loop() {
     }
     if (const int signal = agree_after_step()) return finish_interrupted(signal);
     crash_.check(start_);
+    step_seconds_.push_back(seconds_since(step_start_));
+    if (step_seconds_.size() > kStallWindowSteps) step_seconds_.pop_front();
     if (links_ && position_.step % config_.runtime.link_probe_every == 0) {
       note_slow_link(links_->probe());
     }
-    step_seconds_.push_back(seconds_since(step_start_));
-    if (step_seconds_.size() > kStallWindowSteps) step_seconds_.pop_front();
     watch_stalls(true);
     if (every(config_.train.eval_every) && position_.step < total_steps_) log_evaluation();
     // The last step's checkpoint is written by finish(), after the final evaluation, so the
@@ -741,7 +754,6 @@ TrainSummary Trainer::run_loop() {
   }
   wait_stops();
   watch_stalls(false);
-  if (links_) links_->finish();
   return finish(seconds_since(start_));
 }
 
@@ -749,7 +761,6 @@ TrainSummary Trainer::run_loop() {
 // continued by running the same command again.
 TrainSummary Trainer::finish_interrupted(int signal) {
   wait_stops();
-  if (links_) links_->finish();
   watch_stalls(false);
   watch_->dump(str_cat("interrupted by signal ", signal));
   if (window_steps_ > 0) log_training();

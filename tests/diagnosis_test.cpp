@@ -10,11 +10,13 @@
 #include <random>
 #include <set>
 
+#include "collectives/transport_slow_link.h"
 #include "common/error.h"
 #include "runtime/doctor.h"
 #include "runtime/flight_file.h"
 #include "runtime/link_probe.h"
 #include "runtime/straggler_detector.h"
+#include "spawn_ranks.h"
 
 namespace braid {
 namespace {
@@ -83,6 +85,65 @@ TEST(LinkProbe, TheTournamentMeetsEveryPairOnce) {
       }
     }
     EXPECT_EQ(met.size(), static_cast<std::size_t>(world * (world - 1) / 2)) << world;
+  }
+}
+
+// The order the probe takes the pairs in, one at a time or a round at a time: every pair once,
+// round by round, each rank at most once per round.
+TEST(LinkProbe, TheScheduleTakesEveryPairOnceRoundByRound) {
+  for (int world = 2; world <= 9; ++world) {
+    const auto pairs = LinkProbe::schedule(world);
+    const std::set<std::pair<int, int>> unique(pairs.begin(), pairs.end());
+    EXPECT_EQ(unique.size(), pairs.size()) << world;
+    EXPECT_EQ(pairs.size(), static_cast<std::size_t>(world * (world - 1) / 2)) << world;
+    std::size_t j = 0;
+    for (int k = 0; k < LinkProbe::rounds(world); ++k) {
+      std::set<int> busy;
+      for (int i = 0; i < world; ++i) {
+        const int p = LinkProbe::partner(i, k, world);
+        if (p <= i) continue;
+        ASSERT_LT(j, pairs.size());
+        EXPECT_EQ(pairs[j++], std::make_pair(i, p)) << world << " ranks, round " << k;
+        EXPECT_TRUE(busy.insert(i).second && busy.insert(p).second);
+      }
+    }
+  }
+}
+
+// Thread ranks, one link delayed 3 ms per message (an exchange of 64 KB between threads takes
+// microseconds): every rank names that link at the third probe, when the window is full, and
+// not before; pairs taking turns (any rank count) or a round at a time (3 ranks: one pair and a
+// bye per round, so no more spinning threads than a loaded 2-core machine runs).
+TEST(LinkProbe, EveryRankNamesTheSlowLinkAtTheThirdProbe) {
+  struct Case {
+    int world;
+    bool one_pair_at_a_time;
+    std::pair<int, int> slow;
+  };
+  for (const Case& c : {Case{3, false, {0, 2}}, Case{3, true, {1, 2}}, Case{4, true, {1, 2}},
+                        Case{5, true, {0, 4}}}) {
+    SlowLinks links;
+    links.pairs = {c.slow};
+    links.delay = std::chrono::milliseconds(3);
+    auto transports = ThreadTransport::create_world(c.world);
+    for (auto& t : transports) t = std::make_shared<SlowLinkTransport>(t, links);
+    std::vector<std::vector<std::optional<SlowLinkReport>>> seen(c.world);
+    testing::spawn_ranks(
+        c.world,
+        [&](Communicator& comm) {
+          LinkProbe probe(comm, c.one_pair_at_a_time);
+          for (int i = 0; i < 3; ++i) seen[comm.rank()].push_back(probe.probe());
+        },
+        {}, transports);
+    for (int r = 0; r < c.world; ++r) {
+      SCOPED_TRACE(::testing::Message() << c.world << " ranks, turns " << c.one_pair_at_a_time
+                                        << ", rank " << r);
+      EXPECT_FALSE(seen[r][0]);
+      EXPECT_FALSE(seen[r][1]);
+      ASSERT_TRUE(seen[r][2]);
+      EXPECT_EQ(std::make_pair(seen[r][2]->a, seen[r][2]->b), c.slow);
+      EXPECT_GT(seen[r][2]->ratio, 3.0);
+    }
   }
 }
 

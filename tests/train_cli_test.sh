@@ -184,6 +184,9 @@ slow_link)
   grep -q "slow link: rank 1 <-> rank 2" "$work/slow.log" || fail "no slow link line: $(cat "$work/slow.log")"
   grep '"loss"' "$work/slow/metrics.jsonl" | tail -1 | grep -q '"slow_link":{"ranks":\[1,2\]' ||
     fail "the last training line names no slow link: $(tail -1 "$work/slow/metrics.jsonl")"
+  # The probes of steps 5, 10 and 15 fill the window: named by step 20 (the issue's goal).
+  grep '"step":20,' "$work/slow/metrics.jsonl" | grep -q '"slow_link":{"ranks":\[1,2\]' ||
+    fail "not named by step 20: $(grep '"step":20,' "$work/slow/metrics.jsonl")"
   ! grep -q "slow link: rank [0-9] <-> rank [0-9]" <(grep -v "rank 1 <-> rank 2" "$work/slow.log") ||
     fail "another link named: $(grep 'slow link' "$work/slow.log")"
   ;;
