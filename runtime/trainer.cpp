@@ -32,6 +32,7 @@
 #include "runtime/global_parameters.h"
 #include "runtime/initial_weights.h"
 #include "runtime/interrupt.h"
+#include "runtime/cpu_wait.h"
 #include "runtime/link_probe.h"
 #include "runtime/metrics.h"
 #include "runtime/model_export.h"
@@ -193,7 +194,8 @@ std::vector<std::string> host_names(Communicator& comm) {
 }
 
 // Collective (one small allreduce): whether some host runs more ranks than it has cores, where
-// a link probe's pairs must take turns (LinkProbe).
+// a link probe's pairs must take turns (LinkProbe) and compute times leave out the waits for a
+// core (runtime/cpu_wait.h).
 bool crowded(Communicator& comm, const std::vector<std::string>& hosts, int rank) {
   const auto here = std::count(hosts.begin(), hosts.end(), hosts[static_cast<std::size_t>(rank)]);
   const auto cores = static_cast<std::int64_t>(std::thread::hardware_concurrency());
@@ -271,6 +273,7 @@ class Trainer {
   std::optional<StragglerReport> straggler_;  // flagged now (on every rank alike)
   std::optional<SlowLinkReport> slow_link_;   // named now
   double compute_s_ = 0;                      // this step's forward and backward passes
+  bool crowded_ = false;                      // some host runs more ranks than it has cores
   std::deque<double> step_seconds_;           // recent steps, for the stall threshold
   SteadyClock::time_point step_start_ = start_;
   void wait_stops();
@@ -318,8 +321,9 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
   identity.ranks_per_node = static_cast<int>(config_.runtime.ranks_per_node);
   watch_ = std::make_unique<FlightWatch>(recorder_, std::move(identity),
                                          flight_file_path(run_dir_, rank_));
+  crowded_ = crowded(*comm_, hosts, rank_);
   if (config_.runtime.link_probe_every > 0 && P_ >= 3) {
-    links_ = std::make_unique<LinkProbe>(*comm_, crowded(*comm_, hosts, rank_));
+    links_ = std::make_unique<LinkProbe>(*comm_, crowded_);
   }
   DataParallelOptions options = data_parallel_options(config_);
   options.device = device_;
@@ -423,6 +427,8 @@ void Trainer::step() {
   // A straggler that already holds this step's result (gradient coding) skips computing it.
   const std::size_t parts = strategy.wants_gradients() ? assignment.partitions.size() : 0;
   const SteadyClock::time_point compute_start = SteadyClock::now();
+  const std::optional<std::int64_t> queued_before =
+      crowded_ ? run_queue_wait_ns() : std::optional<std::int64_t>{};
   // A strategy that cuts the global batch into pieces of its own computes each in one pass.
   const int micro = assignment.pieces > 0 ? 1 : accumulate_;
   for (std::size_t k = 0; k < parts; ++k) {
@@ -433,7 +439,9 @@ void Trainer::step() {
     }
   }
   if (parts > 0) inject_.after_compute(position_.step, seconds_since(compute_start));
-  compute_s_ = seconds_since(compute_start);
+  // On a crowded host the time this rank waited for a core the other ranks held is the
+  // scheduler's, not this rank's (runtime/cpu_wait.h).
+  compute_s_ = seconds_since(compute_start) - run_queue_seconds_since(queued_before);
   strategy.set_step_loss(loss_value);
   {
     trace::Scope scope("strategy step", "compute");

@@ -2,6 +2,9 @@
 // and read back, and `braid doctor`'s verdict on flight records shaped like the failures it
 // must tell apart (a dead rank, a rank that never joined, a late rank, a clean run).
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -9,9 +12,11 @@
 #include <fstream>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "collectives/transport_slow_link.h"
 #include "common/error.h"
+#include "runtime/cpu_wait.h"
 #include "runtime/doctor.h"
 #include "runtime/flight_file.h"
 #include "runtime/link_probe.h"
@@ -86,6 +91,43 @@ TEST(LinkProbe, TheTournamentMeetsEveryPairOnce) {
     }
     EXPECT_EQ(met.size(), static_cast<std::size_t>(world * (world - 1) / 2)) << world;
   }
+}
+
+double thread_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+// Two threads pinned to one CPU, each computing for 50 ms of CPU time: 100 ms of work on one
+// core, so they wait on its run queue for at least 50 ms between them. Control: a thread that
+// sleeps 50 ms is not waiting for a CPU (at most its wake-up is).
+TEST(CpuWait, CountsTheTimeAThreadWaitsForACoreAndNotItsSleep) {
+  if (!run_queue_wait_ns()) GTEST_SKIP() << "the kernel publishes no run-queue wait here";
+  cpu_set_t mine;
+  ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof mine, &mine), 0);
+  int cpu = 0;
+  while (!CPU_ISSET(cpu, &mine)) ++cpu;
+  double waited[2] = {0, 0};
+  auto busy = [&](int i) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+    const auto before = run_queue_wait_ns();
+    const double start = thread_cpu_seconds();
+    while (thread_cpu_seconds() - start < 0.05) {
+    }
+    waited[i] = run_queue_seconds_since(before);
+  };
+  std::thread a(busy, 0), b(busy, 1);
+  a.join();
+  b.join();
+  EXPECT_GE(waited[0] + waited[1], 0.045) << waited[0] << " + " << waited[1];
+
+  const auto before = run_queue_wait_ns();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_LT(run_queue_seconds_since(before), 0.025);
 }
 
 // The order the probe takes the pairs in, one at a time or a round at a time: every pair once,
