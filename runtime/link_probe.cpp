@@ -135,6 +135,16 @@ void LinkProbe::await_turn(OpContext& ctx, int from) {
   }
 }
 
+void LinkProbe::check_times(const std::vector<double>& times, int world) {
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    if (!(times[i] >= 0 && times[i] < 3600)) {
+      throw CommError(str_cat("link probe: rank ", i / static_cast<std::size_t>(world),
+                              " reported a time of ", times[i], " s for its link to rank ",
+                              i % static_cast<std::size_t>(world), " (a corrupt message)"));
+    }
+  }
+}
+
 std::vector<double> LinkProbe::link_times(const std::vector<double>& times, int world) {
   std::vector<double> link;
   for (int a = 0; a < world; ++a) {
@@ -199,6 +209,7 @@ std::optional<SlowLinkReport> LinkProbe::probe() {
                             std::vector<std::int64_t>(static_cast<std::size_t>(P), P));
                })
       .wait();
+  check_times(times, world_);
   judge(times);
   return current_;
 }

@@ -49,6 +49,9 @@ class LinkProbe {
   // returns the slow link named now, if any.
   std::optional<SlowLinkReport> probe();
 
+  // Pure: a CommError naming the rank whose row of times (seconds) holds a value that is not
+  // finite, negative, or an hour or more: a peer's message is not trusted.
+  static void check_times(const std::vector<double>& times, int world);
   // Pure: each link's time (a < b, in order: the slower of its two ends' measurements) from a
   // P x P matrix of times (row r: rank r's exchange times, seconds).
   static std::vector<double> link_times(const std::vector<double>& times, int world);

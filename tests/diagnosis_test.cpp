@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -178,13 +179,27 @@ TEST(LinkProbe, EveryRankNamesTheSlowLinkAtTheThirdProbe) {
         },
         {}, transports);
     for (int r = 0; r < c.world; ++r) {
-      SCOPED_TRACE(::testing::Message() << c.world << " ranks, turns " << c.one_pair_at_a_time
-                                        << ", rank " << r);
+      SCOPED_TRACE(::testing::Message()
+                   << c.world << " ranks, turns " << c.one_pair_at_a_time << ", rank " << r);
       EXPECT_FALSE(seen[r][0]);
       EXPECT_FALSE(seen[r][1]);
       ASSERT_TRUE(seen[r][2]);
       EXPECT_EQ(std::make_pair(seen[r][2]->a, seen[r][2]->b), c.slow);
       EXPECT_GT(seen[r][2]->ratio, 3.0);
+    }
+  }
+}
+
+TEST(LinkProbe, ACorruptTimeNamesItsRank) {
+  std::vector<double> times(9, 0.001);
+  EXPECT_NO_THROW(LinkProbe::check_times(times, 3));
+  for (double bad : {-1.0, std::nan(""), 1e300}) {
+    times[5] = bad;  // rank 1's link to rank 2
+    try {
+      LinkProbe::check_times(times, 3);
+      ADD_FAILURE() << bad << " accepted";
+    } catch (const CommError& e) {
+      EXPECT_NE(std::string(e.what()).find("rank 1 reported"), std::string::npos) << e.what();
     }
   }
 }
