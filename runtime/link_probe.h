@@ -1,8 +1,9 @@
 // LinkProbe: finds a link between two ranks that is several times slower than the others (the
 // C4 paper's communication matrix), while training. Every `runtime.link_probe_every` steps the
-// ranks stop between two steps and time exchanges of 64 KB (the fastest of 3) with every other
-// rank, pair by pair in the P - 1 rounds of a round-robin tournament (every rank busy with one
-// partner per round, so no link is measured while it shares its ends with another), after a
+// ranks stop between two steps and time exchanges of 64 KB (the fastest of 5) with every other
+// rank, pair by pair in the rounds of a round-robin tournament (P - 1, or P when P is odd, one
+// rank resting in each; every rank busy with one partner per round, so no link is measured
+// while it shares its ends with another), after a
 // small handshake per pair so that a partner's late arrival is not counted. Every rank's row of
 // times is then allgathered, so every rank reaches the same verdict.
 //
@@ -44,6 +45,8 @@ class LinkProbe {
   // rank; for a job with more ranks on a host than the host has cores).
   explicit LinkProbe(Communicator& comm, bool one_pair_at_a_time = false,
                      std::size_t bytes = std::size_t{64} << 10, int window = 3, double factor = 3);
+  LinkProbe(const LinkProbe&) = delete;
+  LinkProbe& operator=(const LinkProbe&) = delete;
 
   // Collective and blocking: measures every link, judges the last `window` measurements and
   // returns the slow link named now, if any.

@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 #include <fmt/format.h>
+#include <sched.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -193,15 +194,24 @@ std::vector<std::string> host_names(Communicator& comm) {
   return hosts;
 }
 
-// Collective (one small allreduce): whether some host runs more ranks than it has cores, where
-// a link probe's pairs must take turns (LinkProbe) and compute times leave out the waits for a
-// core (runtime/cpu_wait.h).
-bool crowded(Communicator& comm, const std::vector<std::string>& hosts, int rank) {
+// Whether this rank's host runs more compute threads (ranks x runtime.threads) than this rank
+// may use cores (its affinity mask: a container's cpuset too), so that the ranks take the cores
+// from each other in turns.
+bool host_crowded(const std::vector<std::string>& hosts, int rank, std::int64_t threads) {
   const auto here = std::count(hosts.begin(), hosts.end(), hosts[static_cast<std::size_t>(rank)]);
-  const auto cores = static_cast<std::int64_t>(std::thread::hardware_concurrency());
-  std::int64_t over = cores > 0 && here > cores ? 1 : 0;
-  comm.allreduce(Buffer{&over, 1, DType::kInt64}, ReduceOp::kMax, "rhd").wait();
-  return over != 0;
+  cpu_set_t usable;
+  const int cores = sched_getaffinity(0, sizeof usable, &usable) == 0
+                        ? CPU_COUNT(&usable)
+                        : static_cast<int>(std::thread::hardware_concurrency());
+  return cores > 0 && here * threads > cores;
+}
+
+// Collective (one small allreduce): whether any host is crowded, where a link probe's pairs
+// must take turns (LinkProbe).
+bool any_host_crowded(Communicator& comm, bool crowded_here) {
+  std::int64_t any = crowded_here ? 1 : 0;
+  comm.allreduce(Buffer{&any, 1, DType::kInt64}, ReduceOp::kMax, "rhd").wait();
+  return any != 0;
 }
 
 // The loop and its periodic activities; one object per run so each phase is a small method.
@@ -273,7 +283,7 @@ class Trainer {
   std::optional<StragglerReport> straggler_;  // flagged now (on every rank alike)
   std::optional<SlowLinkReport> slow_link_;   // named now
   double compute_s_ = 0;                      // this step's forward and backward passes
-  bool crowded_ = false;                      // some host runs more ranks than it has cores
+  bool crowded_ = false;                      // this rank's host: more threads than cores
   std::deque<double> step_seconds_;           // recent steps, for the stall threshold
   SteadyClock::time_point step_start_ = start_;
   void wait_stops();
@@ -321,9 +331,9 @@ Trainer::Trainer(const World& world, const Config& config, PreparedRun prepared)
   identity.ranks_per_node = static_cast<int>(config_.runtime.ranks_per_node);
   watch_ = std::make_unique<FlightWatch>(recorder_, std::move(identity),
                                          flight_file_path(run_dir_, rank_));
-  crowded_ = crowded(*comm_, hosts, rank_);
+  crowded_ = host_crowded(hosts, rank_, config_.runtime.threads);
   if (config_.runtime.link_probe_every > 0 && P_ >= 3) {
-    links_ = std::make_unique<LinkProbe>(*comm_, crowded_);
+    links_ = std::make_unique<LinkProbe>(*comm_, any_host_crowded(*comm_, crowded_));
   }
   DataParallelOptions options = data_parallel_options(config_);
   options.device = device_;
@@ -440,8 +450,10 @@ void Trainer::step() {
   }
   if (parts > 0) inject_.after_compute(position_.step, seconds_since(compute_start));
   // On a crowded host the time this rank waited for a core the other ranks held is the
-  // scheduler's, not this rank's (runtime/cpu_wait.h).
-  compute_s_ = seconds_since(compute_start) - run_queue_seconds_since(queued_before);
+  // scheduler's, not this rank's (runtime/cpu_wait.h). The wait is read before the clock, so
+  // that a wait after the clock's reading cannot be taken off.
+  const double queued = run_queue_seconds_since(queued_before);
+  compute_s_ = std::max(0.0, seconds_since(compute_start) - queued);
   strategy.set_step_loss(loss_value);
   {
     trace::Scope scope("strategy step", "compute");

@@ -7,10 +7,12 @@
 #include <time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <set>
 #include <thread>
@@ -100,31 +102,48 @@ double thread_cpu_seconds() {
   return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
 
-// Two threads pinned to one CPU, each computing for 50 ms of CPU time: 100 ms of work on one
-// core, so they wait on its run queue for at least 50 ms between them. Control: a thread that
-// sleeps 50 ms is not waiting for a CPU (at most its wake-up is).
+double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Two threads pinned to one CPU, computing for 20 and 80 ms of CPU time: 100 ms of work on one
+// core, so they wait on its run queue between them for at least the shorter one's work, and
+// neither waits longer than its wall time less its CPU time (which a reading of the wrong field,
+// the time on a CPU, would break for the longer one). Control: a thread that sleeps 50 ms is not
+// waiting for a CPU (at most its wake-up is).
 TEST(CpuWait, CountsTheTimeAThreadWaitsForACoreAndNotItsSleep) {
   if (!run_queue_wait_ns()) GTEST_SKIP() << "the kernel publishes no run-queue wait here";
   cpu_set_t mine;
   ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof mine, &mine), 0);
   int cpu = 0;
   while (!CPU_ISSET(cpu, &mine)) ++cpu;
-  double waited[2] = {0, 0};
-  auto busy = [&](int i) {
+  struct Run {
+    double work, waited = 0, wall = 0, cpu = 0;
+    bool pinned = false;
+  };
+  Run runs[2] = {{0.02}, {0.08}};
+  auto busy = [&](Run& run) {
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
-    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+    run.pinned = pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
     const auto before = run_queue_wait_ns();
-    const double start = thread_cpu_seconds();
-    while (thread_cpu_seconds() - start < 0.05) {
+    const double wall = wall_seconds(), start = thread_cpu_seconds();
+    while (thread_cpu_seconds() - start < run.work) {
     }
-    waited[i] = run_queue_seconds_since(before);
+    run.waited = run_queue_seconds_since(before);
+    run.cpu = thread_cpu_seconds() - start;
+    run.wall = wall_seconds() - wall;
   };
-  std::thread a(busy, 0), b(busy, 1);
+  std::thread a(busy, std::ref(runs[0])), b(busy, std::ref(runs[1]));
   a.join();
   b.join();
-  EXPECT_GE(waited[0] + waited[1], 0.045) << waited[0] << " + " << waited[1];
+  ASSERT_TRUE(runs[0].pinned && runs[1].pinned);
+  EXPECT_GE(runs[0].waited + runs[1].waited, 0.015) << runs[0].waited << " + " << runs[1].waited;
+  for (const Run& run : runs) {
+    EXPECT_LE(run.waited, run.wall - run.cpu + 0.002)
+        << "waited " << run.waited << " s of " << run.wall << " s, computing " << run.cpu << " s";
+  }
 
   const auto before = run_queue_wait_ns();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
