@@ -188,6 +188,9 @@ TEST(SharedMemory, ProgressCountsWithinAPhase) {
                   ASSERT_TRUE(shm.barrier(ctx.deadline(), ctx.aborted(), &late));
                   seen[1 + me] =
                       shm.progress(0);  // a new phase: rank 0's 3 reads as 0 on both ranks
+                  // Both have read it before rank 0 shows more (once raced under TSan: rank 1
+                  // read the next advance).
+                  ASSERT_TRUE(shm.barrier(ctx.deadline(), ctx.aborted(), &late));
                   show_and_see(1, 3);
                   ASSERT_TRUE(shm.barrier(ctx.deadline(), ctx.aborted(), &late));
                 })
