@@ -111,14 +111,19 @@ run_methods configs/fashion_mnist_cnn.yaml test_accuracy "${common[@]}"
 # (momentum 0; momentum does not change the work) also run TIMING_STEPS (default 150) steps
 # without evaluations, alternating ABBA over REPEATS (default 3; 0 skips) pairs, on the same trace.
 # Their medians and per-pair ratios decide the 15% expectation.
+# paired_timing PREFIX REPLAY: the REPEATS pairs, ABBA, with the settings in `timing`.
+paired_timing() {
+  local r pair
+  for ((r = 1; r <= ${REPEATS:-3}; r++)); do
+    pair=("$1${r}_gradient_coding|$gc $2 --set optimizer.momentum=0"
+          "$1${r}_m_sgc|$sgc --set coding.scheme=m_sgc $2 --set optimizer.momentum=0")
+    if ((r % 2)); then methods=("${pair[@]}"); else methods=("${pair[1]}" "${pair[0]}"); fi
+    run_methods configs/fashion_mnist_cnn.yaml test_accuracy "${timing[@]}"
+  done
+}
 timing=(--set train.max_steps="${TIMING_STEPS:-150}" --set data.batch_size=60
         --set train.eval_every="${TIMING_STEPS:-150}" --set train.log_every=50)
-for ((r = 1; r <= ${REPEATS:-3}; r++)); do
-  pair=("timing${r}_gradient_coding|$gc $replay --set optimizer.momentum=0"
-        "timing${r}_m_sgc|$sgc --set coding.scheme=m_sgc $replay --set optimizer.momentum=0")
-  if ((r % 2)); then methods=("${pair[@]}"); else methods=("${pair[1]}" "${pair[0]}"); fi
-  run_methods configs/fashion_mnist_cnn.yaml test_accuracy "${timing[@]}"
-done
+paired_timing timing "$replay"
 
 # The same pairs where compute dominates: batch BIG_BATCH (default 300; 0 skips) per rank, 5x
 # the samples per byte sent, on a trace of its own whose delay is DELAY_FACTOR x this batch's
@@ -135,13 +140,7 @@ if ((big > 0)); then
     --burst "$trace_burst" --window "$trace_window" --lambda "$trace_lambda" \
     --delay-ms "$delay_big" --seed "$seed" --start-probability "$start_p" --exclude-ranks 0 \
     -o "$work/trace_big.csv"
-  replay_big="--set inject.trace=$work/trace_big.csv"
-  for ((r = 1; r <= ${REPEATS:-3}; r++)); do
-    pair=("timingbig${r}_gradient_coding|$gc $replay_big --set optimizer.momentum=0"
-          "timingbig${r}_m_sgc|$sgc --set coding.scheme=m_sgc $replay_big --set optimizer.momentum=0")
-    if ((r % 2)); then methods=("${pair[@]}"); else methods=("${pair[1]}" "${pair[0]}"); fi
-    run_methods configs/fashion_mnist_cnn.yaml test_accuracy "${timing[@]}"
-  done
+  paired_timing timingbig "--set inject.trace=$work/trace_big.csv"
 fi
 
 full="NP=$np STEPS=$steps EVAL_EVERY=$eval_every TARGET=$target SEED=$seed START_P=$start_p"
