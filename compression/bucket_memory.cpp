@@ -12,7 +12,8 @@ std::unique_ptr<BucketMemory> make_bucket_memory(const CompressionOptions& optio
                                                  int ranks, double clip_norm) {
   const ErrorFeedbackKind kind = parse_error_feedback(error_feedback);
   if (options.name != "dgc") {
-    auto feedback = std::make_unique<ErrorFeedback>(kind, eta);
+    auto feedback =
+        std::make_unique<ErrorFeedback>(kind, eta, parse_estimate_init(options.estimate_init));
     if (!options.momentum_correction) return feedback;
     return std::make_unique<MomentumCorrection>(options.dgc.momentum, std::move(feedback));
   }

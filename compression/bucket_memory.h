@@ -3,6 +3,7 @@
 // momentum correction (dgc_memory.h) stand. Per bucket and step a CompressedExchange calls
 //   input = prepare(bucket, g)          what to compress, from the local tensor g
 //   BucketExchange::run(input)          -> mean over ranks, and delta: what this rank delivered
+//                                          (where starts_dense(): a dense mean, delta = input)
 //   commit(bucket, g, input, delta)     learn what was delivered
 //   finish(bucket, mean)                the mean becomes the optimizer's input, in place
 // Between prepare() and commit() no other call for the bucket may come. Not thread-safe: one
@@ -32,6 +33,9 @@ class BucketMemory {
   virtual void commit(int bucket, const at::Tensor& gradient, const at::Tensor& input,
                       const at::Tensor& delta) = 0;
   virtual void finish(int bucket, at::Tensor& mean_of_decoded) = 0;
+  // Whether the exchange must send this bucket's input uncompressed this time (and commit it
+  // as its own delta): EF21's and EControl's first step, where h_i starts at the gradient.
+  virtual bool starts_dense(int bucket) const { return false; }
 
   // The tensors packed in `bucket`, before its first prepare() (dgc treats its dense tensors
   // apart); the others ignore it.

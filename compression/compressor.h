@@ -52,6 +52,10 @@ struct CompressionOptions {
   std::string scale = "tensor";  // sign: one scale per tensor or per 512-element chunk
   // How gathered (non-summable) payloads travel: auto | gather | two_phase (bucket_exchange.h).
   std::string exchange = "auto";
+  // ef21, econtrol: where each rank's gradient estimate h_i starts (estimate_init_names()):
+  // gradient (the papers' h_i = g_i at the first step, which goes out uncompressed) or
+  // compressed (h_i = C(g_i), so that econtrol with eta 0 is EF21 from a compressed start).
+  std::string estimate_init = "gradient";
   DgcOptions dgc;
 };
 

@@ -33,7 +33,20 @@ ErrorFeedbackKind parse_error_feedback(const std::string& name) {
                             "' (valid: ", join(error_feedback_names()), ")"));
 }
 
-ErrorFeedback::ErrorFeedback(ErrorFeedbackKind kind, double eta) : kind_(kind), eta_(eta) {
+const std::vector<std::string>& estimate_init_names() {
+  static const std::vector<std::string> names = {"gradient", "compressed"};
+  return names;
+}
+
+EstimateInit parse_estimate_init(const std::string& name) {
+  if (name == "gradient") return EstimateInit::kGradient;
+  if (name == "compressed") return EstimateInit::kCompressed;
+  throw ConfigError(str_cat("compression.estimate_init: unknown start '", name,
+                            "' (valid: ", join(estimate_init_names()), ")"));
+}
+
+ErrorFeedback::ErrorFeedback(ErrorFeedbackKind kind, double eta, EstimateInit init)
+    : kind_(kind), eta_(eta), init_(init) {
   if (!(std::isfinite(eta) && eta >= 0)) {
     throw ConfigError(str_cat("compression.eta: ", eta, " must be finite and >= 0"));
   }
@@ -50,6 +63,10 @@ ErrorFeedback::BucketState& ErrorFeedback::bucket_state(int bucket, const at::Te
       state.error.numel() == like.numel() && state.error.scalar_type() == like.scalar_type(),
       "error feedback: bucket ", bucket, " changed shape or dtype");
   return state;
+}
+
+bool ErrorFeedback::starts_dense(int bucket) const {
+  return init_ == EstimateInit::kGradient && needs_exact_mean() && buckets_.count(bucket) == 0;
 }
 
 at::Tensor ErrorFeedback::prepare(int bucket, const at::Tensor& gradient) {

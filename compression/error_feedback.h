@@ -11,11 +11,17 @@
 // Delta is the payload decoded on this rank exactly as the receivers decode it, so the state
 // here and the state the other ranks imply stay in step.
 //
-// Initial state: e = 0, h_i = 0, h = 0, and step 0 is an ordinary step. For EF21 that makes
-// h_i after step 0 equal C(g^0), the paper's compressed initialisation. For EControl the same
-// holds for h_i, and e keeps g^0 - C(g^0) instead of being dropped: nothing of g^0 is lost, the
-// telescoping invariant sum_t g_t - sum_t h_{i,t+1} = e_T holds from step 0 (as
-// algorithms_checks.py computes it), and eta = 0 reproduces EF21 exactly.
+// Initial state: e = 0, h_i = 0, h = 0. Where h_i starts (EstimateInit) is up to the exchange:
+//  - gradient (the papers' h_i^0 = g_i^0): while a bucket has no state, starts_dense() asks the
+//    exchange to send prepare()'s input (g itself, as h_i = e = 0) uncompressed and to commit it
+//    as delta, so after step 0 h_i = g^0, e = 0 and the update is the dense mean of g^0. At
+//    top-k 1% a compressed start leaves h far below g for the first hundred steps.
+//  - compressed: step 0 is an ordinary step. For EF21 that makes h_i after step 0 equal C(g^0),
+//    EF21's compressed initialisation. For EControl the same holds for h_i, and e keeps
+//    g^0 - C(g^0) instead of being dropped, so eta = 0 reproduces EF21 exactly.
+// Either way nothing of g^0 is lost: the telescoping invariant sum_t g_t - sum_t h_{i,t+1} = e_T
+// holds from step 0 (as algorithms_checks.py computes it). encode() always compresses: it is
+// the single-payload form, for callers that do not honour starts_dense().
 //
 // State tensors have the bucket's dtype and live on the CPU; state() and load_state() name them
 // "<bucket>.error", "<bucket>.estimate" (h_i) and "<bucket>.mean_estimate" (h). Not thread-safe:
@@ -36,18 +42,29 @@
 namespace braid {
 
 enum class ErrorFeedbackKind { kNone, kEf, kEf21, kEControl };
+enum class EstimateInit { kGradient, kCompressed };
 
 // none, ef, ef21, econtrol.
 const std::vector<std::string>& error_feedback_names();
 // Throws ConfigError naming compression.error_feedback and the valid names.
 ErrorFeedbackKind parse_error_feedback(const std::string& name);
+// gradient, compressed.
+const std::vector<std::string>& estimate_init_names();
+// Throws ConfigError naming compression.estimate_init and the valid names.
+EstimateInit parse_estimate_init(const std::string& name);
 
 class ErrorFeedback : public BucketMemory {
  public:
   // eta: EControl's feedback strength (ignored by the others); ConfigError naming
-  // compression.eta unless it is finite and >= 0.
-  explicit ErrorFeedback(ErrorFeedbackKind kind, double eta = 0.0);
+  // compression.eta unless it is finite and >= 0. init: where h_i starts (ef21, econtrol).
+  explicit ErrorFeedback(ErrorFeedbackKind kind, double eta = 0.0,
+                         EstimateInit init = EstimateInit::kGradient);
   ErrorFeedbackKind kind() const { return kind_; }
+
+  // Whether `bucket`'s next exchange must go out uncompressed: ef21 and econtrol with the
+  // gradient initialisation, before the bucket has state (its first step, also after a
+  // skipped first step or a restore without it).
+  bool starts_dense(int bucket) const override;
 
   // The two halves of encode() for exchanges that are not one payload (two-phase, PowerSGD):
   // prepare() returns what to compress (for none, `gradient` itself); once the exchange knows
@@ -86,6 +103,7 @@ class ErrorFeedback : public BucketMemory {
 
   ErrorFeedbackKind kind_;
   double eta_;
+  EstimateInit init_;
   std::map<int, BucketState> buckets_;
 };
 

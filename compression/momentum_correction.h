@@ -33,6 +33,7 @@ class MomentumCorrection : public BucketMemory {
   void finish(int bucket, at::Tensor& mean_of_decoded) override {
     inner_->finish(bucket, mean_of_decoded);
   }
+  bool starts_dense(int bucket) const override { return inner_->starts_dense(bucket); }
 
   void set_layout(int bucket, const BucketLayout& layout) override {
     inner_->set_layout(bucket, layout);

@@ -113,6 +113,7 @@ void for_each_key(C& c, Visit&& visit) {
   visit("compression", "bits", c.compression.bits, {});
   visit("compression", "error_feedback", c.compression.error_feedback, error_feedback_names());
   visit("compression", "eta", c.compression.eta, {});
+  visit("compression", "estimate_init", c.compression.estimate_init, estimate_init_names());
   visit("compression", "rank", c.compression.rank, {});
   visit("compression", "scale", c.compression.scale, sign_scale_names());
   visit("compression", "exchange", c.compression.exchange, exchange_path_names());

@@ -88,6 +88,8 @@ struct CompressionConfig {
   bool momentum_masking = true;         // dgc: clear the momentum where the velocity was sent
   std::int64_t warmup_epochs = 4;       // dgc: epochs of exponentially rising sparsity
   std::int64_t dense_steps = 0;         // the first steps exchange uncompressed (allreduce)
+  // ef21, econtrol: where h_i starts, gradient (step 0 sent whole) | compressed (C(g))
+  std::string estimate_init = "gradient";
 };
 
 // outer: the local-update strategies (local_sgd, diloco, streaming_diloco, co2).

@@ -21,6 +21,7 @@ DataParallelOptions data_parallel_options(const Config& config) {
   o.compression.compression.rank = static_cast<int>(config.compression.rank);
   o.compression.compression.scale = config.compression.scale;
   o.compression.compression.exchange = config.compression.exchange;
+  o.compression.compression.estimate_init = config.compression.estimate_init;
   o.compression.error_feedback = config.compression.error_feedback;
   o.compression.eta = config.compression.eta;
   o.compression.dense_steps = config.compression.dense_steps;

@@ -441,16 +441,29 @@ TEST(ErrorFeedback, EfSentPlusResidualIsGradientPlusOldResidualExactly) {
   }
 }
 
+// One step of one worker as CompressedExchange takes it: whole where starts_dense().
+at::Tensor one_worker_step(ErrorFeedback& ef, Compressor& c, int bucket, const at::Tensor& g,
+                           int step) {
+  at::Tensor update;
+  if (ef.starts_dense(bucket)) {
+    at::Tensor input = ef.prepare(bucket, g);
+    ef.commit(bucket, g, input, input);
+    update = input.clone();
+  } else {
+    PayloadContext context{bucket, step, 0};
+    update = decode(c, ef.encode(bucket, g, c, context), g, context);
+  }
+  ef.finish(bucket, update);
+  return update;
+}
+
 // One worker: the update is h after the step. Returns (sum_t g_t - sum_t h_{t+1}, e_T).
 std::pair<at::Tensor, at::Tensor> econtrol_run(ErrorFeedback& ef, Compressor& c, int steps,
                                                std::vector<at::Tensor>* updates = nullptr) {
   at::Tensor gap = at::zeros({6}, at::kDouble);
   for (int t = 0; t < steps; ++t) {
     at::Tensor g = random_vector(6, at::kDouble, 100 + t);
-    PayloadContext context{2, t, 0};
-    Bytes payload = ef.encode(2, g, c, context);
-    at::Tensor update = decode(c, payload, g, context);
-    ef.finish(2, update);
+    at::Tensor update = one_worker_step(ef, c, 2, g, t);
     gap += g - update;
     if (updates) updates->push_back(update);
   }
@@ -459,10 +472,42 @@ std::pair<at::Tensor, at::Tensor> econtrol_run(ErrorFeedback& ef, Compressor& c,
 
 TEST(ErrorFeedback, EControlTelescopes) {
   auto c = make("topk", 2.0 / 6);  // top-2 of 6, as algorithms_checks.py
-  ErrorFeedback ef(ErrorFeedbackKind::kEControl, 0.3);
-  auto [gap, error] = econtrol_run(ef, *c, 50);
-  EXPECT_LT((gap - error).abs().max().item<double>(), 1e-12 * (1 + gap.abs().max().item<double>()));
-  EXPECT_GT(error.abs().max().item<double>(), 0.0);  // the invariant is not vacuous
+  for (auto init : {EstimateInit::kGradient, EstimateInit::kCompressed}) {
+    ErrorFeedback ef(ErrorFeedbackKind::kEControl, 0.3, init);
+    auto [gap, error] = econtrol_run(ef, *c, 50);
+    EXPECT_LT((gap - error).abs().max().item<double>(),
+              1e-12 * (1 + gap.abs().max().item<double>()));
+    EXPECT_GT(error.abs().max().item<double>(), 0.0);  // the invariant is not vacuous
+  }
+}
+
+// The papers' start (compression.estimate_init: gradient): a bucket's first exchange goes out
+// whole, which leaves h_i = g^0 and e = 0; the later ones compress.
+TEST(ErrorFeedback, TheGradientStartSendsABucketsFirstStepWhole) {
+  auto c = make("topk", 2.0 / 6);
+  for (auto kind : {ErrorFeedbackKind::kEf21, ErrorFeedbackKind::kEControl}) {
+    ErrorFeedback ef(kind, 0.3);
+    ASSERT_TRUE(ef.starts_dense(2));
+    at::Tensor g = random_vector(6, at::kDouble, 100);
+    EXPECT_TRUE(at::equal(one_worker_step(ef, *c, 2, g, 0), g));
+    for (const auto& [name, tensor] : ef.state()) {
+      const bool error = name == "2.error";
+      EXPECT_TRUE(at::equal(tensor, error ? at::zeros_like(g) : g)) << name;
+    }
+    EXPECT_FALSE(ef.starts_dense(2));
+    EXPECT_TRUE(ef.starts_dense(3));  // per bucket
+    at::Tensor next = random_vector(6, at::kDouble, 101);
+    EXPECT_FALSE(at::equal(one_worker_step(ef, *c, 2, next, 1), next));  // compressed again
+    ef.load_state({});  // a restore without the bucket starts it afresh
+    EXPECT_TRUE(ef.starts_dense(2));
+  }
+  // Controls: EF keeps no estimate, and the compressed start compresses step 0 too.
+  EXPECT_FALSE(ErrorFeedback(ErrorFeedbackKind::kEf).starts_dense(2));
+  ErrorFeedback compressed(ErrorFeedbackKind::kEControl, 0.3, EstimateInit::kCompressed);
+  EXPECT_FALSE(compressed.starts_dense(2));
+  at::Tensor g = random_vector(6, at::kDouble, 100);
+  EXPECT_FALSE(at::equal(one_worker_step(compressed, *c, 2, g, 0), g));
+  EXPECT_THROW(parse_estimate_init("zero"), ConfigError);
 }
 
 TEST(ErrorFeedback, EControlWithEtaZeroIsEf21AndIdentityIsSgd) {

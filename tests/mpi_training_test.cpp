@@ -234,6 +234,39 @@ TEST(NegativeControl, TopkTenPercentLeavesTheTrajectory) {
   EXPECT_GT(max_relative_difference(*model, *reference), 1e3 * kTrajectoryTolerance);
 }
 
+// EF21 and EControl start from h_i = g_i (compression.estimate_init: gradient): each bucket's
+// first exchange goes out whole, so their first step of top-k 10% is a step of dense SGD, and
+// the second is compressed again. Controls: the compressed start leaves the trajectory at
+// once, and so does the second step.
+TEST(EstimateInit, TheFirstStepOfEf21AndEControlIsDense) {
+  const std::int64_t global_batch = world->size() * kBatch;
+  for (int steps : {1, 2}) {
+    auto reference = seeded_model("mlp", torch::kFloat64);
+    DataPlan whole(fashion().train.size(), 0, 1, global_batch, 7);
+    train_steps(*reference, whole, steps, nullptr);
+    for (const char* feedback : {"ef21", "econtrol"}) {
+      for (const char* init : {"gradient", "compressed"}) {
+        DataParallelOptions options = options_for("ring");
+        options.compression.compression.name = "topk";
+        options.compression.compression.ratio = 0.1;
+        options.compression.compression.estimate_init = init;
+        options.compression.error_feedback = feedback;
+        auto model = seeded_model("mlp", torch::kFloat64);
+        DataParallel dp(*world, named_parameters(*model), options);
+        DataPlan mine(fashion().train.size(), world->rank(), world->size(), kBatch, 7);
+        train_steps(*model, mine, steps, &dp);
+        const double difference = max_relative_difference(*model, *reference);
+        if (steps == 1 && std::string(init) == "gradient") {
+          EXPECT_LT(difference, kTrajectoryTolerance) << feedback;
+        } else {
+          EXPECT_GT(difference, 1e3 * kTrajectoryTolerance)
+              << feedback << " " << init << " " << steps;
+        }
+      }
+    }
+  }
+}
+
 // ---- Deep Gradient Compression (compression/dgc_memory.h; unit tests in dgc_test.cpp) --------
 // DGC keeping every element (ratio 1, no clipping) with momentum factor masking off is momentum
 // SGD with dense averaging: every rank sends its whole v = u, and mean_r (m u_r + g_r) is the
