@@ -30,7 +30,7 @@ methods=(
   "sign-ef-chunk|--set compression.name=sign --set compression.error_feedback=ef --set compression.scale=chunk"
   "sign-ef-no-mc|--set compression.name=sign --set compression.error_feedback=ef --set compression.momentum_correction=false"
   "powersgd-r2-ef|--set compression.name=powersgd --set compression.rank=2 --set compression.error_feedback=ef"
-  "topk-1%-econtrol-mc|--set compression.name=topk --set compression.ratio=0.01 --set compression.error_feedback=econtrol --set compression.eta=0.02 --set compression.momentum_correction=true"
+  "topk-1%-econtrol-mc|--set compression.name=topk --set compression.ratio=0.01 --set compression.error_feedback=econtrol --set compression.momentum_correction=true"
   "sign-ef-sgd|--set compression.name=sign --set compression.error_feedback=ef --set optimizer.momentum=0 --set optimizer.lr=0.5"
   "topk-1%-ef-sgd|--set compression.name=topk --set compression.ratio=0.01 --set compression.error_feedback=ef --set optimizer.momentum=0 --set optimizer.lr=0.5"
 )

@@ -10,6 +10,7 @@ np=${NP:-4}
 flags=(--oversubscribe)
 [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
 work=${WORK:-$(mktemp -d)}
+mkdir -p "$work"
 names=()
 
 run_methods() {

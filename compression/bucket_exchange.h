@@ -13,7 +13,7 @@
 //    P-1. The second compression loses information: with error feedback (ef) each owner keeps
 //    a residual of its chunk ("server" error feedback), so what the owner drops is sent later,
 //    as on the workers, but measured accuracy still suffers (bench/results/compression.md: top-k
-//    1% with EF on the cnn at 4 ranks, 2.1 points below dense gathered, 4.7 in two phases), so
+//    1% with EF on the cnn at 4 ranks, 3.0 points below dense gathered, 13.9 in two phases), so
 //    `auto` takes it only where the gather would send as many bytes as a dense ring allreduce,
 //    i.e. where compressing would otherwise have stopped paying;
 //  - powersgd: a rank-r approximation of each matrix of the bucket by two dependent
