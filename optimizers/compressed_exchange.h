@@ -50,7 +50,8 @@ struct CompressedExchangeOptions {
   bool restore_on_skip = false;  // above: train.nonfinite is skip
   // The allreduce strategy's first dense_steps steps average the buckets uncompressed (a plain
   // allreduce; no residual builds up), as PyTorch's powerSGD_hook does before
-  // start_powerSGD_iter; compression starts at step dense_steps.
+  // start_powerSGD_iter; compression starts at step dense_steps (for ef21 and econtrol with
+  // the gradient start, the step after: step dense_steps is their dense start).
   std::int64_t dense_steps = 0;
 };
 
@@ -96,7 +97,10 @@ class CompressedExchange {
   std::shared_ptr<Communicator> comm_;
   std::unique_ptr<BucketMemory> memory_;
   std::unique_ptr<BucketExchange> path_;
-  std::unique_ptr<Allreduce> ring_;  // for the slots, on the comm thread
+  // For the slots and for a memory's dense start (starts_dense()), on the comm thread. Every
+  // rank takes the dense start for the same bucket and step: it depends only on whether the
+  // bucket has state, which every rank creates, restores and loads at the same steps.
+  std::unique_ptr<Allreduce> ring_;
   std::atomic<std::uint64_t> bytes_dense_{0};
   const int buckets_;
   const bool restore_on_skip_;

@@ -37,7 +37,7 @@ std::string data_parallel_option(const std::string& config_key) {
       {"outer.momentum", "outer.optimizer.momentum"},
   };
   if (auto it = fields.find(config_key); it != fields.end()) return it->second;
-  for (const char* key : {"name", "ratio", "bits", "rank", "exchange"}) {
+  for (const char* key : {"name", "ratio", "bits", "rank", "scale", "exchange", "estimate_init"}) {
     if (config_key == std::string("compression.") + key) return "compression." + config_key;
   }
   for (const char* key : {"byzantine", "trim", "krum_m", "clip_radius", "clip_iterations",

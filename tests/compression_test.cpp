@@ -490,6 +490,7 @@ TEST(ErrorFeedback, TheGradientStartSendsABucketsFirstStepWhole) {
     ASSERT_TRUE(ef.starts_dense(2));
     at::Tensor g = random_vector(6, at::kDouble, 100);
     EXPECT_TRUE(at::equal(one_worker_step(ef, *c, 2, g, 0), g));
+    ASSERT_EQ(ef.state().size(), 3u);
     for (const auto& [name, tensor] : ef.state()) {
       const bool error = name == "2.error";
       EXPECT_TRUE(at::equal(tensor, error ? at::zeros_like(g) : g)) << name;

@@ -1,6 +1,6 @@
 // Tier 1: threads as ranks. train.nonfinite (optimizers/nonfinite_guard.h): one rank injects a
-// NaN into one gradient at step 5, for every strategy and every compressor it takes, under both
-// policies:
+// NaN into one gradient at step 5 (at step 0 for ef21 and econtrol, whose first exchange is a
+// dense start), for every strategy and every compressor it takes, under both policies:
 //  - error: every rank raises NonFiniteError naming the rank, the parameter and step 5;
 //  - skip: the run goes on with finite parameters, and the skip is counted. Synchronous
 //    strategies skip the step on every rank with parameters and strategy state (residuals,
@@ -33,6 +33,7 @@ constexpr const char* kParameter = "0.weight";
 struct Case {
   std::string strategy, compressor, feedback = "none";
   bool onebit_adam = false;  // 1-bit Adam, compressing (exchanging for itself) from step 2
+  int inject = kInject;      // the step whose gradient gets the NaN
 };
 
 std::string name_of(const Case& c, const std::string& policy) {
@@ -59,6 +60,9 @@ std::vector<Case> cases() {
       all.push_back({local, name, lossy ? "ef" : "none"});
   }
   all.push_back({"allreduce", "none", "ef21"});  // error feedback without a compressor
+  // A skipped dense start (compression.estimate_init: gradient) must start again next step.
+  for (const char* feedback : {"ef21", "econtrol"})
+    all.push_back({"allreduce", "topk", feedback, false, /*inject=*/0});
   all.push_back({"streaming_diloco", "none", "none"});
   all.back().compressor = "none-bf16-wire";
   all.push_back({"gradient_coding", "none"});
@@ -154,7 +158,7 @@ void backward(torch::nn::Sequential& model, SyncStrategy& strategy, int step, in
   }
 }
 
-// Trains kSteps steps; rank injecting_rank(c) puts a NaN into kParameter's gradient at kInject.
+// Trains kSteps steps; rank injecting_rank(c) puts a NaN into kParameter's gradient at c.inject.
 Outcome train(Communicator& comm, const Case& c, const std::string& policy) {
   std::shared_ptr<Communicator> shared(&comm, [](Communicator*) {});
   torch::nn::Sequential model = make_model();
@@ -164,7 +168,7 @@ Outcome train(Communicator& comm, const Case& c, const std::string& policy) {
   // Registered before the strategy's hooks, so theirs see the NaN (allreduce sends buckets
   // from its hooks, during backward).
   parameter(named, kParameter).register_hook([&](const at::Tensor& grad) {
-    if (!injects || step != kInject) return grad;
+    if (!injects || step != c.inject) return grad;
     at::Tensor bad = grad.clone();
     bad.view(-1)[0] = std::numeric_limits<float>::quiet_NaN();
     return bad;
@@ -192,7 +196,7 @@ Outcome train(Communicator& comm, const Case& c, const std::string& policy) {
   std::vector<at::Tensor> params_before;
   NamedTensors state_before;
   for (; step < kSteps; ++step) {
-    if (step == kInject) {
+    if (step == c.inject) {
       params_before = copies(model->parameters());
       if (synchronous(c.strategy)) state_before = learned_state(dp.strategy());
       optimizer_before = onebit_state();
@@ -206,7 +210,7 @@ Outcome train(Communicator& comm, const Case& c, const std::string& policy) {
       out.message = e.what();
       break;
     }
-    if (step != kInject) continue;
+    if (step != c.inject) continue;
     const bool params_kept = equal(copies(model->parameters()), params_before);
     if (synchronous(c.strategy)) {
       out.untouched = params_kept && equal(learned_state(dp.strategy()), state_before) &&
@@ -233,11 +237,11 @@ TEST(NonFinite, ErrorStopsEveryRankNamingRankParameterAndStep) {
     const std::vector<Outcome> outcomes = run(c, "error");
     const std::string expected = "non-finite gradient on rank " +
                                  std::to_string(injecting_rank(c)) + ": parameter '" + kParameter +
-                                 "' at step " + std::to_string(kInject);
+                                 "' at step " + std::to_string(c.inject);
     for (int r = 0; r < kRanks; ++r) {
       const Outcome& o = outcomes[r];
-      EXPECT_GE(o.failed_at, kInject) << what << " rank " << r;
-      if (synchronous(c.strategy)) EXPECT_EQ(o.failed_at, kInject) << what << " rank " << r;
+      EXPECT_GE(o.failed_at, c.inject) << what << " rank " << r;
+      if (synchronous(c.strategy)) EXPECT_EQ(o.failed_at, c.inject) << what << " rank " << r;
       EXPECT_NE(o.message.find(expected), std::string::npos)
           << what << " rank " << r << ": '" << o.message << "'";
       EXPECT_EQ(o.message, outcomes[0].message) << what << ": one message on every rank";

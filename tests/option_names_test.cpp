@@ -11,6 +11,8 @@ TEST(OptionNames, ConfigKeysMapToTheirFields) {
   EXPECT_EQ(data_parallel_option("sync.overlap"), "overlap");
   EXPECT_EQ(data_parallel_option("compression.ratio"), "compression.compression.ratio");
   EXPECT_EQ(data_parallel_option("compression.error_feedback"), "compression.error_feedback");
+  EXPECT_EQ(data_parallel_option("compression.estimate_init"),
+            "compression.compression.estimate_init");
   EXPECT_EQ(data_parallel_option("outer.lr"), "outer.optimizer.lr");
   EXPECT_EQ(data_parallel_option("outer.fragments"), "outer.fragments");
   EXPECT_EQ(data_parallel_option("coding.stragglers"), "coding_stragglers");
