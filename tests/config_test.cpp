@@ -105,6 +105,11 @@ TEST(StrategyOptions, CombinationsKnownToDivergeAreWarnedAbout) {
   o.compression.error_feedback = "ef21";
   ASSERT_EQ(strategy_option_warnings(o).size(), 1u);
   EXPECT_NE(strategy_option_warnings(o)[0].find("known to diverge"), std::string::npos);
+  o.compression.error_feedback = "ef";
+  ASSERT_EQ(strategy_option_warnings(o).size(), 1u);
+  o.compression.error_feedback = "none";  // control: randomk without error feedback trains
+  EXPECT_TRUE(strategy_option_warnings(o).empty());
+  o.compression.error_feedback = "ef21";
   o.compression.compression.name = "topk";  // control: topk with ef21 trains
   EXPECT_TRUE(strategy_option_warnings(o).empty());
   o.strategy = "diloco";

@@ -405,6 +405,26 @@ TEST(MomentumCorrection, ErrorFeedbackActsOnTheAccumulatedMomentum) {
                CheckpointError);
 }
 
+// On by default where it is measured to turn chance accuracy into training (sign with ef, top-k
+// with any error feedback) under momentum SGD; an explicit value is kept.
+TEST(MomentumCorrection, OnByDefaultWhereErrorFeedbackMeetsMomentum) {
+  const auto corrected = [](const std::string& name, const std::string& feedback,
+                            const std::string& extra = "") {
+    return parse_config(str_cat("compression:\n  name: ", name, "\n  error_feedback: ", feedback,
+                                "\n", extra),
+                        {}, "x")
+        .compression.momentum_correction;
+  };
+  for (const char* feedback : {"ef", "ef21", "econtrol"}) EXPECT_TRUE(corrected("topk", feedback));
+  EXPECT_TRUE(corrected("sign", "ef"));
+  // Controls: where it does not help, where there is no momentum, and where the file says no.
+  EXPECT_FALSE(corrected("sign", "econtrol"));
+  EXPECT_FALSE(corrected("topk", "none"));
+  EXPECT_FALSE(corrected("randomk", "ef"));
+  EXPECT_FALSE(corrected("topk", "econtrol", "optimizer:\n  momentum: 0\n"));
+  EXPECT_FALSE(corrected("topk", "econtrol", "  momentum_correction: false\n"));
+}
+
 TEST(MomentumCorrection, ConfigRefusesWhatItCannotRunNamingTheKey) {
   const std::string mc = "compression:\n  name: sign\n  momentum_correction: true\n";
   EXPECT_NO_THROW(parse_config(mc + "  error_feedback: ef\n", {}, "x"));
