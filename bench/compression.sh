@@ -5,8 +5,9 @@
 # SGD momentum 0.9 with lr 0.05 after 100 linear warm-up steps, then cosine decay (as the DGC
 # paper warms up the learning rate; without it sign with error feedback diverges). At 4 ranks the compressors that cannot be summed (qsgd, topk, sign) are gathered
 # (compression.exchange: auto); topk-1%-ef-two-phase forces the two-phase compressed allreduce
-# to show its trade. sign and topk with error feedback under momentum SGD accumulate the momentum
-# before compressing by default (compression.momentum_correction); the -no-mc rows turn that off
+# to show its trade. sign with ef, and topk with ef, ef21 or econtrol, under momentum SGD
+# accumulate the momentum before compressing by default (compression.momentum_correction); the
+# -no-mc rows turn that off
 # (sign then diverges: error feedback's delayed mass times the momentum's 1/(1 - m)). The -sgd
 # rows are the error-feedback papers' own recipe (EF-signSGD: plain SGD, momentum 0) at the dense
 # run's effective step lr / (1 - m) = 0.5, compared with the same dense row (plain dense SGD at lr

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # What top-k needs to come within 1.5 points of dense in bench/compression.sh's recipe
-# (Fashion-MNIST cnn, np=4, 2 epochs, SGD momentum 0.9 with momentum correction, lr 0.05 after
+# (Fashion-MNIST cnn, np=4, EPOCHS epochs, SGD momentum 0.9 with momentum correction, lr 0.05 after
 # 100 warm-up steps, cosine decay): the kept ratio swept for error feedback (ef) and EControl
 # (econtrol, eta ETA, default 0.001), each over SEEDS (default "1 2 3", run.seed: initial
 # weights, data order, sampling), with dense run at the same seeds in the same script. EControl
 # at 1% is run with both starts of its estimate (compression.estimate_init gradient, the
 # default, and compressed). RATIOS (default "0.01 0.02 0.05 0.1") sets the sweep; a run that
-# diverges is reported as such. EPOCHS (default 2) sets the training length. Writes OUT.md (mean
+# diverges is reported as such. EPOCHS (default 2) sets the training length (run names do not
+# carry it: give each EPOCHS its own WORK when SKIP_DONE=1 reuses runs). Writes OUT.md (mean
 # and range over seeds, points against dense's mean) and OUT.png (points below dense against the
 # ratio), OUT defaulting to bench/results/topk_ratio.
 set -euo pipefail

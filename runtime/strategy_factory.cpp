@@ -133,9 +133,11 @@ std::vector<std::string> strategy_option_warnings(const DataParallelOptions& o) 
                      "with a lower optimizer.lr");
   }
   if (name == "sign" && (feedback == "econtrol" || feedback == "ef21")) {
-    known_to_diverge(
-        str_cat("compression.name sign with error_feedback ", feedback),
-        "prefer error_feedback ef with sign, or lower compression.eta and optimizer.lr");
+    known_to_diverge(str_cat("compression.name sign with error_feedback ", feedback),
+                     feedback == "econtrol"
+                         ? "prefer error_feedback ef with sign, or lower compression.eta and "
+                           "optimizer.lr"
+                         : "prefer error_feedback ef with sign, or lower optimizer.lr");
   }
   if (o.strategy == "diloco" && name == "topk" && feedback == "ef") {
     known_to_diverge("sync.strategy diloco with topk and error_feedback ef",

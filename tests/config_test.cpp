@@ -105,8 +105,18 @@ TEST(StrategyOptions, CombinationsKnownToDivergeAreWarnedAbout) {
   o.compression.error_feedback = "ef21";
   ASSERT_EQ(strategy_option_warnings(o).size(), 1u);
   EXPECT_NE(strategy_option_warnings(o)[0].find("known to diverge"), std::string::npos);
-  o.compression.error_feedback = "ef";
-  ASSERT_EQ(strategy_option_warnings(o).size(), 1u);
+  for (const char* feedback : {"ef", "econtrol"}) {
+    o.compression.error_feedback = feedback;
+    EXPECT_EQ(strategy_option_warnings(o).size(), 1u) << feedback;
+  }
+  o.compression.compression.name = "sign";
+  for (const char* feedback : {"ef21", "econtrol"}) {
+    o.compression.error_feedback = feedback;
+    EXPECT_EQ(strategy_option_warnings(o).size(), 1u) << feedback;
+  }
+  o.compression.error_feedback = "ef";  // control: sign with ef trains
+  EXPECT_TRUE(strategy_option_warnings(o).empty());
+  o.compression.compression.name = "randomk";
   o.compression.error_feedback = "none";  // control: randomk without error feedback trains
   EXPECT_TRUE(strategy_option_warnings(o).empty());
   o.compression.error_feedback = "ef21";
